@@ -1,0 +1,192 @@
+"""Command-line interface: parse, call one library function, print or write files.
+
+Bad input (a malformed scenario, an unknown kind, NaN or negative costs...) prints one line
+``error: FIELD: message`` on standard error and exits with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from datamarket import __version__
+from datamarket.core.errors import DatamarketError
+
+app = typer.Typer(
+    name="datamarket",
+    help="Data markets: truthful payments, Shapley revenue division, envy-free pricing, exact ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv).")]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", min=0, help="Override the seed of every random stream.")
+]
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the exit-2 exception to raise."""
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _read_scenario(path: Path, seed: int | None) -> Any:
+    from datamarket.scenarios import parse_scenario
+
+    if not path.is_file():
+        raise fail(f"scenario: no such file {str(path)!r}")
+    fmt = "json" if path.suffix.lower() == ".json" else "toml"
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"scenario: cannot read {str(path)!r}: {exc}") from None
+    try:
+        return parse_scenario(text, fmt, seed=seed)
+    except DatamarketError as exc:
+        raise fail(str(exc)) from None
+
+
+def _print_result(result: Any) -> None:
+    """Rich tables: the scenario's tables and its audits."""
+    console.print(f"[bold]{result.kind}[/bold] (seed {result.seed})")
+    for title, rows in result.tables.items():
+        console.print(_rich_table(title, rows))
+    if result.audits:
+        console.print(_rich_table("audits", [a.to_dict() for a in result.audits.values()]))
+
+
+def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, show_lines=False)
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(k for k in r if k not in cols)
+    for c in cols:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in (r.get(c, "") for c in cols)))
+    return table
+
+
+@app.command()
+def version() -> None:
+    """Print the package version."""
+    console.print(__version__)
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (.toml or .json).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Write a report directory.")] = None,
+    seed: SeedOpt = None,
+    verbose: Verbose = 0,
+) -> None:
+    """Run a scenario file and print its outcome and audits."""
+    from datamarket.experiments._report import write_scenario_report
+    from datamarket.scenarios import run_scenario
+
+    _setup_logging(verbose)
+    config = _read_scenario(scenario, seed)
+    try:
+        result = run_scenario(config)
+    except DatamarketError as exc:
+        raise fail(str(exc)) from None
+    if out is not None:
+        write_scenario_report(result, out, scenario.stem)
+    if json_out:
+        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    else:
+        _print_result(result)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Report directory.")] = Path("demo-report"),
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every random stream.")] = 0,
+    verbose: Verbose = 0,
+) -> None:
+    """The main job: run a small complete market of each family and write a report directory."""
+    from datamarket.experiments import available_experiments, reproduce
+    from datamarket.experiments._report import markdown_table, write_scenario_report
+    from datamarket.scenarios import available_kinds, default_config, run_scenario
+
+    _setup_logging(verbose)
+    t0 = time.perf_counter()
+    summary: list[dict[str, Any]] = []
+    for kind in available_kinds():
+        t = time.perf_counter()
+        console.print(f"[bold]== {kind}[/bold]")
+        result = run_scenario(default_config(kind, seed=seed))
+        write_scenario_report(result, out, kind)
+        _print_result(result)
+        figs: list[Path] = []
+        if kind in available_experiments():
+            from datamarket.experiments import figures
+
+            names = [f.name for f in figures(kind) if f.in_demo]
+            if names:
+                figs = [
+                    p
+                    for p in reproduce(kind, out / "figures", quick=True, seed=seed, only=names)
+                    if p.suffix == ".png"
+                ]
+        failed = [a.property.value for a in result.audits.values() if not a.holds]
+        summary.append(
+            {
+                "kind": kind,
+                "audits_failed": ", ".join(failed) or "none",
+                "figures": len(figs),
+                "seconds": round(time.perf_counter() - t, 2),
+            }
+        )
+    (out / "README.md").write_text("# datamarket demo report\n\n" + markdown_table(summary) + "\n")
+    console.print(_rich_table("demo summary", summary))
+    console.print(f"report written to {out}/ in {time.perf_counter() - t0:.1f} s")
+
+
+@app.command(name="reproduce")
+def reproduce_cmd(
+    kind: Annotated[str, typer.Argument(help="Paper family (e.g. broker, collaborative).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("reproduce-out"),
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes (for tests).")] = False,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every random stream.")] = 0,
+    verbose: Verbose = 0,
+) -> None:
+    """Regenerate a paper's figures (PNG) with the data behind them (CSV, JSON)."""
+    from datamarket.experiments import reproduce
+
+    _setup_logging(verbose)
+    try:
+        paths = reproduce(
+            kind, out, quick=quick, seed=seed, progress=lambda s: console.print(f"computing {s}")
+        )
+    except DatamarketError as exc:
+        raise fail(str(exc)) from None
+    for p in paths:
+        console.print(str(p))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

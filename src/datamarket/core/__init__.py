@@ -1,0 +1,62 @@
+"""Core domain types, randomness helpers and property audits (numpy only; no I/O)."""
+
+from datamarket.core.audits import (
+    AuditResult,
+    ICProbe,
+    ICReport,
+    MechanismInfo,
+    Property,
+    Sample,
+    audit_budget_balance,
+    audit_declared,
+    audit_envy_free,
+    audit_incentive_compatibility,
+    audit_ir_buyers,
+    audit_ir_sellers,
+    audit_outcome,
+    sweep_misreports,
+)
+from datamarket.core.errors import DatamarketError, InfeasibleError, InvalidMarketError
+from datamarket.core.random import Seed, make_rng, spawn_generators, spawn_seeds
+from datamarket.core.types import (
+    Buyer,
+    Dataset,
+    Offers,
+    Outcome,
+    Role,
+    Seller,
+    finite_array,
+    json_safe,
+)
+
+__all__ = [
+    "AuditResult",
+    "Buyer",
+    "DatamarketError",
+    "Dataset",
+    "ICProbe",
+    "ICReport",
+    "InfeasibleError",
+    "InvalidMarketError",
+    "MechanismInfo",
+    "Offers",
+    "Outcome",
+    "Property",
+    "Role",
+    "Sample",
+    "Seed",
+    "Seller",
+    "audit_budget_balance",
+    "audit_declared",
+    "audit_envy_free",
+    "audit_incentive_compatibility",
+    "audit_ir_buyers",
+    "audit_ir_sellers",
+    "audit_outcome",
+    "finite_array",
+    "json_safe",
+    "make_rng",
+    "spawn_generators",
+    "spawn_seeds",
+    "sweep_misreports",
+]

@@ -1,0 +1,231 @@
+"""Property audits over outcomes, and mechanisms' declared guarantees.
+
+The five papers check the same handful of properties (their abbreviations in brackets):
+
+* individual rationality of buyers (IRB, paper 003) and of sellers (IRC / seller IR, papers 001, 003):
+  no participant who reports truthfully ends with negative utility;
+* budget balance (BB): strong (platform take is zero) or weak (the platform never pays out of pocket);
+* envy-freeness (EFB, paper 003 Def. 2): no buyer prefers another option of the menu at its price;
+* incentive compatibility (ICC, paper 001 Def. 2, paper 003 Def. 4): no misreport improves utility.
+  Checked empirically by sweeping an agent's report over a grid (:func:`audit_incentive_compatibility`).
+
+Each audit returns an :class:`AuditResult` with the worst violation; the tolerance is explicit.
+A mechanism declares what it guarantees as :class:`MechanismInfo` metadata; the shared contract test
+(``tests/test_mechanism_contract.py``) checks every registered mechanism against its declaration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from datamarket.core.types import Outcome
+
+
+class Property(StrEnum):
+    """A property a mechanism may guarantee."""
+
+    IR_BUYER = "ir_buyer"
+    IR_SELLER = "ir_seller"
+    BUDGET_BALANCE_STRONG = "budget_balance_strong"
+    BUDGET_BALANCE_WEAK = "budget_balance_weak"
+    ENVY_FREE = "envy_free"
+    INCENTIVE_COMPATIBLE = "incentive_compatible"
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Outcome of one audit: ``holds`` and the worst violation found (0 when it holds)."""
+
+    property: Property
+    holds: bool
+    violation: float
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "property": self.property.value,
+            "holds": self.holds,
+            "violation": float(self.violation),
+            "detail": self.detail,
+        }
+
+
+def _check(prop: Property, violation: float, tol: float, detail: str) -> AuditResult:
+    v = max(0.0, float(violation))
+    return AuditResult(prop, v <= tol, v, detail if v > tol else "")
+
+
+def audit_ir_buyers(outcome: Outcome, tol: float = 1e-9) -> AuditResult:
+    """IRB: every buyer's ``value - price >= -tol``.
+
+    >>> from datamarket.core.types import Role
+    >>> o = Outcome("t", ("b",), (Role.BUYER,), prices=[2.0], values=[1.0])
+    >>> audit_ir_buyers(o).holds
+    False
+    """
+    idx = outcome.buyer_indices
+    if not idx:
+        return AuditResult(Property.IR_BUYER, True, 0.0)
+    surplus = np.asarray(outcome.values)[idx] - np.asarray(outcome.prices)[idx]
+    worst = int(np.argmin(surplus))
+    return _check(
+        Property.IR_BUYER,
+        -float(surplus[worst]),
+        tol,
+        f"buyer {outcome.participants[idx[worst]]} has surplus {surplus[worst]:.6g}",
+    )
+
+
+def audit_ir_sellers(outcome: Outcome, tol: float = 1e-9) -> AuditResult:
+    """Seller IR: every seller's ``payment - cost >= -tol``."""
+    idx = outcome.seller_indices
+    if not idx:
+        return AuditResult(Property.IR_SELLER, True, 0.0)
+    surplus = np.asarray(outcome.payments)[idx] - np.asarray(outcome.costs)[idx]
+    worst = int(np.argmin(surplus))
+    return _check(
+        Property.IR_SELLER,
+        -float(surplus[worst]),
+        tol,
+        f"seller {outcome.participants[idx[worst]]} has surplus {surplus[worst]:.6g}",
+    )
+
+
+def audit_budget_balance(outcome: Outcome, *, strong: bool = True, tol: float = 1e-9) -> AuditResult:
+    """Budget balance: strong ``|sum prices - sum payments| <= tol``; weak ``take >= -tol``."""
+    take = outcome.platform_take
+    if strong:
+        return _check(Property.BUDGET_BALANCE_STRONG, abs(take), tol, f"platform take {take:.6g} != 0")
+    return _check(Property.BUDGET_BALANCE_WEAK, -take, tol, f"platform pays {-take:.6g}")
+
+
+def audit_envy_free(outcome: Outcome, tol: float = 1e-9) -> AuditResult:
+    """EF: each buyer's surplus from its choice is at least that of every other option (and 0)."""
+    offers = outcome.offers
+    if offers is None:
+        return AuditResult(Property.ENVY_FREE, False, float("inf"), "outcome has no offers menu")
+    surplus = offers.values - offers.prices[None, :]
+    rows = np.arange(offers.values.shape[0])
+    got = np.where(offers.choice >= 0, surplus[rows, np.maximum(offers.choice, 0)], 0.0)
+    best = np.maximum(surplus.max(axis=1, initial=0.0), 0.0)
+    envy = best - got
+    worst = int(np.argmax(envy)) if envy.size else 0
+    return _check(
+        Property.ENVY_FREE,
+        float(envy[worst]) if envy.size else 0.0,
+        tol,
+        f"buyer row {worst} envies another option by {envy[worst] if envy.size else 0:.6g}",
+    )
+
+
+@dataclass(frozen=True)
+class ICProbe:
+    """One agent's utility as a function of its report, for the empirical IC audit.
+
+    ``utility(report)`` is the agent's *true* utility when it reports ``report`` and everybody else is
+    truthful; ``truth`` is its true type and ``grid`` the misreports to try.
+    """
+
+    agent: str
+    utility: Callable[[float], float]
+    truth: float
+    grid: Sequence[float]
+
+
+@dataclass(frozen=True)
+class ICReport:
+    """Best deviation found by :func:`audit_incentive_compatibility` for one agent."""
+
+    agent: str
+    truthful_utility: float
+    best_report: float
+    best_utility: float
+
+    @property
+    def gain(self) -> float:
+        return self.best_utility - self.truthful_utility
+
+
+def sweep_misreports(probe: ICProbe) -> ICReport:
+    """Evaluate ``probe.utility`` at the truth and every grid point; return the best deviation."""
+    truthful = float(probe.utility(probe.truth))
+    best_r, best_u = probe.truth, truthful
+    for r in probe.grid:
+        u = float(probe.utility(float(r)))
+        if u > best_u:
+            best_r, best_u = float(r), u
+    return ICReport(probe.agent, truthful, best_r, best_u)
+
+
+def audit_incentive_compatibility(probes: Iterable[ICProbe], tol: float = 1e-9) -> AuditResult:
+    """Empirical IC: the largest gain any agent obtains by misreporting on its grid."""
+    reports = [sweep_misreports(p) for p in probes]
+    if not reports:
+        return AuditResult(Property.INCENTIVE_COMPATIBLE, True, 0.0)
+    worst = max(reports, key=lambda r: r.gain)
+    return _check(
+        Property.INCENTIVE_COMPATIBLE,
+        worst.gain,
+        tol,
+        f"{worst.agent} gains {worst.gain:.6g} by reporting {worst.best_report:.6g}",
+    )
+
+
+def audit_outcome(outcome: Outcome, tol: float = 1e-9) -> dict[str, AuditResult]:
+    """Run every outcome-level audit (EF only when the outcome carries an offers menu)."""
+    results = {
+        Property.IR_BUYER: audit_ir_buyers(outcome, tol),
+        Property.IR_SELLER: audit_ir_sellers(outcome, tol),
+        Property.BUDGET_BALANCE_STRONG: audit_budget_balance(outcome, strong=True, tol=tol),
+        Property.BUDGET_BALANCE_WEAK: audit_budget_balance(outcome, strong=False, tol=tol),
+    }
+    if outcome.offers is not None:
+        results[Property.ENVY_FREE] = audit_envy_free(outcome, tol)
+    return {k.value: v for k, v in results.items()}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A mechanism run on a generated market: its outcome and IC probes for its strategic agents."""
+
+    outcome: Outcome
+    ic_probes: tuple[ICProbe, ...] = ()
+    tol: float = 1e-9
+
+
+@dataclass(frozen=True)
+class MechanismInfo:
+    """Declared guarantees of a mechanism (STYLE practice 6).
+
+    ``sample(seed)`` runs the mechanism on a small generated market of its family; the contract test
+    audits every sample against ``guarantees``.
+    """
+
+    name: str
+    paper: str
+    guarantees: frozenset[Property]
+    sample: Callable[[int], Sample]
+    description: str = ""
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def audit_declared(info: MechanismInfo, sample: Sample) -> list[AuditResult]:
+    """Audit ``sample`` against every property ``info`` declares; returns the failures."""
+    checks: dict[Property, Callable[[], AuditResult]] = {
+        Property.IR_BUYER: lambda: audit_ir_buyers(sample.outcome, sample.tol),
+        Property.IR_SELLER: lambda: audit_ir_sellers(sample.outcome, sample.tol),
+        Property.BUDGET_BALANCE_STRONG: lambda: audit_budget_balance(
+            sample.outcome, strong=True, tol=sample.tol
+        ),
+        Property.BUDGET_BALANCE_WEAK: lambda: audit_budget_balance(
+            sample.outcome, strong=False, tol=sample.tol
+        ),
+        Property.ENVY_FREE: lambda: audit_envy_free(sample.outcome, sample.tol),
+        Property.INCENTIVE_COMPATIBLE: lambda: audit_incentive_compatibility(sample.ic_probes, sample.tol),
+    }
+    return [r for r in (checks[p]() for p in sorted(info.guarantees)) if not r.holds]

@@ -1,0 +1,1 @@
+"""Best responses, Nash and generalized Nash solvers, price of anarchy."""

@@ -1,0 +1,119 @@
+"""Figure specifications and the runner that writes data and PNGs (STYLE practice 12).
+
+An experiment module ``datamarket.experiments.<kind>`` exposes ``FIGURES``, a tuple of
+:class:`FigureSpec`. ``compute(quick, seed)`` returns tidy records (a list of flat dicts) and never
+plots; ``plot(records, axes)`` draws on the given matplotlib axes and never computes.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import logging
+import pkgutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datamarket.core.errors import DatamarketError
+from datamarket.core.types import json_safe
+
+log = logging.getLogger(__name__)
+
+Records = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure: a name (file stem), a title, a compute function and a plot function."""
+
+    name: str
+    title: str
+    compute: Callable[[bool, int], Records]
+    plot: Callable[[Records, Sequence[Any]], None]
+    panels: int = 1
+    figsize: tuple[float, float] = (6.4, 4.2)
+    in_demo: bool = False  # drawn (in quick mode) by ``datamarket demo``
+
+
+def available_experiments() -> list[str]:
+    """Kinds with an experiments module (``datamarket reproduce KIND``)."""
+    import datamarket.experiments as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+
+
+def figures(kind: str) -> tuple[FigureSpec, ...]:
+    """The figure specs of ``kind``."""
+    if kind not in available_experiments():
+        raise DatamarketError(
+            f"kind: no experiments for {kind!r} (available: {', '.join(available_experiments())})"
+        )
+    module = importlib.import_module(f"datamarket.experiments.{kind}")
+    specs: tuple[FigureSpec, ...] = module.FIGURES
+    return specs
+
+
+def write_records(records: Records, stem: Path) -> list[Path]:
+    """Write records as ``stem.csv`` (flat scalar columns) and ``stem.json``."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    json_path = stem.with_suffix(".json")
+    json_path.write_text(json.dumps(json_safe(records), indent=1))
+    csv_path = stem.with_suffix(".csv")
+    columns: list[str] = []
+    for r in records:
+        columns.extend(k for k in r if k not in columns)
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for r in records:
+            writer.writerow(
+                {k: json.dumps(json_safe(v)) if isinstance(v, list | dict) else v for k, v in r.items()}
+            )
+    return [csv_path, json_path]
+
+
+def render(spec: FigureSpec, records: Records, path: Path) -> Path:
+    """Plot ``records`` with ``spec.plot`` into a PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    w, h = spec.figsize
+    fig, axes = plt.subplots(1, spec.panels, figsize=(w * spec.panels, h), squeeze=False)
+    try:
+        spec.plot(records, list(axes[0]))
+        fig.suptitle(spec.title)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def reproduce(
+    kind: str,
+    out_dir: Path,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Compute, save and plot every figure of ``kind`` into ``out_dir/kind``; returns paths."""
+    written: list[Path] = []
+    for spec in figures(kind):
+        if only and spec.name not in only:
+            continue
+        if progress is not None:
+            progress(f"{kind}/{spec.name}")
+        log.info("computing %s/%s (quick=%s, seed=%d)", kind, spec.name, quick, seed)
+        records = spec.compute(quick, seed)
+        stem = out_dir / kind / spec.name
+        written.extend(write_records(records, stem))
+        written.append(render(spec, records, stem.with_suffix(".png")))
+    return written

@@ -1,0 +1,1 @@
+"""Learning curves, gain functions, scikit-learn model utilities and customised training."""

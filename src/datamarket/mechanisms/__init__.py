@@ -1,0 +1,24 @@
+"""Mechanisms, one module per paper family.
+
+Each module declares its mechanisms' guarantees in a module-level ``MECHANISMS`` tuple of
+:class:`~datamarket.core.MechanismInfo`; :func:`registered_mechanisms` collects them for the shared
+contract test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from datamarket.core.audits import MechanismInfo
+
+
+def registered_mechanisms() -> list[MechanismInfo]:
+    """Every ``MechanismInfo`` declared by a module of this package, in module order."""
+    found: list[MechanismInfo] = []
+    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if mod.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{mod.name}")
+        found.extend(getattr(module, "MECHANISMS", ()))
+    return found

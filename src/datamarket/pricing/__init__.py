@@ -1,0 +1,1 @@
+"""Ordered-item and envy-free pricing solvers."""

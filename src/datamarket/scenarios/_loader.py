@@ -1,0 +1,86 @@
+"""Parse, validate and dispatch scenarios to the module of their ``kind``."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import re
+import tomllib
+from types import ModuleType
+from typing import Any
+
+import pydantic
+
+from datamarket.core.errors import DatamarketError
+from datamarket.scenarios._base import ScenarioConfig, ScenarioResult
+
+
+class ScenarioError(DatamarketError):
+    """A scenario that cannot be parsed, validated or run; the message is one line."""
+
+
+def available_kinds() -> list[str]:
+    """Scenario kinds implemented by modules of :mod:`datamarket.scenarios`."""
+    import datamarket.scenarios as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+
+
+def _module(kind: Any) -> ModuleType:
+    kinds = available_kinds()
+    if not isinstance(kind, str) or not re.fullmatch(r"[a-z_]+", kind) or kind not in kinds:
+        raise ScenarioError(f"kind: unknown scenario kind {kind!r} (available: {', '.join(kinds)})")
+    return importlib.import_module(f"datamarket.scenarios.{kind}")
+
+
+def format_validation_error(exc: pydantic.ValidationError) -> str:
+    """One line naming each offending field, e.g. ``sellers.0.cost: Input should be ...``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "scenario"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def validate_scenario(data: Any) -> ScenarioConfig:
+    """Validate a parsed mapping against the ``Config`` of its kind."""
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario: top level must be a table/object")
+    if "kind" not in data:
+        raise ScenarioError("kind: missing (one of: " + ", ".join(available_kinds()) + ")")
+    module = _module(data["kind"])
+    try:
+        config: ScenarioConfig = module.Config.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ScenarioError(format_validation_error(exc)) from None
+    return config
+
+
+def parse_scenario(text: str, fmt: str = "toml", *, seed: int | None = None) -> ScenarioConfig:
+    """Parse TOML or JSON text into a validated config; ``seed`` overrides the file's seed.
+
+    >>> cfg = parse_scenario('kind = "nope"')
+    Traceback (most recent call last):
+    ...
+    datamarket.scenarios._loader.ScenarioError: kind: unknown scenario kind 'nope' ...
+    """
+    try:
+        data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ScenarioError(f"scenario: malformed {fmt.upper()}: {exc}") from None
+    if seed is not None and isinstance(data, dict):
+        data["seed"] = seed
+    return validate_scenario(data)
+
+
+def default_config(kind: str, *, seed: int = 0) -> ScenarioConfig:
+    """The embedded default market of ``kind`` (what ``datamarket demo`` runs)."""
+    config: ScenarioConfig = _module(kind).default_config()
+    return config.model_copy(update={"seed": seed})
+
+
+def run_scenario(config: ScenarioConfig) -> ScenarioResult:
+    """Run a validated scenario with the module of its kind."""
+    result: ScenarioResult = _module(config.kind).run(config)
+    return result

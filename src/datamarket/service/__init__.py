@@ -1,0 +1,1 @@
+"""HTTP adapter (FastAPI): validate -> call library -> append to ledger -> respond."""
