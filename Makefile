@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/datamarket demo --out demo-report
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 	$(BIN)/mypy src
 
 test: lint
