@@ -1,0 +1,175 @@
+r"""Misreport analysis of paper 001 (§4.2, §6.1.2, Figures 1 and 4; spec §1.5).
+
+For seller j with true cost :math:`c_j`, others truthful, the utility of reporting :math:`\hat c_j` under
+rule R is :math:`u^R_j(\hat c_j) = P^R_j(\hat c_j, c_{-j}) - c_j f_j(W(\hat c_j, c_{-j}))`.
+
+Algorithm (spec §1.5):
+
+1. evaluate every rule on the report grid :math:`[0, \hat c_{\max}]` (step 0.1 by default);
+2. refine the grid maximiser by bounded Brent (``minimize_scalar(method="bounded")``) on the two
+   neighbouring grid cells; keep the better of grid and refined points;
+3. price of anarchy [FIX, spec §1.5]: the ratio of **true-cost** social costs,
+   :math:`PoA = SC(W(\hat c^*_j, c_{-j}); c) / SC(W(c); c) \ge 1`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import optimize
+
+from datamarket.core.errors import InvalidMarketError
+from datamarket.core.types import FloatArray
+from datamarket.mechanisms._truthful_markets import TruthfulMarket, check_costs
+from datamarket.mechanisms._truthful_rules import RULES, compute_payments, social_cost
+
+
+def price_of_anarchy(cost_at_report: float, cost_at_truth: float) -> float:
+    """:math:`SC(\\text{report}) / SC(\\text{truth})` (spec §1.5 [FIX]: a social-cost ratio, >= 1).
+
+    >>> price_of_anarchy(10.2, 10.0)
+    1.02
+    """
+    if cost_at_truth <= 0:
+        return 1.0 if cost_at_report <= 0 else float("inf")
+    return cost_at_report / cost_at_truth
+
+
+@dataclass(frozen=True)
+class ReportEval:
+    """One report's payments (per rule), utility (per rule) and the true-cost social cost."""
+
+    report: float
+    payments: dict[str, float]
+    utility: dict[str, float]
+    share: float
+    share_others: float
+    social_cost: float
+
+
+def evaluate_report(
+    market: TruthfulMarket, costs: FloatArray, seller: int, report: float, rules: Sequence[str], **kw: Any
+) -> ReportEval:
+    """Payments and utilities of ``seller`` when it reports ``report`` and the others are truthful."""
+    c = np.array(costs, dtype=np.float64)
+    true_cost = float(c[seller])
+    c[seller] = report
+    res = compute_payments(market, c, rules=rules, sellers=[seller], **kw)
+    f = res.shares
+    pays = {r: float(res.payments[r][seller]) for r in rules}
+    truth = check_costs(costs, market.n_sellers)
+    return ReportEval(
+        report=float(report),
+        payments=pays,
+        utility={r: pays[r] - true_cost * float(f[seller]) for r in rules},
+        share=float(f[seller]),
+        share_others=float(np.sum(f) - f[seller]),
+        social_cost=social_cost(market, res.allocation, truth),
+    )
+
+
+@dataclass(frozen=True)
+class MisreportSweep:
+    """Result of :func:`misreport_sweep` (arrays aligned with ``reported_costs``)."""
+
+    seller: int
+    true_cost: float
+    reported_costs: FloatArray
+    payments: Mapping[str, FloatArray]
+    utility: Mapping[str, FloatArray]
+    shares: FloatArray
+    shares_others: FloatArray
+    social_cost: FloatArray
+    truthful_social_cost: float
+    best_grid_report: Mapping[str, float]
+    best_report: Mapping[str, float]
+    best_utility: Mapping[str, float]
+    price_of_anarchy: Mapping[str, float]
+
+    def gain(self, rule: str) -> float:
+        """Utility gained by the best misreport over truthful reporting (0 for truthful rules)."""
+        idx = int(np.argmin(np.abs(self.reported_costs - self.true_cost)))
+        truthful = float(self.utility[rule][idx]) if self.reported_costs[idx] == self.true_cost else None
+        if truthful is None:
+            raise InvalidMarketError("grid", "the report grid does not contain the true cost")
+        return self.best_utility[rule] - truthful
+
+
+def misreport_sweep(
+    market: TruthfulMarket,
+    costs: Any,
+    seller: int,
+    *,
+    rules: Sequence[str] = RULES,
+    max_report: float | None = None,
+    step: float = 0.1,
+    grid: Sequence[float] | None = None,
+    refine: bool = True,
+    **kw: Any,
+) -> MisreportSweep:
+    """Utility of ``seller`` over a report grid under each rule, best reports and PoA (spec §1.5).
+
+    ``max_report`` defaults to ``3 * c_j`` (at least 1); the grid always contains the true cost.
+    Extra keyword arguments go to :func:`compute_payments` (``myerson_method``, ``seed``...).
+    """
+    c = check_costs(costs, market.n_sellers)
+    if not 0 <= seller < market.n_sellers:
+        raise InvalidMarketError("sweep.seller", f"must be in 0..{market.n_sellers - 1}, got {seller}")
+    truth = float(c[seller])
+    if grid is None:
+        if step <= 0:
+            raise InvalidMarketError("sweep.step", "must be positive")
+        top = max(1.0, 3 * truth) if max_report is None else float(max_report)
+        if top <= 0:
+            raise InvalidMarketError("sweep.max_report", "must be positive")
+        n = int(np.floor(top / step + 1e-9)) + 1
+        pts = np.round(np.arange(n) * step, 12)
+    else:
+        pts = np.asarray(grid, dtype=np.float64)
+        if pts.ndim != 1 or pts.size == 0 or np.any(~np.isfinite(pts)) or np.any(pts < 0):
+            raise InvalidMarketError("sweep.grid", "must be a non-empty list of finite non-negative reports")
+    pts = np.unique(np.append(pts, truth))
+    evals = [evaluate_report(market, c, seller, float(r), rules, **kw) for r in pts]
+    utility = {r: np.array([e.utility[r] for e in evals]) for r in rules}
+    payments = {r: np.array([e.payments[r] for e in evals]) for r in rules}
+    sc = np.array([e.social_cost for e in evals])
+    sc_truth = float(sc[int(np.flatnonzero(pts == truth)[0])])
+    best_grid: dict[str, float] = {}
+    best: dict[str, float] = {}
+    best_u: dict[str, float] = {}
+    poa: dict[str, float] = {}
+    for r in rules:
+        k = int(np.argmax(utility[r]))
+        best_grid[r] = float(pts[k])
+        b_rep, b_u, b_sc = float(pts[k]), float(utility[r][k]), float(sc[k])
+        if refine and pts.size > 1:
+            lo, hi = float(pts[max(k - 1, 0)]), float(pts[min(k + 1, pts.size - 1)])
+            opt = optimize.minimize_scalar(
+                lambda x, rule=r: -evaluate_report(market, c, seller, x, [rule], **kw).utility[rule],
+                bounds=(lo, hi),
+                method="bounded",
+                options={"xatol": 1e-8},
+            )
+            if -float(opt.fun) > b_u + 1e-12:
+                ev = evaluate_report(market, c, seller, float(opt.x), [r], **kw)
+                b_rep, b_u, b_sc = float(opt.x), ev.utility[r], ev.social_cost
+        best[r], best_u[r] = b_rep, b_u
+        poa[r] = price_of_anarchy(b_sc, sc_truth)
+    return MisreportSweep(
+        seller=seller,
+        true_cost=truth,
+        reported_costs=pts,
+        payments=payments,
+        utility=utility,
+        shares=np.array([e.share for e in evals]),
+        shares_others=np.array([e.share_others for e in evals]),
+        social_cost=sc,
+        truthful_social_cost=sc_truth,
+        best_grid_report=best_grid,
+        best_report=best,
+        best_utility=best_u,
+        price_of_anarchy=poa,
+    )

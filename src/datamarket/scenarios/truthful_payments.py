@@ -1,0 +1,229 @@
+"""Scenario kind ``truthful_payments``: LOO, Shapley, Myerson and VCG payments (paper 001).
+
+A file names true cost factors ``costs`` and exactly one market table: ``[mean_estimation]`` (eqs.
+(21)-(22): ``buyer_means``, ``seller_means`` and either ``variances`` -- total variance of each seller's
+estimate -- or a full SPD ``covariance``) or ``[data_mixture]`` (eqs. (23)-(24): ``b``, ``k``, ``t``).
+An optional ``[sweep]`` names a seller whose misreports are analysed (spec §1.5).
+
+JSON fields (public interface): ``allocation`` (W, buyers x sellers), ``payments`` {``loo``,
+``shapley``, ``myerson``, ``vcg``} (one list entry per seller), ``social_cost`` (SC at the true costs)
+and, with ``[sweep]``, ``sweep`` {``reported_costs``, ``utility``, ``best_report``,
+``price_of_anarchy``} (the last three keyed by rule).
+
+The outcome is the Myerson mechanism's (the minimal IC and IR payment, Theorem 4.1) with the buyer
+split (17); the audits cover every rule (``<rule>.<property>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+
+from datamarket.core.audits import AuditResult, Property, audit_outcome
+from datamarket.core.errors import InvalidMarketError
+from datamarket.mechanisms.truthful_payments import (
+    RULES,
+    DataMixtureMarket,
+    MeanEstimationMarket,
+    TruthfulMarket,
+    compute_payments,
+    misreport_sweep,
+    payment_outcome,
+)
+from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
+
+Rule = Literal["loo", "shapley", "myerson", "vcg"]
+
+
+class MeanEstimationConfig(StrictModel):
+    """Mean-estimation market (paper 001 §6.1)."""
+
+    buyer_means: list[list[float]] = Field(min_length=1)
+    seller_means: list[list[float]] = Field(min_length=1)
+    variances: list[PositiveFloat] | None = None
+    covariance: list[list[float]] | None = None
+
+    @model_validator(mode="after")
+    def _one_noise_model(self) -> MeanEstimationConfig:
+        if (self.variances is None) == (self.covariance is None):
+            raise ValueError("mean_estimation: give exactly one of variances or covariance")
+        return self
+
+
+class DataMixtureConfig(StrictModel):
+    """Data-mixture market (paper 001 §6.2): L(w) = b + k exp(t.w) on the simplex."""
+
+    b: float = 0.0
+    k: PositiveFloat = 1.0
+    t: list[float] = Field(min_length=1)
+
+
+def _all_rules() -> list[Rule]:
+    return ["loo", "shapley", "myerson", "vcg"]
+
+
+class SweepConfig(StrictModel):
+    """Misreport analysis of one seller (0-based index) on the grid [0, max_report] with ``step``."""
+
+    seller: NonNegativeInt = 0
+    max_report: PositiveFloat | None = None
+    step: PositiveFloat = 0.1
+    rules: list[Rule] = Field(default_factory=_all_rules, min_length=1)
+
+
+class ShapleyConfig(StrictModel):
+    """Exact Shapley up to ``max_exact`` sellers, Monte Carlo with ``max_evaluations`` beyond."""
+
+    max_exact: int = Field(default=15, ge=1, le=20)
+    max_evaluations: PositiveInt = 20_000
+
+
+class Config(ScenarioConfig):
+    kind: Literal["truthful_payments"]
+    costs: list[NonNegativeFloat] = Field(min_length=1)
+    mean_estimation: MeanEstimationConfig | None = None
+    data_mixture: DataMixtureConfig | None = None
+    myerson_method: Literal["auto", "closed_form", "quad", "gauss", "envelope"] = "auto"
+    shapley: ShapleyConfig = Field(default_factory=ShapleyConfig)
+    sweep: SweepConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_market(self) -> Config:
+        if (self.mean_estimation is None) == (self.data_mixture is None):
+            raise ValueError("market: give exactly one of [mean_estimation] or [data_mixture]")
+        return self
+
+
+def default_config() -> Config:
+    """Figure 1's setting: 1 buyer, 3 sellers in R^3, true costs (5, 8, 1), seller 0 sweeps to 15."""
+    return Config(
+        kind="truthful_payments",
+        name="mean estimation, 3 sellers",
+        costs=[5.0, 8.0, 1.0],
+        mean_estimation=MeanEstimationConfig(
+            buyer_means=[[1.0, 0.5, -0.3]],
+            seller_means=[[0.9, 0.6, -0.2], [1.2, 0.1, 0.4], [0.3, 0.8, -0.9]],
+            variances=[0.4, 0.6, 1.0],
+        ),
+        sweep=SweepConfig(seller=0, max_report=15.0),
+    )
+
+
+def build_market(config: Config) -> TruthfulMarket:
+    """The market of ``config``; errors name the config field."""
+    if config.mean_estimation is not None:
+        me = config.mean_estimation
+        try:
+            if me.variances is not None:
+                market: TruthfulMarket = MeanEstimationMarket.from_variances(
+                    me.buyer_means, me.seller_means, me.variances
+                )
+            else:
+                market = MeanEstimationMarket(me.buyer_means, me.seller_means, me.covariance)  # type: ignore[arg-type]
+        except InvalidMarketError as exc:
+            name = "covariance" if exc.field == "noise" else exc.field
+            raise InvalidMarketError(f"mean_estimation.{name}", exc.message) from None
+    else:
+        dm = config.data_mixture
+        assert dm is not None
+        market = DataMixtureMarket(dm.b, dm.k, dm.t)  # type: ignore[arg-type]
+    if len(config.costs) != market.n_sellers:
+        raise InvalidMarketError(
+            "costs", f"need one cost per seller ({market.n_sellers}), got {len(config.costs)}"
+        )
+    return market
+
+
+def run(config: Config) -> ScenarioResult:
+    """Payments of all four rules at the true costs, audits, and the optional misreport sweep."""
+    market = build_market(config)
+    costs = np.array(config.costs, dtype=np.float64)
+    opts: dict[str, Any] = {
+        "myerson_method": config.myerson_method,
+        "shapley_max_exact": config.shapley.max_exact,
+        "shapley_evaluations": config.shapley.max_evaluations,
+        "seed": config.seed,
+    }
+    res = compute_payments(market, costs, **opts)
+    audits: dict[str, AuditResult] = {}
+    for rule in RULES:
+        for key, audit in audit_outcome(payment_outcome(market, res, rule), tol=1e-9).items():
+            detail = f"{rule}: {audit.detail}" if audit.detail else rule
+            audits[f"{rule}.{key}"] = AuditResult(audit.property, audit.holds, audit.violation, detail)
+    fields: dict[str, Any] = {
+        "allocation": res.allocation.tolist(),
+        "payments": {r: res.payments[r].tolist() for r in RULES},
+        "social_cost": res.social_cost,
+    }
+    tables: dict[str, list[dict[str, Any]]] = {
+        "sellers": [
+            {
+                "seller": j,
+                "cost": float(costs[j]),
+                "f_j": float(res.shares[j]),
+                "cost_incurred": float(costs[j] * res.shares[j]),
+                **{r: float(res.payments[r][j]) for r in RULES},
+            }
+            for j in range(market.n_sellers)
+        ],
+        "buyers": [
+            {
+                "buyer": i,
+                "value": float(res.values[i]),
+                **{f"price_{r}": float(res.buyer_prices[r][i]) for r in RULES},
+            }
+            for i in range(market.n_buyers)
+        ],
+    }
+    if config.sweep is not None:
+        sw_cfg = config.sweep
+        if sw_cfg.seller >= market.n_sellers:
+            raise InvalidMarketError(
+                "sweep.seller", f"must be in 0..{market.n_sellers - 1}, got {sw_cfg.seller}"
+            )
+        sw = misreport_sweep(
+            market,
+            costs,
+            sw_cfg.seller,
+            rules=sw_cfg.rules,
+            max_report=sw_cfg.max_report,
+            step=sw_cfg.step,
+            **opts,
+        )
+        fields["sweep"] = {
+            "reported_costs": sw.reported_costs.tolist(),
+            "utility": {r: sw.utility[r].tolist() for r in sw_cfg.rules},
+            "best_report": dict(sw.best_report),
+            "price_of_anarchy": dict(sw.price_of_anarchy),
+        }
+        tables["misreport"] = [
+            {
+                "rule": r,
+                "true_cost": sw.true_cost,
+                "best_grid_report": sw.best_grid_report[r],
+                "best_report": sw.best_report[r],
+                "gain": sw.gain(r),
+                "price_of_anarchy": sw.price_of_anarchy[r],
+            }
+            for r in sw_cfg.rules
+        ]
+        for r in sw_cfg.rules:
+            gain = max(0.0, sw.gain(r))
+            audits[f"{r}.incentive_compatible"] = AuditResult(
+                Property.INCENTIVE_COMPATIBLE,
+                gain <= 1e-9,
+                gain,
+                f"{r}: seller {sw.seller} gains {gain:.6g} by reporting {sw.best_report[r]:.6g}"
+                if gain > 1e-9
+                else r,
+            )
+    return ScenarioResult(
+        kind="truthful_payments",
+        seed=config.seed,
+        fields=fields,
+        outcome=payment_outcome(market, res, "myerson"),
+        audits=audits,
+        tables=tables,
+    )
