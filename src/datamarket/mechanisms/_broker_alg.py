@@ -1,0 +1,150 @@
+"""Algorithm 1 of paper 003 (profit-optimal envy-free pricing with non-strategic contributors).
+
+Spec ``seed3_broker.md`` §2.5; line numbers refer to the paper's Algorithm 1:
+
+2. for ``N in 1..floor(|B| / c_1)`` (with ``N >= n_min``; Algorithm 2 needs ``n_min = 2``, spec §2.8):
+3. ``q_N = A(v, N, eps)`` -- an ordered-item pricing oracle: E1 (exact enumeration), E2 (MILP), E3 (DP,
+   increasing differences only), the support restriction of spec §2.4(a) with its certified gap, or
+   ``auto`` (E1 for small instances, else E2);
+   the curve is Lemma 1's curve of the solver's scheme;
+4. ``m_{N,j} = max argmax_{m <= N} v_j(m) - q_N(m)`` (eq. 4, ties to the largest m);
+5. ``profit_N = sum_j q_N(m_{N,j}) - c_1 N``;
+6. ``N+ =`` the **smallest** argmax of ``profit_N`` (spec §2.12.1 fixes the OCR range ``|B|/N^tot`` to
+   ``floor(|B|/c_1)``; ties compared with tolerance 1e-12);
+7. ``m_j+ = m_{N+,j}``, ``q_j+ = q_{N+}(m_j+)``.
+
+The range is pruned rigorously (spec §2.4(d)): with E1 ``profit_N <= sum_j sup v_j - c_1 N`` stops the
+enumeration; with E2 and the support restriction ``N`` with ``sum_j v_j(N) - c_1 N`` below the best
+profit found so far is skipped (its entry in ``profits`` is ``nan``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from datamarket.core.errors import InvalidMarketError
+from datamarket.pricing.ordered_item import (
+    REV_TOL,
+    buyer_choices,
+    ef_prices,
+    exact_revenue_curve,
+    lemma1_curve,
+)
+from datamarket.pricing.solvers import dp_revenue_curve, solve_milp, solve_support
+
+SOLVERS = ("auto", "E1", "E2", "E3", "support")
+#: ``auto`` uses E1 while ``(floor(|B|/c_1) + 1)^|B|`` allocations stay below this, else E2.
+AUTO_E1_LIMIT = 5_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class Algorithm1Result:
+    """Output of Algorithm 1 plus its diagnostics.
+
+    ``profits[N]`` is ``profit_N`` for ``N = 0..n_searched`` (``nan`` at 0; entries pruned by spec
+    §2.4(d) are absent). ``n_plus``/``profit`` maximise over ``N >= n_min``; ``opt_n``/``opt_profit``
+    over ``N >= 1`` (OPT of eq. 3 with an exact oracle). ``gaps[N]`` is the oracle's certified
+    revenue gap at N (0 if exact).
+    """
+
+    n_plus: int
+    allocations: NDArray[np.int64]
+    prices: NDArray[np.float64]
+    curve: NDArray[np.float64]
+    profit: float
+    opt_profit: float
+    opt_n: int
+    profits: NDArray[np.float64]
+    revenues: NDArray[np.float64]
+    gaps: NDArray[np.float64]
+    n_cap: int
+    n_searched: int
+    solver: str
+
+
+def n_range_cap(n_buyers: int, c1: float) -> int:
+    """Line 2's upper end ``floor(|B| / c_1)``."""
+    return int(np.floor(n_buyers / c1 + 1e-12))
+
+
+def algorithm1(
+    values: NDArray[np.float64],
+    c1: float,
+    *,
+    n_min: int = 1,
+    solver: str = "auto",
+    delta: float = 0.1,
+) -> Algorithm1Result:
+    """Run Algorithm 1 on a valuation table ``values[j, m]`` (at least ``floor(|B|/c_1) + 1`` columns)."""
+    if solver not in SOLVERS:
+        raise InvalidMarketError("solver", f"unknown solver {solver!r} (one of {', '.join(SOLVERS)})")
+    nb = values.shape[0]
+    n_cap = n_range_cap(nb, c1)
+    if n_cap < n_min:
+        raise InvalidMarketError(
+            "costs", f"floor(|B|/c_1) = {n_cap} < {n_min}: the cheapest cost is too high to collect data"
+        )
+    if values.shape[1] < n_cap + 1:
+        raise InvalidMarketError("values", f"need columns for m = 0..{n_cap}")
+    gaps = np.zeros(n_cap + 1)
+    if solver == "auto":
+        solver = "E1" if float(n_cap + 1) ** nb <= AUTO_E1_LIMIT else "E2"
+    if solver == "E1":
+        rc = exact_revenue_curve(values, n_cap, cost=c1, n_min=n_min)
+        n_done, allocs = rc.n_done, rc.allocations
+    elif solver == "E3":
+        _, allocs = dp_revenue_curve(values[:, : n_cap + 1])
+        n_done = n_cap
+    else:
+        n_done = n_cap
+        allocs = np.zeros((n_cap + 1, nb), dtype=np.int64)
+        skipped = np.zeros(n_cap + 1, dtype=bool)
+        lb = -np.inf
+        for n in range(1, n_cap + 1):
+            # spec §2.4(d): profit_N <= sum_j v_j(N) - c_1 N; skip N that cannot reach the best so far
+            if n > n_min and values[:, n].sum() - c1 * n < lb - REV_TOL:
+                skipped[n] = True
+                continue
+            res = solve_milp(values, n) if solver == "E2" else solve_support(values, n, delta)
+            allocs[n], gaps[n] = res.allocations, res.gap
+            if n >= n_min:
+                lb = max(lb, res.revenue - c1 * n)
+    profits = np.full(n_done + 1, np.nan)
+    revenues = np.full(n_done + 1, np.nan)
+    curves: dict[int, NDArray[np.float64]] = {}
+    for n in range(1, n_done + 1):
+        if solver in ("E2", "support") and skipped[n]:
+            continue
+        prices = ef_prices(values, allocs[n])
+        if prices is None:  # cannot happen for an oracle returning a feasible scheme
+            raise InvalidMarketError("solver", f"oracle returned an infeasible allocation at N={n}")
+        q = lemma1_curve(allocs[n], prices, n)
+        m = buyer_choices(values, q)
+        revenues[n] = float(q[m].sum())
+        profits[n] = revenues[n] - c1 * n
+        curves[n] = q
+    valid = np.where(np.isnan(profits), -np.inf, profits)
+    opt_n = int(np.argmax(valid >= valid.max() - REV_TOL))
+    valid[: max(n_min, 1)] = -np.inf
+    best = valid.max()
+    n_plus = int(np.argmax(valid >= best - REV_TOL))
+    q_plus = curves[n_plus]
+    m_plus = buyer_choices(values, q_plus)
+    return Algorithm1Result(
+        n_plus=n_plus,
+        allocations=m_plus,
+        prices=q_plus[m_plus],
+        curve=q_plus,
+        profit=float(profits[n_plus]),
+        opt_profit=float(profits[opt_n]),
+        opt_n=opt_n,
+        profits=profits,
+        revenues=revenues,
+        gaps=gaps[: n_done + 1],
+        n_cap=n_cap,
+        n_searched=n_done,
+        solver=solver,
+    )
