@@ -27,6 +27,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+from datamarket.service.commands import register as _register_service  # noqa: E402
+
+_register_service(app)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -126,6 +129,7 @@ def demo(
     from datamarket.experiments import available_experiments, reproduce
     from datamarket.experiments._report import markdown_table, write_scenario_report
     from datamarket.scenarios import available_kinds, default_config, run_scenario
+    from datamarket.service.demo import report_service_demo
 
     _setup_logging(verbose)
     t0 = time.perf_counter()
@@ -159,6 +163,7 @@ def demo(
     (out / "README.md").write_text("# datamarket demo report\n\n" + markdown_table(summary) + "\n")
     console.print(_rich_table("demo summary", summary))
     console.print(f"report written to {out}/ in {time.perf_counter() - t0:.1f} s")
+    report_service_demo(console, out, seed=seed)
 
 
 @app.command(name="reproduce")
@@ -181,6 +186,89 @@ def reproduce_cmd(
         raise fail(str(exc)) from None
     for p in paths:
         console.print(str(p))
+
+
+@app.command(name="value")
+def value_cmd(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Valuation config (.toml or .json).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786.")
+    ] = None,
+    seed: SeedOpt = None,
+    verbose: Verbose = 0,
+) -> None:
+    """Value each seller's data (exact/Monte Carlo Shapley, LOO, Banzhaf) with a progress bar."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from datamarket.scenarios import _valuation_config as vc
+    from datamarket.valuation import ProcessBackend, ProgressInfo, resolve_backend
+
+    _setup_logging(verbose)
+    if not config_path.is_file():
+        raise fail(f"config: no such file {str(config_path)!r}")
+    try:
+        config = vc.parse_valuation_config(
+            config_path.read_text(), "json" if config_path.suffix.lower() == ".json" else "toml", seed=seed
+        )
+        if scheduler is not None:
+            config = config.model_copy(update={"backend": vc.BackendSpec(name="dask", scheduler=scheduler)})
+        ds = config.dataset
+        if ds.csv is not None:
+            csv_path = (config_path.parent / ds.csv).resolve()
+            if not csv_path.is_file():
+                raise fail(f"dataset.csv: no such file {str(csv_path)!r}")
+            x, y = vc.dataset_from_csv_text(csv_path.read_text(), ds.target)
+        else:
+            x, y = vc.bundled_dataset(ds.name or "breast_cancer")
+        game = vc.build_game(config, x, y)
+        be = config.backend
+        backend: Any = (
+            ProcessBackend(be.n_workers)
+            if be.name == "processes"
+            else resolve_backend(be.scheduler if be.name == "dask" else None)
+        )
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[evals]} evaluations"),
+            TextColumn("max stderr {task.fields[stderr]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=json_out,
+            disable=not err_console.is_terminal,
+        ) as bar:
+            task = bar.add_task(config.method.name, total=1.0, evals=0, stderr="-")
+
+            def report(p: ProgressInfo) -> None:
+                se = "-" if p.max_stderr is None else f"{p.max_stderr:.4f}"
+                bar.update(task, completed=p.fraction, evals=p.evaluations, stderr=se)
+
+            try:
+                result = vc.run_valuation(config, game, backend, progress=report)
+            finally:
+                backend.close()
+    except DatamarketError as exc:
+        raise fail(str(exc)) from None
+    sizes = [d.n_samples for d in game.datasets]
+    if json_out:
+        data = {"schema": "datamarket.valuation-result/1", "config": config.model_dump(mode="json")}
+        data.update(result.to_dict())
+        data["rows"] = sizes
+        data["model_fits"] = game.n_fits
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    rows = [
+        {"seller": n, "rows": k, "value": float(v), "stderr": float(e)}
+        for n, k, v, e in zip(result.names, sizes, result.values, result.stderr, strict=True)
+    ]
+    console.print(_rich_table(f"{result.method} ({config.dataset.name or config.dataset.csv})", rows))
+    console.print(
+        f"{result.evaluations} evaluations, {result.cache_hits} cache hits, stop: {result.stop_reason}, "
+        f"converged: {result.converged}, {result.elapsed:.2f} s"
+    )
 
 
 def main() -> None:

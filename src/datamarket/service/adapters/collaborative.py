@@ -1,0 +1,158 @@
+"""Adapter of the collaborative ML market with replication-robust payments (paper 004).
+
+Every participant is a party (buyer and seller at once). Submissions:
+
+* ``dataset``: the party's labelled training data (upload);
+* ``task``: its labelled validation task (upload); in the single-task markets (``u``, ``v``) one task
+  given by any party is shared, in ``w`` every party gives one;
+* ``fee_scale``: ``{"fee_scale": s}`` multiplies the market's fee constant ``c`` (default 1).
+
+Market parameters map onto :class:`~datamarket.mechanisms.collaborative.CollaborativeConfig`
+(``characteristic``, ``c``, ``shapley``, ``n_permutations``, ``tau``, ``guard``, ``max_exact`` and a
+``model`` table for :class:`~datamarket.learning.models.ModelSpec`). Clearing calls
+:func:`~datamarket.mechanisms.collaborative.clear_round`: each party pays its fee ``A_i`` and receives
+``t_i`` (the ledger books both), and its deliverable is the delivered model's description and accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from datamarket.core.errors import InvalidMarketError
+from datamarket.core.types import Dataset
+from datamarket.service.adapters import Clearing, Input, latest_by, number, only_keys
+
+CONFIG_KEYS = ("characteristic", "c", "shapley", "n_permutations", "tau", "guard", "max_exact", "model")
+MODEL_KEYS = ("kind", "C", "max_iter", "tol", "hidden", "alpha", "learning_rate", "random_state")
+
+
+def _integral_labels(ds: Dataset | None) -> Dataset | None:
+    """CSV and Parquet labels arrive as floats; integral ones become integers (class labels)."""
+    if ds is None or ds.labels is None:
+        return ds
+    lab = np.asarray(ds.labels)
+    if lab.dtype.kind == "f" and np.all(lab == np.round(lab)):
+        return Dataset(ds.features, lab.astype(np.int64), ds.groups)
+    return ds
+
+
+class CollaborativeAdapter:
+    kind = "collaborative"
+    description = "Collaborative ML market with replication-robust Shapley payments (paper 004)"
+    submission_kinds: ClassVar[dict[str, str]] = {
+        "dataset": "party: labelled training data (upload)",
+        "task": "party: labelled validation task (upload)",
+        "fee_scale": 'party: {"fee_scale": >= 0} multiplies the fee constant c',
+    }
+    dataset_kinds = frozenset({"dataset", "task"})
+
+    def _config(self, params: Mapping[str, Any]) -> Any:
+        from datamarket.learning.models import ModelSpec
+        from datamarket.mechanisms.collaborative import CollaborativeConfig
+
+        model = params.get("model", {})
+        if not isinstance(model, Mapping):
+            raise InvalidMarketError("params.model", "must be an object")
+        only_keys(model, MODEL_KEYS, "params.model")
+        kw = {k: v for k, v in params.items() if k != "model"}
+        try:
+            return CollaborativeConfig(model=ModelSpec(**model), **kw)
+        except InvalidMarketError as exc:
+            raise InvalidMarketError(f"params.{exc.field}", exc.message) from None
+        except (TypeError, ValueError) as exc:
+            raise InvalidMarketError("params", str(exc)) from None
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        only_keys(params, CONFIG_KEYS, "params")
+        for k in ("c", "n_permutations", "max_exact"):
+            if k in params:
+                number(params, k, minimum=None)
+        if "tau" in params and params["tau"] is not None:
+            number(params, "tau", minimum=None)
+        if "guard" in params and not isinstance(params["guard"], bool):
+            raise InvalidMarketError("params.guard", "must be true or false")
+        for k in ("n_permutations", "max_exact"):
+            if k in params and (isinstance(params[k], bool) or not isinstance(params[k], int)):
+                raise InvalidMarketError(f"params.{k}", "must be an integer")
+        self._config(params)
+        return dict(params)
+
+    def validate_submission(
+        self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
+    ) -> dict[str, Any]:
+        if kind == "fee_scale":
+            only_keys(payload, ("fee_scale",), "data")
+            return {"fee_scale": number(payload, "fee_scale")}
+        assert dataset is not None
+        if dataset.labels is None:
+            raise InvalidMarketError("file", f"{kind} needs a label column")
+        return {}
+
+    def _parties(self, inputs: Sequence[Input]) -> list[Any]:
+        from datamarket.mechanisms.collaborative import Party
+
+        train, task, fee = (
+            latest_by(inputs, "dataset"),
+            latest_by(inputs, "task"),
+            latest_by(inputs, "fee_scale"),
+        )
+        stray = sorted((set(task) | set(fee)) - set(train))
+        if stray:
+            raise InvalidMarketError("inputs", f"{stray[0]} has no training data")
+        parties = []
+        for name in sorted(train):
+            ds = _integral_labels(train[name].dataset)
+            assert ds is not None
+            parties.append(
+                Party(
+                    name,
+                    ds,
+                    _integral_labels(task[name].dataset) if name in task else None,
+                    float(fee[name].payload["fee_scale"]) if name in fee else 1.0,
+                )
+            )
+        return parties
+
+    def plan(self, params: Mapping[str, Any], inputs: Sequence[Input]) -> dict[str, Any]:
+        from datamarket.mechanisms.collaborative import validate_market
+
+        parties = self._parties(inputs)
+        tasks, task_of, labels = validate_market(parties, self._config(params))
+        return {
+            "parties": [p.name for p in parties],
+            "tasks": len(tasks),
+            "task_of": dict(zip([p.name for p in parties], task_of, strict=True)),
+            "classes": [x.item() if hasattr(x, "item") else x for x in labels],
+        }
+
+    def check_inputs(self, params: Mapping[str, Any], inputs: Sequence[Input]) -> None:
+        self.plan(params, inputs)
+
+    def clear(self, params: Mapping[str, Any], inputs: Sequence[Input], seed: int) -> Clearing:
+        from dataclasses import asdict
+
+        from datamarket.mechanisms.collaborative import clear_round
+
+        config = self._config(params)
+        r = clear_round(self._parties(inputs), config, seed=seed)
+        deliverables = {
+            name: {
+                "kind": "model",
+                "model": asdict(config.model),
+                "trained_on": [r.names[j] for j in r.selected[i]],
+                "own_accuracy": float(r.own_accuracy[i]),
+                "delivered_accuracy": float(r.delivered_accuracy[i]),
+                "fee": float(r.fee[i]),
+                "payout": float(r.payout[i]),
+                "net": float(r.net[i]),
+                "share": float(r.share[i]),
+            }
+            for i, name in enumerate(r.names)
+        }
+        return Clearing(r.outcome, deliverables)
+
+
+ADAPTER = CollaborativeAdapter()

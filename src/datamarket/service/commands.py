@@ -1,0 +1,124 @@
+"""CLI commands of the service: ``datamarket serve`` and ``datamarket ledger verify|dump``.
+
+Registered on the main Typer app by :func:`register` (``datamarket.cli`` calls it); heavy imports
+(FastAPI, uvicorn, SQLAlchemy) happen inside the commands, so ``datamarket --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default $DATAMARKET_DATABASE_URL or sqlite:///datamarket.db)."),
+]
+
+ledger_app = typer.Typer(help="Inspect and verify the ledger.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def _session(db: str | None):  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from datamarket.core.errors import DatamarketError
+    from datamarket.ledger import current_revision, database_url, make_engine, make_sessionmaker
+
+    url = database_url(db)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        from pathlib import Path
+
+        if not Path(url[len("sqlite:///") :]).is_file():
+            raise _fail(f"database_url: no such SQLite file {url[len('sqlite:///') :]!r}")
+    try:
+        engine = make_engine(url)
+        if current_revision(engine) is None:
+            raise _fail(f"database_url: {url} holds no datamarket ledger (never migrated)")
+    except DatamarketError as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"database_url: cannot open {url}: {exc.__class__.__name__}") from None
+    return make_sessionmaker(engine)()
+
+
+@ledger_app.command("verify")
+def verify_cmd(
+    db: DbOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Recompute the hash chain and every round's sum; exit 1 when the ledger was tampered with."""
+    from datamarket.ledger import verify
+
+    with _session(db) as s:
+        report = verify(s)
+    if json_out:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+    else:
+        state = "OK" if report.ok else "TAMPERED"
+        typer.echo(
+            f"ledger {state}: {report.entries} entries in {report.rounds} rounds, head {report.head_hash}"
+        )
+        for p in report.problems:
+            typer.echo(f"  {p}")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@ledger_app.command("dump")
+def dump_cmd(db: DbOpt = None) -> None:
+    """Print every ledger entry and the chain head as JSON."""
+    from datamarket.ledger import dump
+
+    with _session(db) as s:
+        sys.stdout.write(json.dumps(dump(s), indent=1) + "\n")
+
+
+def serve(
+    db: DbOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    admin_key: Annotated[
+        str | None, typer.Option("--admin-key", envvar="DATAMARKET_ADMIN_KEY", help="Operator key.")
+    ] = None,
+    executor: Annotated[str, typer.Option("--executor", help="process, thread or dask.")] = "process",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Clearing worker processes.")] = 2,
+    dask_address: Annotated[
+        str | None, typer.Option("--dask", help="Dask scheduler address (with --executor dask).")
+    ] = None,
+) -> None:
+    """Run the marketplace HTTP API (OpenAPI at /docs) on the ledger database."""
+    import secrets
+
+    import uvicorn
+
+    from datamarket.core.errors import DatamarketError
+    from datamarket.ledger import database_url
+    from datamarket.service.app import create_app
+
+    if not admin_key:
+        admin_key = "dm_admin_" + secrets.token_urlsafe(24)
+        typer.echo(f"admin key (not stored, shown once): {admin_key}", err=True)
+    try:
+        app = create_app(
+            database_url(db),
+            admin_key=admin_key,
+            executor=executor,
+            max_workers=workers,
+            dask_address=dask_address,
+        )
+    except (DatamarketError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and the ``ledger`` sub-app to the main CLI."""
+    app.command("serve")(serve)
+    app.add_typer(ledger_app, name="ledger")

@@ -1,0 +1,262 @@
+"""The service part of ``datamarket demo``: two rounds driven through the HTTP API, in-process.
+
+Starts the app (:func:`~datamarket.service.app.create_app`) under uvicorn on 127.0.0.1 (a free port,
+a background thread) against a temporary SQLite file, then, as an operator and several participants
+talking HTTP (httpx):
+
+1. a **broker** market (paper 003): two buyers bid, two contributors report costs, read the plan
+   (``N*_i``), upload their points as CSV; the operator clears a round;
+2. a **collaborative** market (paper 004): three parties upload training data (CSV), one uploads the
+   shared validation task; the operator clears a round;
+
+polls each round until it is cleared, collects every receipt, verifies the hash-chained ledger and
+checks each round sums to zero minor units. Nothing persists: the temporary directory is removed.
+Clearing runs on a thread pool here (``executor="thread"``) to keep the demo short; ``datamarket
+serve`` uses worker processes.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from datamarket.core.random import make_rng
+from datamarket.ledger.money import format_minor
+
+
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 (free port) in a daemon thread; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the demo server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def _csv(features: np.ndarray, labels: np.ndarray | None = None) -> bytes:
+    buf = io.StringIO()
+    cols = [f"x{j}" for j in range(features.shape[1])] + (["label"] if labels is not None else [])
+    buf.write(",".join(cols) + "\n")
+    for i, row in enumerate(features):
+        buf.write(",".join([f"{v:.6f}" for v in row] + ([str(int(labels[i]))] if labels is not None else [])))
+        buf.write("\n")
+    return buf.getvalue().encode()
+
+
+def _ok(resp: httpx.Response, *codes: int) -> Any:
+    if resp.status_code not in (codes or (200, 201, 202)):
+        raise RuntimeError(f"{resp.request.method} {resp.request.url.path}: {resp.status_code} {resp.text}")
+    return resp.json()
+
+
+def _wait(admin: httpx.Client, rid: int, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = _ok(admin.get(f"/rounds/{rid}"))
+        if body["status"] in ("cleared", "failed"):
+            if body["status"] == "failed":
+                raise RuntimeError(f"round {rid} failed: {body['error']}")
+            return body
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"round {rid} did not finish in {timeout} s")
+        time.sleep(0.05)
+
+
+def _participant(admin: httpx.Client, base: str, name: str) -> tuple[int, httpx.Client]:
+    body = _ok(admin.post("/participants", json={"name": name}), 201)
+    return body["id"], httpx.Client(base_url=base, headers={"X-API-Key": body["api_key"]}, timeout=120)
+
+
+def _broker_round(admin: httpx.Client, base: str, rng: np.random.Generator, seed: int) -> int:
+    mid = _ok(
+        admin.post("/markets", json={"kind": "broker", "name": "mean estimation", "params": {"sigma": 1.0}})
+    )["id"]
+    bids = {
+        "lab_a": {"valuation": "gaussian", "width": 0.5},
+        "lab_b": {"valuation": "threshold", "width": 0.4, "scale": 0.9},
+        "lab_c": {"valuation": "exponential", "width": 0.3, "scale": 0.8},
+    }
+    costs = {"sensor_x": 0.05, "sensor_y": 0.06, "sensor_z": 0.09}
+    clients = {}
+    for name, bid in bids.items():
+        _, clients[name] = _participant(admin, base, name)
+        _ok(clients[name].post(f"/markets/{mid}/submissions", json={"kind": "bid", "data": bid}), 201)
+    for name, cost in costs.items():
+        _, clients[name] = _participant(admin, base, name)
+        _ok(
+            clients[name].post(f"/markets/{mid}/submissions", json={"kind": "cost", "data": {"cost": cost}}),
+            201,
+        )
+    plan = _ok(clients["sensor_x"].get(f"/markets/{mid}/plan"))
+    mu = float(rng.normal(2.0, 0.5))
+    for name in costs:
+        n = int(plan["n_star"][name])
+        if n:
+            body = _csv(rng.normal(mu, 1.0, (n, 1)))
+            _ok(clients[name].post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=body), 201)
+    for c in clients.values():
+        c.close()
+    rid = int(
+        _ok(admin.post(f"/markets/{mid}/rounds", json={"seed": seed}, headers={"Idempotency-Key": "b1"}))[
+            "id"
+        ]
+    )
+    _wait(admin, rid)
+    return rid
+
+
+def _collaborative_round(admin: httpx.Client, base: str, rng: np.random.Generator, seed: int) -> int:
+    params = {"characteristic": "v", "c": 10.0, "model": {"kind": "logreg", "max_iter": 100}}
+    mid = _ok(admin.post("/markets", json={"kind": "collaborative", "name": "hospitals", "params": params}))[
+        "id"
+    ]
+
+    def blobs(n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % 2
+        return rng.normal(0.0, noise, (n, 2)) + y[:, None] * 1.2, y
+
+    parties = {"clinic_1": (6, 0.6), "clinic_2": (20, 0.8), "clinic_3": (40, 1.0)}
+    for k, (name, (n, noise)) in enumerate(parties.items()):
+        _, c = _participant(admin, base, name)
+        x, y = blobs(n, noise)
+        _ok(c.post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=_csv(x, y)), 201)
+        if k == 0:
+            tx, ty = blobs(60, 0.8)
+            _ok(
+                c.post(
+                    f"/markets/{mid}/datasets", params={"format": "csv", "kind": "task"}, content=_csv(tx, ty)
+                ),
+                201,
+            )
+        c.close()
+    rid = int(
+        _ok(admin.post(f"/markets/{mid}/rounds", json={"seed": seed}, headers={"Idempotency-Key": "c1"}))[
+            "id"
+        ]
+    )
+    _wait(admin, rid)
+    return rid
+
+
+def run_service_demo(seed: int = 0) -> dict[str, Any]:
+    """Run the demo; returns ``{"receipts": rows, "verify": report, "round_sums": {...}, "seconds": t}``.
+
+    Raises :class:`RuntimeError` when a request fails, a round fails, a round does not sum to zero or
+    the ledger does not verify.
+    """
+    from datamarket.service.app import create_app
+
+    t0 = time.perf_counter()
+    rng = make_rng(seed)
+    key = "dm_admin_" + secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory(prefix="datamarket-demo-") as tmp:
+        app = create_app(f"sqlite:///{Path(tmp) / 'ledger.db'}", admin_key=key, executor="thread")
+        with (
+            serve_in_thread(app) as base,
+            httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=120) as admin,
+        ):
+            rounds = {
+                "broker": _broker_round(admin, base, rng, seed),
+                "collaborative": _collaborative_round(admin, base, rng, seed),
+            }
+            rows: list[dict[str, Any]] = []
+            for kind, rid in rounds.items():
+                for rec in _ok(admin.get(f"/rounds/{rid}/receipts")):
+                    by_memo = {e["memo"]: int(e["amount_minor"]) for e in rec["entries"]}
+                    d = rec["deliverable"] or {}
+                    est = d.get("estimate")
+                    got = (
+                        f"{len(d.get('points', []))} pts, est. " + ("-" if est is None else f"{est:.3f}")
+                        if d.get("kind") == "data"
+                        else f"model, acc. {d['delivered_accuracy']:.3f}"
+                        if d.get("kind") == "model"
+                        else f"sold {d.get('points_requested', 0)} pts"
+                    )
+                    rows.append(
+                        {
+                            "round": rid,
+                            "market": kind,
+                            "participant": rec["participant"],
+                            "paid": format_minor(-by_memo.get("price", 0)),
+                            "received": format_minor(by_memo.get("payment", 0)),
+                            "net": rec["net"],
+                            "receives": got,
+                        }
+                    )
+            entries = _ok(admin.get("/ledger/entries"))["entries"]
+            sums = {
+                rid: sum(e["amount_minor"] for e in entries if e["round_id"] == rid)
+                for rid in rounds.values()
+            }
+            for e in entries:
+                if e["account"] == "platform":
+                    rows.append(
+                        {
+                            "round": e["round_id"],
+                            "market": next(k for k, r in rounds.items() if r == e["round_id"]),
+                            "participant": "platform",
+                            "paid": format_minor(0),
+                            "received": format_minor(e["amount_minor"]),
+                            "net": format_minor(e["amount_minor"]),
+                            "receives": "platform take",
+                        }
+                    )
+            report = _ok(admin.get("/ledger/verify"))
+    if any(s != 0 for s in sums.values()):
+        raise RuntimeError(f"a round does not balance: {sums}")
+    if not report["ok"]:
+        raise RuntimeError(f"ledger verification failed: {report['problems']}")
+    return {"receipts": rows, "verify": report, "round_sums": sums, "seconds": time.perf_counter() - t0}
+
+
+def report_service_demo(console: Any, out: Path, seed: int = 0) -> dict[str, Any]:
+    """Run :func:`run_service_demo`, print the receipts table and the ledger check on ``console`` (rich)
+    and write them to ``out/service-receipts.md``; what ``datamarket demo`` calls last."""
+    from rich.table import Table
+
+    console.print("[bold]== service[/bold] (HTTP API, temporary SQLite ledger)")
+    result = run_service_demo(seed)
+    rows = result["receipts"]
+    table = Table(title="receipts (major units; paid negative = refund)")
+    for col in rows[0]:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(v) for v in r.values()))
+    console.print(table)
+    v = result["verify"]
+    line = (
+        f"ledger {'verified' if v['ok'] else 'TAMPERED'}: {v['entries']} entries, {v['rounds']} rounds, "
+        f"every round sums to 0 minor units; head {v['head_hash'][:16]}... ({result['seconds']:.1f} s)"
+    )
+    console.print(line)
+    out.mkdir(parents=True, exist_ok=True)
+    cols = list(rows[0])
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    (out / "service-receipts.md").write_text("# Service demo: receipts\n\n" + "\n".join(md) + f"\n\n{line}\n")
+    return result

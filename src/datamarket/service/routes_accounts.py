@@ -1,0 +1,157 @@
+"""Routes: health, market kinds, participants, markets, the plan, and the operator's ledger views."""
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from datamarket import __version__
+from datamarket.core.errors import InvalidMarketError
+from datamarket.ledger import chain
+from datamarket.ledger.models import Market, Participant, Submission
+from datamarket.ledger.money import PLATFORM
+from datamarket.service import schemas as S
+from datamarket.service.auth import hash_key, new_api_key
+from datamarket.service.deps import (
+    Admin,
+    Id,
+    ParticipantOnly,
+    ServiceState,
+    Who,
+    check_owner,
+    get_or_404,
+)
+from datamarket.service.rounds import load_inputs
+
+
+def install(app: FastAPI, st: ServiceState) -> None:
+    """Add the routes of this module to ``app``."""
+    db = st.db
+
+    # public
+    @app.get("/health", tags=["public"])
+    def health() -> dict[str, str]:
+        """Liveness probe."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/kinds", tags=["public"], response_model=list[S.KindOut])
+    def kinds() -> list[S.KindOut]:
+        """Market kinds this service can clear and the submissions each accepts."""
+        return [
+            S.KindOut(kind=k, description=a.description, submission_kinds=dict(a.submission_kinds))
+            for k, a in sorted(st.adapters.items())
+        ]
+
+    # participants
+    @app.post("/participants", tags=["participants"], status_code=201, response_model=S.ParticipantCreated)
+    def register(body: S.ParticipantIn, _: Admin) -> S.ParticipantCreated:
+        """Register a participant (operator only); the API key is returned once."""
+        if body.name == PLATFORM:
+            raise InvalidMarketError("name", f"{PLATFORM!r} is reserved for the operator's account")
+        key = new_api_key()
+        try:
+            with db.write() as s:
+                p = Participant(name=body.name, api_key_hash=hash_key(key))
+                s.add(p)
+                s.flush()
+                pid = p.id
+        except IntegrityError:
+            raise HTTPException(409, f"participant {body.name!r} already exists") from None
+        return S.ParticipantCreated(id=pid, name=body.name, api_key=key)
+
+    def participant_out(s: Session, p: Participant) -> S.ParticipantOut:
+        bal = chain.balances(s).get(p.name, 0)
+        return S.ParticipantOut(id=p.id, name=p.name, balance_minor=bal, created_at=p.created_at)
+
+    @app.get("/participants", tags=["participants"], response_model=list[S.ParticipantOut])
+    def list_participants(_: Admin) -> list[S.ParticipantOut]:
+        """Every participant with its balance (operator only)."""
+        with db.read() as s:
+            return [
+                participant_out(s, p)
+                for p in s.execute(select(Participant).order_by(Participant.id)).scalars()
+            ]
+
+    @app.get("/participants/me", tags=["participants"], response_model=S.ParticipantOut)
+    def me(who: ParticipantOnly) -> S.ParticipantOut:
+        """The caller's record and balance (minor units)."""
+        with db.read() as s:
+            return participant_out(s, get_or_404(s, Participant, who.participant_id or 0, "participant"))
+
+    @app.get("/participants/{pid}", tags=["participants"], response_model=S.ParticipantOut)
+    def get_participant(pid: Id, who: Who) -> S.ParticipantOut:
+        """A participant's record and balance (itself or the operator)."""
+        with db.read() as s:
+            p = get_or_404(s, Participant, pid, "participant")
+            check_owner(who, p.id, "participant")
+            return participant_out(s, p)
+
+    # markets
+    def market_out(m: Market) -> S.MarketOut:
+        return S.MarketOut(
+            id=m.id, kind=m.kind, name=m.name, params=m.params, scale=m.scale, created_at=m.created_at
+        )
+
+    @app.post("/markets", tags=["markets"], status_code=201, response_model=S.MarketOut)
+    def create_market(body: S.MarketIn, _: Admin) -> S.MarketOut:
+        """Create a market of a kind listed by ``/kinds`` (operator only)."""
+        adapter = st.adapters.get(body.kind)
+        if adapter is None:
+            raise InvalidMarketError(
+                "kind", f"unknown market kind {body.kind!r} (available: {sorted(st.adapters)})"
+            )
+        params = adapter.validate_params(body.params)
+        with db.write() as s:
+            m = Market(kind=body.kind, name=body.name, params=params, scale=body.scale)
+            s.add(m)
+            s.flush()
+            return market_out(m)
+
+    @app.get("/markets", tags=["markets"], response_model=list[S.MarketOut])
+    def list_markets(_: Who) -> list[S.MarketOut]:
+        """Every market."""
+        with db.read() as s:
+            return [market_out(m) for m in s.execute(select(Market).order_by(Market.id)).scalars()]
+
+    @app.get("/markets/{mid}", tags=["markets"], response_model=S.MarketOut)
+    def get_market(mid: Id, _: Who) -> S.MarketOut:
+        """One market."""
+        with db.read() as s:
+            return market_out(get_or_404(s, Market, mid, "market"))
+
+    @app.get("/markets/{mid}/plan", tags=["markets"])
+    def plan(mid: Id, _: Who) -> dict[str, Any]:
+        """What the market's mechanism asks of participants given the inputs so far (e.g. the broker's
+        sample sizes ``N*_i`` and posted prices); 422 while the inputs do not determine it."""
+        with db.read() as s:
+            m = get_or_404(s, Market, mid, "market")
+            ids = list(
+                s.execute(
+                    select(Submission.id)
+                    .where(Submission.market_id == mid, Submission.consumed_round_id.is_(None))
+                    .order_by(Submission.id)
+                ).scalars()
+            )
+            inputs = load_inputs(s, ids, st.limits)
+        return st.adapters[m.kind].plan(m.params, inputs)
+
+    # ledger
+    @app.get("/ledger/verify", tags=["ledger"], response_model=S.VerifyOut)
+    def verify(_: Admin) -> S.VerifyOut:
+        """Recompute the hash chain and every round's sum (operator only)."""
+        with db.read() as s:
+            return S.VerifyOut(**chain.verify(s).to_dict())
+
+    @app.get("/ledger/entries", tags=["ledger"])
+    def entries(_: Admin) -> dict[str, Any]:
+        """Every ledger entry and the chain head (operator only)."""
+        with db.read() as s:
+            return chain.dump(s)
+
+    @app.get("/ledger/balances", tags=["ledger"])
+    def ledger_balances(_: Admin) -> dict[str, int]:
+        """Net minor units per account, the platform included (operator only)."""
+        with db.read() as s:
+            return chain.balances(s)

@@ -1,0 +1,235 @@
+"""Helpers shared by the ledger and service tests (no tests here).
+
+* :func:`database_urls` -- SQLite always, PostgreSQL when ``DATAMARKET_TEST_POSTGRES_URL`` is set
+  (``.ci/postgres`` starts one); each test gets a fresh database (a temp file, or a new PostgreSQL
+  database created and dropped around the test).
+* :class:`LiveServer` -- the real app under uvicorn on 127.0.0.1 (a free port) in a thread, with an
+  httpx client: the tests go through real HTTP.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+
+PG_ENV = "DATAMARKET_TEST_POSTGRES_URL"
+ADMIN = "admin-test-key"
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgres",
+        id="postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"{PG_ENV} not set"),
+        ],
+    ),
+]
+
+
+@contextmanager
+def fresh_database(backend: str, tmp_path: Any) -> Iterator[str]:
+    """A URL of an empty database of ``backend``; a PostgreSQL one is dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger-{uuid.uuid4().hex[:8]}.db"
+        return
+    import psycopg
+
+    base = os.environ[PG_ENV]
+    name = f"dm_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class LiveServer:
+    """uvicorn serving ``app`` on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: Any):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()
+
+    def client(self, key: str | None = ADMIN) -> httpx.Client:
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+def wait_round(client: httpx.Client, rid: int, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll ``GET /rounds/{rid}`` until it is cleared or failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(f"/rounds/{rid}")
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        if body["status"] in ("cleared", "failed"):
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"round {rid} still {body['status']} after {timeout} s")
+        time.sleep(0.05)
+
+
+def csv_bytes(
+    features: np.ndarray, labels: np.ndarray | None = None, groups: np.ndarray | None = None
+) -> bytes:
+    """A CSV upload with columns x0.. and optional label and group columns."""
+    buf = io.StringIO()
+    extra = [(n, c) for n, c in (("label", labels), ("group", groups)) if c is not None]
+    buf.write(",".join([f"x{j}" for j in range(features.shape[1])] + [n for n, _ in extra]) + "\n")
+    for i, row in enumerate(features):
+        cells = [repr(float(v)) for v in row] + [str(int(c[i])) for _, c in extra]
+        buf.write(",".join(cells) + "\n")
+    return buf.getvalue().encode()
+
+
+def register(admin: httpx.Client, name: str) -> tuple[int, str]:
+    r = admin.post("/participants", json={"name": name})
+    assert r.status_code == 201, r.text
+    return r.json()["id"], r.json()["api_key"]
+
+
+# -- a broker adapter whose worker can be held and killed (crash tests) ----------------------------
+GATE_ENV = "DATAMARKET_TEST_GATE_DIR"
+
+
+class GatedBroker:
+    """The real broker adapter, except that ``clear`` first writes the worker's pid to
+    ``$GATE_ENV/pid`` and waits while ``$GATE_ENV/hold`` exists (so a test can kill the worker
+    mid-round, then let a retry through)."""
+
+    kind = "gated_broker"
+
+    def __init__(self) -> None:
+        from datamarket.service.adapters.broker import ADAPTER
+
+        self.inner = ADAPTER
+        self.description = "broker (test gate)"
+        self.submission_kinds = ADAPTER.submission_kinds
+        self.dataset_kinds = ADAPTER.dataset_kinds
+
+    def validate_params(self, params: Any) -> Any:
+        return self.inner.validate_params(params)
+
+    def validate_submission(self, params: Any, kind: str, payload: Any, dataset: Any) -> Any:
+        return self.inner.validate_submission(params, kind, payload, dataset)
+
+    def check_inputs(self, params: Any, inputs: Any) -> None:
+        self.inner.check_inputs(params, inputs)
+
+    def plan(self, params: Any, inputs: Any) -> Any:
+        return self.inner.plan(params, inputs)
+
+    def clear(self, params: Any, inputs: Any, seed: int) -> Any:
+        from pathlib import Path
+
+        gate = Path(os.environ[GATE_ENV])
+        (gate / "pid.tmp").write_text(str(os.getpid()))
+        (gate / "pid.tmp").replace(gate / "pid")
+        deadline = time.monotonic() + 60
+        while (gate / "hold").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.inner.clear(params, inputs, seed)
+
+
+GATED = GatedBroker()
+
+
+# -- driving whole markets over HTTP -----------------------------------------------------------------
+BROKER_BIDS = {
+    "buyer_a": {"valuation": "gaussian", "width": 0.5},
+    "buyer_b": {"valuation": "threshold", "width": 0.4, "scale": 0.9},
+}
+BROKER_COSTS = {"seller_x": 0.05, "seller_y": 0.06}
+
+
+def setup_broker(srv: LiveServer, admin: httpx.Client, kind: str = "broker", seed: int = 0) -> dict[str, Any]:
+    """A broker market with two buyers and two contributors whose data are uploaded (CSV)."""
+    mid = admin.post("/markets", json={"kind": kind, "params": {"sigma": 1.0}}).json()["id"]
+    ids, clients = {}, {}
+    for name in [*BROKER_BIDS, *BROKER_COSTS]:
+        pid, key = register(admin, f"{name}_{mid}")
+        ids[name], clients[name] = pid, srv.client(key)
+    for name, bid in BROKER_BIDS.items():
+        r = clients[name].post(f"/markets/{mid}/submissions", json={"kind": "bid", "data": bid})
+        assert r.status_code == 201, r.text
+    for name, cost in BROKER_COSTS.items():
+        r = clients[name].post(f"/markets/{mid}/submissions", json={"kind": "cost", "data": {"cost": cost}})
+        assert r.status_code == 201, r.text
+    plan = clients["seller_x"].get(f"/markets/{mid}/plan")
+    assert plan.status_code == 200, plan.text
+    rng = np.random.default_rng(seed)
+    for name in BROKER_COSTS:
+        n = plan.json()["n_star"][f"{name}_{mid}"]
+        body = csv_bytes(rng.normal(2.0, 1.0, (n, 1)))
+        r = clients[name].post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=body)
+        assert r.status_code == 201, r.text
+    return {"market": mid, "ids": ids, "clients": clients, "plan": plan.json()}
+
+
+def blobs(rng: np.random.Generator, n: int, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Two Gaussian classes in two dimensions."""
+    y = np.arange(n) % 2
+    x = rng.normal(0.0, 0.7, (n, 2)) + y[:, None] * 1.5 + shift
+    return x, y
+
+
+def setup_collaborative(
+    srv: LiveServer, admin: httpx.Client, n_parties: int = 3, seed: int = 0
+) -> dict[str, Any]:
+    """A single-task (``v``) collaborative market; the first party also uploads the task."""
+    params = {"characteristic": "v", "c": 2.0, "model": {"kind": "logreg", "max_iter": 50}}
+    r = admin.post("/markets", json={"kind": "collaborative", "params": params})
+    assert r.status_code == 201, r.text
+    mid = r.json()["id"]
+    rng = np.random.default_rng(seed)
+    ids, clients = {}, {}
+    for k in range(n_parties):
+        name = f"party{k}_{mid}"
+        pid, key = register(admin, name)
+        ids[name], clients[name] = pid, srv.client(key)
+        x, y = blobs(rng, 8 + 6 * k)
+        r = clients[name].post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=csv_bytes(x, y))
+        assert r.status_code == 201, r.text
+    first = next(iter(clients))
+    x, y = blobs(rng, 40)
+    r = clients[first].post(
+        f"/markets/{mid}/datasets", params={"format": "csv", "kind": "task"}, content=csv_bytes(x, y)
+    )
+    assert r.status_code == 201, r.text
+    return {"market": mid, "ids": ids, "clients": clients}

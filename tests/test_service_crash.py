@@ -1,0 +1,152 @@
+"""Crashes mid-round: a killed worker and a killed service leave the ledger identical; retry succeeds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from datamarket.service.app import create_app
+from tests.service_support import (
+    ADMIN,
+    BACKENDS,
+    GATE_ENV,
+    LiveServer,
+    fresh_database,
+    setup_broker,
+    wait_round,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ADAPTERS = {
+    "broker": "datamarket.service.adapters.broker:ADAPTER",
+    "gated_broker": "tests.service_support:GATED",
+}
+SERVE = """
+import sys, uvicorn
+from datamarket.service.app import create_app
+app = create_app(sys.argv[1], admin_key=sys.argv[2], executor="process", max_workers=1, adapters={adapters!r})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(path: Path, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def _wait_status(client: httpx.Client, rid: int, status: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while (body := client.get(f"/rounds/{rid}").json())["status"] != status:
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+    return body
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_worker_and_service_crashes_leave_the_ledger_identical(backend: str, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = {**os.environ, GATE_ENV: str(gate), "PYTHONPATH": str(ROOT)}
+    port = _free_port()
+    with fresh_database(backend, tmp_path) as url:
+        # a cleared round first (in-process, on threads), so that the ledger is not empty
+        with LiveServer(create_app(url, admin_key=ADMIN, executor="thread")) as srv, srv.client() as admin:
+            m0 = setup_broker(srv, admin)
+            r0 = admin.post(f"/markets/{m0['market']}/rounds").json()["id"]
+            assert wait_round(admin, r0)["status"] == "cleared"
+            before = admin.get("/ledger/entries").json()
+            assert before["entries"]
+        log = (tmp_path / "serve.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE.format(adapters=ADAPTERS), url, ADMIN, str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            srv_url = f"http://127.0.0.1:{port}"
+            admin = httpx.Client(base_url=srv_url, headers={"X-API-Key": ADMIN}, timeout=60)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if admin.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "serve.log"
+                ).read_text()
+                time.sleep(0.1)
+
+            class _Srv:  # setup_broker needs .client(key)
+                @staticmethod
+                def client(key: str) -> httpx.Client:
+                    return httpx.Client(base_url=srv_url, headers={"X-API-Key": key}, timeout=60)
+
+            assert admin.get("/ledger/entries").json() == before
+
+            # 1. kill the worker process while it clears: the round fails, the ledger is unchanged
+            m = setup_broker(_Srv, admin, kind="gated_broker")
+            (gate / "hold").touch()
+            rid = admin.post(f"/markets/{m['market']}/rounds").json()["id"]
+            pid = int(_wait_for(gate / "pid"))
+            assert _wait_status(admin, rid, "running")["attempts"] == 1
+            assert admin.post(f"/markets/{m['market']}/rounds").status_code == 409  # one at a time
+            assert admin.post(f"/rounds/{rid}/retry").status_code == 409  # not failed
+            os.kill(pid, signal.SIGKILL)
+            failed = wait_round(admin, rid)
+            assert failed["status"] == "failed" and "BrokenProcessPool" in failed["error"]
+            assert admin.get("/ledger/entries").json() == before
+            assert admin.get(f"/rounds/{rid}/receipts").status_code == 409
+
+            # 2. retry, then kill the whole service (and its worker) mid-round
+            (gate / "pid").unlink()
+            assert admin.post(f"/rounds/{rid}/retry").status_code == 202
+            _wait_for(gate / "pid")
+            assert _wait_status(admin, rid, "running")["attempts"] == 2
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            admin.close()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+            log.close()
+
+        # 3. restart: the interrupted round is failed, the ledger identical, and a retry clears it
+        os.environ[GATE_ENV] = str(gate)
+        try:
+            app = create_app(url, admin_key=ADMIN, executor="thread", adapters=ADAPTERS)
+            with LiveServer(app) as srv, srv.client() as admin:
+                body = admin.get(f"/rounds/{rid}").json()
+                assert body["status"] == "failed" and "restarted" in body["error"]
+                assert admin.get("/ledger/entries").json() == before
+                (gate / "hold").unlink()
+                assert admin.post(f"/rounds/{rid}/retry").status_code == 202
+                done = wait_round(admin, rid)
+                assert done["status"] == "cleared" and done["attempts"] == 3, done
+                after = admin.get("/ledger/entries").json()
+                assert after["entries"][: len(before["entries"])] == before["entries"]
+                assert sum(e["amount_minor"] for e in after["entries"] if e["round_id"] == rid) == 0
+                assert admin.get("/ledger/verify").json()["ok"]
+        finally:
+            del os.environ[GATE_ENV]
