@@ -1,0 +1,473 @@
+r"""Collaborative ML market with replication-robust payments (paper 004).
+
+Ohrimenko, Tople, Tschiatschek, *Collaborative Machine Learning Markets with Data-Replication-Robust
+Payments* (``../shared/papers/004_52747a6d10d06491.txt``), implemented as corrected by
+``../shared/spec/seed4_collaborative.md`` (cited as "spec §n").
+
+Parties are sellers and buyers at once: party :math:`i` brings training data :math:`X_i` and a
+validation task :math:`V_i`, pays a fee, receives a model and is paid for its data.
+
+Algorithm (one round, :func:`clear_round`; paper §3, §4.1, §4.2, §5; spec §4)
+-----------------------------------------------------------------------------
+1. Validate every party (empty data, task labels outside the market's label set, feature dimension,
+   negative fee scale) before any model is fitted.
+2. Own models :math:`\mathcal{M}(X_i)`, own gains :math:`g_i = \mathcal{G}(V_i; \mathcal{M}(X_i))`,
+   fees :math:`A_i = c_i (1 - g_i)` (§3 step 3).
+3. Optional data selection (§5; spec §8): per task, normalised Shapley values of
+   :math:`u_i(S) = \mathcal{G}(V_i; \mathcal{M}_S)`; :math:`D_i = \{j : \hat\psi(u_i, j) \ge \tau\}`
+   (``D_i = {i}`` when empty).
+4. Delivered models :math:`\mathcal{M}^i`: standard training on :math:`\oplus_{k \in D_i} X_k`, or the
+   customised training of §5 eq. (2) (:mod:`datamarket.learning.customised`) for ``"w"``. Improvements
+   :math:`a_i = c_i(\mathcal{G}(V_i; \mathcal{M}^i) - g_i)` (spec §13 item 5 keeps :math:`c`), pot
+   :math:`\mathbf{a} = \sum_i a_i`.
+5. Shapley values (eq. (1)) of the characteristic function ``u``, ``v`` (§4.1) or ``w`` (§4.2), exact up
+   to ``max_exact`` parties (:func:`~datamarket.valuation.exact_shapley`, :math:`2^M` coalitions, each
+   fitted once), Monte Carlo beyond (:func:`~datamarket.valuation.monte_carlo_shapley`, antithetic
+   permutations stratified by position, optional truncation; spec §3.2); normalised
+   :math:`\hat\psi_i = \psi_i / \sum_j \psi_j` (spec §13 item 4), so the shares sum to one and
+   balance holds exactly with sampled values too.
+6. Payouts :math:`b_i = \mathbf{a}\,\hat\psi_i`, amount returned :math:`t_i = (A_i - a_i) + b_i`, net gain
+   :math:`t_i - A_i = b_i - a_i` (§3 step 5, spec §5 and §13 items 6-7).
+7. Property checks: balance :math:`\sum_i (t_i - A_i) = 0`, symmetry, zero-element buyer, :math:`b_i \ge 0`.
+
+Deviations from the printed paper (each REC of the spec)
+-------------------------------------------------------
+* Zero-element guard (spec §6.3, ``guard=True``, the default): the delivered model is the better of
+  :math:`\mathcal{M}^i` and the own model on :math:`V_i` (so :math:`a_i \ge 0`), and shares are clipped,
+  :math:`\hat\psi^+ = \max(\hat\psi, 0) / \sum \max(\hat\psi, 0)`; this keeps balance and gives a
+  zero-element buyer :math:`t_i \ge A_i`, which the paper claims but does not guarantee. ``guard=False``
+  is the paper's raw rule.
+* Robustness to replication is checked with the k-replica form of Condition 1 (spec §7.1) on measured
+  models (:func:`replication_gain`); Theorem 1 needs supermodularity and fails without it (spec §7.3,
+  market C).
+* The subtracted own-model term of ``v``/``w`` is always :math:`g_j` (spec §2 REC).
+
+Outcome mapping: role PARTY for everybody; ``prices`` = fee :math:`A_i`, ``payments`` = amount returned
+:math:`t_i` (the "payout"), ``values`` = gain :math:`a_i`, ``allocated`` = accuracy of the delivered model.
+The platform keeps :math:`\sum A_i - \sum t_i = \mathbf{a} - \sum b_i = 0` (strong budget balance).
+
+>>> import numpy as np
+>>> from datamarket.core.types import Dataset
+>>> rng = np.random.default_rng(0)
+>>> def blob(label, n):  # two features, class centred at (label, label)
+...     return rng.normal(label, 0.3, size=(n, 2)), np.full(n, label)
+>>> (x0, y0), (x1, y1) = blob(0, 20), blob(1, 20)
+>>> task = Dataset(np.vstack([x0[10:], x1[10:]]), np.concatenate([y0[10:], y1[10:]]))
+>>> parties = [Party("a", Dataset(x0[:10], y0[:10]), task), Party("b", Dataset(x1[:10], y1[:10]), task)]
+>>> r = clear_round(parties, CollaborativeConfig(characteristic="v"), seed=0)
+>>> r.share.round(3).tolist(), r.balance_residual < 1e-9
+([0.5, 0.5], True)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from datamarket.core.audits import MechanismInfo, Property, Sample
+from datamarket.core.errors import InvalidMarketError
+from datamarket.core.random import make_rng, spawn_seeds
+from datamarket.core.types import Dataset, Outcome, Role
+from datamarket.learning.models import ModelSpec
+from datamarket.mechanisms._collaborative_games import (
+    Characteristic,
+    GainEngine,
+    MarketGame,
+    content_id,
+)
+from datamarket.mechanisms._collaborative_types import (
+    PAPER,
+    CollaborativeConfig,
+    CollaborativeRound,
+    Customise,
+    Party,
+    PropertyCheck,
+    ShapleyMethod,
+    divide_payments,
+    normalise_shares,
+    round_checks,
+    validate_market,
+)
+from datamarket.valuation import MaxPermutations, exact_shapley, monte_carlo_shapley
+
+__all__ = [
+    "MECHANISMS",
+    "PAPER",
+    "CollaborativeConfig",
+    "CollaborativeRound",
+    "Customise",
+    "Party",
+    "PropertyCheck",
+    "ReplicationReport",
+    "SampleSelection",
+    "ShapleyMethod",
+    "clear_round",
+    "divide_payments",
+    "normalise_shares",
+    "replicate",
+    "replication_gain",
+    "select_samples",
+    "validate_market",
+]
+
+
+# -- the round -------------------------------------------------------------------------------------
+def _shapley(
+    game: MarketGame, config: CollaborativeConfig, seed: np.random.SeedSequence
+) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
+    exact = config.shapley == "exact" or (config.shapley == "auto" and game.n_players <= config.max_exact)
+    if exact:
+        if game.n_players > 20:
+            raise InvalidMarketError("shapley", "exact Shapley values need at most 20 parties")
+        res = exact_shapley(game)
+        return np.asarray(res.values), np.zeros(game.n_players), "exact"
+    res = monte_carlo_shapley(
+        game,
+        seed=int(seed.generate_state(1)[0]),
+        stopping=MaxPermutations(int(config.n_permutations)),
+        truncation_tol=config.truncation_tol or None,
+    )
+    return np.asarray(res.values), np.asarray(res.stderr), "monte_carlo"
+
+
+def _delivered_gain(
+    engine: GainEngine,
+    parties: Sequence[Party],
+    ids: Sequence[str],
+    task_of: Sequence[int],
+    selected: Sequence[int],
+    i: int,
+    config: CollaborativeConfig,
+    labels: tuple[Any, ...],
+) -> float:
+    members = [k for k in range(len(parties)) if selected[i] >> k & 1]
+    if config.customise == "none" or config.lam == 0:
+        return float(engine.gains([ids[k] for k in members])[task_of[i]])
+    from datamarket.learning.customised import CustomisedLogisticRegression
+
+    x, y = engine.training_set([ids[k] for k in members])
+    own = engine.tasks[task_of[i]]
+    penalty = [engine.tasks[t] for t in sorted(set(task_of)) if t != task_of[i]]
+    model = CustomisedLogisticRegression(
+        lam=config.lam,
+        C=config.model.C,
+        mask_own_labels=config.customise == "masked",
+        classes=labels,
+        max_iter=config.model.max_iter,
+        tol=config.model.tol,
+    ).fit(x, y, penalty, own_labels=np.unique(own[1]).tolist())
+    return float(np.mean(model.predict(own[0]) == own[1]))
+
+
+def clear_round(
+    parties: Sequence[Party],
+    config: CollaborativeConfig,
+    *,
+    seed: int,
+    engine: GainEngine | None = None,
+) -> CollaborativeRound:
+    """Run one round of the collaborative market (steps 1-7 of the module docstring).
+
+    ``engine`` lets a caller share fitted coalition models between rounds over the same tasks (the
+    replication harness does); by default each round builds its own and keeps nothing. BLAS is pinned
+    to one thread for the round (STYLE practice 8: oversubscription makes small fits 10-100x slower).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _clear_round(parties, config, seed=seed, engine=engine)
+
+
+def _clear_round(
+    parties: Sequence[Party],
+    config: CollaborativeConfig,
+    *,
+    seed: int,
+    engine: GainEngine | None,
+) -> CollaborativeRound:
+    t0 = time.perf_counter()
+    tasks, task_of, labels = validate_market(parties, config)
+    if engine is None:
+        engine = GainEngine(config.model, [(t.features, np.asarray(t.labels)) for t in tasks])
+    else:
+        if engine.model != config.model:
+            raise InvalidMarketError("engine", "the shared gain engine was built for a different model")
+        known = [content_id(tx, ty) for tx, ty in engine.tasks]
+        missing = [t for t in tasks if content_id(t.features, np.asarray(t.labels)) not in known]
+        if missing:
+            raise InvalidMarketError(
+                "engine", "the shared gain engine does not evaluate every task of the market"
+            )
+        remap = [known.index(content_id(t.features, np.asarray(t.labels))) for t in tasks]
+        task_of = [remap[t] for t in task_of]
+    fits0, hits0 = engine.fits, engine.cache_hits
+    n = len(parties)
+    names = tuple(p.name for p in parties)
+    streams = spawn_seeds(seed, len(engine.tasks) + 1)
+    ids = [engine.register(p.train.features, np.asarray(p.train.labels)) for p in parties]
+    own = np.array([engine.gains([ids[i]])[task_of[i]] for i in range(n)])
+    full = (1 << n) - 1
+
+    # step 3: data selection per distinct task (spec §8)
+    selected = [full] * n
+    selection_share: tuple[tuple[float, ...], ...] | None = None
+    evaluations = 0
+    if config.tau is not None:
+        per_task: dict[int, NDArray[np.float64]] = {}
+        for t in sorted(set(task_of)):
+            game_u = MarketGame(engine, ids, task_of, own, [full] * n, "u", names, task=t)
+            psi_u, _, _ = _shapley(game_u, config, streams[t])
+            evaluations += len(game_u._memo)
+            per_task[t] = normalise_shares(psi_u)
+        selection_share = tuple(tuple(float(v) for v in per_task[task_of[i]]) for i in range(n))
+        for i in range(n):
+            keep = [j for j in range(n) if per_task[task_of[i]][j] >= config.tau]
+            selected[i] = sum(1 << j for j in keep) if keep else 1 << i
+
+    # step 4: delivered models and improvements
+    final = np.array(
+        [_delivered_gain(engine, parties, ids, task_of, selected, i, config, labels) for i in range(n)]
+    )
+    if config.guard:
+        final = np.maximum(final, own)
+
+    # step 5: Shapley values of the payoff characteristic
+    game = MarketGame(engine, ids, task_of, own, selected, config.characteristic, names)
+    psi, psi_se, method = _shapley(game, config, streams[-1])
+    evaluations += len(game._memo)
+    raw_share = normalise_shares(psi)
+    share = normalise_shares(psi, clip=True) if config.guard else raw_share
+
+    # step 6: payment division
+    c = config.c * np.array([float(p.fee_scale) for p in parties])
+    div = divide_payments(own, final, share, c)
+    residual = abs(float(div["net"].sum()))
+    checks = round_checks(parties, ids, task_of, div, residual)
+    outcome = Outcome(
+        mechanism=f"collaborative-{config.characteristic}",
+        participants=names,
+        roles=tuple(Role.PARTY for _ in names),
+        allocated=final,
+        prices=div["fee"],
+        payments=div["payout"],
+        values=div["gain"],
+        extra={
+            "characteristic": config.characteristic,
+            "guard": config.guard,
+            "shares": share,
+            "rewards": div["reward"],
+            "balance_residual": residual,
+            "checks": {k: v.to_dict() for k, v in checks.items()},
+        },
+    )
+    return CollaborativeRound(
+        outcome=outcome,
+        names=names,
+        characteristic=config.characteristic,
+        fee=div["fee"],
+        gain=div["gain"],
+        reward=div["reward"],
+        payout=div["payout"],
+        net=div["net"],
+        share=share,
+        raw_share=raw_share,
+        shapley=psi,
+        shapley_stderr=psi_se,
+        grand_value=game.value(full),
+        own_accuracy=own,
+        delivered_accuracy=final,
+        selected=tuple(tuple(j for j in range(n) if s >> j & 1) for s in selected),
+        selection_share=selection_share,
+        balance_residual=residual,
+        checks=checks,
+        method=method,
+        fits=engine.fits - fits0,
+        cache_hits=engine.cache_hits - hits0,
+        evaluations=evaluations,
+        elapsed=time.perf_counter() - t0,
+    )
+
+
+# -- replication harness (spec §7) -----------------------------------------------------------------
+def replicate(parties: Sequence[Party], index: int, k: int) -> list[Party]:
+    """The market where party ``index`` adds ``k`` replicas (new identities, same data and task)."""
+    if not 0 <= index < len(parties):
+        raise InvalidMarketError("replication.party", f"no party {index}")
+    if k < 0:
+        raise InvalidMarketError("replication.replicas", "must be non-negative")
+    p = parties[index]
+    return [*parties, *(Party(f"{p.name}~{j + 1}", p.train, p.task, p.fee_scale) for j in range(k))]
+
+
+@dataclass(frozen=True)
+class ReplicationReport:
+    r"""Replication attack of one party with ``k`` replicas (paper 004 §4.1, spec §7.1).
+
+    ``original_net`` :math:`t = \hat\psi(i)\mathbf{a} - a_i`; ``combined_net`` :math:`t^R`, the summed net
+    gain of the party and its replicas, measured; ``replicated_share`` :math:`\hat\psi^R(i)`; ``bound`` the
+    right side of the k-replica Condition 1, :math:`(\hat\psi(i)\mathbf{a} + k a_i)/((k+1)\mathbf{a}^R)`
+    with the measured pot :math:`\mathbf{a}^R` (equal to spec §7.1's form when
+    :math:`\mathbf{a}^R = \mathbf{a} + k a_i`); ``condition_1`` is :math:`t^R \le t`.
+    """
+
+    party: str
+    replicas: int
+    original_net: float
+    combined_net: float
+    original_share: float
+    replicated_share: float
+    bound: float
+    condition_1: bool
+
+
+def replication_gain(
+    parties: Sequence[Party],
+    config: CollaborativeConfig,
+    index: int,
+    ks: Sequence[int],
+    *,
+    seed: int,
+    engine: GainEngine | None = None,
+) -> list[ReplicationReport]:
+    """Condition 1 (generalised to k replicas) for party ``index`` and every ``k`` in ``ks``.
+
+    One gain engine serves the original and every replicated market, so replicated coalitions reuse the
+    fits of equal training multisets; pass ``engine`` to share it further (e.g. across u, v and w).
+    """
+    tasks, _, _ = validate_market(parties, config)
+    if engine is None:
+        engine = GainEngine(config.model, [(t.features, np.asarray(t.labels)) for t in tasks])
+    base = clear_round(parties, config, seed=seed, engine=engine)
+    a, a_i = float(base.gain.sum()), float(base.gain[index])
+    t = float(base.net[index])
+    out = []
+    for k in ks:
+        rep = replicate(parties, index, int(k))
+        r = base if k == 0 else clear_round(rep, config, seed=seed, engine=engine)
+        group = [index, *range(len(parties), len(rep))]
+        t_r = float(r.net[group].sum())
+        a_r = float(r.gain.sum())
+        bound = (base.share[index] * a + k * a_i) / ((k + 1) * a_r) if abs(a_r) > 1e-15 else float("inf")
+        out.append(
+            ReplicationReport(
+                party=parties[index].name,
+                replicas=int(k),
+                original_net=t,
+                combined_net=t_r,
+                original_share=float(base.share[index]),
+                replicated_share=float(r.share[index]),
+                bound=float(bound),
+                condition_1=bool(t_r <= t + 1e-12),
+            )
+        )
+    return out
+
+
+# -- mechanism contract ----------------------------------------------------------------------------
+def _blob_market(seed: int, multi: bool) -> list[Party]:
+    """Four parties on three Gaussian classes in 2-d; the last party replicates the first."""
+    rng = make_rng(seed)
+    centres = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
+
+    def draw(labels: Sequence[int], m: int) -> Dataset:
+        y = np.repeat(np.asarray(labels), m)
+        return Dataset(centres[y] + rng.normal(0.0, 0.7, size=(y.size, 2)), y)
+
+    holdings = [(0, 1), (1, 2), (0, 2)]
+    common = draw((0, 1, 2), 10)
+    tasks = [draw(t, 10) for t in holdings] if multi else [common] * 3
+    parties = [Party(f"p{i}", draw(h, 8), t) for i, (h, t) in enumerate(zip(holdings, tasks, strict=True))]
+    return [*parties, Party("p0-copy", parties[0].train, parties[0].task)]
+
+
+def _sample(characteristic: Characteristic) -> Any:
+    def sample(seed: int) -> Sample:
+        config = CollaborativeConfig(characteristic=characteristic, model=ModelSpec("logreg", max_iter=100))
+        return Sample(clear_round(_blob_market(seed, characteristic == "w"), config, seed=seed).outcome)
+
+    return sample
+
+
+_GUARANTEES = frozenset({Property.BUDGET_BALANCE_STRONG, Property.BUDGET_BALANCE_WEAK, Property.IR_SELLER})
+MECHANISMS: tuple[MechanismInfo, ...] = (
+    MechanismInfo(
+        name="collaborative-v",
+        paper=PAPER + " (§4.1)",
+        guarantees=_GUARANTEES,
+        sample=_sample("v"),
+        description="single-task collaborative market, Shapley division by v, zero-element guard on",
+        notes={"ir_seller": "amount returned t_i >= 0 under the guard (b_i >= 0)", "ir_buyer": "not claimed"},
+    ),
+    MechanismInfo(
+        name="collaborative-w",
+        paper=PAPER + " (§4.2)",
+        guarantees=_GUARANTEES,
+        sample=_sample("w"),
+        description="multi-task collaborative market, Shapley division by w, zero-element guard on",
+        notes={"ir_seller": "amount returned t_i >= 0 under the guard (b_i >= 0)", "ir_buyer": "not claimed"},
+    ),
+)
+
+
+@dataclass(frozen=True)
+class SampleSelection:
+    """Sample-level data selection (paper 004 §5): normalised values, standard errors, kept rows."""
+
+    share: NDArray[np.float64]
+    stderr: NDArray[np.float64]
+    kept: tuple[int, ...]
+    fits: int
+
+
+def select_samples(
+    train: Dataset,
+    task: Dataset,
+    model: ModelSpec,
+    *,
+    tau: float,
+    seed: int,
+    n_permutations: int = 100,
+    truncation_tol: float = 0.0,
+) -> SampleSelection:
+    r"""Sample-level training-data selection (paper 004 §5, spec §8).
+
+    Truncated Monte Carlo Shapley values (:func:`~datamarket.valuation.monte_carlo_shapley`, every
+    player sampled in at least ``n_permutations`` permutations) of the data points of ``train`` for
+    :math:`u(S) = \mathcal{G}(V; \mathcal{M}(S))`, normalised, and the rows with
+    :math:`\hat\psi_j \ge \tau` (an empty selection is returned as such). Cost: one fit per distinct
+    coalition touched; ``truncation_tol`` is relative (a permutation stops once
+    :math:`|u(N) - u(S)| \le` tol :math:`|u(N)|`).
+    """
+    from datamarket.mechanisms._collaborative_games import SampleGame
+
+    if train.labels is None or task.labels is None:
+        raise InvalidMarketError("train", "sample-level selection needs labelled data and task")
+    if train.n_features != task.n_features:
+        raise InvalidMarketError("task.features", "feature dimension differs from the training data")
+    game = SampleGame(
+        model, train.features, np.asarray(train.labels), (task.features, np.asarray(task.labels))
+    )
+    with _single_blas():
+        res = monte_carlo_shapley(
+            game,
+            seed=seed,
+            stopping=MaxPermutations(int(n_permutations)),
+            truncation_tol=truncation_tol or None,
+        )
+    est = np.asarray(res.values)
+    share = normalise_shares(est)
+    total = float(est.sum())
+    scale = abs(total) if abs(total) > 1e-12 else 1.0
+    kept = tuple(int(j) for j in np.flatnonzero(share >= tau))
+    return SampleSelection(share, np.asarray(res.stderr) / scale, kept, game.fits)
+
+
+def _single_blas() -> Any:
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
