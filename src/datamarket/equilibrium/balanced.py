@@ -1,0 +1,288 @@
+r"""Equilibria of the online data market with a demographic-balance intervention (paper 000, seed 0).
+
+Paper: "The Cost of Balanced Training-Data Production in an Online Data Market" (equation numbers are the
+paper's own). Corrections follow ``../shared/spec/seed0_balanced_market.md`` (cited as S0-...).
+
+Model (Sections 3-4)
+--------------------
+:math:`M` sellers with unit costs :math:`\kappa^{(j)}_g > 0`, :math:`N` buyers with values of accuracy
+:math:`\mu_{i,g} \ge 0` and learning curves :math:`\mathcal G_{i,g}(n) = (Z - \alpha n^{-\beta})_+` (eq. 2).
+Buyers bid truthfully (Fact 4.1). The marketplace posts reserve prices maximising the potential value
+:math:`\rho_g(p) = p\,\#\{i: \mu_{i,g}\ge p\}` (eqs. 14-15, algorithm S0-A1). Sellers then play the
+Shapley game (7)/(9).
+
+Two equilibrium models (spec S0-4, FIX-0.2)
+------------------------------------------
+``model="paper"``
+    The paper's closed forms (Lemma 4.1/4.2, Claim 4.1/4.2, Thm 4.1/4.2, Cor 4.1) in the quasi-symmetric
+    setting (Def 4.1). **The paper's error**: the proof of Lemma 4.1 (A.3, eqs. 54-58) substitutes
+    symmetry before differentiating, so (16) is the sellers' *joint* profit optimum split equally, not a
+    Nash equilibrium for :math:`M \ge 2`. With :math:`Z=\alpha=\beta=\rho=1`, :math:`\kappa=0.075`,
+    :math:`M=2` the paper gives :math:`x^{(j)} = 1.825742` while the best response to it is
+    :math:`3.045028`; the exact symmetric equilibrium is :math:`2.886751` (S0-4.2).
+``model="shapley_nash"``
+    The exact game, for heterogeneous sellers and buyers (the setting of Prop. 4.1): global best response
+    by breakpoint enumeration (S0-A2), all equilibria by support enumeration and iterated best response
+    with a global check (S0-A3), see :mod:`datamarket.equilibrium._balanced_shapley`. With heterogeneous
+    learning curves the marketplace's best response depends on production; prices and production are then
+    iterated to a fixed point (S0-2, "General setting").
+
+The intervention solver of the paper model enumerates the consistent active sets ``H`` (S0-A4).
+
+>>> m = BalancedMarket.quasi_symmetric([[1.0, 1.0]], [0.25, 0.25], (1, 1, 1), n_sellers=1, gamma=[0.6, 0.4])
+>>> solve_baseline(m).forms, solve_intervention(m).forms   # spec S0-6, Thm 5.3 example
+(True, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from datamarket.core.errors import InvalidMarketError
+from datamarket.equilibrium import _balanced_paper as paper
+from datamarket.equilibrium._balanced_core import (
+    BalancedMarket,
+    FloatArray,
+    MarketSolution,
+    Model,
+    Tie,
+    Utilities,
+    group_terms,
+    intervention_terms,
+    marketplace_best_response,
+    reserve_prices,
+    settle,
+    validate_gamma,
+)
+from datamarket.equilibrium._balanced_paper import optimal_gamma, symmetric_shapley_quantity, thm54_bound
+from datamarket.equilibrium._balanced_shapley import find_equilibria
+from datamarket.learning.curves import LearningCurve
+
+MAX_PRICE_ROUNDS = 10
+
+__all__ = [
+    "BalancedMarket",
+    "MarketSolution",
+    "Model",
+    "Tie",
+    "Utilities",
+    "backfire_market",
+    "backfires",
+    "fully_forming",
+    "group_terms",
+    "growth_sequence",
+    "intervention_terms",
+    "intervention_threshold",
+    "marketplace_best_response",
+    "optimal_gamma",
+    "price_of_fairness",
+    "reserve_prices",
+    "settle",
+    "solve_baseline",
+    "solve_intervention",
+    "symmetric_shapley_quantity",
+    "thm54_bound",
+    "thresholds",
+    "utility_ratios",
+    "validate_gamma",
+]
+
+
+def _paper_curve(market: BalancedMarket) -> LearningCurve:
+    if not market.quasi_symmetric_setting:
+        raise InvalidMarketError(
+            "model",
+            "model='paper' needs the quasi-symmetric setting (one curve, identical sellers); "
+            "use model='shapley_nash'",
+        )
+    return market.curve
+
+
+def solve_baseline(market: BalancedMarket, model: Model = "paper", *, seed: int = 0) -> MarketSolution:
+    """Baseline equilibrium (Section 4.1): Thm 4.1 closed form or the exact Shapley-Nash game."""
+    m, _, g_count = market.shape
+    p, rho = reserve_prices(market.values, market.tie)
+    notes: dict[str, Any] = {}
+    n_eq = 1
+    if model == "paper":
+        curve = _paper_curve(market)
+        total = paper.baseline_total(rho, market.costs[0], curve)
+        production = np.tile(total / m, (m, 1))
+    elif model == "shapley_nash":
+        production = np.zeros((m, g_count))
+        for it in range(MAX_PRICE_ROUNDS):  # price/production fixed point (one round if quasi-symmetric)
+            counts = []
+            for g in range(g_count):
+                eq = find_equilibria(market.costs[:, g], group_terms(market, p, g), seed=seed)
+                production[:, g] = eq.selected
+                counts.append(len(eq.profiles))
+            n_eq = int(np.prod(counts))
+            new_p = marketplace_best_response(market, production.sum(axis=0))
+            if np.array_equal(new_p, p):
+                break
+            if it == MAX_PRICE_ROUNDS - 1:  # keep the prices the production responds to
+                notes["price_fixed_point"] = False
+                break
+            p = new_p
+    else:
+        raise InvalidMarketError("model", f"must be 'paper' or 'shapley_nash', got {model!r}")
+    util, pay, rev, rec, cost = settle(market, p, production)
+    active = production.sum(axis=0) > 0
+    return MarketSolution("baseline", model, p, production, active, util, pay, rev, rec, cost, n_eq, notes)
+
+
+def solve_intervention(
+    market: BalancedMarket, model: Model = "paper", *, gamma: ArrayLike | None = None, seed: int = 0
+) -> MarketSolution:
+    """Intervention equilibrium (Section 4.2): S0-A4 (paper) or the exact Shapley-Nash game.
+
+    Reserve prices are those of the baseline (Fact 4.2; in the general setting they are iterated with
+    production as in the baseline).
+    """
+    m, _, g_count = market.shape
+    gam = market.gamma if gamma is None else validate_gamma(gamma, g_count)
+    if gam is None:
+        raise InvalidMarketError("gamma", "the intervention needs a target demographics vector")
+    p, rho = reserve_prices(market.values, market.tie)
+    notes: dict[str, Any] = {}
+    n_eq = 1
+    kappa_gamma = market.costs @ gam
+    if model == "paper":
+        curve = _paper_curve(market)
+        sol = paper.solve_intervention(rho, gam, market.costs[0], curve)
+        production = np.tile(gam * sol.total / m, (m, 1))
+        active = sol.active.copy()
+        notes["candidates"] = [
+            {"H": list(h), "N": n, "profit": pr, "consistent": c} for h, n, pr, c in sol.candidates
+        ]
+    elif model == "shapley_nash":
+        production = np.zeros((m, g_count))
+        for it in range(MAX_PRICE_ROUNDS):
+            eq = find_equilibria(kappa_gamma, intervention_terms(market, p, gam), seed=seed)
+            production = np.outer(eq.selected, gam)
+            n_eq = len(eq.profiles)
+            new_p = marketplace_best_response(market, production.sum(axis=0))
+            if np.array_equal(new_p, p):
+                break
+            if it == MAX_PRICE_ROUNDS - 1:  # keep the prices the production responds to
+                notes["price_fixed_point"] = False
+                break
+            p = new_p
+        acc = market.accuracy(production.sum(axis=0))
+        active = (acc > 0).any(axis=0) & (gam > 0)
+    else:
+        raise InvalidMarketError("model", f"must be 'paper' or 'shapley_nash', got {model!r}")
+    util, pay, rev, rec, cost = settle(market, p, production, gam)
+    return MarketSolution(
+        "intervention", model, p, production, active, util, pay, rev, rec, cost, n_eq, notes
+    )
+
+
+def thresholds(market: BalancedMarket) -> FloatArray:
+    r"""Per-group participation threshold :math:`\tau_g` (Claim 4.1): the largest unit cost at which a lone
+    seller breaks even, :math:`\sup_X F_g(X)/X`; equals :math:`\rho_g c_{\mathcal G}` (eq. 18-19) in the
+    quasi-symmetric setting (computed in closed form there)."""
+    p, rho = reserve_prices(market.values, market.tie)
+    if market.identical_curves:
+        return paper.baseline_thresholds(rho, market.curve)
+    return np.array([group_terms(market, p, g).sup_ratio() for g in range(market.shape[2])])
+
+
+def intervention_threshold(market: BalancedMarket, gamma: ArrayLike | None = None) -> float:
+    r""":math:`\max_H \tau_H(\rho,\gamma)` (Thm 4.2, eq. 29; spec S0-T2): the intervention forms iff
+    :math:`\kappa^\top\gamma` is at most this (quasi-symmetric); in general :math:`\sup_N F_\gamma(N)/N`."""
+    p, rho = reserve_prices(market.values, market.tie)
+    gam = market.gamma if gamma is None else validate_gamma(gamma, market.shape[2])
+    if gam is None:
+        raise InvalidMarketError("gamma", "the intervention needs a target demographics vector")
+    if market.identical_curves:
+        return paper.max_tau(rho, gam, market.curve)
+    return intervention_terms(market, p, gam).sup_ratio()
+
+
+def _ratio(a: float, b: float, tol: float = 1e-12) -> float:
+    """``a / b``; NaN when the baseline utility ``b`` is 0 (spec AMB-0h)."""
+    return float("nan") if abs(b) <= tol else float(a / b)
+
+
+def utility_ratios(base: MarketSolution, interv: MarketSolution) -> dict[str, Any]:
+    r"""Utility ratios (36)-(38): :math:`UR_{Mkt} = w^f/w`, :math:`UR_{S,j} = v_j^f/v_j`,
+    :math:`UR_{B,i} = u_i^f/u_i`; NaN where the baseline utility is 0 (AMB-0h)."""
+    b, f = base.utilities, interv.utilities
+    return {
+        "marketplace": _ratio(f.marketplace, b.marketplace),
+        "sellers": [_ratio(x, y) for x, y in zip(f.sellers, b.sellers, strict=True)],
+        "buyers": [_ratio(x, y) for x, y in zip(f.buyers, b.buyers, strict=True)],
+    }
+
+
+def backfires(base: MarketSolution, interv: MarketSolution) -> bool:
+    """Def 5.2: the market forms in the baseline but not under the intervention."""
+    return base.forms and not interv.forms
+
+
+def price_of_fairness(base: MarketSolution, interv: MarketSolution) -> float:
+    """Relative welfare loss ``1 - W^f / W`` (NaN when the baseline welfare is 0)."""
+    return float("nan") if abs(base.welfare) <= 1e-12 else 1.0 - interv.welfare / base.welfare
+
+
+def growth_sequence(
+    market: BalancedMarket, sizes: Sequence[int], model: Model = "paper", *, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Utility ratios along a growth sequence: the markets of the first ``n`` buyers (Section 6)."""
+    rows = []
+    for n in sizes:
+        sub = market.first_buyers(int(n))
+        base = solve_baseline(sub, model, seed=seed)
+        interv = solve_intervention(sub, model, seed=seed)
+        ur = utility_ratios(base, interv)
+        rows.append(
+            {
+                "n_buyers": int(n),
+                "rho": reserve_prices(sub.values, sub.tie)[1].tolist(),
+                "baseline_forms": base.forms,
+                "intervention_forms": interv.forms,
+                "ur_marketplace": ur["marketplace"],
+                "ur_sellers": ur["sellers"],
+                "ur_buyers": ur["buyers"],
+            }
+        )
+    return rows
+
+
+def backfire_market(
+    gamma: ArrayLike, curve: LearningCurve, *, corrected_5_3: bool = False
+) -> tuple[FloatArray, FloatArray]:
+    r"""A market ``(rho, kappa)`` in which ``gamma`` backfires.
+
+    ``corrected_5_3=False``: Theorem 5.1's construction (A.9): one group :math:`h \ne h'` with
+    :math:`\kappa_h = \tau_h` and :math:`\kappa_{h'} > \lceil\tau\rceil/\gamma_{h'}` (needs
+    :math:`\gamma_{h'} > 0`, :math:`|G| \ge 2`). ``corrected_5_3=True``: Theorem 5.3 as corrected by spec
+    FIX-0.6 (``gamma`` with full support, not uniform): one buyer with :math:`\mu_g = 1` and
+    :math:`\kappa_g = c_{\mathcal G}`, a fully-forming market at the knife edge.
+    """
+    gam = np.asarray(gamma, dtype=np.float64)
+    k = gam.size
+    rho = np.ones(k)
+    if corrected_5_3:
+        if np.any(gam <= 0) or np.allclose(gam, 1.0 / k):
+            raise InvalidMarketError("gamma", "Thm 5.3 (corrected) needs full support and gamma != uniform")
+        return rho, np.full(k, curve.c_g)
+    if k < 2:
+        raise InvalidMarketError("gamma", "Thm 5.1 needs at least two groups")
+    h_prime = int(np.argmax(gam))
+    h = (h_prime + 1) % k
+    top = paper.max_tau(rho, gam, curve)
+    kappa = np.full(k, curve.c_g)
+    kappa[h_prime] = 2.0 * top / gam[h_prime] + curve.c_g
+    kappa[h] = curve.c_g * 0.5
+    return rho, kappa
+
+
+def fully_forming(base: MarketSolution) -> bool:
+    """Def 5.3: every group has positive aggregate production in the baseline."""
+    return bool(np.all(base.total > 0))

@@ -1,0 +1,275 @@
+"""Scenario kind ``balanced_market``: paper 000's online data market and the balance intervention.
+
+JSON fields (public interface, issue #4 item 5): ``reserve_prices``, ``rho``, ``thresholds`` (per-group
+participation thresholds tau_g, Claim 4.1), ``baseline`` and ``intervention`` (each ``forms``,
+``production`` sellers x groups, ``total`` per group, ``active_groups``, ``utilities`` {``marketplace``,
+``sellers``, ``buyers``}), ``utility_ratios`` {``marketplace``, ``sellers``, ``buyers``} (NaN -> null when
+the baseline utility is 0) and ``backfire``. ``model = "paper" | "shapley_nash"`` selects the equilibrium
+model; an optional ``[empirical]`` table also runs real rounds on scikit-learn's digits.
+
+>>> cfg = default_config()
+>>> sorted(run(cfg).fields)
+['backfire', 'baseline', 'intervention', 'reserve_prices', 'rho', 'thresholds', 'utility_ratios']
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
+
+from datamarket.core.audits import audit_outcome
+from datamarket.equilibrium.balanced import (
+    BalancedMarket,
+    MarketSolution,
+    fully_forming,
+    growth_sequence,
+    optimal_gamma,
+)
+from datamarket.mechanisms.balanced_market import (
+    analyse,
+    digits_market,
+    round_outcome,
+    run_empirical_round,
+)
+from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
+
+
+class CurveConfig(StrictModel):
+    """Learning curve G(n) = (Z - alpha n^-beta)_+ (paper 000, eq. 2); all parameters > 0."""
+
+    Z: PositiveFloat = 1.0
+    alpha: PositiveFloat = 1.0
+    beta: PositiveFloat = 1.0
+
+
+class SellerConfig(StrictModel):
+    name: str = Field(min_length=1)
+    costs: list[PositiveFloat] = Field(min_length=1, description="unit cost per group (> 0)")
+
+
+class BuyerConfig(StrictModel):
+    name: str = Field(min_length=1)
+    values: list[NonNegativeFloat] = Field(min_length=1, description="value of accuracy per group")
+    curves: list[CurveConfig] | None = Field(default=None, description="per-group curves (default: curve)")
+    test_samples: list[NonNegativeInt] | None = Field(
+        default=None, description="empirical mode: labelled test samples per group (default: empirical)"
+    )
+
+
+class EmpiricalConfig(StrictModel):
+    """A real round on digits with the equilibrium production scaled to sample counts."""
+
+    grouping: Literal["label_partition", "stroke"] = "label_partition"
+    samples_per_unit: PositiveFloat = Field(default=10.0, description="digits per unit of production")
+    test_per_group: PositiveInt = 60
+
+
+class Config(ScenarioConfig):
+    kind: Literal["balanced_market"] = "balanced_market"
+    model: Literal["paper", "shapley_nash"] = "paper"
+    groups: list[str] = Field(min_length=1)
+    gamma: list[NonNegativeFloat] = Field(min_length=1, description="target demographics (simplex)")
+    tie: Literal["lowest", "highest"] = "lowest"
+    curve: CurveConfig = CurveConfig()
+    sellers: list[SellerConfig] = Field(min_length=1)
+    buyers: list[BuyerConfig] = Field(min_length=1)
+    growth: list[PositiveInt] | None = Field(default=None, description="buyer counts of the UR table")
+    empirical: EmpiricalConfig | None = None
+
+    @field_validator("gamma")
+    @classmethod
+    def _simplex(cls, v: list[float]) -> list[float]:
+        if abs(sum(v) - 1.0) > 1e-9:
+            raise ValueError(f"target demographics must sum to 1 (simplex), got sum {sum(v):.6g}")
+        return v
+
+    def market(self) -> BalancedMarket:
+        """The library market (raises InvalidMarketError naming the field on inconsistent shapes)."""
+        g = len(self.groups)
+        from datamarket.core.errors import InvalidMarketError
+
+        for i, b in enumerate(self.buyers):
+            if len(b.values) != g:
+                raise InvalidMarketError(f"buyers.{i}.values", f"need one value per group ({g})")
+            if b.curves is not None and len(b.curves) != g:
+                raise InvalidMarketError(f"buyers.{i}.curves", f"need one curve per group ({g})")
+        for j, s in enumerate(self.sellers):
+            if len(s.costs) != g:
+                raise InvalidMarketError(f"sellers.{j}.costs", f"need one cost per group ({g})")
+        if len(self.gamma) != g:
+            raise InvalidMarketError("gamma", f"need one entry per group ({g})")
+        curves = [[(c.Z, c.alpha, c.beta) for c in (b.curves or [self.curve] * g)] for b in self.buyers]
+        arr = np.array(curves, dtype=float)  # (N, G, 3)
+        return BalancedMarket(
+            values=np.array([b.values for b in self.buyers], dtype=float),
+            costs=np.array([s.costs for s in self.sellers], dtype=float),
+            Z=arr[..., 0],
+            alpha=arr[..., 1],
+            beta=arr[..., 2],
+            gamma=np.array(self.gamma, dtype=float),
+            groups=tuple(self.groups),
+            sellers=tuple(s.name for s in self.sellers),
+            buyers=tuple(b.name for b in self.buyers),
+            tie=self.tie,
+        )
+
+
+def default_config() -> Config:
+    """A small two-group, two-seller, three-buyer market with gamma = (0.8, 0.2) (runs in well under 1 s)."""
+    return Config(
+        name="two groups, three buyers",
+        groups=["A", "B"],
+        gamma=[0.8, 0.2],
+        curve=CurveConfig(Z=1.0, alpha=1.0, beta=1.0),
+        sellers=[SellerConfig(name=f"s{j}", costs=[0.2, 0.05]) for j in range(2)],
+        buyers=[
+            BuyerConfig(name="b0", values=[1.0, 0.6]),
+            BuyerConfig(name="b1", values=[0.4, 0.6]),
+            BuyerConfig(name="b2", values=[0.2, 0.5]),
+        ],
+    )
+
+
+def _empirical_rows(
+    cfg: Config, market: BalancedMarket, sol: MarketSolution
+) -> tuple[Any, list[dict[str, Any]]]:
+    emp = cfg.empirical
+    assert emp is not None
+    if len(cfg.groups) != 2:
+        from datamarket.core.errors import InvalidMarketError
+
+        raise InvalidMarketError("empirical", "digits markets have exactly two groups")
+    sizes = np.array(
+        [b.test_samples if b.test_samples is not None else [emp.test_per_group] * 2 for b in cfg.buyers]
+    )
+    counts = np.floor(sol.production * emp.samples_per_unit)
+    sellers, buyers, _ = digits_market(
+        counts, len(cfg.buyers), test_per_group=sizes, grouping=emp.grouping, seed=cfg.seed
+    )
+    rnd = run_empirical_round(
+        sellers,
+        buyers,
+        market.values,
+        market.costs,
+        ("A", "B"),
+        tie=cfg.tie,
+        seed=cfg.seed,
+        seller_names=market.sellers,
+    )
+    rows = [
+        {
+            "scenario": sol.scenario,
+            "buyer": market.buyers[i],
+            **{f"samples_{g}": int(counts[:, k].sum()) for k, g in enumerate(cfg.groups)},
+            **{f"accuracy_{g}": float(rnd.accuracy[i, k]) for k, g in enumerate(cfg.groups)},
+            "price": float(rnd.revenue[i]),
+        }
+        for i in range(len(buyers))
+    ]
+    return rnd, rows
+
+
+def run(config: Config) -> ScenarioResult:
+    """Solve baseline and intervention equilibria, ratios, backfire; optionally real digits rounds."""
+    market = config.market()
+    a = analyse(market, config.model, seed=config.seed)
+    groups = list(market.groups)
+    fields = {
+        "reserve_prices": a.reserve_prices.tolist(),
+        "rho": a.rho.tolist(),
+        "thresholds": a.thresholds.tolist(),
+        "baseline": a.baseline.to_dict(groups),
+        "intervention": a.intervention.to_dict(groups),
+        "utility_ratios": a.utility_ratios,
+        "backfire": a.backfire,
+    }
+    b, f = a.baseline, a.intervention
+    kg = market.costs @ market.gamma if market.gamma is not None else np.zeros(1)
+    tables: dict[str, list[dict[str, Any]]] = {
+        "groups": [
+            {
+                "group": g,
+                "reserve_price": float(a.reserve_prices[k]),
+                "rho": float(a.rho[k]),
+                "tau": float(a.thresholds[k]),
+                "gamma": float(config.gamma[k]),
+                "baseline_total": float(b.total[k]),
+                "intervention_total": float(f.total[k]),
+            }
+            for k, g in enumerate(groups)
+        ],
+        "summary": [
+            {
+                "model": config.model,
+                "baseline_forms": b.forms,
+                "intervention_forms": f.forms,
+                "backfire": a.backfire,
+                "kappa_gamma_max": float(np.max(kg)),
+                "tau_H_max": a.intervention_threshold,
+                "ur_marketplace": a.utility_ratios["marketplace"],
+                "price_of_fairness": a.price_of_fairness,
+                "fully_forming": fully_forming(b),
+                "equilibria_baseline": b.n_equilibria,
+                "equilibria_intervention": f.n_equilibria,
+            }
+        ],
+        "sellers": [
+            {
+                "seller": s,
+                "baseline_utility": float(b.utilities.sellers[j]),
+                "intervention_utility": float(f.utilities.sellers[j]),
+                "ur": a.utility_ratios["sellers"][j],
+            }
+            for j, s in enumerate(market.sellers)
+        ],
+        "buyers": [
+            {
+                "buyer": name,
+                "baseline_utility": float(b.utilities.buyers[i]),
+                "intervention_utility": float(f.utilities.buyers[i]),
+                "ur": a.utility_ratios["buyers"][i],
+            }
+            for i, name in enumerate(market.buyers)
+        ],
+    }
+    if market.identical_curves:
+        g_star, t_star = optimal_gamma(a.rho, market.curve)
+        tables["summary"][0]["gamma_maximising_tau"] = [round(float(x), 9) for x in g_star]
+        tables["summary"][0]["tau_max_over_gamma"] = t_star
+    tables["summary"] = [
+        {"quantity": k, "value": v if not isinstance(v, list) else ", ".join(f"{x:.6g}" for x in v)}
+        for k, v in tables["summary"][0].items()
+    ]
+    sizes = config.growth or list(range(1, market.shape[1] + 1))
+    if max(sizes) > market.shape[1]:
+        from datamarket.core.errors import InvalidMarketError
+
+        raise InvalidMarketError("growth", f"buyer counts must be <= {market.shape[1]}")
+    tables["growth"] = [
+        {
+            "n_buyers": r["n_buyers"],
+            "baseline_forms": r["baseline_forms"],
+            "intervention_forms": r["intervention_forms"],
+            "ur_marketplace": r["ur_marketplace"],
+            "ur_sellers_mean": float(np.nanmean(r["ur_sellers"]))
+            if np.isfinite(r["ur_sellers"]).any()
+            else float("nan"),
+        }
+        for r in growth_sequence(market, sizes, config.model, seed=config.seed)
+    ]
+    outcome = round_outcome(market, b, "balanced_market")
+    if config.empirical is not None:
+        rnd, rows = _empirical_rows(config, market, b)
+        _, rows_f = _empirical_rows(config, market, f)
+        tables["empirical"] = rows + rows_f
+        outcome = rnd.outcome
+    return ScenarioResult(
+        kind="balanced_market",
+        seed=config.seed,
+        fields=fields,
+        outcome=outcome,
+        audits=audit_outcome(outcome),
+        tables=tables,
+    )
