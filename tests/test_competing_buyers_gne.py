@@ -198,6 +198,28 @@ def test_price_of_anarchy_guard_for_non_positive_social_loss() -> None:
     assert "undefined" in g2.status
 
 
+def test_small_positive_d_is_kept_when_d_spans_many_orders_of_magnitude() -> None:
+    """Regression (review): d = gamma for one buyer (A = 0) must be returned exactly.
+
+    Sources at -1, 0, 1 and one linear buyer evaluating at x* = 1e5: the centre source's weight is
+    H = 1/3 at every x*, so gamma = (~2.5e9, 1/9, ~2.5e9). The GNE is d = gamma (25) and, with
+    alpha = 20 at the centre, 2 alpha D = 4.4 >= 1 (AMB-2a). Zeroing entries below tol * max(d)
+    used to set d_centre = 0 and report no GNE.
+    """
+    m = CompetingMarket(
+        np.array([-1.0, 0.0, 1.0]),
+        np.array([1.0, 20.0, 1.0]),
+        (PolynomialRegression(1),),
+        (DiscretePoints(np.array([1e5])),),
+    )
+    an = analyse_market(m)
+    g = an.gne
+    assert g.d is not None
+    np.testing.assert_allclose(g.d, an.gamma, rtol=1e-12)
+    assert g.d[1, 0] == pytest.approx(1 / 9, rel=1e-9)
+    assert g.gne_exists and g.price_of_anarchy == pytest.approx(1.0)
+
+
 # ----------------------------------------------------------------------------------------------
 # Theorems as properties over generated markets
 # ----------------------------------------------------------------------------------------------
@@ -348,6 +370,10 @@ def test_bad_markets_raise_named_errors() -> None:
     with pytest.raises(InvalidMarketError, match="competition"):
         CompetingMarket(
             np.array([0.0, 1.0]), np.ones(2), lin * 2, uni * 2, competition=np.array([[0, 0.2], [0.3, 0]])
+        )
+    with pytest.raises(InvalidMarketError, match="competition"):  # the diagonal is a level too
+        CompetingMarket(
+            np.array([0.0, 1.0]), np.ones(2), lin * 2, uni * 2, competition=np.array([[5.0, 0.2], [0.2, 0]])
         )
     with pytest.raises(InvalidMarketError, match="locations"):
         CompetingMarket(np.array([0.0, np.nan]), np.ones(2), lin, uni)

@@ -192,6 +192,8 @@ def test_no_gne_example_has_null_equilibrium_fields() -> None:
         ("competition = 1.5", "competition"),
         ("competition = -0.2", "competition"),
         ("competition = [[0.0, 0.5], [0.4, 0.0]]", "competition"),
+        ("competition = [[2.0, 0.5], [0.5, -1.0]]", "competition"),  # diagonal outside [0, 1]
+        ("competition = [[0.0, 0.5], [0.5]]", r"competition: .*square matrix \(rows of equal length\)"),
     ],
 )
 def test_bad_competition_is_a_named_error(snippet: str, field: str) -> None:

@@ -365,7 +365,10 @@ def solve_gne(
         scale = max(1.0, float(np.max(np.abs(dm))))
         nonneg = bool(np.all(dm >= -tol * scale))
         if nonneg:
-            dm = np.where(np.abs(dm) <= tol * scale, 0.0, dm)
+            # Only round-off negatives are clipped to 0 (constraint (23)). Small positive entries
+            # are genuine: one buyer's d = gamma can span many orders of magnitude across sources,
+            # and zeroing d_i^k below tol * max(d) would wrongly make D_i = 0 and fail 2 alpha D >= 1.
+            dm = np.maximum(dm, 0.0)
         d = dm
         total = dm.sum(axis=1)
         feas = 2 * a * total >= 1 - tol

@@ -104,7 +104,8 @@ def _check_rank(phi: FloatArray, x_train: FloatArray, name: str, rank_tol: float
     cut = rank_tol * max(1.0, float(sv[0])) if len(sv) else rank_tol
     rank = int(np.sum(sv > cut))
     if rank < p:
-        distinct = len(np.unique(np.round(np.asarray(x_train, dtype=np.float64), 12)))
+        with np.errstate(over="ignore", invalid="ignore"):  # huge locations: no stray warning
+            distinct = len(np.unique(np.round(np.asarray(x_train, dtype=np.float64), 12)))
         raise InvalidMarketError(
             "locations",
             f"singular design for {name}: {p} parameters but rank {rank} "

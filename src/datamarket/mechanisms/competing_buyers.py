@@ -105,8 +105,7 @@ def _competition_matrix(competition: object, m: int) -> FloatArray:
         if mat.shape != (m, m):
             raise InvalidMarketError("competition", f"must be a scalar or a ({m}, {m}) matrix")
     mat = np.array(finite_array("competition", mat))
-    off = ~np.eye(m, dtype=bool)
-    if np.any((mat[off] < 0) | (mat[off] > 1)):
+    if np.any((mat < 0) | (mat > 1)):  # the unused diagonal too: every entry is a level in [0, 1]
         raise InvalidMarketError("competition", "delta must lie in [0, 1] (Section II-C)")
     if not np.allclose(mat, mat.T):
         raise InvalidMarketError("competition", "delta must be symmetric (delta_k^j = delta_j^k)")

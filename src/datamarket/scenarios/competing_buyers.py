@@ -127,11 +127,15 @@ class Config(ScenarioConfig):
     @field_validator("competition")
     @classmethod
     def _delta_range(cls, v: float | list[list[float]]) -> float | list[list[float]]:
-        comp = np.asarray(v, dtype=float)
+        try:
+            comp = np.asarray(v, dtype=float)
+        except ValueError:
+            raise ValueError("must be a scalar or a square matrix (rows of equal length)") from None
         if comp.ndim not in (0, 2):
             raise ValueError("must be a scalar or a square matrix")
-        off = ~np.eye(comp.shape[0], dtype=bool) if comp.ndim == 2 else np.True_
-        if not np.all(np.isfinite(comp)) or np.any((comp[off] < 0) | (comp[off] > 1)):
+        # every entry, the unused diagonal included, must be a competition level in [0, 1] (paper
+        # after (2); issue 6: delta outside [0, 1] is a clear error)
+        if not np.all(np.isfinite(comp)) or np.any((comp < 0) | (comp > 1)):
             raise ValueError(f"delta must lie in [0, 1], got {v}")
         if comp.ndim == 2 and (comp.shape[0] != comp.shape[1] or not np.allclose(comp, comp.T)):
             raise ValueError("delta must be a symmetric square matrix")
