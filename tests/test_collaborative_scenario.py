@@ -67,6 +67,10 @@ task = [1, 2]
             "task = [0]\nfee = nan\n" + TWO,
             "fee",
         ),
+        (
+            "task = [0]\nhalve = [11]\n" + TWO,
+            "halve",
+        ),
     ],
 )
 def test_bad_scenarios_name_the_field(text: str, field: str) -> None:
@@ -81,3 +85,67 @@ def test_quick_reproduce_writes_every_figure(tmp_path: Path) -> None:
             path = tmp_path / "collaborative" / f"{spec.name}{suffix}"
             assert path in paths and path.stat().st_size > 0
     assert sum(spec.in_demo for spec in FIGURES) == 1
+
+
+def test_party_fields_match_a_brute_force_v_market() -> None:
+    """Regression (review): JSON ``payout`` is the paper's payout b_i = a * share (paper 004 §4.1, spec §1
+    table), not the amount returned t_i; every party field is recomputed here by brute force: sklearn LR
+    per coalition (concatenated data), v(S) = (|S|+1) G(S) - sum_j g_j, Shapley over all permutations."""
+    from itertools import permutations
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from datamarket.mechanisms._collaborative_data import build_market
+    from datamarket.scenarios.collaborative import load_digits_arrays
+
+    text = """
+kind = "collaborative"
+seed = 3
+task = [0, 1, 2, 3]
+fee = 2.5
+guard = false
+train_count = 6
+model = {max_iter = 100}
+[[parties]]
+name = "A"
+digits = [0, 1, 2]
+[[parties]]
+name = "B"
+digits = [2, 3]
+[[parties]]
+name = "C"
+digits = [3, 7]
+"""
+    rows = run_scenario(parse_scenario(text)).fields["parties"]
+    x, y = load_digits_arrays()
+    market = build_market(x, y, [(0, 1, 2), (2, 3), (3, 7)], (0, 1, 2, 3), seed=3, train_count=6)
+    task = market.parties[0].task
+
+    def gain(coalition: tuple[int, ...]) -> float:
+        if not coalition:
+            return 0.0
+        xs = np.vstack([market.parties[j].train.features for j in sorted(coalition)])
+        ys = np.concatenate([market.parties[j].train.labels for j in sorted(coalition)])
+        model = LogisticRegression(C=1.0, max_iter=100, tol=1e-4).fit(xs, ys)
+        return float(np.mean(model.predict(task.features) == task.labels))
+
+    g = np.array([gain((j,)) for j in range(3)])
+
+    def v(s: frozenset[int]) -> float:
+        return (len(s) + 1) * gain(tuple(s)) - sum(g[j] for j in s) if s else 0.0
+
+    psi = np.zeros(3)
+    orders = list(permutations(range(3)))
+    for order in orders:
+        for k, j in enumerate(order):
+            psi[j] += (v(frozenset(order[: k + 1])) - v(frozenset(order[:k]))) / len(orders)
+    share = psi / psi.sum()
+    fee = 2.5 * (1 - g)
+    a = 2.5 * (gain((0, 1, 2)) - g)
+    b = a.sum() * share
+    np.testing.assert_allclose([r["fee"] for r in rows], fee, atol=1e-12)
+    np.testing.assert_allclose([r["gain"] for r in rows], a, atol=1e-12)
+    np.testing.assert_allclose([r["share"] for r in rows], share, atol=1e-12)
+    np.testing.assert_allclose([r["payout"] for r in rows], b, atol=1e-12)
+    np.testing.assert_allclose([r["net"] for r in rows], b - a, atol=1e-12)

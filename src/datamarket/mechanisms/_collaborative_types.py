@@ -168,13 +168,19 @@ class CollaborativeRound:
     elapsed: float
 
     def party_rows(self) -> list[dict[str, Any]]:
-        """Per-party rows with the scenario's JSON names: name, fee, gain, payout, net, share."""
+        r"""Per-party rows with the scenario's JSON names: name, fee, gain, payout, net, share.
+
+        ``payout`` is :math:`b_i = \mathbf{a}\hat\psi_i`, the paper's word for it ("i obtains
+        :math:`\mathcal{M}_\mathbf{M}` and payout :math:`b_i`", paper 004 §4.1 and §4.2; spec §1 table
+        "payout | :math:`b_i`"), not the amount returned :math:`t_i` (attribute ``payout`` of this class,
+        which is ``fee + net``).
+        """
         return [
             {
                 "name": n,
                 "fee": float(self.fee[i]),
                 "gain": float(self.gain[i]),
-                "payout": float(self.payout[i]),
+                "payout": float(self.reward[i]),
                 "net": float(self.net[i]),
                 "share": float(self.share[i]),
             }

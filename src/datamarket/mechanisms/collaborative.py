@@ -43,7 +43,8 @@ Deviations from the printed paper (each REC of the spec)
 * The subtracted own-model term of ``v``/``w`` is always :math:`g_j` (spec §2 REC).
 
 Outcome mapping: role PARTY for everybody; ``prices`` = fee :math:`A_i`, ``payments`` = amount returned
-:math:`t_i` (the "payout"), ``values`` = gain :math:`a_i`, ``allocated`` = accuracy of the delivered model.
+:math:`t_i` (what the market pays back; the JSON ``payout`` is :math:`b_i`, paper 004 §4.1), ``values`` =
+gain :math:`a_i`, ``allocated`` = accuracy of the delivered model.
 The platform keeps :math:`\sum A_i - \sum t_i = \mathbf{a} - \sum b_i = 0` (strong budget balance).
 
 >>> import numpy as np

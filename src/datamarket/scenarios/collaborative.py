@@ -1,4 +1,4 @@
-"""Scenario kind ``collaborative``: the collaborative ML market of paper 004 on scikit-learn's digits.
+r"""Scenario kind ``collaborative``: the collaborative ML market of paper 004 on scikit-learn's digits.
 
 A file lists ``[[parties]]``, each with the ``digits`` it holds (training data) and, for the multi-task
 market (``characteristic = "w"``), its own ``task`` digits; a single-task market (``"u"``, ``"v"``) gives
@@ -8,10 +8,12 @@ features scaled to [0, 1]), split per class with the scenario's seed (spec §11)
 validation. An optional ``[replication]`` table runs the replication attack of one party (spec §7).
 
 JSON fields (public interface): ``parties`` (list of {``name``, ``fee``, ``gain``, ``payout``, ``net``,
-``share``}: fee :math:`A_i`, gain :math:`a_i`, amount returned :math:`t_i`, net :math:`t_i - A_i`,
-normalised Shapley share), ``characteristic``, ``balance_residual``, ``replication`` (with
-``[replication]``: {``replicas``, ``combined_net``, ``condition_1``} for that many replicas) and
-``selected`` (per task: {``task``, ``parties``}, the parties whose data trains that task's model).
+``share``}: fee :math:`A_i`, gain :math:`a_i`, payout :math:`b_i = \mathbf{a}\hat\psi_i` (paper 004
+§4.1 "payout :math:`b_i`", spec §1), net :math:`t_i - A_i = b_i - a_i`, normalised Shapley share; the
+amount returned :math:`t_i = A_i + \text{net}` is in the ``parties`` table), ``characteristic``,
+``balance_residual``, ``replication`` (with ``[replication]``: {``replicas``, ``combined_net``,
+``condition_1``} for that many replicas) and ``selected`` (per task: {``task``, ``parties``}, the
+parties whose data trains that task's model).
 """
 
 from __future__ import annotations
@@ -109,6 +111,9 @@ class Config(ScenarioConfig):
                 raise ValueError("parties: the multi-task market (w) needs a task for every party")
         elif self.task is None:
             raise ValueError("task: a single-task market (u, v) needs the common task digits")
+        bad_halve = [d for d in self.halve if not 0 <= d <= 9]
+        if bad_halve:  # review: a non-digit here used to be ignored silently
+            raise ValueError(f"halve: labels {bad_halve} are not digits 0-9")
         held = {d for p in self.parties for d in p.digits}
         wanted = set(self.task or []) | {d for p in self.parties for d in p.task or []}
         if wanted - held:
@@ -247,7 +252,7 @@ def run(config: Config) -> ScenarioResult:
         "parties": [
             {
                 **row,
-                "reward": float(r.reward[i]),
+                "returned": float(r.payout[i]),
                 "own_accuracy": float(r.own_accuracy[i]),
                 "delivered_accuracy": float(r.delivered_accuracy[i]),
             }
