@@ -254,7 +254,10 @@ def value_cmd(
         raise fail(str(exc)) from None
     sizes = [d.n_samples for d in game.datasets]
     if json_out:
-        data = {"schema": "datamarket.valuation-result/1", "config": config.model_dump(mode="json")}
+        data: dict[str, Any] = {
+            "schema": "datamarket.valuation-result/1",
+            "config": config.model_dump(mode="json"),
+        }
         data.update(result.to_dict())
         data["rows"] = sizes
         data["model_fits"] = game.n_fits

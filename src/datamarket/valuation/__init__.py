@@ -1,5 +1,12 @@
-"""Valuation engine: cooperative games over sellers and their Shapley, Banzhaf and LOO values."""
+"""Valuation engine: cooperative games over sellers and their Shapley, Banzhaf and LOO values.
 
+A valuation is a game (:mod:`~datamarket.valuation.games`, :class:`ModelGame`) x a method (exact
+enumeration, Monte Carlo permutations, structured dynamic programmes) x a stopping rule
+(:mod:`~datamarket.valuation.stopping`) x an execution backend (:mod:`~datamarket.valuation.backends`).
+"""
+
+from datamarket.valuation.backends import DaskBackend, ProcessBackend, SerialBackend, resolve_backend
+from datamarket.valuation.closed_form import AirportGame, GloveGame, VotingGame
 from datamarket.valuation.exact import (
     exact_banzhaf,
     exact_shapley,
@@ -7,18 +14,50 @@ from datamarket.valuation.exact import (
     shapley_from_table,
     value_table,
 )
-from datamarket.valuation.games import CoalitionGame, FunctionGame, TableGame, members, to_mask
-from datamarket.valuation.result import ValuationResult
+from datamarket.valuation.games import CoalitionGame, FunctionGame, MemoCache, TableGame, members, to_mask
+from datamarket.valuation.model_game import ModelGame
+from datamarket.valuation.montecarlo import monte_carlo_shapley
+from datamarket.valuation.result import ProgressInfo, ValuationResult
+from datamarket.valuation.stopping import (
+    MaxEvaluations,
+    MaxPermutations,
+    MaxTime,
+    RankStability,
+    RunState,
+    StderrTarget,
+    StoppingRule,
+)
+from datamarket.valuation.structured import grouped_quantity_game_shapley, quantity_game_shapley
 
 __all__ = [
+    "AirportGame",
     "CoalitionGame",
+    "DaskBackend",
     "FunctionGame",
+    "GloveGame",
+    "MaxEvaluations",
+    "MaxPermutations",
+    "MaxTime",
+    "MemoCache",
+    "ModelGame",
+    "ProcessBackend",
+    "ProgressInfo",
+    "RankStability",
+    "RunState",
+    "SerialBackend",
+    "StderrTarget",
+    "StoppingRule",
     "TableGame",
     "ValuationResult",
+    "VotingGame",
     "exact_banzhaf",
     "exact_shapley",
+    "grouped_quantity_game_shapley",
     "leave_one_out",
     "members",
+    "monte_carlo_shapley",
+    "quantity_game_shapley",
+    "resolve_backend",
     "shapley_from_table",
     "to_mask",
     "value_table",

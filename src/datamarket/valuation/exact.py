@@ -20,14 +20,17 @@ Banzhaf: :math:`\beta_i = 2^{-(M-1)} \sum_{S \not\ni i} (v(S\cup i) - v(S))`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gammaln
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.valuation.games import CoalitionGame
-from datamarket.valuation.result import ValuationResult, exact_result
+from datamarket.valuation.backends import CHUNK_MAX, chunked, evaluate, resolve_backend
+from datamarket.valuation.games import CoalitionGame, MemoCache
+from datamarket.valuation.result import ProgressInfo, ValuationResult, exact_result
 
 MAX_EXACT_PLAYERS = 24
 
@@ -51,19 +54,54 @@ def shapley_weights(n_players: int) -> NDArray[np.float64]:
     return np.exp(gammaln(s + 1) + gammaln(m - s) - gammaln(m + 1))
 
 
-def value_table(game: CoalitionGame) -> NDArray[np.float64]:
-    """``v`` on every coalition, each evaluated once, using ``game.values`` when it is batched."""
+def value_table(
+    game: CoalitionGame,
+    *,
+    backend: Any = None,
+    progress: Callable[[ProgressInfo], None] | None = None,
+) -> NDArray[np.float64]:
+    """``v`` on every coalition (index = bitmask), each evaluated once, on ``backend``.
+
+    Games with a memo (``game.cache``, e.g. :class:`~datamarket.valuation.ModelGame`) are read from and
+    written to it; others are evaluated straight into the table (batched ``values`` when available).
+    """
     n = game.n_players
     if n > MAX_EXACT_PLAYERS:
         raise InvalidMarketError(
             "players", f"exact enumeration supports at most {MAX_EXACT_PLAYERS} players, got {n}"
         )
-    masks = np.arange(1 << n, dtype=np.int64)
-    batched = getattr(game, "values", None)
-    if callable(batched):
-        table = np.asarray(batched(masks), dtype=np.float64)
-    else:
-        table = np.fromiter((game.value(int(m)) for m in masks), dtype=np.float64, count=masks.size)
+    total = 1 << n
+    t0 = time.perf_counter()
+    done = 0
+
+    def tick(k: int) -> None:
+        nonlocal done
+        done += k
+        if progress is not None:
+            el = time.perf_counter() - t0
+            progress(ProgressInfo(done, total, None, done / total, el))
+
+    owned = backend is None or isinstance(backend, str)
+    be = resolve_backend(backend)
+    try:
+        cache = getattr(game, "cache", None)
+        if isinstance(cache, MemoCache):
+            todo = [m for m in range(total) if cache.get(m) is None]
+            tick(total - len(todo))
+            evaluate(game, todo, be, cache, on_chunk=tick)
+            table = np.fromiter((cache.peek(m) for m in range(total)), dtype=np.float64, count=total)
+        else:
+            masks = list(range(total))
+            n_chunks = max(-(-total // CHUNK_MAX), 1 if be.n_workers == 1 else 4 * be.n_workers)
+            chunks = chunked(masks, n_chunks)
+            parts = []
+            for vals in be.map_values(game, chunks):
+                parts.append(vals)
+                tick(vals.size)
+            table = np.concatenate(parts)
+    finally:
+        if owned:
+            be.close()
     if not np.all(np.isfinite(table)):
         bad = int(np.flatnonzero(~np.isfinite(table))[0])
         raise InvalidMarketError("utility", f"game value is not finite for coalition {bad:#x}")
@@ -95,45 +133,101 @@ def banzhaf_from_table(table: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
-def exact_shapley(game: CoalitionGame) -> ValuationResult:
-    """Exact Shapley values with ``2**M`` evaluations of ``game``.
+def _hits(game: CoalitionGame) -> int:
+    cache = getattr(game, "cache", None)
+    return cache.hits if isinstance(cache, MemoCache) else 0
+
+
+def _exact(
+    method: str,
+    kernel: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    game: CoalitionGame,
+    backend: Any,
+    progress: Callable[[ProgressInfo], None] | None,
+) -> ValuationResult:
+    t0 = time.perf_counter()
+    hits0 = _hits(game)
+    table = value_table(game, backend=backend, progress=progress)
+    values = kernel(table)
+    hits = _hits(game) - hits0
+    res = exact_result(
+        method,
+        game.player_names,
+        values,
+        evaluations=table.size - hits,
+        cache_hits=hits,
+        elapsed=time.perf_counter() - t0,
+    )
+    res.extra["efficiency_gap"] = float(values.sum() - (table[-1] - table[0]))
+    return res
+
+
+def exact_shapley(
+    game: CoalitionGame,
+    *,
+    backend: Any = None,
+    progress: Callable[[ProgressInfo], None] | None = None,
+) -> ValuationResult:
+    """Exact Shapley values with ``2**M`` evaluations of ``game``, each coalition once.
+
+    ``backend``: ``None``/``"serial"``, ``"processes"``, a backend object
+    (:mod:`datamarket.valuation.backends`), a ``distributed.Client`` or a ``tcp://`` scheduler address.
+    Values are identical on every backend.
 
     >>> from datamarket.valuation.games import FunctionGame
     >>> glove = FunctionGame(lambda s: float(min(sum(i < 1 for i in s), sum(i >= 1 for i in s))), 3)
     >>> exact_shapley(glove).values.round(6).tolist()   # one left glove, two right gloves
     [0.666667, 0.166667, 0.166667]
     """
-    t0 = time.perf_counter()
-    table = value_table(game)
-    return exact_result(
-        "exact_shapley",
-        game.player_names,
-        shapley_from_table(table),
-        evaluations=table.size,
-        elapsed=time.perf_counter() - t0,
-    )
+    return _exact("exact_shapley", shapley_from_table, game, backend, progress)
 
 
-def exact_banzhaf(game: CoalitionGame) -> ValuationResult:
+def exact_banzhaf(
+    game: CoalitionGame,
+    *,
+    backend: Any = None,
+    progress: Callable[[ProgressInfo], None] | None = None,
+) -> ValuationResult:
     """Exact Banzhaf values with ``2**M`` evaluations."""
-    t0 = time.perf_counter()
-    table = value_table(game)
-    return exact_result(
-        "exact_banzhaf",
-        game.player_names,
-        banzhaf_from_table(table),
-        evaluations=table.size,
-        elapsed=time.perf_counter() - t0,
-    )
+    return _exact("exact_banzhaf", banzhaf_from_table, game, backend, progress)
 
 
-def leave_one_out(game: CoalitionGame) -> ValuationResult:
-    """Leave-one-out values ``v(N) - v(N \\ {i})`` with ``M + 1`` evaluations (paper 001, eq. 1)."""
+def leave_one_out(
+    game: CoalitionGame,
+    *,
+    backend: Any = None,
+    progress: Callable[[ProgressInfo], None] | None = None,
+) -> ValuationResult:
+    """Leave-one-out values ``v(N) - v(N \\ {i})`` with ``M + 1`` evaluations (paper 001, eq. 1).
+
+    >>> from datamarket.valuation.games import FunctionGame
+    >>> leave_one_out(FunctionGame(lambda s: float(len(s) >= 2), 3)).values.tolist()
+    [0.0, 0.0, 0.0]
+    """
     t0 = time.perf_counter()
     n = game.n_players
     full = (1 << n) - 1
-    v_full = game.value(full)
-    vals = np.array([v_full - game.value(full & ~(1 << i)) for i in range(n)])
-    if not np.all(np.isfinite(vals)):
-        raise InvalidMarketError("utility", "game value is not finite")
-    return exact_result("loo", game.player_names, vals, evaluations=n + 1, elapsed=time.perf_counter() - t0)
+    masks = [full] + [full & ~(1 << i) for i in range(n)]
+    cache = getattr(game, "cache", None)
+    memo = cache if isinstance(cache, MemoCache) else MemoCache()
+    hits0 = memo.hits
+    todo = [m for m in masks if memo.get(m) is None]
+    owned = backend is None or isinstance(backend, str)
+    be = resolve_backend(backend)
+    try:
+        evaluate(game, todo, be, memo)
+    finally:
+        if owned:
+            be.close()
+    v_full = memo.peek(full)
+    vals = np.array([v_full - memo.peek(m) for m in masks[1:]])
+    if progress is not None:
+        progress(ProgressInfo(len(masks), len(masks), None, 1.0, time.perf_counter() - t0))
+    return exact_result(
+        "loo",
+        game.player_names,
+        vals,
+        evaluations=len(todo),
+        cache_hits=memo.hits - hits0,
+        elapsed=time.perf_counter() - t0,
+    )

@@ -122,3 +122,53 @@ class TableGame:
     def values(self, masks: NDArray[np.int64]) -> NDArray[np.float64]:
         out: NDArray[np.float64] = self.table[np.asarray(masks, dtype=np.int64)]
         return out
+
+
+class MemoCache:
+    """Memo of coalition values: no coalition is evaluated twice within a run.
+
+    ``hits`` counts look-ups answered from the memo, ``misses`` the values that had to be computed.
+
+    >>> c = MemoCache()
+    >>> c.get(3) is None, c.misses
+    (True, 0)
+    >>> c.put(3, 1.5); c.get(3), c.hits
+    (1.5, 1)
+    """
+
+    def __init__(self) -> None:
+        self._store: dict[int, float] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __contains__(self, mask: int) -> bool:
+        return int(mask) in self._store
+
+    def get(self, mask: int) -> float | None:
+        """The memoised value of ``mask`` (counted as a hit), or ``None``."""
+        v = self._store.get(int(mask))
+        if v is not None:
+            self.hits += 1
+        return v
+
+    def peek(self, mask: int) -> float:
+        """The memoised value of ``mask`` without counting a hit (``KeyError`` if absent)."""
+        return self._store[int(mask)]
+
+    def put(self, mask: int, value: float) -> None:
+        """Store a freshly computed value (counted as a miss)."""
+        self._store[int(mask)] = float(value)
+        self.misses += 1
+
+    def clear(self) -> None:
+        self._store.clear()
+        self.hits = self.misses = 0
+
+
+def raw_evaluator(game: CoalitionGame) -> Callable[[int], float]:
+    """The un-memoised characteristic function of ``game`` (``evaluate_uncached`` if it has one)."""
+    fn = getattr(game, "evaluate_uncached", None)
+    return fn if callable(fn) else game.value

@@ -8,6 +8,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from datamarket.core.errors import InvalidMarketError
+
+
+@dataclass(frozen=True)
+class ProgressInfo:
+    """What a running valuation reports to a progress callback (the CLI's progress bar).
+
+    ``total`` is the number of evaluations when known in advance (exact methods), ``fraction`` the
+    stopping rule's estimate of the work done in ``[0, 1]`` (drives the ETA).
+    """
+
+    evaluations: int
+    total: int | None
+    max_stderr: float | None
+    fraction: float
+    elapsed: float
+
 
 @dataclass(frozen=True)
 class ValuationResult:
@@ -39,6 +56,55 @@ class ValuationResult:
     elapsed: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        values = np.asarray(self.values, dtype=np.float64)
+        stderr = np.asarray(self.stderr, dtype=np.float64)
+        counts = np.asarray(self.counts, dtype=np.int64)
+        for name, arr in (("values", values), ("stderr", stderr), ("counts", counts)):
+            if arr.shape != (n,):
+                raise InvalidMarketError(name, f"must have one entry per player ({n}), got {arr.shape}")
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "stderr", stderr)
+        object.__setattr__(self, "counts", counts)
+
+    def merge(self, other: ValuationResult) -> ValuationResult:
+        """Combine two independent runs (e.g. Monte Carlo with different seeds) of the same game.
+
+        Per player, the values are averaged with weights ``counts`` (the samples behind each estimate)
+        and standard errors combine as ``sqrt(n1**2 s1**2 + n2**2 s2**2) / (n1 + n2)``;
+        evaluations, cache hits and elapsed time add up. Exact results merge only with equal values.
+        """
+        if not isinstance(other, ValuationResult):
+            raise InvalidMarketError("other", "can only merge with another ValuationResult")
+        if other.names != self.names:
+            raise InvalidMarketError("names", "results are for different players")
+        if other.method != self.method:
+            raise InvalidMarketError("method", f"cannot merge {self.method} with {other.method}")
+        n1, n2 = self.counts.astype(np.float64), other.counts.astype(np.float64)
+        tot = n1 + n2
+        if np.any(tot == 0):
+            if not np.allclose(self.values, other.values, rtol=0, atol=1e-12):
+                raise InvalidMarketError("values", "exact results with different values cannot merge")
+            values, stderr = self.values.copy(), np.maximum(self.stderr, other.stderr)
+        else:
+            values = (n1 * self.values + n2 * other.values) / tot
+            stderr = np.sqrt((n1 * self.stderr) ** 2 + (n2 * other.stderr) ** 2) / tot
+        reasons = sorted({self.stop_reason, other.stop_reason})
+        return ValuationResult(
+            self.method,
+            self.names,
+            values,
+            stderr,
+            self.counts + other.counts,
+            evaluations=self.evaluations + other.evaluations,
+            cache_hits=self.cache_hits + other.cache_hits,
+            converged=self.converged and other.converged,
+            stop_reason="+".join(reasons),
+            elapsed=self.elapsed + other.elapsed,
+            extra={"merged": 2},
+        )
+
     def __getitem__(self, name: str) -> float:
         return float(self.values[self.names.index(name)])
 
@@ -57,6 +123,7 @@ class ValuationResult:
             "converged": self.converged,
             "stop_reason": self.stop_reason,
             "elapsed": self.elapsed,
+            "extra": {k: v for k, v in self.extra.items() if isinstance(v, int | float | str | bool)},
         }
 
 

@@ -1,0 +1,301 @@
+"""Execution backends: where coalition values are computed (STYLE practice 8).
+
+Every valuation method asks a backend to evaluate a list of coalitions of one game and gets the values
+back **in the order asked**, whatever the number of workers; all randomness is drawn in the parent
+(seeds spawned there), so the same seed gives bit-identical results on every backend.
+
+* :class:`SerialBackend` — the reference, in this process.
+* :class:`ProcessBackend` — local processes (:class:`concurrent.futures.ProcessPoolExecutor`).
+* :class:`DaskBackend` — a Dask ``distributed.Client`` passed in, or a scheduler address.
+
+Workers pin BLAS/OpenMP threads to 1 (threadpoolctl): with several workers on few cores,
+oversubscribed BLAS made one logistic-regression fit 100x slower. A failing worker raises in the
+parent (never a silently partial result).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from datamarket.core.errors import InvalidMarketError
+from datamarket.valuation.games import CoalitionGame, raw_evaluator
+
+_WORKER_GAMES: dict[str, Any] = {}
+CHUNK_MAX = 64  # coalitions per task at most (progress granularity)
+_PINNED = False
+
+
+def _pin_blas() -> None:
+    global _PINNED
+    if not _PINNED:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+        _PINNED = True
+
+
+def eval_chunk(game: CoalitionGame, masks: list[int]) -> NDArray[np.float64]:
+    """Evaluate ``masks`` of ``game`` without memo (batched ``values`` when the game has one)."""
+    batched = getattr(game, "values", None)
+    if callable(batched) and not hasattr(game, "evaluate_uncached") and max(masks, default=0) < 2**62:
+        return np.asarray(batched(np.asarray(masks, dtype=np.int64)), dtype=np.float64)
+    fn = raw_evaluator(game)
+    return np.array([fn(m) for m in masks], dtype=np.float64)
+
+
+def _guarded(game: CoalitionGame, masks: list[int]) -> Any:
+    # InvalidMarketError(field, message) does not survive pickling; send its parts back instead
+    try:
+        return eval_chunk(game, masks)
+    except InvalidMarketError as exc:
+        return ("InvalidMarketError", exc.field, exc.message)
+
+
+def _unwrap(out: Any, n: int) -> NDArray[np.float64]:
+    if isinstance(out, tuple):
+        raise InvalidMarketError(out[1], out[2])
+    arr = np.asarray(out, dtype=np.float64)
+    if arr.shape != (n,):  # pragma: no cover - defensive
+        raise RuntimeError("worker returned a wrong number of values")
+    return arr
+
+
+def _worker_eval(key: str, payload: bytes | None, masks: list[int]) -> Any:
+    _pin_blas()
+    game = _WORKER_GAMES.get(key)
+    if game is None:
+        if payload is None:  # pragma: no cover - the parent always sends the payload
+            raise RuntimeError("game not shipped to worker")
+        _WORKER_GAMES.clear()
+        game = _WORKER_GAMES[key] = pickle.loads(payload)
+    return _guarded(game, masks)
+
+
+def _dask_eval(game: Any, masks: list[int]) -> Any:
+    _pin_blas()
+    return _guarded(game, masks)
+
+
+def chunked(masks: list[int], n_chunks: int) -> list[list[int]]:
+    """Split ``masks`` into at most ``n_chunks`` contiguous, nearly equal chunks (order kept)."""
+    if not masks:
+        return []
+    size = math.ceil(len(masks) / max(1, n_chunks))
+    return [masks[i : i + size] for i in range(0, len(masks), size)]
+
+
+class Backend(Protocol):
+    """Evaluates coalitions; ``map_values`` yields one array per chunk, in the order of ``chunks``."""
+
+    @property
+    def n_workers(self) -> int: ...
+
+    def map_values(self, game: CoalitionGame, chunks: list[list[int]]) -> Iterator[NDArray[np.float64]]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialBackend:
+    """The reference backend: evaluates in this process, in order."""
+
+    n_workers = 1
+
+    def map_values(self, game: CoalitionGame, chunks: list[list[int]]) -> Iterator[NDArray[np.float64]]:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            for c in chunks:
+                yield eval_chunk(game, c)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> SerialBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Shipper:
+    """Pickles a game once per game object (the memo is not shipped)."""
+
+    def __init__(self) -> None:
+        self._game: Any = None
+        self._key = ""
+        self._payload = b""
+
+    def ship(self, game: Any) -> tuple[str, bytes]:
+        if game is not self._game:
+            self._payload = pickle.dumps(game, protocol=pickle.HIGHEST_PROTOCOL)
+            self._key = hashlib.blake2b(self._payload, digest_size=16).hexdigest()
+            self._game = game
+        return self._key, self._payload
+
+
+class ProcessBackend:
+    """Local worker processes (``concurrent.futures.ProcessPoolExecutor``), started lazily and reused.
+
+    Use as a context manager or call :meth:`close`. ``mp_context`` defaults to ``"forkserver"`` on
+    POSIX (safe with threads in the parent) and ``"spawn"`` elsewhere.
+    """
+
+    def __init__(self, n_workers: int = 2, mp_context: str | None = None) -> None:
+        if n_workers < 1:
+            raise InvalidMarketError("n_workers", f"must be >= 1, got {n_workers}")
+        self.n_workers = int(n_workers)
+        self.mp_context = mp_context
+        self._pool: Any = None
+        self._shipper = _Shipper()
+
+    def _executor(self) -> Any:
+        if self._pool is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            name = self.mp_context or (
+                "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+            )
+            self._pool = ProcessPoolExecutor(self.n_workers, mp_context=mp.get_context(name))
+        return self._pool
+
+    def warm_up(self, modules: tuple[str, ...] = ("sklearn.base", "sklearn.linear_model")) -> None:
+        """Start the workers and import ``modules`` there now (timings then exclude start-up)."""
+        pool = self._executor()
+        futures = [pool.submit(_pin_blas_task, modules) for _ in range(4 * self.n_workers)]
+        for f in futures:
+            f.result()
+
+    def map_values(self, game: CoalitionGame, chunks: list[list[int]]) -> Iterator[NDArray[np.float64]]:
+        key, payload = self._shipper.ship(game)
+        pool = self._executor()
+        futures = [pool.submit(_worker_eval, key, payload, c) for c in chunks]
+        try:
+            for f, c in zip(futures, chunks, strict=True):
+                yield _unwrap(f.result(), len(c))
+        finally:
+            for f in futures:
+                f.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> ProcessBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pin_blas_task(modules: tuple[str, ...]) -> int:
+    import importlib
+    import time
+
+    _pin_blas()
+    for m in modules:
+        importlib.import_module(m)
+    time.sleep(0.05)  # keep this worker busy so that the others start too
+    return 0
+
+
+class DaskBackend:
+    """Dask distributed: pass a ``distributed.Client`` or a scheduler address (``tcp://host:port``).
+
+    The game is scattered to every worker once (``broadcast=True``); chunks run as tasks and are
+    gathered in submission order. A task that fails raises here.
+    """
+
+    def __init__(self, client: Any = None, *, address: str | None = None) -> None:
+        if (client is None) == (address is None):
+            raise InvalidMarketError("backend", "give exactly one of a Dask client or a scheduler address")
+        self._owns = client is None
+        if client is None:
+            from distributed import Client
+
+            try:
+                client = Client(address, timeout="10s")
+            except OSError as exc:
+                raise InvalidMarketError("scheduler", f"cannot connect to {address}: {exc}") from None
+        self.client = client
+        self._game: Any = None
+        self._future: Any = None
+
+    @property
+    def n_workers(self) -> int:
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def map_values(self, game: CoalitionGame, chunks: list[list[int]]) -> Iterator[NDArray[np.float64]]:
+        if game is not self._game:
+            self._future = self.client.scatter(game, broadcast=True, hash=False)
+            self._game = game
+        futures = [self.client.submit(_dask_eval, self._future, c, pure=False) for c in chunks]
+        try:
+            for f, c in zip(futures, chunks, strict=True):
+                yield _unwrap(f.result(), len(c))
+        finally:
+            for f in futures:
+                f.cancel()
+
+    def close(self) -> None:
+        if self._owns:
+            self.client.close()
+
+    def __enter__(self) -> DaskBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def resolve_backend(backend: Any) -> Backend:
+    """``None`` -> serial; a backend -> itself; a ``distributed.Client`` -> :class:`DaskBackend`;
+    ``"serial"``, ``"processes"`` or a ``tcp://`` address."""
+    if backend is None or backend == "serial":
+        return SerialBackend()
+    if backend == "processes":
+        return ProcessBackend()
+    if isinstance(backend, str):
+        if "://" in backend:
+            return DaskBackend(address=backend)
+        raise InvalidMarketError("backend", f"unknown backend {backend!r}")
+    if hasattr(backend, "map_values"):
+        return backend  # type: ignore[no-any-return]
+    if hasattr(backend, "scatter") and hasattr(backend, "submit"):
+        return DaskBackend(backend)
+    raise InvalidMarketError("backend", f"not a backend: {type(backend).__name__}")
+
+
+def evaluate(
+    game: CoalitionGame,
+    masks: list[int],
+    backend: Backend,
+    cache: Any,
+    *,
+    on_chunk: Callable[[int], None] | None = None,
+) -> None:
+    """Evaluate the ``masks`` not yet in ``cache`` on ``backend`` and store them in ``cache``.
+
+    ``masks`` must be distinct and absent from ``cache`` (the caller dedups, counting hits).
+    Non-finite values raise :class:`InvalidMarketError` naming the coalition.
+    """
+    if not masks:
+        return
+    n_chunks = max(math.ceil(len(masks) / CHUNK_MAX), 1 if backend.n_workers == 1 else 4 * backend.n_workers)
+    chunks = chunked(masks, n_chunks)
+    for c, vals in zip(chunks, backend.map_values(game, chunks), strict=True):
+        bad = np.flatnonzero(~np.isfinite(vals))
+        if bad.size:
+            raise InvalidMarketError("utility", f"game value is not finite for coalition {c[bad[0]]:#x}")
+        for m, v in zip(c, vals.tolist(), strict=True):
+            cache.put(m, v)
+        if on_chunk is not None:
+            on_chunk(len(c))

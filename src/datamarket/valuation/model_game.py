@@ -1,0 +1,166 @@
+r"""The data-valuation game: a model trained on a coalition's pooled data, scored on a test set.
+
+For sellers :math:`1..M` with datasets :math:`D_1..D_M`, a learning algorithm :math:`A` and a test set,
+the characteristic function is the test score of the model trained on the pooled data
+(Ghorbani & Zou 2019, "Data Shapley", eq. 1; paper 001's utility of a coalition):
+
+.. math::
+   v(S) = \mathrm{score}\bigl(A(\textstyle\bigcup_{j \in S} D_j);\ D_{\mathrm{test}}\bigr),
+   \qquad v(\emptyset) = \texttt{empty\_score}.
+
+Evaluating :math:`v` means clone + fit + score (scikit-learn's estimator contract). Values are memoised
+in :attr:`ModelGame.cache` (a :class:`~datamarket.valuation.games.MemoCache`), so no coalition is fitted
+twice; :attr:`ModelGame.n_fits` counts the fits actually performed in this process.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from datamarket.core.errors import InvalidMarketError
+from datamarket.core.types import Dataset
+from datamarket.valuation.games import MemoCache, _names
+
+Scorer = str | Callable[[Any, NDArray[np.float64], NDArray[Any]], float]
+
+
+class ModelGame:
+    """Coalition game ``v(S) = score(fit(clone(estimator), pooled data of S), test)``.
+
+    Parameters
+    ----------
+    estimator : an unfitted scikit-learn estimator (cloned for every coalition).
+    datasets : one labelled :class:`~datamarket.core.types.Dataset` per seller.
+    test : the labelled test set.
+    scorer : a scikit-learn scorer name (``"accuracy"``, ``"r2"``...) or ``f(model, X, y) -> float``.
+    empty_score : value of the empty coalition (no model can be trained on no data).
+    names : seller names (default ``player_0, ...``).
+    on_fit_error : ``"raise"`` (an :class:`InvalidMarketError` naming the coalition) or ``"default"``
+        (the coalition is worth ``empty_score``; the failures are counted in :attr:`n_fit_errors`).
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 2)); y = (X[:, 0] > 0).astype(int)
+    >>> parts = [Dataset(X[i::2], y[i::2]) for i in range(2)]
+    >>> g = ModelGame(LogisticRegression(), parts[:1] * 2, parts[1], empty_score=0.5)
+    >>> g.value(0b01) == g.value(0b01), g.n_fits, g.cache.hits
+    (True, 1, 1)
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        datasets: Sequence[Dataset],
+        test: Dataset,
+        scorer: Scorer = "accuracy",
+        empty_score: float = 0.0,
+        names: Sequence[str] | None = None,
+        on_fit_error: Literal["raise", "default"] = "raise",
+    ) -> None:
+        if not hasattr(estimator, "fit"):
+            raise InvalidMarketError("estimator", "must be a scikit-learn estimator with fit()")
+        datasets = list(datasets)
+        if not datasets:
+            raise InvalidMarketError("datasets", "a model game needs at least one seller dataset")
+        if not all(isinstance(d, Dataset) for d in datasets) or not isinstance(test, Dataset):
+            raise InvalidMarketError("datasets", "sellers' data and the test set must be Dataset objects")
+        for j, d in enumerate(datasets):
+            if d.labels is None:
+                raise InvalidMarketError(f"datasets[{j}]", "seller data must have labels")
+            if d.n_features != test.n_features:
+                raise InvalidMarketError(
+                    f"datasets[{j}]", f"has {d.n_features} features, the test set has {test.n_features}"
+                )
+        if test.labels is None:
+            raise InvalidMarketError("test", "the test set must have labels")
+        if not np.isfinite(empty_score):
+            raise InvalidMarketError("empty_score", "must be finite")
+        if on_fit_error not in ("raise", "default"):
+            raise InvalidMarketError("on_fit_error", f"must be 'raise' or 'default', got {on_fit_error!r}")
+        if not (isinstance(scorer, str) or callable(scorer)):
+            raise InvalidMarketError("scorer", "must be a scorer name or a callable")
+        self.estimator = estimator
+        self.datasets = tuple(datasets)
+        self.test = test
+        self.scorer = scorer
+        self.empty_score = float(empty_score)
+        self.on_fit_error = on_fit_error
+        self._names = _names(len(datasets), names)
+        self._x = np.concatenate([d.features for d in datasets])
+        self._y = np.concatenate([np.asarray(d.labels) for d in datasets])
+        bounds = np.cumsum([0] + [d.n_samples for d in datasets])
+        self._slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+        self.cache = MemoCache()
+        self.n_fits = 0
+        self.n_fit_errors = 0
+
+    def __getstate__(self) -> dict[str, Any]:  # workers get the game, not the parent's memo
+        state = self.__dict__.copy()
+        state["cache"] = MemoCache()
+        return state
+
+    @property
+    def n_players(self) -> int:
+        return len(self._names)
+
+    @property
+    def player_names(self) -> tuple[str, ...]:
+        return self._names
+
+    def _score(self, model: Any) -> float:
+        x, y = self.test.features, np.asarray(self.test.labels)
+        if self.scorer == "accuracy":  # same as sklearn's accuracy scorer, without its validation cost
+            return float(np.mean(model.predict(x) == y))
+        if isinstance(self.scorer, str):
+            from sklearn.metrics import get_scorer
+
+            try:
+                scorer = get_scorer(self.scorer)
+            except ValueError:
+                raise InvalidMarketError("scorer", f"unknown scikit-learn scorer {self.scorer!r}") from None
+            return float(scorer(model, x, y))
+        return float(self.scorer(model, x, y))
+
+    def evaluate_uncached(self, mask: int) -> float:
+        """Clone, fit on the coalition's pooled rows and score on the test set (no memo)."""
+        mask = int(mask)
+        if mask < 0 or mask >> self.n_players:
+            raise InvalidMarketError(
+                "coalition", f"mask {mask:#x} has players outside 0..{self.n_players - 1}"
+            )
+        if mask == 0:
+            return self.empty_score
+        from sklearn.base import clone
+
+        rows = [self._slices[i] for i in range(self.n_players) if mask >> i & 1]
+        x = np.concatenate([self._x[s] for s in rows])
+        y = np.concatenate([self._y[s] for s in rows])
+        model = clone(self.estimator)
+        self.n_fits += 1
+        try:
+            model.fit(x, y)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            if self.on_fit_error == "raise":
+                raise InvalidMarketError(
+                    "estimator", f"fit failed for coalition {mask:#x}: {exc}".splitlines()[0]
+                ) from None
+            self.n_fit_errors += 1
+            return self.empty_score
+        score = self._score(model)
+        if not np.isfinite(score):
+            raise InvalidMarketError("scorer", f"returned {score} for coalition {mask:#x} (must be finite)")
+        return score
+
+    def value(self, mask: int) -> float:
+        """Memoised :meth:`evaluate_uncached`."""
+        hit = self.cache.get(mask)
+        if hit is not None:
+            return hit
+        v = self.evaluate_uncached(mask)
+        self.cache.put(mask, v)
+        return v

@@ -1,0 +1,130 @@
+"""Serial = processes = Dask, bit for bit, under one seed; a failing worker raises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datamarket.core.errors import InvalidMarketError
+from datamarket.core.types import Dataset
+from datamarket.valuation import (
+    DaskBackend,
+    FunctionGame,
+    ModelGame,
+    ProcessBackend,
+    SerialBackend,
+    exact_shapley,
+    leave_one_out,
+    monte_carlo_shapley,
+)
+
+pytestmark = pytest.mark.xdist_group("valuation_backends")
+
+
+def _model_game() -> ModelGame:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(160, 4))
+    y = (x @ np.array([1.0, -0.5, 0.3, 0.0]) + 0.5 * rng.normal(size=160) > 0).astype(int)
+    parts = [Dataset(x[i:100:5], y[i:100:5]) for i in range(5)]
+    return ModelGame(LogisticRegression(max_iter=200), parts, Dataset(x[100:], y[100:]), empty_score=0.5)
+
+
+def _nan_scorer(model, x, y) -> float:
+    return float("nan")
+
+
+def _boom(members: tuple[int, ...]) -> float:
+    if len(members) == 3:
+        raise RuntimeError("worker exploded")
+    return float(len(members))
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def processes():
+    with ProcessBackend(2) as be:
+        yield be
+
+
+def test_exact_identical_on_every_backend(processes, dask_client) -> None:
+    ref = exact_shapley(_model_game(), backend=SerialBackend())
+    assert ref.evaluations == 32 and abs(ref.extra["efficiency_gap"]) < 1e-9
+    for backend in (processes, dask_client):
+        game = _model_game()
+        res = exact_shapley(game, backend=backend)
+        np.testing.assert_array_equal(res.values, ref.values)
+        assert res.evaluations == 32 and game.n_fits == 0  # fitted in the workers, not here
+    loo = leave_one_out(_model_game(), backend=dask_client)
+    np.testing.assert_array_equal(loo.values, leave_one_out(_model_game()).values)
+
+
+def test_monte_carlo_identical_on_every_backend(processes, dask_client) -> None:
+    kw = {"seed": 3, "max_evaluations": 40}
+    ref = monte_carlo_shapley(_model_game(), **kw)
+    for backend in (processes, dask_client):
+        res = monte_carlo_shapley(_model_game(), backend=backend, **kw)
+        np.testing.assert_array_equal(res.values, ref.values)
+        np.testing.assert_array_equal(res.stderr, ref.stderr)
+        assert res.evaluations == ref.evaluations
+    tmc = [
+        monte_carlo_shapley(_model_game(), backend=b, truncation_tol=0.01, **kw).values
+        for b in (None, processes)
+    ]
+    np.testing.assert_array_equal(tmc[0], tmc[1])
+
+
+def test_worker_failure_raises(processes, dask_client) -> None:
+    game = FunctionGame(_boom, 5)
+    for backend in (processes, dask_client):
+        with pytest.raises(RuntimeError, match="worker exploded"):
+            exact_shapley(game, backend=backend)
+    # a field error inside a worker comes back as the same clear error
+    nan_game = ModelGame(
+        _model_game().estimator, _model_game().datasets, _model_game().test, scorer=_nan_scorer
+    )
+    with pytest.raises(InvalidMarketError, match="scorer: returned nan"):
+        exact_shapley(nan_game, backend=processes)
+
+
+def test_backend_arguments() -> None:
+    with pytest.raises(InvalidMarketError, match="backend: unknown backend"):
+        exact_shapley(FunctionGame(len, 2), backend="gpu")
+    with pytest.raises(InvalidMarketError, match="n_workers"):
+        ProcessBackend(0)
+    with pytest.raises(InvalidMarketError, match="backend: give exactly one"):
+        DaskBackend()
+
+
+def test_cli_scheduler_option_uses_dask(dask_client, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from datamarket.cli import app
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    lines = ["a,b,y"] + [f"{r[0]},{r[1]},{int(r[0] > 0)}" for r in x]
+    (tmp_path / "d.csv").write_text("\n".join(lines))
+    cfg = tmp_path / "v.toml"
+    cfg.write_text('[dataset]\ncsv = "d.csv"\n[sellers]\nn = 3\n[stopping]\nmax_evaluations = 20\n')
+    address = dask_client.scheduler.address
+    res = CliRunner().invoke(app, ["value", str(cfg), "--json", "--scheduler", address])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["config"]["backend"]["name"] == "dask" and data["model_fits"] == 0  # fitted remotely
+    local = CliRunner().invoke(app, ["value", str(cfg), "--json"])
+    assert json.loads(local.stdout)["values"] == data["values"]
