@@ -23,9 +23,13 @@ per quadrature node:
   (nested factorisations), so one :math:`O(|S|^3)` factorisation per permutation gives all :math:`|S|`
   prefix values (:math:`q` by cumulative sums of :math:`z = L^{-1}B^\top`, the cost term through
   :math:`L^{-1}`) instead of :math:`|S|` fresh solves (:math:`O(|S|^4)`).
+* **Exact Shapley (8)**: the value table of all :math:`2^{|S|}` coalitions by batched small solves
+  (:func:`coalition_table`), so exact Shapley is practical up to :math:`|S| = 20` (spec §1.4.2).
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 from scipy import linalg
@@ -144,3 +148,36 @@ def permutation_shapley(
     mean: FloatArray = marg.mean(axis=0)
     se: FloatArray = marg.std(axis=0, ddof=1) / np.sqrt(n_permutations) if n_permutations > 1 else np.zeros(n)
     return mean, se
+
+
+def coalition_table(market: MeanEstimationMarket, costs: FloatArray, chunk: int = 16384) -> FloatArray:
+    """:math:`V(\\pi)` for every coalition (``table[mask]``, bit j = seller j; :math:`V(\\emptyset)=0`).
+
+    Exact Shapley (8) needs all :math:`2^{|S|}` values (spec §1.4.2). At the optimum of coalition
+    :math:`\\pi`, with :math:`M_\\pi = (G+N+A)_{\\pi\\pi}` and :math:`X = M_\\pi^{-1}B_\\pi^\\top`
+    (:math:`W_\\pi = X^\\top`, eq. (22)), :math:`v_i = 2W_iB_i^\\top - W_i(G+N)W_i^\\top
+    = B_iX_{:,i} + \\sum_k \\hat c_k X_{ki}^2` (because :math:`W_iM_\\pi W_i^\\top = W_iB_i^\\top`). All
+    coalitions of one size are solved as one batch of small systems (``numpy.linalg.solve``), about 20x
+    faster than one call per coalition; :math:`|S| = 20` takes a few seconds.
+
+    >>> m = MeanEstimationMarket.from_variances([[1.0, 0.0]], [[1.0, 0.0], [0.8, 0.2]], [0.5, 0.5])
+    >>> t = coalition_table(m, np.array([1.0, 2.0]))
+    >>> float(t[0]), round(float(t[1]), 6)   # V({0}): w = 1/2.5, v = 2w - 1.5 w^2
+    (0.0, 0.56)
+    """
+    c = check_costs(costs, market.n_sellers)
+    n = market.n_sellers
+    gn, cross = market.gram_plus_noise, market.cross
+    out = np.zeros(1 << n)
+    for k in range(1, n + 1):
+        combos = np.array(list(itertools.combinations(range(n), k)), dtype=np.int64)
+        diag = np.arange(k)
+        for start in range(0, combos.shape[0], chunk):
+            cb = combos[start : start + chunk]
+            mats = gn[cb[:, :, None], cb[:, None, :]]
+            mats[:, diag, diag] += c[cb]
+            rhs = np.transpose(cross[:, cb], (1, 2, 0))  # (coalitions, k, buyers)
+            x = np.linalg.solve(mats, rhs)
+            masks = np.sum(np.left_shift(np.int64(1), cb), axis=1)
+            out[masks] = np.einsum("mkb,mkb->m", rhs, x) + np.einsum("mk,mkb->m", c[cb], x**2)
+    return out

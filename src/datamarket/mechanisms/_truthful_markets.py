@@ -152,8 +152,12 @@ class MeanEstimationMarket:
         object.__setattr__(self, "buyer_means", mu_b)
         object.__setattr__(self, "seller_means", mu_s)
         object.__setattr__(self, "noise", noise)
-        object.__setattr__(self, "_b", mu_b @ mu_s.T)
-        object.__setattr__(self, "_gn", mu_s @ mu_s.T + noise)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cross, gram = mu_b @ mu_s.T, mu_s @ mu_s.T + noise
+        if not (np.all(np.isfinite(cross)) and np.all(np.isfinite(gram))):
+            raise InvalidMarketError("seller_means", "inner products of the means overflow float64; rescale")
+        object.__setattr__(self, "_b", cross)
+        object.__setattr__(self, "_gn", gram)
 
     @property
     def n_buyers(self) -> int:
@@ -236,10 +240,17 @@ def _simplex_qp_positive(a: FloatArray, c: FloatArray, use: BoolArray) -> FloatA
 
 @dataclass(frozen=True)
 class DataMixtureMarket:
-    r"""One buyer mixing sellers' data: :math:`L(w) = b + k\exp(t^\top w)` on the simplex (eq. (23)).
+    r"""Buyers mixing sellers' data: :math:`L_i(w) = b_i + k_i\exp(t_i^\top w)` on the simplex (eq. (23)).
 
-    The allocation (24) minimises :math:`L(w) + \sum_j \hat c_j w_j^2`, :math:`f_j = w_j^2`. The buyer's
-    value is :math:`v(w) = L_0 - L(w)` with :math:`L_0 = b + k` (``L`` at :math:`w = 0`, the empty
+    The paper (§6.2) has one buyer: scalar ``b``, ``k`` and ``t`` of length :math:`|S|`. Several buyers
+    (use case i, §3.1: every row of W on the simplex) are given by ``b`` and ``k`` of length
+    :math:`|B|` (or scalars, shared) and ``t`` of shape :math:`(|B|, |S|)`. With
+    :math:`f_j = \|W_{:,j}\|_2^2 = \sum_i w_{ij}^2` (spec §1.1) the objective
+    :math:`\sum_i [L_i(W_i) + \sum_j \hat c_j w_{ij}^2]` separates by rows, so each buyer's row is the
+    single-buyer allocation (24) with its own :math:`(b_i, k_i, t_i)`.
+
+    Each row minimises :math:`L_i(w) + \sum_j \hat c_j w_j^2`. The buyer's value is
+    :math:`v_i(w) = L_{0,i} - L_i(w)` with :math:`L_{0,i} = b_i + k_i` (``L`` at :math:`w = 0`, the empty
     coalition; spec §1.7). Solved exactly: for fixed :math:`s = t^\top w` the problem is a separable
     simplex QP with :math:`a = k e^s t`, solved by active sets; :math:`h(s) = t^\top w(s) - s` is strictly
     decreasing, so its root on :math:`[\min t, \max t]` is bracketed and found by Brent's method to
@@ -249,73 +260,110 @@ class DataMixtureMarket:
     >>> w = m.allocate(np.array([1.0, 1.0, 1.0]))
     >>> round(float(w.sum()), 12), bool(w[0, 2] > w[0, 0] > w[0, 1])
     (1.0, True)
+    >>> two = DataMixtureMarket(b=[0.5, 0.0], k=[2.0, 1.0], t=[[-1.0, -0.5, -2.0], [0.3, -1.0, 0.0]])
+    >>> bool(np.allclose(two.allocate(np.ones(3))[0], w[0], atol=1e-14)), two.n_buyers
+    (True, 2)
     """
 
-    b: float
-    k: float
-    t: FloatArray
+    b: Any
+    k: Any
+    t: Any
     domain: str = field(default="simplex", init=False)
+    _rows: tuple[FloatArray, FloatArray, FloatArray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        b = float(finite_array("b", [self.b])[0])
-        k = float(finite_array("k", [self.k])[0])
-        if k <= 0:
+        t = finite_array("t", self.t)
+        if t.ndim not in (1, 2) or t.size < 1:
+            raise InvalidMarketError("t", "need a list of |S| >= 1 numbers, or one such list per buyer")
+        single = t.ndim == 1
+        t2 = t.reshape(1, -1) if single else t
+        nb = t2.shape[0]
+        per_buyer: list[FloatArray] = []
+        for name, val in (("b", self.b), ("k", self.k)):
+            arr = finite_array(name, val)
+            if arr.ndim == 0 or arr.shape == (1,):
+                arr = np.full(nb, float(arr.reshape(-1)[0]))
+            if arr.shape != (nb,):
+                raise InvalidMarketError(
+                    name, f"need one number or one per buyer ({nb}), got shape {arr.shape}"
+                )
+            per_buyer.append(arr)
+        b, k = per_buyer
+        if np.any(k <= 0):
             raise InvalidMarketError("k", "must be positive")
-        t = finite_array("t", self.t, ndim=1)
-        if t.size < 1:
-            raise InvalidMarketError("t", "need at least one seller")
-        object.__setattr__(self, "b", b)
-        object.__setattr__(self, "k", k)
+        # The solver evaluates a = k exp(s) t for s up to max t (spec §1.7); keep it finite.
+        with np.errstate(over="ignore"):
+            top = k * np.exp(t2.max(axis=1)) * np.maximum(1.0, np.abs(t2).max(axis=1)) * 1e3
+        if not np.all(np.isfinite(top)):
+            raise InvalidMarketError("t", "k exp(max t) overflows float64; rescale t or k")
+        if single and nb == 1:
+            object.__setattr__(self, "b", float(b[0]))
+            object.__setattr__(self, "k", float(k[0]))
+        else:
+            object.__setattr__(self, "b", b)
+            object.__setattr__(self, "k", k)
         object.__setattr__(self, "t", t)
+        object.__setattr__(self, "_rows", (b, k, t2))
 
     @property
     def n_buyers(self) -> int:
-        return 1
+        return int(self._rows[2].shape[0])
 
     @property
     def n_sellers(self) -> int:
-        return int(self.t.shape[0])
+        return int(self._rows[2].shape[1])
 
     def allocate(self, costs: FloatArray, coalition: BoolArray | None = None) -> FloatArray:
         c = check_costs(costs, self.n_sellers)
         mask = check_coalition(coalition, self.n_sellers)
-        w = np.zeros((1, self.n_sellers))
+        w = np.zeros((self.n_buyers, self.n_sellers))
         idx = np.flatnonzero(mask)
         if idx.size == 0:
             return w
-        t, ci = self.t[idx], c[idx]
-
-        def mix(s: float) -> FloatArray:
-            return _simplex_qp(self.k * np.exp(s) * t, ci)
-
-        def gap(s: float) -> float:
-            return float(t @ mix(s)) - s
-
-        lo, hi = float(t.min()), float(t.max())
-        if hi - lo <= 1e-14 * max(1.0, abs(lo)):
-            s_star = lo
-        else:
-            # h(s) = t.w(s) - s is strictly decreasing with h(min t) >= 0 >= h(max t) (spec §1.7)
-            g_lo, g_hi = gap(lo), gap(hi)
-            if g_lo <= 0:
-                s_star = lo
-            elif g_hi >= 0:
-                s_star = hi
-            else:
-                s_star = optimize.brentq(gap, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
-        w[0, idx] = mix(float(s_star))
+        _, ks, ts = self._rows
+        for i in range(self.n_buyers):
+            w[i, idx] = _mixture_row(float(ks[i]), ts[i, idx], c[idx])
         return w
 
     def losses(self, allocation: FloatArray) -> FloatArray:
         w = np.asarray(allocation, dtype=np.float64)
-        return np.array([self.b + self.k * np.exp(float(w[0] @ self.t))])
+        bs, ks, ts = self._rows
+        out: FloatArray = bs + ks * np.exp(np.einsum("ij,ij->i", w, ts))
+        return out
 
     def base_losses(self) -> FloatArray:
-        return np.array([self.b + self.k])
+        bs, ks, _ = self._rows
+        out: FloatArray = bs + ks
+        return out
 
     def cost_shapes(self, allocation: FloatArray) -> FloatArray:
-        out: FloatArray = np.asarray(allocation, dtype=np.float64)[0] ** 2
+        """:math:`f_j = \\|W_{:,j}\\|_2^2` (:math:`w_j^2` with one buyer)."""
+        out: FloatArray = np.sum(np.asarray(allocation, dtype=np.float64) ** 2, axis=0)
         return out
+
+
+def _mixture_row(k: float, t: FloatArray, ci: FloatArray) -> FloatArray:
+    """One buyer's row of (24) over the present sellers (KKT + root finding in ``s = t.w``)."""
+
+    def mix(s: float) -> FloatArray:
+        return _simplex_qp(k * np.exp(s) * t, ci)
+
+    def gap(s: float) -> float:
+        return float(t @ mix(s)) - s
+
+    lo, hi = float(t.min()), float(t.max())
+    if hi - lo <= 1e-14 * max(1.0, abs(lo)):
+        s_star = lo
+    else:
+        # h(s) = t.w(s) - s is strictly decreasing with h(min t) >= 0 >= h(max t) (spec §1.7)
+        g_lo, g_hi = gap(lo), gap(hi)
+        if g_lo <= 0:
+            s_star = lo
+        elif g_hi >= 0:
+            s_star = hi
+        else:
+            s_star = optimize.brentq(gap, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
+    return mix(float(s_star))
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -5,9 +5,15 @@ rule R is :math:`u^R_j(\hat c_j) = P^R_j(\hat c_j, c_{-j}) - c_j f_j(W(\hat c_j,
 
 Algorithm (spec §1.5):
 
-1. evaluate every rule on the report grid :math:`[0, \hat c_{\max}]` (step 0.1 by default);
-2. refine the grid maximiser by bounded Brent (``minimize_scalar(method="bounded")``) on the two
-   neighbouring grid cells; keep the better of grid and refined points;
+1. evaluate every rule on the report grid :math:`0, h, 2h, \dots \le \hat c_{\max}` (step
+   :math:`h = 0.1` by default). The grid is exactly that: the true cost is **not** inserted, so
+   ``reported_costs`` is the plain grid of spec §1.5 whatever :math:`c_j` is; the truthful utility
+   (for :meth:`MisreportSweep.gain`) is evaluated separately;
+2. the grid maximiser is the **smallest** report whose utility is within ``1e-12`` (relative) of the
+   grid maximum (spec §0: ties go to the smallest maximiser, so a flat utility -- a seller that never
+   trades -- does not pick a report from rounding noise); it is refined by bounded Brent
+   (``minimize_scalar(method="bounded")``) on the two neighbouring grid cells, keeping the better of
+   grid and refined points;
 3. price of anarchy [FIX, spec §1.5]: the ratio of **true-cost** social costs,
    :math:`PoA = SC(W(\hat c^*_j, c_{-j}); c) / SC(W(c); c) \ge 1`.
 """
@@ -28,13 +34,19 @@ from datamarket.mechanisms._truthful_rules import RULES, compute_payments, socia
 
 
 def price_of_anarchy(cost_at_report: float, cost_at_truth: float) -> float:
-    """:math:`SC(\\text{report}) / SC(\\text{truth})` (spec §1.5 [FIX]: a social-cost ratio, >= 1).
+    """:math:`SC(\\text{report}) / SC(\\text{truth})` (spec §1.5 [FIX]: a social-cost ratio).
+
+    It is >= 1 when the social cost is positive. For any sign it is the literal ratio of the spec: a
+    data-mixture loss with ``b < 0`` can make SC negative, and then the ratio is <= 1 (not clipped to
+    1). If SC at the truth is exactly 0, the ratio is 1 when the report's SC is 0 too, else ``inf``.
 
     >>> price_of_anarchy(10.2, 10.0)
     1.02
+    >>> round(price_of_anarchy(-0.9, -1.0), 12)
+    0.9
     """
-    if cost_at_truth <= 0:
-        return 1.0 if cost_at_report <= 0 else float("inf")
+    if cost_at_truth == 0:
+        return 1.0 if cost_at_report == 0 else float("inf")
     return cost_at_report / cost_at_truth
 
 
@@ -88,14 +100,15 @@ class MisreportSweep:
     best_report: Mapping[str, float]
     best_utility: Mapping[str, float]
     price_of_anarchy: Mapping[str, float]
+    truthful_utility: Mapping[str, float]
 
     def gain(self, rule: str) -> float:
-        """Utility gained by the best misreport over truthful reporting (0 for truthful rules)."""
-        idx = int(np.argmin(np.abs(self.reported_costs - self.true_cost)))
-        truthful = float(self.utility[rule][idx]) if self.reported_costs[idx] == self.true_cost else None
-        if truthful is None:
-            raise InvalidMarketError("grid", "the report grid does not contain the true cost")
-        return self.best_utility[rule] - truthful
+        """Utility gained by the best misreport over truthful reporting (<= 0 for truthful rules).
+
+        Negative when the true cost lies outside the grid's range and the best in-range report is
+        worse than the truth.
+        """
+        return self.best_utility[rule] - self.truthful_utility[rule]
 
 
 def misreport_sweep(
@@ -112,7 +125,9 @@ def misreport_sweep(
 ) -> MisreportSweep:
     """Utility of ``seller`` over a report grid under each rule, best reports and PoA (spec §1.5).
 
-    ``max_report`` defaults to ``3 * c_j`` (at least 1); the grid always contains the true cost.
+    ``max_report`` defaults to ``3 * c_j`` (at least 1; Figure 1 sweeps [0, 15] for c_j = 5). The
+    grid is ``0, step, 2 step, ...`` up to ``max_report`` (spec §1.5); the true cost is not inserted
+    (so ``reported_costs`` does not depend on it), and best reports are searched within the grid's range.
     Extra keyword arguments go to :func:`compute_payments` (``myerson_method``, ``seed``...).
     """
     c = check_costs(costs, market.n_sellers)
@@ -131,21 +146,21 @@ def misreport_sweep(
         pts = np.asarray(grid, dtype=np.float64)
         if pts.ndim != 1 or pts.size == 0 or np.any(~np.isfinite(pts)) or np.any(pts < 0):
             raise InvalidMarketError("sweep.grid", "must be a non-empty list of finite non-negative reports")
-    pts = np.unique(np.append(pts, truth))
     evals = [evaluate_report(market, c, seller, float(r), rules, **kw) for r in pts]
     utility = {r: np.array([e.utility[r] for e in evals]) for r in rules}
     payments = {r: np.array([e.payments[r] for e in evals]) for r in rules}
     sc = np.array([e.social_cost for e in evals])
-    sc_truth = float(sc[int(np.flatnonzero(pts == truth)[0])])
+    at_truth = evaluate_report(market, c, seller, truth, rules, **kw)
+    sc_truth = at_truth.social_cost
     best_grid: dict[str, float] = {}
     best: dict[str, float] = {}
     best_u: dict[str, float] = {}
     poa: dict[str, float] = {}
     for r in rules:
-        k = int(np.argmax(utility[r]))
+        k = _first_maximiser(utility[r])
         best_grid[r] = float(pts[k])
         b_rep, b_u, b_sc = float(pts[k]), float(utility[r][k]), float(sc[k])
-        if refine and pts.size > 1:
+        if refine and pts.size > 1 and np.isfinite(b_u):
             lo, hi = float(pts[max(k - 1, 0)]), float(pts[min(k + 1, pts.size - 1)])
             opt = optimize.minimize_scalar(
                 lambda x, rule=r: -evaluate_report(market, c, seller, x, [rule], **kw).utility[rule],
@@ -172,4 +187,21 @@ def misreport_sweep(
         best_report=best,
         best_utility=best_u,
         price_of_anarchy=poa,
+        truthful_utility=dict(at_truth.utility),
     )
+
+
+def _first_maximiser(values: FloatArray, rtol: float = 1e-12) -> int:
+    """Index of the smallest report whose utility is within ``rtol`` (relative) of the maximum.
+
+    Spec §0: ties go to the smallest maximiser. Without the tolerance a flat utility curve (e.g. a
+    seller that is never allocated) would pick its report from floating-point noise.
+
+    >>> _first_maximiser(np.array([1.0, 2.0, 2.0 + 1e-15, 1.5]))
+    1
+    """
+    finite = np.isfinite(values)
+    if not np.any(finite):
+        return 0
+    top = float(np.max(values[finite]))
+    return int(np.flatnonzero(finite & (values >= top - rtol * max(1.0, abs(top))))[0])

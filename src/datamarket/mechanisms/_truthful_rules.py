@@ -6,7 +6,9 @@ spec §1.2 [FIX]) and :math:`SC^*_{-j}` the optimum without seller j (a reduced 
 
 1. LOO, eq. (1): :math:`P_j = V(S) - V(S\setminus j)`.
 2. Data Shapley, eq. (8), exact over all :math:`2^{|S|}` coalitions **including** :math:`\pi=\emptyset`
-   through :func:`datamarket.valuation.exact_shapley`; Monte Carlo beyond ``max_exact`` sellers.
+   through :func:`datamarket.valuation.exact_shapley` (on the mean-estimation market from a batched
+   coalition table, :func:`._truthful_fast.coalition_table`); Monte Carlo beyond ``max_exact`` sellers
+   (default 20 on the mean-estimation market, 15 elsewhere; spec §1.4.2: exact is practical to ~20).
 3. Myerson, eq. (9): :math:`P_j = \hat c_j f_j(\hat c) + \int_{\hat c_j}^\infty f_j(W(u,\hat c_{-j}))du`,
    the integral on the half-line by QUADPACK ``qagi`` (spec §1.4.3 (a): ``epsabs=1e-12, epsrel=1e-10,
    limit=400``) or a Gauss-Legendre rule after :math:`u = \hat c_j + a s/(1-s)`; never a hard cut-off.
@@ -37,6 +39,8 @@ from datamarket.mechanisms._truthful_markets import (
 )
 
 RULES: tuple[str, ...] = ("loo", "shapley", "myerson", "vcg")
+EXACT_SHAPLEY_MEAN = 20  # default exact-Shapley limit on the mean-estimation market (batched table)
+EXACT_SHAPLEY_GENERIC = 15  # default limit elsewhere (one allocation solve per coalition)
 MYERSON_METHODS = ("auto", "closed_form", "quad", "gauss", "envelope")
 
 
@@ -123,9 +127,20 @@ def myerson_integral(
     after :math:`u = \\hat c_j + a s/(1-s)`, :math:`a = \\max(1, \\hat c_j)`; with
     :math:`f_j \\sim K/u^2` the transformed integrand tends to :math:`K/a` as :math:`s\\to 1`.
     ``envelope``: :math:`SC^*_{-j} - SC^*` (spec §1.4.3 (c); exact but makes Theorem 4.2 a tautology).
+
+    Divergence: if :math:`f_j(W(u))` does not vanish as :math:`u \\to \\infty` -- e.g. the only seller of
+    a simplex market always gets :math:`w = 1` -- the integral is :math:`+\\infty` (no finite report-
+    independent payment is IR for every cost, Theorem 4.1) and ``inf`` is returned. The test is
+    :math:`U f_j(U) > 1` at :math:`U = 10^{12}\\max(1, \\hat c_j)`; a convergent tail
+    :math:`f_j \\sim K/u^2` gives :math:`U f_j(U) = K/U`. QUADPACK would otherwise return a finite,
+    meaningless number.
     """
     c = check_costs(costs, market.n_sellers)
     lo = float(c[seller])
+    if method in ("quad", "gauss"):
+        far = 1e12 * max(1.0, lo)
+        if far * seller_share_curve(market, c, seller, far) > 1.0:
+            return float("inf")
     if method == "quad":
         val, _ = integrate.quad(
             lambda u: seller_share_curve(market, c, seller, u),
@@ -183,22 +198,34 @@ def shapley_payments(
     market: TruthfulMarket,
     costs: FloatArray,
     *,
-    max_exact: int = 15,
+    max_exact: int | None = None,
     seed: int = 0,
     max_evaluations: int = 20_000,
 ) -> ShapleyEstimate:
     """Eq. (8): exact over all coalitions up to ``max_exact`` sellers, Monte Carlo beyond.
 
+    ``max_exact=None`` (default) is :data:`EXACT_SHAPLEY_MEAN` = 20 on the mean-estimation market, whose
+    coalition table is computed by batched solves (:func:`._truthful_fast.coalition_table`; spec
+    §1.4.2: exact is practical up to about 20 sellers), and :data:`EXACT_SHAPLEY_GENERIC` = 15 on
+    other markets (one allocation solve per coalition through the valuation engine).
+
     Monte Carlo uses :func:`datamarket.valuation.monte_carlo_shapley` with ``max_evaluations`` game
     evaluations, except on the mean-estimation market where permutations are walked with rank-one
     updates (:func:`._truthful_fast.permutation_shapley`, ``max_evaluations // |S|`` permutations).
     """
-    from datamarket.valuation import FunctionGame, exact_shapley
+    from datamarket.valuation import FunctionGame, exact_shapley, shapley_from_table
 
     c = check_costs(costs, market.n_sellers)
     n = market.n_sellers
     names = [f"seller_{j}" for j in range(n)]
     game = FunctionGame(lambda members: coalition_value(market, c, members), n, names)
+    is_mean = isinstance(market, MeanEstimationMarket)
+    if max_exact is None:
+        max_exact = EXACT_SHAPLEY_MEAN if is_mean else EXACT_SHAPLEY_GENERIC
+    if n <= max_exact and isinstance(market, MeanEstimationMarket):
+        return ShapleyEstimate(
+            shapley_from_table(fast.coalition_table(market, c)), np.zeros(n), "exact", 1 << n
+        )
     if n <= max_exact:
         res = exact_shapley(game)
         return ShapleyEstimate(res.values, np.zeros(n), "exact", res.evaluations)
@@ -265,7 +292,7 @@ def compute_payments(
     rules: Sequence[str] = RULES,
     myerson_method: str = "auto",
     fast_path: bool = True,
-    shapley_max_exact: int = 15,
+    shapley_max_exact: int | None = None,
     shapley_evaluations: int = 20_000,
     seed: int = 0,
     sellers: Sequence[int] | None = None,

@@ -2,8 +2,9 @@
 
 A file names true cost factors ``costs`` and exactly one market table: ``[mean_estimation]`` (eqs.
 (21)-(22): ``buyer_means``, ``seller_means`` and either ``variances`` -- total variance of each seller's
-estimate -- or a full SPD ``covariance``) or ``[data_mixture]`` (eqs. (23)-(24): ``b``, ``k``, ``t``).
-An optional ``[sweep]`` names a seller whose misreports are analysed (spec §1.5).
+estimate -- or a full SPD ``covariance``) or ``[data_mixture]`` (eqs. (23)-(24): ``b``, ``k``, ``t``;
+several buyers: ``t`` one list per buyer, ``b`` and ``k`` shared or one per buyer). An optional
+``[sweep]`` names a seller whose misreports are analysed (spec §1.5).
 
 JSON fields (public interface): ``allocation`` (W, buyers x sellers), ``payments`` {``loo``,
 ``shapley``, ``myerson``, ``vcg``} (one list entry per seller), ``social_cost`` (SC at the true costs)
@@ -11,7 +12,9 @@ and, with ``[sweep]``, ``sweep`` {``reported_costs``, ``utility``, ``best_report
 ``price_of_anarchy``} (the last three keyed by rule).
 
 The outcome is the Myerson mechanism's (the minimal IC and IR payment, Theorem 4.1) with the buyer
-split (17); the audits cover every rule (``<rule>.<property>``).
+split (17); the audits cover every rule (``<rule>.<property>``). Non-finite numbers are JSON ``null``:
+the Myerson payment of the only seller of a data-mixture market is infinite (its allocation ``w = 1``
+never depends on its report), and then there is no outcome and no Myerson audit.
 """
 
 from __future__ import annotations
@@ -53,11 +56,15 @@ class MeanEstimationConfig(StrictModel):
 
 
 class DataMixtureConfig(StrictModel):
-    """Data-mixture market (paper 001 §6.2): L(w) = b + k exp(t.w) on the simplex."""
+    """Data-mixture market (paper 001 §6.2): L_i(w) = b_i + k_i exp(t_i.w), each row on the simplex.
 
-    b: float = 0.0
-    k: PositiveFloat = 1.0
-    t: list[float] = Field(min_length=1)
+    One buyer (the paper): scalars ``b``, ``k`` and ``t`` a list with one entry per seller. Several
+    buyers: ``t`` a list of such lists (one per buyer) and ``b``, ``k`` scalars (shared) or one per buyer.
+    """
+
+    b: float | list[float] = 0.0
+    k: PositiveFloat | list[PositiveFloat] = 1.0
+    t: list[float] | list[list[float]] = Field(min_length=1)
 
 
 def _all_rules() -> list[Rule]:
@@ -74,9 +81,12 @@ class SweepConfig(StrictModel):
 
 
 class ShapleyConfig(StrictModel):
-    """Exact Shapley up to ``max_exact`` sellers, Monte Carlo with ``max_evaluations`` beyond."""
+    """Exact Shapley up to ``max_exact`` sellers, Monte Carlo with ``max_evaluations`` beyond.
 
-    max_exact: int = Field(default=15, ge=1, le=20)
+    ``max_exact`` unset: 20 on the mean-estimation market (batched coalition table), 15 otherwise.
+    """
+
+    max_exact: int | None = Field(default=None, ge=1, le=20)
     max_evaluations: PositiveInt = 20_000
 
 
@@ -115,6 +125,11 @@ def build_market(config: Config) -> TruthfulMarket:
     """The market of ``config``; errors name the config field."""
     if config.mean_estimation is not None:
         me = config.mean_estimation
+        if me.variances is not None and len(me.variances) != len(me.seller_means):
+            raise InvalidMarketError(
+                "mean_estimation.variances",
+                f"need one variance per seller ({len(me.seller_means)}), got {len(me.variances)}",
+            )
         try:
             if me.variances is not None:
                 market: TruthfulMarket = MeanEstimationMarket.from_variances(
@@ -128,7 +143,10 @@ def build_market(config: Config) -> TruthfulMarket:
     else:
         dm = config.data_mixture
         assert dm is not None
-        market = DataMixtureMarket(dm.b, dm.k, dm.t)  # type: ignore[arg-type]
+        try:
+            market = DataMixtureMarket(dm.b, dm.k, dm.t)  # type: ignore[arg-type]
+        except InvalidMarketError as exc:
+            raise InvalidMarketError(f"data_mixture.{exc.field}", exc.message) from None
     if len(config.costs) != market.n_sellers:
         raise InvalidMarketError(
             "costs", f"need one cost per seller ({market.n_sellers}), got {len(config.costs)}"
@@ -148,7 +166,10 @@ def run(config: Config) -> ScenarioResult:
     }
     res = compute_payments(market, costs, **opts)
     audits: dict[str, AuditResult] = {}
-    for rule in RULES:
+    # A rule whose payment is infinite (Myerson for the only seller of a simplex market, whose
+    # allocation never depends on its report) has no Outcome: JSON null, no audits for it.
+    finite = [r for r in RULES if np.all(np.isfinite(res.payments[r]))]
+    for rule in finite:
         for key, audit in audit_outcome(payment_outcome(market, res, rule), tol=1e-9).items():
             detail = f"{rule}: {audit.detail}" if audit.detail else rule
             audits[f"{rule}.{key}"] = AuditResult(audit.property, audit.holds, audit.violation, detail)
@@ -223,7 +244,7 @@ def run(config: Config) -> ScenarioResult:
         kind="truthful_payments",
         seed=config.seed,
         fields=fields,
-        outcome=payment_outcome(market, res, "myerson"),
+        outcome=payment_outcome(market, res, "myerson") if "myerson" in finite else None,
         audits=audits,
         tables=tables,
     )
