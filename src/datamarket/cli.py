@@ -72,7 +72,8 @@ def _print_result(result: Any) -> None:
     for title, rows in result.tables.items():
         console.print(_rich_table(title, rows))
     if result.audits:
-        console.print(_rich_table("audits", [a.to_dict() for a in result.audits.values()]))
+        rows = [{"audit": k, **a.to_dict()} for k, a in result.audits.items()]
+        console.print(_rich_table("audits", rows))
 
 
 def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
@@ -151,11 +152,11 @@ def demo(
                     for p in reproduce(kind, out / "figures", quick=True, seed=seed, only=names)
                     if p.suffix == ".png"
                 ]
-        failed = [a.property.value for a in result.audits.values() if not a.holds]
+        failed = [k for k, a in result.audits.items() if not a.holds]
         summary.append(
             {
                 "kind": kind,
-                "audits_failed": ", ".join(failed) or "none",
+                "audits_not_holding": ", ".join(failed) or "none",
                 "figures": len(figs),
                 "seconds": round(time.perf_counter() - t, 2),
             }

@@ -56,7 +56,7 @@ def write_scenario_report(result: ScenarioResult, out_dir: Path, stem: str) -> l
         written.append(cpath)
     if result.audits:
         md += ["## audits", ""]
-        md.append(markdown_table([a.to_dict() for a in result.audits.values()]))
+        md.append(markdown_table([{"audit": k, **a.to_dict()} for k, a in result.audits.items()]))
     mpath = out_dir / f"{stem}.md"
     mpath.write_text("\n".join(md) + "\n")
     written.append(mpath)
