@@ -78,9 +78,9 @@ def _print_result(result: Any) -> None:
 
 def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=title, show_lines=False)
-    cols: list[str] = []
-    for r in rows:
-        cols.extend(k for k in r if k not in cols)
+    from datamarket.experiments._figure import columns
+
+    cols = columns(rows)
     for c in cols:
         table.add_column(c)
     for r in rows:

@@ -56,17 +56,26 @@ def figures(kind: str) -> tuple[FigureSpec, ...]:
     return specs
 
 
+def columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Union of the rows' keys in first-seen order (the columns of a table of records).
+
+    >>> columns([{"a": 1}, {"b": 2, "a": 3}])
+    ['a', 'b']
+    """
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(k for k in r if k not in cols)
+    return cols
+
+
 def write_records(records: Records, stem: Path) -> list[Path]:
     """Write records as ``stem.csv`` (flat scalar columns) and ``stem.json``."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     json_path = stem.with_suffix(".json")
     json_path.write_text(json.dumps(json_safe(records), indent=1))
     csv_path = stem.with_suffix(".csv")
-    columns: list[str] = []
-    for r in records:
-        columns.extend(k for k in r if k not in columns)
     with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer = csv.DictWriter(fh, fieldnames=columns(records))
         writer.writeheader()
         for r in records:
             writer.writerow(

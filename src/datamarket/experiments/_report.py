@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from datamarket.core.types import json_safe
+from datamarket.experiments._figure import columns
 from datamarket.scenarios import ScenarioResult
 
 
@@ -27,9 +28,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """
     if not rows:
         return "(empty)"
-    cols: list[str] = []
-    for r in rows:
-        cols.extend(k for k in r if k not in cols)
+    cols = columns(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
@@ -46,11 +45,8 @@ def write_scenario_report(result: ScenarioResult, out_dir: Path, stem: str) -> l
     for title, rows in result.tables.items():
         md += [f"## {title}", "", markdown_table(rows), ""]
         cpath = out_dir / f"{stem}-{_slug(title)}.csv"
-        cols: list[str] = []
-        for r in rows:
-            cols.extend(k for k in r if k not in cols)
         with cpath.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
+            w = csv.DictWriter(fh, fieldnames=columns(rows))
             w.writeheader()
             w.writerows(json_safe(rows))
         written.append(cpath)

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from datamarket.learning.models import ModelSpec, accuracy, fit_model
+from datamarket.valuation.games import NamedPlayers
 
 Characteristic = Literal["u", "v", "w"]
 
@@ -105,7 +106,7 @@ class GainEngine:
         return out
 
 
-class MarketGame:
+class MarketGame(NamedPlayers):
     """A characteristic function of paper 004 over the parties of one market (CoalitionGame protocol).
 
     Parameters
@@ -144,14 +145,6 @@ class MarketGame:
         self.task = task
         self._names = tuple(names)
         self._memo: dict[int, float] = {}
-
-    @property
-    def n_players(self) -> int:
-        return len(self._names)
-
-    @property
-    def player_names(self) -> tuple[str, ...]:
-        return self._names
 
     def _gain(self, mask: int, task: int) -> float:
         ids = [self.party_ids[k] for k in range(self.n_players) if mask >> k & 1]

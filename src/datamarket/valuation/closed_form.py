@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import finite_array
-from datamarket.valuation.games import _names
+from datamarket.valuation.games import NamedPlayers, _names
 
 
 def _bits(masks: NDArray[np.int64], n: int) -> NDArray[np.int64]:
@@ -37,7 +37,7 @@ def _bits(masks: NDArray[np.int64], n: int) -> NDArray[np.int64]:
     return out
 
 
-class VotingGame:
+class VotingGame(NamedPlayers):
     """Symmetric quota (voting) game: a coalition wins (value 1) iff it has at least ``quota`` members."""
 
     def __init__(self, n_players: int, quota: int) -> None:
@@ -45,14 +45,6 @@ class VotingGame:
             raise InvalidMarketError("quota", f"must be in 1..{n_players}, got {quota}")
         self.quota = int(quota)
         self._names = _names(n_players, None)
-
-    @property
-    def n_players(self) -> int:
-        return len(self._names)
-
-    @property
-    def player_names(self) -> tuple[str, ...]:
-        return self._names
 
     def value(self, mask: int) -> float:
         return float(int(mask).bit_count() >= self.quota)
@@ -64,20 +56,12 @@ class VotingGame:
         return np.full(self.n_players, 1.0 / self.n_players)
 
 
-class AirportGame:
+class AirportGame(NamedPlayers):
     """Airport (runway cost) game ``v(S) = max_{i in S} c_i`` with non-negative costs."""
 
     def __init__(self, costs: Sequence[float] | NDArray[np.float64]) -> None:
         self.costs = finite_array("costs", costs, ndim=1, nonneg=True)
         self._names = _names(self.costs.size, None)
-
-    @property
-    def n_players(self) -> int:
-        return len(self._names)
-
-    @property
-    def player_names(self) -> tuple[str, ...]:
-        return self._names
 
     def value(self, mask: int) -> float:
         idx = [i for i in range(self.n_players) if mask >> i & 1]
@@ -98,7 +82,7 @@ class AirportGame:
         return phi
 
 
-class GloveGame:
+class GloveGame(NamedPlayers):
     """Glove market: players ``0..n_left-1`` hold a left glove, the others a right glove."""
 
     def __init__(self, n_left: int, n_right: int) -> None:
@@ -106,14 +90,6 @@ class GloveGame:
             raise InvalidMarketError("players", "glove counts must be non-negative")
         self.n_left, self.n_right = int(n_left), int(n_right)
         self._names = _names(self.n_left + self.n_right, None)
-
-    @property
-    def n_players(self) -> int:
-        return len(self._names)
-
-    @property
-    def player_names(self) -> tuple[str, ...]:
-        return self._names
 
     def value(self, mask: int) -> float:
         left = (int(mask) & ((1 << self.n_left) - 1)).bit_count()

@@ -63,7 +63,21 @@ def _names(n_players: int, names: Sequence[str] | None) -> tuple[str, ...]:
     return names
 
 
-class FunctionGame:
+class NamedPlayers:
+    """Mixin for games that keep their player names in ``self._names``: ``n_players``, ``player_names``."""
+
+    _names: tuple[str, ...]
+
+    @property
+    def n_players(self) -> int:
+        return len(self._names)
+
+    @property
+    def player_names(self) -> tuple[str, ...]:
+        return self._names
+
+
+class FunctionGame(NamedPlayers):
     """A game from a Python function of the coalition's member indices.
 
     >>> g = FunctionGame(lambda s: float(len(s) ** 2), 3)
@@ -80,14 +94,6 @@ class FunctionGame:
         self.fn = fn
         self._names = _names(n_players, names)
 
-    @property
-    def n_players(self) -> int:
-        return len(self._names)
-
-    @property
-    def player_names(self) -> tuple[str, ...]:
-        return self._names
-
     def value(self, mask: int) -> float:
         v = float(self.fn(members(mask, self.n_players)))
         if not np.isfinite(v):
@@ -95,7 +101,7 @@ class FunctionGame:
         return v
 
 
-class TableGame:
+class TableGame(NamedPlayers):
     """A game given by its full value table ``table[mask]`` (length ``2**n_players``)."""
 
     def __init__(self, table: NDArray[np.float64], names: Sequence[str] | None = None) -> None:
@@ -107,14 +113,6 @@ class TableGame:
             raise InvalidMarketError("table", "value table must be finite")
         self.table = table
         self._names = _names(n, names)
-
-    @property
-    def n_players(self) -> int:
-        return len(self._names)
-
-    @property
-    def player_names(self) -> tuple[str, ...]:
-        return self._names
 
     def value(self, mask: int) -> float:
         return float(self.table[mask])

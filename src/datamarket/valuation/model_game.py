@@ -24,12 +24,12 @@ from numpy.typing import NDArray
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset
-from datamarket.valuation.games import MemoCache, _names
+from datamarket.valuation.games import MemoCache, NamedPlayers, _names
 
 Scorer = str | Callable[[Any, NDArray[np.float64], NDArray[Any]], float]
 
 
-class ModelGame:
+class ModelGame(NamedPlayers):
     """Coalition game ``v(S) = score(fit(clone(estimator), pooled data of S), test)``.
 
     Parameters
@@ -103,14 +103,6 @@ class ModelGame:
         state = self.__dict__.copy()
         state["cache"] = MemoCache()
         return state
-
-    @property
-    def n_players(self) -> int:
-        return len(self._names)
-
-    @property
-    def player_names(self) -> tuple[str, ...]:
-        return self._names
 
     def _score(self, model: Any) -> float:
         x, y = self.test.features, np.asarray(self.test.labels)
