@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from datamarket.core.audits import sweep_misreports
 from datamarket.core.errors import InfeasibleError, InvalidMarketError
-from datamarket.mechanisms._broker_alg import algorithm1
+from datamarket.mechanisms._broker_alg import AUTO_E1_LIMIT, AUTO_E1_WORK, algorithm1, e1_workload
 from datamarket.mechanisms._broker_sim import closed_form, ic_probes, simulate
 from datamarket.mechanisms.broker import (
     BrokerMarket,
@@ -17,6 +17,7 @@ from datamarket.mechanisms.broker import (
     settle,
 )
 from datamarket.pricing.ordered_item import audit_scheme, brute_force_lp
+from datamarket.pricing.solvers import solve_milp
 from datamarket.pricing.valuations import Exponential, Gaussian, Tabulated, Threshold
 from tests.strategies import broker_markets, value_tables
 
@@ -101,6 +102,8 @@ def test_negative_w_refused() -> None:
     [
         ({"sigma": 0.0}, "sigma"),
         ({"sigma": -1.0}, "sigma"),
+        ({"sigma": 1e200}, "sigma"),  # sigma^2 overflows: was an OverflowError traceback
+        ({"sigma": 1e-300}, "sigma"),  # sigma^2 underflows to 0: was a ZeroDivisionError in d_i
         ({"costs": (0.05, 0.0, 0.1)}, "costs"),
         ({"costs": (0.05, -1.0, 0.1)}, "costs"),
         ({"costs": (0.05, float("nan"), 0.1)}, "costs"),
@@ -316,3 +319,50 @@ def test_buyers_pay_less_under_fabrication() -> None:
     se = p.std(axis=0, ddof=1) / np.sqrt(reps)
     assert np.all(np.abs(p.mean(axis=0) - target) <= 4 * se)
     assert np.all(target < plan.prices)
+
+
+def test_auto_uses_pruned_e1_for_few_buyers_and_tiny_costs() -> None:
+    """Regression: with 2 buyers and c_1 = 5e-4, ``(floor(|B|/c_1) + 1)^|B|`` = 16M sent ``auto`` to
+    one MILP per N (minutes); E1's pruning (spec §2.4(d)) only needs N up to ~1300, so ``auto`` now
+    picks E1. The result is exact: the revenue at N+ equals an independent MILP (E2) at N+."""
+    market = BrokerMarket(
+        buyers=("a", "b"),
+        valuations=(Gaussian(0.1), Threshold(0.05)),
+        contributors=("x", "y"),
+        costs=(0.0005, 0.001),
+        sigma=1.0,
+    )
+    values, c1 = market.table, 0.0005
+    n_cap = 4000
+    assert float(n_cap + 1) ** 2 > AUTO_E1_LIMIT >= e1_workload(values, c1, n_cap, 2)
+    assert AUTO_E1_WORK / 4 > AUTO_E1_LIMIT
+    res = algorithm1(values, c1, n_min=2)
+    assert res.solver == "E1"
+    assert res.n_searched < n_cap
+    milp = solve_milp(values, res.n_plus)
+    assert res.profit + c1 * res.n_plus == pytest.approx(milp.revenue, abs=1e-9)
+    # the pruning bound is rigorous: no N beyond the searched range can beat N+
+    assert values[:, n_cap].sum() - c1 * (res.n_searched + 1) < res.profit
+
+
+def test_auto_e1_for_two_buyers_with_a_slow_threshold() -> None:
+    """Regression (review market t2): 2 buyers, c_1 = 4.3e-4, a threshold buyer whose value still
+    rises at N = 4651, so E1's pruned range keeps about 6.5M allocations (> AUTO_E1_LIMIT). ``auto``
+    used to run 4651 MILPs (over 5 minutes); at 2 buyers E1 prices ~16M allocations/s, so the work
+    budget ``AUTO_E1_WORK / |B|^2`` keeps it on E1. Results match a brute force of the review."""
+    market = BrokerMarket(
+        buyers=("b0", "b1"),
+        valuations=(Exponential(0.297), Threshold(0.021)),
+        contributors=("c0", "c1", "c2"),
+        costs=(0.0204, 0.00158, 0.00043),
+        sigma=0.874,
+    )
+    c1, n_cap = 0.00043, 4651
+    work = e1_workload(market.table, c1, n_cap, 2)
+    assert AUTO_E1_LIMIT < work <= AUTO_E1_WORK / 4
+    res = algorithm1(market.table, c1, n_min=2)
+    assert res.solver == "E1"
+    assert res.n_plus == 162
+    assert res.allocations.tolist() == [162, 0]
+    assert res.profit == pytest.approx(0.7684807936200817 + 0.00158 - c1, abs=1e-12)
+    assert res.opt_profit == pytest.approx(0.7696307936200817, abs=1e-12)

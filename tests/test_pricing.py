@@ -164,3 +164,15 @@ def test_pruning_keeps_the_profit_argmax() -> None:
     prof_pruned = pruned.revenue[1:] - 0.05 * np.arange(1, pruned.n_done + 1)
     assert prof_pruned.max() == pytest.approx(prof_full.max())
     assert np.argmax(prof_pruned) == np.argmax(prof_full)
+
+
+def test_milp_profit_is_repriced_exactly() -> None:
+    """Regression (found by hypothesis): HiGHS's feasibility tolerance let the raw MILP objective beat
+    the exact optimum by 1.2e-6; ``milp_profit`` now reprices its allocation by E1 (spec §2.3)."""
+    values = np.array([[0.0, 0.0, 0.1875], [0.0, 0.125, 0.25], [0.0, 0.06249958, 0.0625]])
+    cost = 0.25
+    rc = exact_revenue_curve(values, 2)
+    exact = float((rc.revenue[1:] - cost * np.arange(1, 3)).max())
+    _, best, bound = milp_profit(values, cost, 2)
+    assert best == pytest.approx(exact, abs=1e-12)
+    assert bound >= best

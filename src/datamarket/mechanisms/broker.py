@@ -76,6 +76,8 @@ FloatArray = NDArray[np.float64]
 PAPER = "Chen, Clinton & Kandasamy: Incentivizing Truthful Data Contributions (paper 003)"
 #: Largest data range floor(|B|/c_1) accepted (the valuation table has this many columns).
 MAX_N = 100_000
+#: Accepted noise scales: ``sigma^2`` and ``d_i = c_i N*_i^2 / sigma^2`` stay finite and non-zero.
+SIGMA_RANGE = (1e-100, 1e100)
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +124,12 @@ class BrokerMarket:
         sigma = float(self.sigma)
         if not np.isfinite(sigma) or sigma <= 0:
             raise InvalidMarketError("sigma", f"must be a positive finite number, got {self.sigma!r}")
+        if not SIGMA_RANGE[0] <= sigma <= SIGMA_RANGE[1]:
+            # (14)-(15) divide by sigma^2 (d_i = c_i N*_i^2 / sigma^2, spec §2.8): outside this range
+            # sigma^2 or d_i leaves double precision (overflow / division by an underflowed zero).
+            raise InvalidMarketError(
+                "sigma", f"must lie in [{SIGMA_RANGE[0]:g}, {SIGMA_RANGE[1]:g}], got {self.sigma!r}"
+            )
         object.__setattr__(self, "sigma", sigma)
         n_cap = n_range_cap(len(self.buyers), float(costs.min()))
         if n_cap > MAX_N:

@@ -126,7 +126,12 @@ def solve_milp(values: object, n: int, *, time_limit: float | None = None) -> Pr
 
 
 def milp_profit(values: object, cost: float, n_max: int) -> tuple[int, float, float]:
-    """E2 with one-hot ``z_N``: ``(N_OPT, profit, certified upper bound)`` of eq. (3) over ``1..n_max``."""
+    """E2 with one-hot ``z_N``: ``(N_OPT, profit, certified upper bound)`` of eq. (3) over ``1..n_max``.
+
+    The profit is that of the MILP's allocation repriced exactly by E1 (spec §2.3), as in
+    :func:`solve_milp`: HiGHS accepts constraint violations up to its feasibility tolerance (1e-6), so
+    its raw objective can exceed the true optimum (review: ``-0.0625`` against the exact
+    ``-0.0625012`` when a price overshot ``v_j(m_j)`` by 4e-7)."""
     table = _table(values)
     if cost <= 0:
         raise InvalidMarketError("cost", "must be positive")
@@ -136,7 +141,10 @@ def milp_profit(values: object, cost: float, n_max: int) -> tuple[int, float, fl
         raise InvalidMarketError("n_max", f"MILP found no solution ({res.message})")
     nb = table.shape[0]
     n_opt = int(np.argmax(res.x[nx + nb :])) + 1
-    return n_opt, -float(res.fun), -float(getattr(res, "mip_dual_bound", res.fun))
+    alloc = _decode(res.x, nb, n_max + 1)
+    profit = price_allocation(table, alloc, n_opt, method="E2-milp").revenue - cost * n_opt
+    bound = -float(getattr(res, "mip_dual_bound", res.fun))
+    return n_opt, profit, max(bound, profit)
 
 
 # ---------------------------------------------------------------------------------------------------
