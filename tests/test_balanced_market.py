@@ -173,3 +173,30 @@ def test_general_thresholds_and_marketplace_best_response() -> None:
     assert marketplace_best_response(het, np.array([50.0]))[0] == 3.0
     sol = solve_baseline(het, "shapley_nash")
     assert sol.prices[0] == 3.0 and sol.forms
+
+
+def test_reported_reserve_prices_are_the_posted_baseline_prices_with_heterogeneous_curves() -> None:
+    """Review regression: with heterogeneous curves the marketplace posts the price/production fixed
+    point (spec S0-2 "General setting"), here p = 0.96 where S0-A1 alone gives 2.02; the public
+    ``reserve_prices``/``rho``/``thresholds`` must describe the prices the baseline actually used."""
+    from datamarket.equilibrium.balanced import marketplace_best_response
+    from datamarket.mechanisms.balanced_market import analyse
+
+    m = BalancedMarket(
+        values=np.array([[2.02], [0.96]]),
+        costs=np.array([[0.237], [0.028], [0.218]]),
+        Z=np.array([[1.0], [1.45]]),
+        alpha=np.array([[0.45], [0.65]]),
+        beta=np.array([[1.0], [1.0]]),
+        gamma=np.array([1.0]),
+    )
+    assert reserve_prices(m.values)[0].tolist() == [2.02]
+    a = analyse(m, "shapley_nash")
+    np.testing.assert_array_equal(a.reserve_prices, a.baseline.prices)
+    np.testing.assert_array_equal(a.reserve_prices, [0.96])
+    np.testing.assert_array_equal(marketplace_best_response(m, a.baseline.production.sum(axis=0)), [0.96])
+    np.testing.assert_allclose(a.rho, [0.96 * 2])
+    # tau at the posted price: a lone seller's sup_X revenue(X)/X, the zero-profit cost (Claim 4.1)
+    x = np.linspace(0.01, 50.0, 200_001)
+    rev = 0.96 * sum(np.maximum(z - al / x, 0.0) for z, al in ((1.0, 0.45), (1.45, 0.65)))
+    np.testing.assert_allclose(a.thresholds, [np.max(rev / x)], rtol=1e-6)

@@ -304,3 +304,22 @@ def test_threshold_bisection_matches_tau() -> None:
         return c(x) - k * x
 
     assert brentq(best, 1e-3, 50.0, xtol=1e-14) == pytest.approx(c.c_g, rel=1e-9)
+
+
+def test_thresholds_do_not_overflow_for_small_beta() -> None:
+    """Review regression: c_G (19) and tau_H (29) raised OverflowError for beta = 1e-3 (intermediate powers
+    R^((beta+1)/beta), Z^((beta+1)/beta)); the stable forms give the same values."""
+    import math
+
+    from datamarket.equilibrium._balanced_paper import tau_h
+    from datamarket.learning.curves import LearningCurve, c_k
+
+    b = 1e-3
+    # closed form for Z = alpha = 1: c_G = beta / (1+beta)^((beta+1)/beta)
+    assert math.isclose(c_k(1.0, 1.0, 1.0, b), b / (1 + b) ** ((b + 1) / b), rel_tol=1e-12)
+    assert math.isclose(c_k(2.5, 1.0, 1.0, 1.0), 10 / 49, rel_tol=1e-12)
+    rho, gam = np.array([1.0, 1.5]), np.array([0.8, 0.2])
+    curve = LearningCurve(1.0, 1.0, b)
+    r, s = rho.sum(), float(np.sum(rho * gam**-b))
+    expected = math.exp((b + 1) / b * math.log(r) - math.log(s) / b) * curve.c_g
+    assert math.isclose(tau_h(rho, gam, curve, np.array([True, True])), expected, rel_tol=1e-9)

@@ -104,7 +104,9 @@ def tau_h(rho: FloatArray, gamma: FloatArray, curve: LearningCurve, active: NDAr
     s = float(np.sum(r * g ** (-b)))
     if s <= 0:
         return 0.0
-    return float(r.sum() ** ((b + 1) / b) / s ** (1 / b) * curve.c_g)
+    # Written as c_G R (R/S)^(1/beta) with R/S <= 1: the printed form overflows for small beta (review fix).
+    rs = float(r.sum())
+    return float(curve.c_g * rs * (rs / s) ** (1 / b))
 
 
 def intervention_total(

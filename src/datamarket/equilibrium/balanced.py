@@ -79,6 +79,7 @@ __all__ = [
     "intervention_threshold",
     "marketplace_best_response",
     "optimal_gamma",
+    "potential_value",
     "price_of_fairness",
     "reserve_prices",
     "settle",
@@ -182,11 +183,29 @@ def solve_intervention(
     )
 
 
-def thresholds(market: BalancedMarket) -> FloatArray:
+def potential_value(values: ArrayLike, prices: ArrayLike) -> FloatArray:
+    r"""Potential economic value (14) at posted prices: :math:`\rho_g = p_g\,\#\{i:\mu_{i,g}\ge p_g\}`.
+
+    >>> potential_value([[3.0], [2.0], [1.0]], [2.0]).tolist()
+    [4.0]
+    """
+    mu = np.asarray(values, dtype=np.float64)
+    p = np.asarray(prices, dtype=np.float64)
+    return np.where(p > 0, p * (mu >= p[None, :]).sum(axis=0), 0.0)
+
+
+def thresholds(market: BalancedMarket, prices: ArrayLike | None = None) -> FloatArray:
     r"""Per-group participation threshold :math:`\tau_g` (Claim 4.1): the largest unit cost at which a lone
     seller breaks even, :math:`\sup_X F_g(X)/X`; equals :math:`\rho_g c_{\mathcal G}` (eq. 18-19) in the
-    quasi-symmetric setting (computed in closed form there)."""
+    quasi-symmetric setting (computed in closed form there).
+
+    ``prices``: the posted reserve prices (default: S0-A1's). With heterogeneous curves the posted prices
+    are the baseline's price/production fixed point (S0-2 "General setting"), which can differ from S0-A1.
+    """
     p, rho = reserve_prices(market.values, market.tie)
+    if prices is not None:
+        p = np.asarray(prices, dtype=np.float64)
+        rho = potential_value(market.values, p)
     if market.identical_curves:
         return paper.baseline_thresholds(rho, market.curve)
     return np.array([group_terms(market, p, g).sup_ratio() for g in range(market.shape[2])])

@@ -103,9 +103,11 @@ def c_k(K: float, Z: float, alpha: float, beta: float) -> float:
     >>> round(c_k(2.5, 1, 1, 1), 9), round(c_k(1.0, 5, 1 / 3, 3), 5)
     (0.204081633, 5.82606)
     """
-    return float(
-        beta * K * Z ** ((beta + 1) / beta) / (alpha ** (1 / beta) * (1 + beta * K) ** ((beta + 1) / beta))
-    )
+    # Same value written as beta K Z/(1+beta K) * (Z/(alpha(1+beta K)))^(1/beta): one power, so small beta
+    # gives the correct 0 or inf instead of an OverflowError from intermediate powers (review fix).
+    base = np.float64(Z) / (alpha * (1 + beta * K))
+    with np.errstate(over="ignore", under="ignore"):
+        return float(beta * K * Z / (1 + beta * K) * np.power(base, 1 / beta))
 
 
 @dataclass(frozen=True)

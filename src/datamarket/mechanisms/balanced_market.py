@@ -42,6 +42,7 @@ from datamarket.equilibrium.balanced import (
     Model,
     backfires,
     intervention_threshold,
+    potential_value,
     price_of_fairness,
     reserve_prices,
     settle,
@@ -158,15 +159,19 @@ def analyse(market: BalancedMarket, model: Model = "paper", *, seed: int = 0) ->
     """Solve both scenarios and compute thresholds, utility ratios (36)-(38), backfire (Def 5.2)."""
     if market.gamma is None:
         raise InvalidMarketError("gamma", "the analysis needs a target demographics vector")
-    p, rho = reserve_prices(market.values, market.tie)
     base = solve_baseline(market, model, seed=seed)
     interv = solve_intervention(market, model, seed=seed)
+    # Report the prices the marketplace actually posts in the baseline: S0-A1's in the quasi-symmetric
+    # setting; with heterogeneous curves the price/production fixed point (spec S0-2 "General setting"),
+    # with rho (14) and the thresholds evaluated at those prices.
+    p = base.prices.copy()
+    rho = potential_value(market.values, p)
     return MarketAnalysis(
         market,
         model,
         p,
         rho,
-        thresholds(market),
+        thresholds(market, p),
         intervention_threshold(market),
         base,
         interv,
