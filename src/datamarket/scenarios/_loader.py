@@ -57,6 +57,17 @@ def validate_scenario(data: Any) -> ScenarioConfig:
     return config
 
 
+def load_mapping(text: str, fmt: str, what: str, *, require_table: bool = True) -> Any:
+    """Parse TOML or JSON text; one-line :class:`ScenarioError` naming ``what`` when malformed."""
+    try:
+        data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ScenarioError(f"{what}: malformed {fmt.upper()}: {exc}") from None
+    if require_table and not isinstance(data, dict):
+        raise ScenarioError(f"{what}: top level must be a table/object")
+    return data
+
+
 def parse_scenario(text: str, fmt: str = "toml", *, seed: int | None = None) -> ScenarioConfig:
     """Parse TOML or JSON text into a validated config; ``seed`` overrides the file's seed.
 
@@ -65,10 +76,7 @@ def parse_scenario(text: str, fmt: str = "toml", *, seed: int | None = None) -> 
     ...
     datamarket.scenarios._loader.ScenarioError: kind: unknown scenario kind 'nope' ...
     """
-    try:
-        data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ScenarioError(f"scenario: malformed {fmt.upper()}: {exc}") from None
+    data = load_mapping(text, fmt, "scenario", require_table=False)
     if seed is not None and isinstance(data, dict):
         data["seed"] = seed
     return validate_scenario(data)

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import tomllib
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -38,7 +36,7 @@ from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
 from datamarket.core.types import Dataset
 from datamarket.scenarios._base import StrictModel
-from datamarket.scenarios._loader import ScenarioError, format_validation_error
+from datamarket.scenarios._loader import ScenarioError, format_validation_error, load_mapping
 from datamarket.valuation import (
     MaxEvaluations,
     MaxTime,
@@ -145,12 +143,7 @@ def parse_valuation_config(text: str, fmt: str = "toml", *, seed: int | None = N
     ...
     datamarket.scenarios._loader.ScenarioError: sellers.n: Input should be greater than or equal to 1
     """
-    try:
-        data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ScenarioError(f"config: malformed {fmt.upper()}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError("config: top level must be a table/object")
+    data = load_mapping(text, fmt, "config")
     if seed is not None:
         data["seed"] = seed
     try:
