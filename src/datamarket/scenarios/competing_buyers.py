@@ -4,7 +4,7 @@ A scenario lists the sources (location, ``effort_alpha``), the buyers (estimator
 distribution ``F_j``, conversion ``eta``, optional share ``theta`` of each source's effort cost),
 the competition level ``competition`` (delta, a scalar or a symmetric matrix) and a Monte Carlo
 section. ``run`` computes the weights and the generalized Nash equilibrium
-(:mod:`datamarket.mechanisms.competing_buyers`, :mod:`datamarket.equilibrium.gne`), verifies every
+(:mod:`datamarket.mechanisms.competing_buyers`), verifies every
 buyer's best response numerically, and simulates the contracts.
 
 JSON fields (public interface; arrays are indexed source first, buyer last):
