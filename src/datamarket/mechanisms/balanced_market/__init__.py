@@ -74,6 +74,7 @@ from datamarket.mechanisms.balanced_market._mechanism import (
 from datamarket.mechanisms.balanced_market._paper import (
     optimal_gamma,
     symmetric_shapley_quantity,
+    tau_h,
     thm54_bound,
 )
 from datamarket.mechanisms.balanced_market._shapley import (
