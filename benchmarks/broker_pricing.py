@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from datamarket.mechanisms._broker_alg import algorithm1
+from datamarket.mechanisms.broker import algorithm1
 from datamarket.pricing.ordered_item import _ef_prices_batch, exact_revenue_curve
 from datamarket.pricing.solvers import solve_milp
 from datamarket.pricing.valuations import Exponential, Gaussian, Threshold, valuation_table

@@ -5,19 +5,17 @@ import pytest
 
 from datamarket.core.audits import audit_budget_balance
 from datamarket.core.errors import InvalidMarketError
-from datamarket.equilibrium.balanced import (
-    BalancedMarket,
-    reserve_prices,
-    solve_baseline,
-    solve_intervention,
-)
 from datamarket.learning.curves import LearningCurve
 from datamarket.learning.empirical_gain import BuyerTask, empirical_gain
 from datamarket.mechanisms.balanced_market import (
+    BalancedMarket,
     digits_market,
     payment_division,
+    reserve_prices,
     round_outcome,
     run_empirical_round,
+    solve_baseline,
+    solve_intervention,
 )
 from datamarket.scenarios import ScenarioError, parse_scenario, run_scenario
 from datamarket.scenarios.balanced_market import default_config
@@ -156,7 +154,7 @@ def test_payment_division_methods_agree() -> None:
 def test_general_thresholds_and_marketplace_best_response() -> None:
     """sup_X F(X)/X equals rho c_G for identical curves; with different curves the marketplace weighs
     buyers by accuracy (S0-2 general setting) and candidates are the distinct bids."""
-    from datamarket.equilibrium.balanced import group_terms, marketplace_best_response, thresholds
+    from datamarket.mechanisms.balanced_market import group_terms, marketplace_best_response, thresholds
 
     m = BalancedMarket.quasi_symmetric([[3.0], [2.0], [1.0]], [0.1], (0.9, 2.0, 0.5), n_sellers=1)
     p, rho = reserve_prices(m.values)
@@ -179,8 +177,7 @@ def test_reported_reserve_prices_are_the_posted_baseline_prices_with_heterogeneo
     """Review regression: with heterogeneous curves the marketplace posts the price/production fixed
     point (spec S0-2 "General setting"), here p = 0.96 where S0-A1 alone gives 2.02; the public
     ``reserve_prices``/``rho``/``thresholds`` must describe the prices the baseline actually used."""
-    from datamarket.equilibrium.balanced import marketplace_best_response
-    from datamarket.mechanisms.balanced_market import analyse
+    from datamarket.mechanisms.balanced_market import analyse, marketplace_best_response
 
     m = BalancedMarket(
         values=np.array([[2.02], [0.96]]),

@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-from datamarket.equilibrium._balanced_paper import symmetric_shapley_quantity
-from datamarket.equilibrium._balanced_shapley import (
+from datamarket.learning.curves import LearningCurve
+from datamarket.mechanisms.balanced_market import (
+    BalancedMarket,
     Terms,
     best_response,
     coalitions_of,
@@ -16,9 +17,9 @@ from datamarket.equilibrium._balanced_shapley import (
     payoff,
     regrets,
     shapley_payment,
+    solve_baseline,
+    symmetric_shapley_quantity,
 )
-from datamarket.equilibrium.balanced import BalancedMarket, solve_baseline
-from datamarket.learning.curves import LearningCurve
 from datamarket.valuation import FunctionGame, exact_shapley
 from tests.strategies import heterogeneous_balanced_markets, learning_curves
 
@@ -174,7 +175,7 @@ def test_structured_shapley_matches_valuation_engine(x, curves) -> None:
 def test_selected_equilibria_are_nash_and_ir_in_general_markets(d) -> None:
     """S0-A3 (c): every returned profile passes the global best-response check; sellers are IR; the
     Shapley division is efficient (revenue == payments)."""
-    from datamarket.equilibrium.balanced import group_terms, intervention_terms, solve_intervention
+    from datamarket.mechanisms.balanced_market import group_terms, intervention_terms, solve_intervention
 
     m = BalancedMarket(**d)
     tol = 1e-9

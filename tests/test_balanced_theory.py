@@ -8,18 +8,18 @@ from hypothesis import strategies as st
 from scipy.optimize import brentq, minimize_scalar
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.equilibrium import _balanced_paper as paper
-from datamarket.equilibrium.balanced import (
+from datamarket.learning.curves import LearningCurve, curve_derivative
+from datamarket.mechanisms.balanced_market import (
     BalancedMarket,
     backfire_market,
     backfires,
     growth_sequence,
+    paper,
     reserve_prices,
     solve_baseline,
     solve_intervention,
     utility_ratios,
 )
-from datamarket.learning.curves import LearningCurve, curve_derivative
 from tests.strategies import learning_curves, quasi_symmetric_markets, simplex_points
 
 
@@ -311,8 +311,8 @@ def test_thresholds_do_not_overflow_for_small_beta() -> None:
     R^((beta+1)/beta), Z^((beta+1)/beta)); the stable forms give the same values."""
     import math
 
-    from datamarket.equilibrium._balanced_paper import tau_h
     from datamarket.learning.curves import LearningCurve, c_k
+    from datamarket.mechanisms.balanced_market import tau_h
 
     b = 1e-3
     # closed form for Z = alpha = 1: c_G = beta / (1+beta)^((beta+1)/beta)

@@ -7,14 +7,19 @@ from hypothesis import strategies as st
 
 from datamarket.core.audits import sweep_misreports
 from datamarket.core.errors import InfeasibleError, InvalidMarketError
-from datamarket.mechanisms._broker_alg import AUTO_E1_LIMIT, AUTO_E1_WORK, algorithm1, e1_workload
-from datamarket.mechanisms._broker_sim import closed_form, ic_probes, simulate
 from datamarket.mechanisms.broker import (
+    AUTO_E1_LIMIT,
+    AUTO_E1_WORK,
     BrokerMarket,
+    algorithm1,
     algorithm1_outcome,
+    closed_form,
+    e1_workload,
+    ic_probes,
     mstar_transfers,
     plan_collection,
     settle,
+    simulate,
 )
 from datamarket.pricing.ordered_item import audit_scheme, brute_force_lp
 from datamarket.pricing.solvers import solve_milp

@@ -14,22 +14,20 @@ from hypothesis import strategies as st
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset
 from datamarket.learning.models import ModelSpec
-from datamarket.mechanisms._collaborative_data import build_market
-from datamarket.mechanisms._collaborative_games import (
-    GainEngine,
-    MarketGame,
-    member_matrix,
-    v_table,
-    w_table,
-)
 from datamarket.mechanisms.collaborative import (
     CollaborativeConfig,
+    GainEngine,
+    MarketGame,
     Party,
+    build_market,
     clear_round,
     divide_payments,
+    member_matrix,
     normalise_shares,
     replicate,
     replication_gain,
+    v_table,
+    w_table,
 )
 from datamarket.scenarios.collaborative import load_digits_arrays
 from datamarket.valuation import TableGame, exact_shapley, shapley_from_table

@@ -96,7 +96,7 @@ def test_party_fields_match_a_brute_force_v_market() -> None:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from datamarket.mechanisms._collaborative_data import build_market
+    from datamarket.mechanisms.collaborative import build_market
     from datamarket.scenarios.collaborative import load_digits_arrays
 
     text = """

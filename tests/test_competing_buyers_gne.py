@@ -13,15 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.equilibrium.gne import (
-    best_response,
-    buyer_cost,
-    jacobi_solve,
-    leontief_matrix,
-    social_loss,
-    solve_gne,
-    spectral_radius,
-)
+from datamarket.equilibrium import jacobi_solve, spectral_radius
 from datamarket.mechanisms.competing_buyers import (
     CompetingMarket,
     DiscretePoints,
@@ -30,8 +22,13 @@ from datamarket.mechanisms.competing_buyers import (
     PolynomialRegression,
     UniformInterval,
     analyse_market,
+    best_response,
+    buyer_cost,
+    leontief_matrix,
     loo_weights,
     section_iv_market,
+    social_loss,
+    solve_gne,
     variance_weights,
 )
 from tests.strategies import competing_markets

@@ -17,14 +17,15 @@ from datamarket.core.errors import InvalidMarketError
 from datamarket.experiments import reproduce
 from datamarket.experiments.competing_buyers import FIGURES, compute_poa, x1_grid
 from datamarket.mechanisms import competing_buyers as cb
-from datamarket.mechanisms._competing_simulation import effort_sweep, simulate_payments
 from datamarket.mechanisms.competing_buyers import (
     CompetingMarket,
     PolynomialRegression,
     UniformInterval,
     analyse_market,
+    effort_sweep,
     ic_probes,
     section_iv_market,
+    simulate_payments,
     source_expected_utility,
 )
 from datamarket.scenarios import ScenarioError, default_config, parse_scenario, run_scenario

@@ -8,7 +8,7 @@ from scipy.optimize import approx_fprime
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.learning.customised import CustomisedLogisticRegression, CustomisedMLP, choose_lambda
-from datamarket.mechanisms._collaborative_data import build_market
+from datamarket.mechanisms.collaborative import build_market
 from datamarket.scenarios.collaborative import load_digits_arrays
 
 X, Y = load_digits_arrays()

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.mechanisms import _truthful_fast as fast
 from datamarket.mechanisms.truthful_payments import (
     RULES,
     CallableMarket,
@@ -23,6 +22,7 @@ from datamarket.mechanisms.truthful_payments import (
     coalition_value,
     compute_payments,
     evaluate_report,
+    fast,
     myerson_integral,
     random_mean_market,
     seller_share_curve,

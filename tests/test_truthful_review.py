@@ -137,8 +137,7 @@ def test_extreme_inputs_give_a_clear_error(body: str, message: str) -> None:
 
 def test_batched_coalition_table_equals_per_coalition_solves() -> None:
     """Exact Shapley (8) on the mean-estimation market: batched table = one solve per coalition."""
-    from datamarket.mechanisms import _truthful_fast as fast
-    from datamarket.mechanisms.truthful_payments import coalition_value, random_mean_market
+    from datamarket.mechanisms.truthful_payments import coalition_value, fast, random_mean_market
     from datamarket.valuation import FunctionGame, exact_shapley
 
     for seed in range(3):

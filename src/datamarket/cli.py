@@ -78,7 +78,7 @@ def _print_result(result: Any) -> None:
 
 def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=title, show_lines=False)
-    from datamarket.experiments._figure import columns
+    from datamarket.experiments import columns
 
     cols = columns(rows)
     for c in cols:
@@ -103,7 +103,7 @@ def run(
     verbose: Verbose = 0,
 ) -> None:
     """Run a scenario file and print its outcome and audits."""
-    from datamarket.experiments._report import write_scenario_report
+    from datamarket.experiments import write_scenario_report
     from datamarket.scenarios import run_scenario
 
     _setup_logging(verbose)
@@ -127,8 +127,7 @@ def demo(
     verbose: Verbose = 0,
 ) -> None:
     """The main job: run a small complete market of each family and write a report directory."""
-    from datamarket.experiments import available_experiments, reproduce
-    from datamarket.experiments._report import markdown_table, write_scenario_report
+    from datamarket.experiments import available_experiments, markdown_table, reproduce, write_scenario_report
     from datamarket.scenarios import available_kinds, default_config, run_scenario
     from datamarket.service.demo import report_service_demo
 
@@ -202,7 +201,7 @@ def value_cmd(
     """Value each seller's data (exact/Monte Carlo Shapley, LOO, Banzhaf) with a progress bar."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from datamarket.scenarios import _valuation_config as vc
+    from datamarket import scenarios as vc  # the valuation-config functions of its public face
     from datamarket.valuation import ProcessBackend, ProgressInfo, resolve_backend
 
     _setup_logging(verbose)

@@ -4,18 +4,23 @@ from datamarket.experiments._figure import (
     FigureSpec,
     Records,
     available_experiments,
+    columns,
     figures,
     render,
     reproduce,
     write_records,
 )
+from datamarket.experiments._report import markdown_table, write_scenario_report
 
 __all__ = [
     "FigureSpec",
     "Records",
     "available_experiments",
+    "columns",
     "figures",
+    "markdown_table",
     "render",
     "reproduce",
     "write_records",
+    "write_scenario_report",
 ]

@@ -40,9 +40,8 @@ class FigureSpec:
 
 def available_experiments() -> list[str]:
     """Kinds with an experiments module (``datamarket reproduce KIND``)."""
-    import datamarket.experiments as pkg
-
-    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+    here = [str(Path(__file__).parent)]  # this package's folder, without importing the package itself
+    return sorted(m.name for m in pkgutil.iter_modules(here) if not m.name.startswith("_"))
 
 
 def figures(kind: str) -> tuple[FigureSpec, ...]:

@@ -18,18 +18,22 @@ from typing import Any
 
 import numpy as np
 
-from datamarket.equilibrium._balanced_paper import symmetric_shapley_quantity
-from datamarket.equilibrium._balanced_shapley import Terms, best_response, coalitions_of, payoff
-from datamarket.equilibrium.balanced import (
-    BalancedMarket,
-    backfires,
-    growth_sequence,
-    solve_baseline,
-    solve_intervention,
-)
 from datamarket.experiments._figure import FigureSpec, Records
 from datamarket.learning.curves import LearningCurve
-from datamarket.mechanisms.balanced_market import digits_market, run_empirical_round
+from datamarket.mechanisms.balanced_market import (
+    BalancedMarket,
+    Terms,
+    backfires,
+    best_response,
+    coalitions_of,
+    digits_market,
+    growth_sequence,
+    payoff,
+    run_empirical_round,
+    solve_baseline,
+    solve_intervention,
+    symmetric_shapley_quantity,
+)
 
 GROUP_COLORS = {"A": "tab:blue", "B": "tab:orange"}
 

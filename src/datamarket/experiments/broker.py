@@ -21,8 +21,13 @@ from typing import Any
 import numpy as np
 
 from datamarket.experiments._figure import FigureSpec, Records
-from datamarket.mechanisms._broker_sim import SimulationResult, simulate
-from datamarket.mechanisms.broker import BrokerMarket, CollectionPlan, plan_collection
+from datamarket.mechanisms.broker import (
+    BrokerMarket,
+    CollectionPlan,
+    SimulationResult,
+    plan_collection,
+    simulate,
+)
 from datamarket.pricing.ordered_item import exact_revenue_curve
 from datamarket.scenarios.broker import default_config, market_of
 

@@ -28,9 +28,16 @@ from datamarket.core.random import spawn_seeds
 from datamarket.experiments._figure import FigureSpec, Records
 from datamarket.learning.customised import CustomisedLogisticRegression
 from datamarket.learning.models import ModelSpec, accuracy, accuracy_by_label, fit_model
-from datamarket.mechanisms._collaborative_data import build_market, random_pair_holdings
-from datamarket.mechanisms._collaborative_games import GainEngine, MarketGame
-from datamarket.mechanisms.collaborative import CollaborativeConfig, Party, clear_round, normalise_shares
+from datamarket.mechanisms.collaborative import (
+    CollaborativeConfig,
+    GainEngine,
+    MarketGame,
+    Party,
+    build_market,
+    clear_round,
+    normalise_shares,
+    random_pair_holdings,
+)
 from datamarket.scenarios.collaborative import load_digits_arrays
 from datamarket.valuation import exact_shapley
 

@@ -1,6 +1,6 @@
-"""Mechanisms, one module per paper family.
+"""Mechanisms, one package per paper family (private modules behind a public ``__init__``).
 
-Each module declares its mechanisms' guarantees in a module-level ``MECHANISMS`` tuple of
+Each family declares its mechanisms' guarantees in a module-level ``MECHANISMS`` tuple of
 :class:`~datamarket.core.MechanismInfo`; :func:`registered_mechanisms` collects them for the shared
 contract test.
 """
@@ -14,7 +14,7 @@ from datamarket.core.audits import MechanismInfo
 
 
 def registered_mechanisms() -> list[MechanismInfo]:
-    """Every ``MechanismInfo`` declared by a module of this package, in module order."""
+    """Every ``MechanismInfo`` declared by a family (package) of this package, in name order."""
     found: list[MechanismInfo] = []
     for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if mod.name.startswith("_"):

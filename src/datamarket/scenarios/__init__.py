@@ -12,14 +12,30 @@ from datamarket.scenarios._loader import (
     parse_scenario,
     run_scenario,
 )
+from datamarket.scenarios._valuation_config import (
+    BackendSpec,
+    ValuationConfig,
+    build_game,
+    bundled_dataset,
+    dataset_from_csv_text,
+    parse_valuation_config,
+    run_valuation,
+)
 
 __all__ = [
+    "BackendSpec",
     "ScenarioConfig",
     "ScenarioError",
     "ScenarioResult",
     "StrictModel",
+    "ValuationConfig",
     "available_kinds",
+    "build_game",
+    "bundled_dataset",
+    "dataset_from_csv_text",
     "default_config",
     "parse_scenario",
+    "parse_valuation_config",
     "run_scenario",
+    "run_valuation",
 ]

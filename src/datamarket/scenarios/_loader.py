@@ -7,6 +7,7 @@ import json
 import pkgutil
 import re
 import tomllib
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -22,9 +23,8 @@ class ScenarioError(DatamarketError):
 
 def available_kinds() -> list[str]:
     """Scenario kinds implemented by modules of :mod:`datamarket.scenarios`."""
-    import datamarket.scenarios as pkg
-
-    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+    here = [str(Path(__file__).parent)]  # this package's folder, without importing the package itself
+    return sorted(m.name for m in pkgutil.iter_modules(here) if not m.name.startswith("_"))
 
 
 def _module(kind: Any) -> ModuleType:

@@ -20,16 +20,14 @@ import numpy as np
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 
 from datamarket.core.audits import audit_outcome
-from datamarket.equilibrium.balanced import (
+from datamarket.mechanisms.balanced_market import (
     BalancedMarket,
     MarketSolution,
+    analyse,
+    digits_market,
     fully_forming,
     growth_sequence,
     optimal_gamma,
-)
-from datamarket.mechanisms.balanced_market import (
-    analyse,
-    digits_market,
     round_outcome,
     run_empirical_round,
 )

@@ -17,8 +17,7 @@ from pydantic import Field, PositiveFloat, model_validator
 
 from datamarket.core.audits import AuditResult, Property
 from datamarket.core.random import make_rng
-from datamarket.mechanisms._broker_sim import simulate
-from datamarket.mechanisms.broker import BrokerMarket, plan_collection, settle
+from datamarket.mechanisms.broker import BrokerMarket, plan_collection, settle, simulate
 from datamarket.pricing.valuations import (
     Exponential,
     Gaussian,

@@ -28,9 +28,15 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
 from datamarket.core.audits import AuditResult, audit_budget_balance, audit_ir_sellers
 from datamarket.learning.models import ModelSpec
-from datamarket.mechanisms._collaborative_data import build_market
-from datamarket.mechanisms._collaborative_games import GainEngine, content_id
-from datamarket.mechanisms.collaborative import CollaborativeConfig, Party, clear_round, replication_gain
+from datamarket.mechanisms.collaborative import (
+    CollaborativeConfig,
+    GainEngine,
+    Party,
+    build_market,
+    clear_round,
+    content_id,
+    replication_gain,
+)
 from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
 
 Digit = int

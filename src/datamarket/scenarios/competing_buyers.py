@@ -4,7 +4,7 @@ A scenario lists the sources (location, ``effort_alpha``), the buyers (estimator
 distribution ``F_j``, conversion ``eta``, optional share ``theta`` of each source's effort cost),
 the competition level ``competition`` (delta, a scalar or a symmetric matrix) and a Monte Carlo
 section. ``run`` computes the weights and the generalized Nash equilibrium
-(:mod:`datamarket.mechanisms.competing_buyers`, :mod:`datamarket.equilibrium.gne`), verifies every
+(:mod:`datamarket.mechanisms.competing_buyers`), verifies every
 buyer's best response numerically, and simulates the contracts.
 
 JSON fields (public interface; arrays are indexed source first, buyer last):
@@ -22,8 +22,10 @@ import numpy as np
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, field_validator, model_validator
 
 from datamarket.core.audits import audit_incentive_compatibility, audit_outcome
-from datamarket.equilibrium.gne import best_response
-from datamarket.mechanisms._competing_models import (
+from datamarket.mechanisms.competing_buyers import (
+    Z_BOUND,
+    CompetingAnalysis,
+    CompetingMarket,
     DiscretePoints,
     EmpiricalSamples,
     EvaluationDistribution,
@@ -31,14 +33,11 @@ from datamarket.mechanisms._competing_models import (
     PolynomialRegression,
     SeparableEstimator,
     UniformInterval,
-)
-from datamarket.mechanisms._competing_simulation import Z_BOUND, simulate_payments
-from datamarket.mechanisms.competing_buyers import (
-    CompetingAnalysis,
-    CompetingMarket,
     analyse_market,
+    best_response,
     ic_probes,
     market_outcome,
+    simulate_payments,
 )
 from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
 

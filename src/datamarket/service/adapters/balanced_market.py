@@ -127,7 +127,7 @@ class BalancedMarketAdapter:
         }
 
     def plan(self, params: Mapping[str, Any], inputs: Sequence[Input]) -> dict[str, Any]:
-        from datamarket.equilibrium.balanced import reserve_prices
+        from datamarket.mechanisms.balanced_market import reserve_prices
 
         r = self._round_inputs(params, inputs)
         prices, _ = reserve_prices(r["values"], params["tie"])

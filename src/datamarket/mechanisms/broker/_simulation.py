@@ -27,16 +27,13 @@ Carlo harness). Every realisation's budget imbalance ``|sum p - sum pi|`` is rec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from datamarket.core.audits import ICProbe
 from datamarket.core.random import spawn_generators
-
-if TYPE_CHECKING:
-    from datamarket.mechanisms.broker import BrokerMarket, CollectionPlan
+from datamarket.mechanisms.broker._market import BrokerMarket, CollectionPlan, mstar_transfers
 
 FloatArray = NDArray[np.float64]
 STRATEGIES = (
@@ -201,8 +198,6 @@ def simulate(
 ) -> SimulationResult:
     """Run the harness: on-path full-data realisations at every mu (prices, payments, BB, buyers'
     realised values from random subsets) and every listed deviation of both paid contributors."""
-    from datamarket.mechanisms.broker import mstar_transfers
-
     nb = len(market.buyers)
     sigma = market.sigma
     g_path, g_dev, g_val = spawn_generators(seed, 3)

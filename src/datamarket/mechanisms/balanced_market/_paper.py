@@ -6,7 +6,7 @@ the target demographics :math:`\gamma`.
 
 Spec S0-4.1, FIX-0.2: for :math:`M \ge 2` the printed Lemma 4.1 (eqs. 16-17) is the sellers' *joint*
 profit optimum split equally, not a Nash equilibrium of the Shapley game (7); the exact game is solved in
-:mod:`datamarket.equilibrium._balanced_shapley`. Both coincide for :math:`M = 1`.
+:mod:`datamarket.mechanisms.balanced_market._shapley`. Both coincide for :math:`M = 1`.
 
 Knife edges (spec AMB-0j): a group forms when :math:`\kappa_g \le \tau_g (1 + \text{tol})`.
 """

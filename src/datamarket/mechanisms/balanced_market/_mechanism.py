@@ -2,7 +2,7 @@ r"""Online data market with Shapley revenue division and a demographic-balance i
 
 Paper: "The Cost of Balanced Training-Data Production in an Online Data Market" (seed 0); corrections in
 ``../shared/spec/seed0_balanced_market.md`` (S0-...). Equilibria live in
-:mod:`datamarket.equilibrium.balanced`; this module runs the market *mechanics* of Section 3.3 and
+:mod:`._equilibrium`; this module runs the market *mechanics* of Section 3.3 and
 produces auditable :class:`~datamarket.core.Outcome` objects.
 
 Mechanics (one round, given the sellers' datasets and the buyers' bids)
@@ -36,7 +36,8 @@ from datamarket.core.audits import ICProbe, MechanismInfo, Property, Sample
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
 from datamarket.core.types import Dataset, Outcome, Role, finite_array
-from datamarket.equilibrium.balanced import (
+from datamarket.learning.empirical_gain import BuyerTask, GroupGainCache, ModelFactory
+from datamarket.mechanisms.balanced_market._equilibrium import (
     BalancedMarket,
     MarketSolution,
     Model,
@@ -51,7 +52,6 @@ from datamarket.equilibrium.balanced import (
     thresholds,
     utility_ratios,
 )
-from datamarket.learning.empirical_gain import BuyerTask, GroupGainCache, ModelFactory
 from datamarket.valuation import FunctionGame, exact_shapley, to_mask
 
 FloatArray = NDArray[np.float64]
@@ -90,7 +90,7 @@ def payment_division(
     """Shapley payments (7) summed over buyers and groups.
 
     ``exact``: :func:`datamarket.valuation.exact_shapley` on the revenue game (``2**M`` evaluations);
-    ``structured``: the quantity-game Shapley of :func:`datamarket.equilibrium.balanced.settle`, which
+    ``structured``: the quantity-game Shapley of :func:`~datamarket.mechanisms.balanced_market.settle`, which
     enumerates only distinct coalition totals (sellers with equal production are grouped), exact and
     fast for large symmetric markets; ``monte_carlo``: permutation sampling
     (:func:`datamarket.valuation.montecarlo.monte_carlo_shapley`, seeded, ``max_evaluations`` fits; not

@@ -1,6 +1,6 @@
 r"""Market type, reserve prices, revenue terms and settlement of paper 000's market (seed 0).
 
-Private helpers of :mod:`datamarket.equilibrium.balanced` (the public facade): the market
+Private helpers of :mod:`datamarket.mechanisms.balanced_market._equilibrium` (the public facade): the market
 (:class:`BalancedMarket`), the marketplace's best response (Fact 4.2, S0-A1), the per-group and
 intervention revenue terms of the sellers' game, and :func:`settle`, which turns a production profile
 into utilities (8)-(10) and Shapley payments (7).
@@ -17,8 +17,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import finite_array
-from datamarket.equilibrium._balanced_shapley import Terms, coalitions_of, shapley_payment
 from datamarket.learning.curves import LearningCurve, curve_value
+from datamarket.mechanisms.balanced_market._shapley import Terms, coalitions_of, shapley_payment
 
 FloatArray = NDArray[np.float64]
 Model = Literal["paper", "shapley_nash"]

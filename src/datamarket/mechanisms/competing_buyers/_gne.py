@@ -57,6 +57,7 @@ from scipy import optimize
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import finite_array
+from datamarket.equilibrium.leontief import jacobi_solve, spectral_radius
 
 FloatArray = NDArray[np.float64]
 
@@ -130,33 +131,6 @@ def leontief_matrix(xi: FloatArray) -> FloatArray:
     block[np.arange(n), :, np.arange(n), :] = 0.0  # l == q
     block[:, np.arange(m), :, np.arange(m)] = 0.0  # j == k
     return block.reshape(n * m, n * m)
-
-
-def spectral_radius(a: FloatArray) -> float:
-    """Largest eigenvalue modulus of a square matrix (``numpy.linalg.eigvals``)."""
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(np.linalg.eigvals(a))))
-
-
-def jacobi_solve(
-    a: FloatArray, gamma: FloatArray, *, tol: float = 1e-13, max_iter: int = 200_000
-) -> tuple[FloatArray, int, bool]:
-    r"""Fixed-point (Jacobi) iteration :math:`d \leftarrow A d + \gamma` from :math:`d = \gamma`.
-
-    Converges iff :math:`\rho(A) < 1` (geometric rate :math:`\rho(A)`); this is the independent
-    cross-check of step 2 of S2-A1. Returns ``(d, iterations, converged)``; the stopping rule is a
-    relative change below ``tol``.
-    """
-    d = np.array(gamma, dtype=np.float64)
-    for it in range(1, max_iter + 1):
-        new = a @ d + gamma
-        if not np.all(np.isfinite(new)):
-            return new, it, False
-        if np.max(np.abs(new - d)) <= tol * max(1.0, float(np.max(np.abs(new)))):
-            return new, it, True
-        d = new
-    return d, max_iter, False
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Buyers ``j in B`` value data through ``v_j(m) = E v^e_j(sigma |Z| / sqrt m)`` (e
 :mod:`datamarket.pricing.valuations`); contributors ``i in C`` collect points of ``N(mu, sigma^2)`` at
 per-sample cost ``c_i`` (sorted ``c_1 <= c_2 <= ...``, ties kept in input order).
 
-**Algorithm 1** (non-strategic, :func:`~datamarket.mechanisms._broker_alg.algorithm1`): for each
+**Algorithm 1** (non-strategic, :func:`~datamarket.mechanisms.broker._algorithm.algorithm1`): for each
 ``N <= floor(|B|/c_1)`` price with an ordered-item oracle, let buyers choose by eq. (4) and keep the
 smallest ``N+`` maximising ``profit_N = sum_j q_N(m_j) - c_1 N``.
 
@@ -65,11 +65,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.audits import MechanismInfo, Property
 from datamarket.core.errors import InfeasibleError, InvalidMarketError
 from datamarket.core.random import make_rng
 from datamarket.core.types import Offers, Outcome, Role, finite_array
-from datamarket.mechanisms._broker_alg import Algorithm1Result, algorithm1, n_range_cap
+from datamarket.mechanisms.broker._algorithm import Algorithm1Result, algorithm1, n_range_cap
 from datamarket.pricing.valuations import Valuation, valuation_table
 
 FloatArray = NDArray[np.float64]
@@ -402,50 +401,3 @@ def random_market(seed: int, n_buyers: int = 3) -> BrokerMarket:
             continue
         return market
     raise InfeasibleError("no viable random broker market found")  # pragma: no cover
-
-
-def _sample_alg1(seed: int) -> Any:
-    from datamarket.core.audits import Sample
-
-    return Sample(algorithm1_outcome(random_market(seed)))
-
-
-def _sample_mstar(seed: int) -> Any:
-    from datamarket.core.audits import Sample
-    from datamarket.mechanisms._broker_sim import ic_probes
-
-    market = random_market(seed)
-    plan = plan_collection(market)
-    rng = make_rng(seed + 1)
-    mu = float(rng.normal())
-    subs = {c: rng.normal(mu, market.sigma, plan.n_star[c]) for c in market.contributors}
-    outcome = settle(market, plan, subs, seed=seed)
-    return Sample(outcome, ic_probes(market, plan), tol=1e-9)
-
-
-MECHANISMS: tuple[MechanismInfo, ...] = (
-    MechanismInfo(
-        name="broker_alg1",
-        paper=PAPER,
-        guarantees=frozenset(
-            {Property.IR_BUYER, Property.IR_SELLER, Property.ENVY_FREE, Property.BUDGET_BALANCE_WEAK}
-        ),
-        sample=_sample_alg1,
-        description="Algorithm 1 / Lemma 2: profit-optimal envy-free pricing, non-strategic contributors",
-    ),
-    MechanismInfo(
-        name="broker_mstar",
-        paper=PAPER,
-        guarantees=frozenset(
-            {Property.BUDGET_BALANCE_STRONG, Property.ENVY_FREE, Property.INCENTIVE_COMPATIBLE}
-        ),
-        sample=_sample_mstar,
-        description="Algorithm 2 (M*): discrepancy-adjusted prices (14) and payments (15)",
-        notes={
-            "ir": "IRB and IRC hold in expectation (eqs. 9, 16), not ex post; audited by the scenario",
-            "envy_free": "on the posted menu of expected prices q+ (ex post all prices shift equally)",
-            "incentive_compatible": "Nash equilibrium, worst case over mu; probes: samples collected "
-            "(mean-preserving submission) and mean shift, closed forms checked by Monte Carlo",
-        },
-    ),
-)

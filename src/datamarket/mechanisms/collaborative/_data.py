@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
 from datamarket.core.types import Dataset
-from datamarket.mechanisms.collaborative import Party
+from datamarket.mechanisms.collaborative._types import Party
 
 
 @dataclass(frozen=True)

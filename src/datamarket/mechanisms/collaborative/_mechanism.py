@@ -75,46 +75,23 @@ from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng, spawn_seeds
 from datamarket.core.types import Dataset, Outcome, Role
 from datamarket.learning.models import ModelSpec
-from datamarket.mechanisms._collaborative_games import (
+from datamarket.mechanisms.collaborative._games import (
     Characteristic,
     GainEngine,
     MarketGame,
     content_id,
 )
-from datamarket.mechanisms._collaborative_types import (
+from datamarket.mechanisms.collaborative._types import (
     PAPER,
     CollaborativeConfig,
     CollaborativeRound,
-    Customise,
     Party,
-    PropertyCheck,
-    ShapleyMethod,
     divide_payments,
     normalise_shares,
     round_checks,
     validate_market,
 )
 from datamarket.valuation import MaxPermutations, exact_shapley, monte_carlo_shapley
-
-__all__ = [
-    "MECHANISMS",
-    "PAPER",
-    "CollaborativeConfig",
-    "CollaborativeRound",
-    "Customise",
-    "Party",
-    "PropertyCheck",
-    "ReplicationReport",
-    "SampleSelection",
-    "ShapleyMethod",
-    "clear_round",
-    "divide_payments",
-    "normalise_shares",
-    "replicate",
-    "replication_gain",
-    "select_samples",
-    "validate_market",
-]
 
 
 # -- the round -------------------------------------------------------------------------------------
@@ -444,7 +421,7 @@ def select_samples(
     coalition touched; ``truncation_tol`` is relative (a permutation stops once
     :math:`|u(N) - u(S)| \le` tol :math:`|u(N)|`).
     """
-    from datamarket.mechanisms._collaborative_games import SampleGame
+    from datamarket.mechanisms.collaborative._games import SampleGame
 
     if train.labels is None or task.labels is None:
         raise InvalidMarketError("train", "sample-level selection needs labelled data and task")

@@ -30,8 +30,8 @@ from scipy import integrate
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import FloatArray
-from datamarket.mechanisms import _truthful_fast as fast
-from datamarket.mechanisms._truthful_markets import (
+from datamarket.mechanisms.truthful_payments import _fast as fast
+from datamarket.mechanisms.truthful_payments._markets import (
     BoolArray,
     MeanEstimationMarket,
     TruthfulMarket,

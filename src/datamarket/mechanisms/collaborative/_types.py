@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset, Outcome
 from datamarket.learning.models import ModelSpec
-from datamarket.mechanisms._collaborative_games import Characteristic, content_id
+from datamarket.mechanisms.collaborative._games import Characteristic, content_id
 
 ShapleyMethod = Literal["auto", "exact", "monte_carlo"]
 Customise = Literal["none", "paper", "masked"]

@@ -12,7 +12,7 @@ Model (Section II)
   report :math:`y_i = f(x_i) + \epsilon_i`, :math:`\epsilon_i \sim N(0, \sigma_i^2(e_i))`,
   :math:`\sigma_i(e) = e^{-\alpha_i e}` (Assumption 2, eq. 16); utility :math:`E[\sum_j p_i^j] - e_i` (1).
 * Buyers :math:`j = 1..M` with a separable estimator (Assumption 3;
-  :mod:`~datamarket.mechanisms._competing_models`), an evaluation distribution :math:`F_j`, competition
+  :mod:`~datamarket.mechanisms.competing_buyers._models`), an evaluation distribution :math:`F_j`, competition
   levels :math:`\delta_k^j = \delta_j^k \in [0, 1]` and a conversion :math:`\eta^j > 0`; loss (2).
 * Contracts :math:`p_i^j = c_i^j - d_i^j (y_i - \hat f^j_{-i}(x_i))^2` (Assumption 1, eq. 8).
 
@@ -28,7 +28,7 @@ Weights, computed from the estimator (spec S2-O5), never from the printed Sectio
    :math:`\gamma` swaps the sources' indices) is therefore automatic: nothing is read off the print.
 
 The equilibrium, social optimum and price of anarchy (Theorems 1-2, S2-A1) are
-:func:`datamarket.equilibrium.gne.solve_gne`. With :math:`\eta \ne 1` the social loss (27) is taken in
+:func:`._gne.solve_gne`. With :math:`\eta \ne 1` the social loss (27) is taken in
 money units, :math:`\sum_i (\sum_j\gamma_i^j)\sigma_i^2 + e_i` with the normalised :math:`\gamma`; this
 is Definition 2 when :math:`\eta = 1` (the only case the paper defines) and keeps payments lossless
 transfers otherwise.
@@ -57,13 +57,9 @@ from datamarket.core.audits import ICProbe, MechanismInfo, Property, Sample
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
 from datamarket.core.types import Outcome, Role, finite_array
-from datamarket.equilibrium.gne import GNEResult, effort_variance, solve_gne
-from datamarket.mechanisms._competing_models import (
-    DiscretePoints,
-    EmpiricalSamples,
+from datamarket.mechanisms.competing_buyers._gne import GNEResult, effort_variance, solve_gne
+from datamarket.mechanisms.competing_buyers._models import (
     EvaluationDistribution,
-    FeatureOLS,
-    LinearSmoother,
     PolynomialRegression,
     SeparableEstimator,
     UniformInterval,
@@ -72,26 +68,6 @@ from datamarket.mechanisms._competing_models import (
 FloatArray = NDArray[np.float64]
 PAPER = "002: Westenbroek, Dong, Ratliff, Sastry - Statistical Estimation with Strategic Data Sources"
 MECHANISM_NAME = "competing_buyers"
-
-__all__ = [
-    "CompetingAnalysis",
-    "CompetingMarket",
-    "DiscretePoints",
-    "EmpiricalSamples",
-    "FeatureOLS",
-    "LinearSmoother",
-    "PolynomialRegression",
-    "UniformInterval",
-    "analyse_market",
-    "competition_weights",
-    "ic_probes",
-    "loo_prediction_matrices",
-    "loo_weights",
-    "market_outcome",
-    "section_iv_market",
-    "source_expected_utility",
-    "variance_weights",
-]
 
 
 def _competition_matrix(competition: object, m: int) -> FloatArray:

@@ -23,7 +23,7 @@ Two equilibrium models (spec S0-4, FIX-0.2)
 ``model="shapley_nash"``
     The exact game, for heterogeneous sellers and buyers (the setting of Prop. 4.1): global best response
     by breakpoint enumeration (S0-A2), all equilibria by support enumeration and iterated best response
-    with a global check (S0-A3), see :mod:`datamarket.equilibrium._balanced_shapley`. With heterogeneous
+    with a global check (S0-A3), see :mod:`datamarket.mechanisms.balanced_market._shapley`. With heterogeneous
     learning curves the marketplace's best response depends on production; prices and production are then
     iterated to a fixed point (S0-2, "General setting").
 
@@ -43,14 +43,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.equilibrium import _balanced_paper as paper
-from datamarket.equilibrium._balanced_core import (
+from datamarket.learning.curves import LearningCurve
+from datamarket.mechanisms.balanced_market import _paper as paper
+from datamarket.mechanisms.balanced_market._core import (
     BalancedMarket,
     FloatArray,
     MarketSolution,
     Model,
-    Tie,
-    Utilities,
     group_terms,
     intervention_terms,
     marketplace_best_response,
@@ -58,39 +57,9 @@ from datamarket.equilibrium._balanced_core import (
     settle,
     validate_gamma,
 )
-from datamarket.equilibrium._balanced_paper import optimal_gamma, symmetric_shapley_quantity, thm54_bound
-from datamarket.equilibrium._balanced_shapley import find_equilibria
-from datamarket.learning.curves import LearningCurve
+from datamarket.mechanisms.balanced_market._shapley import find_equilibria
 
 MAX_PRICE_ROUNDS = 10
-
-__all__ = [
-    "BalancedMarket",
-    "MarketSolution",
-    "Model",
-    "Tie",
-    "Utilities",
-    "backfire_market",
-    "backfires",
-    "fully_forming",
-    "group_terms",
-    "growth_sequence",
-    "intervention_terms",
-    "intervention_threshold",
-    "marketplace_best_response",
-    "optimal_gamma",
-    "potential_value",
-    "price_of_fairness",
-    "reserve_prices",
-    "settle",
-    "solve_baseline",
-    "solve_intervention",
-    "symmetric_shapley_quantity",
-    "thm54_bound",
-    "thresholds",
-    "utility_ratios",
-    "validate_gamma",
-]
 
 
 def _paper_curve(market: BalancedMarket) -> LearningCurve:

@@ -51,63 +51,20 @@ from datamarket.core.audits import (
 )
 from datamarket.core.random import make_rng
 from datamarket.core.types import FloatArray, Outcome, Role
-from datamarket.mechanisms._truthful_markets import (
-    CallableMarket,
-    DataMixtureMarket,
+from datamarket.mechanisms.truthful_payments._markets import (
     MeanEstimationMarket,
     TruthfulMarket,
     check_costs,
 )
-from datamarket.mechanisms._truthful_misreport import (
-    MisreportSweep,
+from datamarket.mechanisms.truthful_payments._misreport import (
     evaluate_report,
-    misreport_sweep,
-    price_of_anarchy,
 )
-from datamarket.mechanisms._truthful_rules import (
-    RULES,
+from datamarket.mechanisms.truthful_payments._rules import (
     PaymentResult,
-    buyer_split,
-    buyer_values,
-    coalition_value,
     compute_payments,
-    loo_payments,
-    myerson_integral,
-    myerson_payments,
-    seller_share_curve,
-    shapley_payments,
-    social_cost,
-    vcg_payments,
 )
 
 PAPER = "001: Fan, Rotello, Karimireddy - From Fairness to Truthfulness (eqs. 1, 8, 9, 10, 17)"
-
-__all__ = [
-    "MECHANISMS",
-    "RULES",
-    "CallableMarket",
-    "DataMixtureMarket",
-    "MeanEstimationMarket",
-    "MisreportSweep",
-    "PaymentResult",
-    "TruthfulMarket",
-    "buyer_split",
-    "buyer_values",
-    "coalition_value",
-    "compute_payments",
-    "evaluate_report",
-    "loo_payments",
-    "misreport_sweep",
-    "myerson_integral",
-    "myerson_payments",
-    "payment_outcome",
-    "price_of_anarchy",
-    "random_mean_market",
-    "seller_share_curve",
-    "shapley_payments",
-    "social_cost",
-    "vcg_payments",
-]
 
 
 def payment_outcome(

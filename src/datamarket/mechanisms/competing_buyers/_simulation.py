@@ -30,8 +30,8 @@ from numpy.typing import NDArray
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import Seed, make_rng
-from datamarket.equilibrium.gne import effort_variance
-from datamarket.mechanisms.competing_buyers import CompetingAnalysis
+from datamarket.mechanisms.competing_buyers._gne import effort_variance
+from datamarket.mechanisms.competing_buyers._mechanism import CompetingAnalysis
 
 FloatArray = NDArray[np.float64]
 

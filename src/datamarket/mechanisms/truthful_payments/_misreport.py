@@ -29,25 +29,9 @@ from scipy import optimize
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import FloatArray
-from datamarket.mechanisms._truthful_markets import TruthfulMarket, check_costs
-from datamarket.mechanisms._truthful_rules import RULES, compute_payments, social_cost
-
-
-def price_of_anarchy(cost_at_report: float, cost_at_truth: float) -> float:
-    """:math:`SC(\\text{report}) / SC(\\text{truth})` (spec §1.5 [FIX]: a social-cost ratio).
-
-    It is >= 1 when the social cost is positive. For any sign it is the literal ratio of the spec: a
-    data-mixture loss with ``b < 0`` can make SC negative, and then the ratio is <= 1 (not clipped to
-    1). If SC at the truth is exactly 0, the ratio is 1 when the report's SC is 0 too, else ``inf``.
-
-    >>> price_of_anarchy(10.2, 10.0)
-    1.02
-    >>> round(price_of_anarchy(-0.9, -1.0), 12)
-    0.9
-    """
-    if cost_at_truth == 0:
-        return 1.0 if cost_at_report == 0 else float("inf")
-    return cost_at_report / cost_at_truth
+from datamarket.equilibrium.anarchy import price_of_anarchy
+from datamarket.mechanisms.truthful_payments._markets import TruthfulMarket, check_costs
+from datamarket.mechanisms.truthful_payments._rules import RULES, compute_payments, social_cost
 
 
 @dataclass(frozen=True)

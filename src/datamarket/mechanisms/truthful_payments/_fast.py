@@ -36,7 +36,7 @@ from scipy import linalg
 
 from datamarket.core.random import Seed, make_rng
 from datamarket.core.types import FloatArray
-from datamarket.mechanisms._truthful_markets import MeanEstimationMarket, check_costs
+from datamarket.mechanisms.truthful_payments._markets import MeanEstimationMarket, check_costs
 
 
 def inverse_system(market: MeanEstimationMarket, costs: FloatArray) -> FloatArray:
