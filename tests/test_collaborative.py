@@ -187,7 +187,11 @@ def test_round_balance_and_symmetry_with_identical_parties(characteristic: str) 
         r = clear_round(parties, CollaborativeConfig(characteristic=characteristic, guard=guard), seed=0)
         assert r.balance_residual < 1e-9
         assert r.checks["balance"].holds and r.checks["symmetry"].holds
-        assert r.payout[1] == r.payout[3] and r.share[1] == r.share[3]
+        # Symmetry is exact in real arithmetic, but parties 1 and 3 sit at different places in each
+        # coalition sum, so their Shapley values differ by rounding: <= 2^n terms * eps * max |value|.
+        tol = 2**4 * np.finfo(float).eps
+        np.testing.assert_allclose(r.payout[3], r.payout[1], rtol=0, atol=tol * np.max(np.abs(r.payout)))
+        np.testing.assert_allclose(r.share[3], r.share[1], rtol=0, atol=tol * np.max(np.abs(r.share)))
         assert abs(r.outcome.platform_take) < 1e-9
 
 
