@@ -132,6 +132,7 @@ def test_zero_element_fails_raw_and_holds_with_the_guard() -> None:
     own = np.array([0.9, 0.8, 0.7])
     final = np.array([0.9, 0.75, 0.72])  # party 1's delivered model is worse than its own
     raw = divide_payments(own, final, normalise_shares(np.array([0.2, -0.1, 0.5])))
+    # exact: party 0's delivered model is its own, gain = max(0, 0.9 - 0.9) = 0
     assert raw["gain"][0] == 0 and raw["payout"][0] < raw["fee"][0]
     guarded = divide_payments(
         own, np.maximum(final, own), normalise_shares(np.array([0.2, -0.1, 0.5]), clip=True)
@@ -200,6 +201,7 @@ def test_zero_element_party_in_multitask_market() -> None:
     under the guard a_Z = 0 and t_Z >= A_Z; the raw rule may give a_Z < 0 and b_Z < 0, reported not hidden."""
     parties = digits_market([(0, 1), (1, 2), (7, 9)], [(0, 1), (1, 2), (7, 9)], train_count=8)
     guarded = clear_round(parties, CollaborativeConfig(characteristic="w"), seed=0)
+    # exact: the guard delivers the better model and clips the gain at the literal 0
     assert guarded.gain[2] == 0.0
     assert guarded.payout[2] >= guarded.fee[2]
     assert guarded.checks["zero_element"].holds and guarded.checks["nonnegative_reward"].holds
@@ -270,6 +272,7 @@ def test_monte_carlo_round_keeps_balance() -> None:
     r = clear_round(parties, config, seed=5)
     assert r.method == "monte_carlo" and r.balance_residual < 1e-9
     again = clear_round(parties, config, seed=5)
+    # exact: same seed, same deterministic code path
     np.testing.assert_array_equal(r.payout, again.payout)  # seeded
 
 

@@ -131,3 +131,18 @@ def test_wheel_is_complete(tmp_path: Path) -> None:
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     core = [line for line in requires if "extra ==" not in line]
     assert not any(name in line for line in core for name in ("fastapi", "sqlalchemy", "dask", "pyarrow"))
+
+
+def test_parquet_upload_without_the_extra_names_it() -> None:
+    res = _core_only(
+        """
+        from datamarket.core.errors import InvalidMarketError
+        from datamarket.service.uploads import UploadLimits, parse_dataset
+        try:
+            parse_dataset(b"PAR1", "parquet", limits=UploadLimits())
+        except InvalidMarketError as exc:
+            print(exc)
+        """
+    )
+    assert res.returncode == 0, res.stderr
+    assert "pip install 'datamarket[parquet]'" in res.stdout
