@@ -146,6 +146,7 @@ def test_payment_division_methods_agree() -> None:
     part = monte_carlo_shapley(revenue_game(m, p, prod), seed=2, max_evaluations=40)
     # |error| <= 5 standard errors (Chebyshev: probability of a miss < 4% per player at worst)
     assert np.all(np.abs(part.values - exact) <= 5 * part.stderr + 1e-12)
+    # exact: same seed, same game, same estimator code: the mechanism only forwards the seed
     np.testing.assert_array_equal(mc, part.values)  # the mechanism passes the seed through
     with pytest.raises(InvalidMarketError, match="method"):
         payment_division(m, p, prod, method="nope")  # type: ignore[arg-type]
@@ -167,6 +168,7 @@ def test_general_thresholds_and_marketplace_best_response() -> None:
         alpha=np.array(1.0),
         beta=np.array(1.0),
     )
+    # exact: reserve prices and best responses pick one of the given bids, no arithmetic on it
     assert reserve_prices(het.values)[0][0] == 2.0  # count-based: rho(2) = 4 > rho(3) = 3
     assert marketplace_best_response(het, np.array([50.0]))[0] == 3.0
     sol = solve_baseline(het, "shapley_nash")
@@ -187,6 +189,7 @@ def test_reported_reserve_prices_are_the_posted_baseline_prices_with_heterogeneo
         beta=np.array([[1.0], [1.0]]),
         gamma=np.array([1.0]),
     )
+    # exact: posted prices are chosen among the given bids (2.02, 0.96), never computed
     assert reserve_prices(m.values)[0].tolist() == [2.02]
     a = analyse(m, "shapley_nash")
     np.testing.assert_array_equal(a.reserve_prices, a.baseline.prices)

@@ -51,6 +51,7 @@ def test_c_g_printed_equals_simplified_and_is_max_ratio(curve) -> None:
     n = 2.0 * c.ante + 0.3
     fd = (c(n + 1e-6) - c(n - 1e-6)) / 2e-6
     assert float(curve_derivative(n, *curve)) == pytest.approx(fd, rel=1e-5)
+    # exact: below the learning ante the curve is clipped to 0 by (x)_+
     assert c(c.ante) == pytest.approx(0.0, abs=1e-12) and c(0.0) == 0.0 and c(0.5 * c.ante) == 0.0
 
 
@@ -286,6 +287,7 @@ def test_fix_0_9_zero_gamma_on_growing_group_never_forms() -> None:
     values = np.column_stack([np.full(n, 1.0), np.full(n, 0.01)])
     m = BalancedMarket.quasi_symmetric(values, [0.1, 5.0], (1, 1, 1), n_sellers=1, gamma=[0.0, 1.0])
     for r in growth_sequence(m, [1, 10, 50]):
+        # exact: the intervention market does not form, so w^f is the literal 0 and w^f / w = 0
         assert r["baseline_forms"] and not r["intervention_forms"] and r["ur_marketplace"] == 0.0
 
 

@@ -152,6 +152,7 @@ def test_settle_outcome_and_off_path_budget() -> None:
     assert abs(out.platform_take) <= 1e-9
     assert out.allocated[:3].tolist() == plan.allocations.tolist()
     assert out.costs[3] == pytest.approx(0.05 * plan.n1)
+    # exact: same seed, same deterministic code path
     assert settle(market, plan, subs, seed=2) == out  # seeded
     # off path: contributor 1 submits the wrong size -> deficit (c2 - c1) N*_1 / N+ (spec §2.8)
     short = {**subs, "x": subs["x"][:-1]}

@@ -48,6 +48,7 @@ def test_default_scenario_fields_and_audits() -> None:
 
 def test_scenario_is_seeded() -> None:
     cfg = default_config("broker").model_copy(update={"reps": 500})
+    # exact: same seed, same deterministic code path
     assert run_scenario(cfg).to_json() == run_scenario(cfg).to_json()
 
 

@@ -42,6 +42,7 @@ def _outcome(**kw):
 
 def test_outcome_utilities_and_take() -> None:
     o = _outcome()
+    # exact: sums and differences of small dyadic numbers are exact in binary floating point
     assert o.utilities.tolist() == [1.0, 0.5, 0.5]
     assert o.platform_take == 0.0
     assert o.buyer_indices == [0, 1] and o.seller_indices == [2]
@@ -54,6 +55,7 @@ def test_outcome_utilities_and_take() -> None:
 def test_outcome_round_trips_through_json(prices, values) -> None:
     o = _outcome(prices=prices, values=values, extra={"a": np.float64(1.5), "b": [np.int64(2)]})
     again = Outcome.from_dict(json.loads(json.dumps(o.to_dict())))
+    # exact: JSON writes floats with repr, which round-trips every float64
     assert again == o
     assert again.extra == {"a": 1.5, "b": [2]}
 
@@ -116,6 +118,7 @@ def test_ic_audit_finds_profitable_misreport() -> None:
 
 
 def test_seeded_streams_are_reproducible() -> None:
+    # exact: same seed, same generator
     assert make_rng(3).random() == make_rng(3).random()
     a = [g.random() for g in spawn_generators(5, 4)]
     assert a == [g.random() for g in spawn_generators(5, 4)]

@@ -31,6 +31,7 @@ from tests.strategies import single_crossing_tables, value_tables
 def _check_result(values, res):
     """EF/IR of a pricing result, curve shape and choice rule (4)."""
     assert audit_scheme(values, res.allocations, res.prices) <= 1e-9
+    # exact: the price of the empty bundle is set to 0, not computed
     assert res.curve[0] == 0 and np.all(np.diff(res.curve) >= 0)
     assert np.isclose(res.revenue, res.prices.sum())
     util = values[:, : res.n + 1] - res.curve

@@ -54,6 +54,7 @@ def test_broker_round_end_to_end_and_access_control(live, db_url) -> None:  # ty
         assert r.status_code == 202 and r.json()["status"] == "pending"
         done = wait_round(admin, r.json()["id"])
         assert done["status"] == "cleared", done["error"]
+        # exact: a cleared round's progress is set to the literal 1.0
         assert done["progress"] == 1.0 and done["attempts"] == 1
         rid = done["id"]
         receipts = admin.get(f"/rounds/{rid}/receipts").json()
@@ -214,6 +215,7 @@ def test_idempotency_and_concurrent_submissions(live) -> None:  # type: ignore[n
             for s in subs
             if s["participant_id"] != first.json()["participant_id"]
         )
+        # exact: posted costs round-trip through JSON (repr) and are rounded alike on both sides
         assert costs == sorted(round(0.01 * (i + 1), 6) for i in range(50))
         for cl in clients:
             cl.close()

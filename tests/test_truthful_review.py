@@ -43,6 +43,7 @@ def test_sweep_best_report_stays_in_the_grid_range() -> None:
     """A true cost above max_report: the best report is searched in [0, max_report] only."""
     costs = np.array([1.3, 0.7, 5.5])
     sw = misreport_sweep(ME, costs, 2, max_report=3.0, step=0.5)
+    # exact: grid points are k * 0.5, exact in binary
     assert sw.reported_costs[-1] == 3.0 and sw.reported_costs.size == 7
     assert all(0.0 <= sw.best_report[r] <= 3.0 for r in RULES)
     assert sw.best_report["myerson"] == pytest.approx(3.0, abs=1e-6)
@@ -54,6 +55,7 @@ def test_flat_utility_picks_the_smallest_report() -> None:
     market = DataMixtureMarket(0.3, 1.5, [-3.0, -0.1, 1.0])
     sw = misreport_sweep(market, [0.05, 0.05, 0.05], 2, max_report=1.0, step=0.1, rules=["shapley", "loo"])
     assert np.ptp(sw.utility["shapley"]) < 1e-12
+    # exact: best reports are grid points (here the first, 0.0)
     assert sw.best_report["shapley"] == 0.0 and sw.best_report["loo"] == 0.0
 
 
@@ -65,6 +67,7 @@ def test_price_of_anarchy_is_the_literal_ratio() -> None:
     sw = misreport_sweep(market, costs, 1, max_report=3.0, step=0.5, rules=["loo"])
     assert sw.truthful_social_cost < 0
     worse = float(sw.social_cost[-1])
+    # exact: best reports are grid points (k * 0.5, exact in binary)
     assert sw.best_report["loo"] == 3.0
     assert sw.price_of_anarchy["loo"] == pytest.approx(worse / sw.truthful_social_cost, rel=1e-12)
     assert sw.price_of_anarchy["loo"] < 1.0
@@ -73,6 +76,7 @@ def test_price_of_anarchy_is_the_literal_ratio() -> None:
 def test_single_seller_simplex_myerson_is_infinite() -> None:
     """With one seller on the simplex w = 1 for every report: the integral in (9) diverges."""
     market = DataMixtureMarket(0.3, 1.5, [-1.0])
+    # exact: the divergent integral is reported as the literal inf
     assert myerson_payments(market, [0.5])[0] == np.inf
     text = 'kind = "truthful_payments"\ncosts = [0.5]\n[data_mixture]\nt = [-1.0]\n'
     data = json.loads(json.dumps(run_scenario(parse_scenario(text)).to_json()))
@@ -158,6 +162,7 @@ def test_exact_shapley_default_reaches_twenty_mean_estimation_sellers() -> None:
 
     market, costs = random_mean_market(0, n_buyers=2, n_sellers=16, dim=4)
     est = shapley_payments(market, costs)
+    # exact: the exact method sets stderr to the literal 0
     assert est.method == "exact" and np.all(est.stderr == 0)
     table_total = float(np.sum(compute_payments(market, costs, rules=["loo"]).values))
     assert est.values.sum() == pytest.approx(table_total, rel=1e-10)  # efficiency: sum = V(S)

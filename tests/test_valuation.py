@@ -116,6 +116,7 @@ def test_banzhaf_is_mean_marginal(game: TableGame) -> None:
 
 def test_loo_and_banzhaf_on_airport() -> None:
     g = AirportGame([1.0, 2.0, 4.0])
+    # exact: differences of small integer-valued costs are exact
     assert leave_one_out(g).values.tolist() == [0.0, 0.0, 2.0]  # only the largest cost matters
     # Banzhaf of the airport game: player 3 is pivotal in 4 of 4 coalitions for its extra 2 ...
     np.testing.assert_allclose(exact_banzhaf(g).values, [0.25, 0.75, 2.75], atol=1e-12)
@@ -137,6 +138,7 @@ def test_model_game_memo_no_coalition_twice() -> None:
     assert g.n_fits == 15 and res.evaluations == 16 and res.cache_hits == 0  # empty set is not fitted
     again = exact_shapley(g)
     assert g.n_fits == 15 and again.cache_hits == 16 and again.evaluations == 0
+    # exact: the second run reads the memoised values and sums them in the same order
     np.testing.assert_array_equal(res.values, again.values)
     assert abs(res.values.sum() - (g.value(15) - 0.5)) < 1e-12
     mc = monte_carlo_shapley(g, seed=0, max_evaluations=100)

@@ -65,9 +65,13 @@ def test_exact_identical_on_every_backend(processes, dask_client) -> None:
     for backend in (processes, dask_client):
         game = _model_game()
         res = exact_shapley(game, backend=backend)
+        # exact: by construction every backend evaluates the same coalitions with the same code (BLAS pinned
+        # to one thread) and the results are summed in submission order, so serial, process and Dask values
+        # are bitwise identical
         np.testing.assert_array_equal(res.values, ref.values)
         assert res.evaluations == 32 and game.n_fits == 0  # fitted in the workers, not here
     loo = leave_one_out(_model_game(), backend=dask_client)
+    # exact: serial and Dask backends are bitwise identical by construction (see above)
     np.testing.assert_array_equal(loo.values, leave_one_out(_model_game()).values)
 
 
@@ -76,6 +80,9 @@ def test_monte_carlo_identical_on_every_backend(processes, dask_client) -> None:
     ref = monte_carlo_shapley(_model_game(), **kw)
     for backend in (processes, dask_client):
         res = monte_carlo_shapley(_model_game(), backend=backend, **kw)
+        # exact: by construction every backend evaluates the same coalitions with the same code (BLAS pinned
+        # to one thread) and the results are summed in submission order, so serial, process and Dask values
+        # are bitwise identical
         np.testing.assert_array_equal(res.values, ref.values)
         np.testing.assert_array_equal(res.stderr, ref.stderr)
         assert res.evaluations == ref.evaluations
@@ -83,6 +90,7 @@ def test_monte_carlo_identical_on_every_backend(processes, dask_client) -> None:
         monte_carlo_shapley(_model_game(), backend=b, truncation_tol=0.01, **kw).values
         for b in (None, processes)
     ]
+    # exact: serial and process backends are bitwise identical by construction (same seed)
     np.testing.assert_array_equal(tmc[0], tmc[1])
 
 
@@ -127,4 +135,5 @@ def test_cli_scheduler_option_uses_dask(dask_client, tmp_path) -> None:
     data = json.loads(res.stdout)
     assert data["config"]["backend"]["name"] == "dask" and data["model_fits"] == 0  # fitted remotely
     local = CliRunner().invoke(app, ["value", str(cfg), "--json"])
+    # exact: serial and Dask backends are bitwise identical by construction (same seed)
     assert json.loads(local.stdout)["values"] == data["values"]

@@ -70,6 +70,7 @@ def test_same_seed_same_values_and_budget_respected() -> None:
     a = monte_carlo_shapley(TableGame(table), seed=4, max_evaluations=300)
     b = monte_carlo_shapley(TableGame(table), seed=4, max_evaluations=300)
     c = monte_carlo_shapley(TableGame(table), seed=5, max_evaluations=300)
+    # exact: same seed, same deterministic code path
     np.testing.assert_array_equal(a.values, b.values)
     assert not np.array_equal(a.values, c.values)
     assert a.evaluations <= 300 and a.stop_reason == "max_evaluations" and not a.converged

@@ -1,7 +1,9 @@
 """Command-line interface: parse, call one library function, print or write files.
 
 Bad input (a malformed scenario, an unknown kind, NaN or negative costs...) prints one line
-``error: FIELD: message`` on standard error and exits with code 2, never a traceback.
+``error: FIELD: message`` on standard error and exits with code 2, never a traceback. So does a command
+that needs an optional extra which is not installed (``serve`` and ``ledger`` need ``[service]``, a Dask
+scheduler needs ``[dask]``): the line names the extra to install.
 """
 
 from __future__ import annotations
@@ -88,10 +90,75 @@ def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"datamarket {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Data markets: truthful payments, Shapley revenue division, envy-free pricing, exact ledger."""
+
+
 @app.command()
 def version() -> None:
     """Print the package version."""
     console.print(__version__)
+
+
+def examples_dir() -> Path:
+    """The example scenarios: shipped in the wheel as ``datamarket/examples`` (hatch force-include of the
+    repository's ``examples/``, the single source), or the checkout's ``examples/`` for an editable install.
+    """
+    shipped = Path(__file__).parent / "examples"
+    return shipped if shipped.is_dir() else Path(__file__).resolve().parents[2] / "examples"
+
+
+def available_examples() -> dict[str, Path]:
+    """Example name (path under ``examples/`` without ``.toml``; ``bad/`` ones excluded) -> file."""
+    root = examples_dir()
+    files = sorted(root.glob("*.toml")) + sorted(root.glob("valuation/*.toml"))
+    return {p.relative_to(root).with_suffix("").as_posix(): p for p in files}
+
+
+def _describe(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        text = line.lstrip("# ").strip()
+        if line.startswith("#") and text and not text.startswith("datamarket "):
+            return text
+    return ""
+
+
+@app.command(name="example")
+def example_cmd(
+    kind: Annotated[
+        str | None, typer.Argument(metavar="KIND", help="Example name; omit to list them.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file (default: stdout).")] = None,
+) -> None:
+    """List the example scenarios, or print (or write with --out) one of them."""
+    found = available_examples()
+    if kind is None:
+        rows = [{"example": name, "about": _describe(path)} for name, path in found.items()]
+        console.print(_rich_table("examples (datamarket example KIND --out FILE)", rows))
+        return
+    if kind not in found:
+        raise fail(f"example: unknown example {kind!r}; one of {', '.join(found)}")
+    text = found[kind].read_text()
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        raise fail(f"out: cannot write {str(out)!r}: {exc}") from None
+    err_console.print(f"wrote {out}", highlight=False)
 
 
 @app.command()
@@ -129,7 +196,6 @@ def demo(
     """The main job: run a small complete market of each family and write a report directory."""
     from datamarket.experiments import available_experiments, markdown_table, reproduce, write_scenario_report
     from datamarket.scenarios import available_kinds, default_config, run_scenario
-    from datamarket.service.demo import report_service_demo
 
     _setup_logging(verbose)
     t0 = time.perf_counter()
@@ -163,6 +229,11 @@ def demo(
     (out / "README.md").write_text("# datamarket demo report\n\n" + markdown_table(summary) + "\n")
     console.print(_rich_table("demo summary", summary))
     console.print(f"report written to {out}/ in {time.perf_counter() - t0:.1f} s")
+    if missing_extra("service") is not None:
+        console.print(f"service demo skipped: {missing_extra('service')}")
+        return
+    from datamarket.service.demo import report_service_demo
+
     report_service_demo(console, out, seed=seed)
 
 
@@ -274,9 +345,53 @@ def value_cmd(
     )
 
 
+# Top-level module of each optional dependency -> the extra that installs it (pyproject.toml).
+EXTRAS = {
+    "fastapi": "service",
+    "starlette": "service",
+    "uvicorn": "service",
+    "sqlalchemy": "service",
+    "alembic": "service",
+    "httpx": "service",
+    "multipart": "service",
+    "python_multipart": "service",
+    "dask": "dask",
+    "distributed": "dask",
+    "pyarrow": "parquet",
+    "psycopg": "postgres",
+}
+
+
+_ALIASES = ("starlette", "multipart", "python_multipart")  # installed under other names
+
+
+def extra_message(extra: str) -> str:
+    """The one line that names a missing extra."""
+    return f"this command needs the {extra!r} extra: pip install 'datamarket[{extra}]'"
+
+
+def missing_extra(extra: str) -> str | None:
+    """:func:`extra_message` when a module of ``extra`` cannot be imported, else ``None``."""
+    import importlib
+
+    for module in (m for m, e in EXTRAS.items() if e == extra and m not in _ALIASES):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return extra_message(extra)
+    return None
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a missing optional extra is one ``error:`` line and exit code 2."""
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        err_console.print(f"error: {extra_message(extra)}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover

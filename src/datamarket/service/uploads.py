@@ -141,8 +141,13 @@ def _read_csv(data: bytes) -> dict[str, np.ndarray]:
 
 
 def _read_parquet(data: bytes) -> dict[str, np.ndarray]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # an optional extra (pyproject.toml)
+        raise InvalidMarketError(
+            "format", "Parquet uploads need the 'parquet' extra: pip install 'datamarket[parquet]'"
+        ) from None
 
     try:
         table = pq.read_table(io.BytesIO(data))
