@@ -49,7 +49,7 @@ from datamarket.ledger.models import (
     Round,
     Submission,
 )
-from datamarket.ledger.money import MAX_MINOR, Currency, outcome_postings
+from datamarket.ledger.money import ENTRY_KINDS, MAX_MINOR, Currency, outcome_postings
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,8 @@ def check_records(
             problems.append(f"{where}: amount_minor {amount} overflows 64 bits")
         if e.version == 1 and v2_seen:
             problems.append(f"{where}: format-1 entry after a format-2 entry (downgraded)")
+        if e.version == 1 and e.kind != ENTRY_KINDS.get(e.memo, "other"):  # not hashed in format 1
+            problems.append(f"{where}: kind {e.kind!r} does not follow from its memo {e.memo!r}")
         v2_seen = v2_seen or e.version == 2
         try:
             if e.computed_hash() != e.hash:
