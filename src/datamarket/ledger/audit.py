@@ -201,40 +201,59 @@ def _check_round_records(
     return problems
 
 
-def verify(session: Session) -> VerifyReport:
-    """Every check of the module docstring on the database of ``session``."""
-    problems, summaries, seen = check_records(records(session))
+def verify(session: Session, checkpoints: Sequence[Mapping[str, Any]] = ()) -> VerifyReport:
+    """Every check of the module docstring on the database of ``session``, and ``checkpoints``."""
     head_row = session.execute(select(LedgerHead).where(LedgerHead.id == 1)).scalar_one_or_none()
     head = (
         None if head_row is None else {"seq": head_row.seq, "hash": head_row.hash, "rounds": head_row.rounds}
     )
     recs = {r.round_id: _record_dict(r) for r in session.execute(select(LedgerRound)).scalars()}
-    problems += _check_head(head, seen, len(recs))
-    problems += _check_round_records(recs, summaries, {e.seq: e.hash for e in seen})
-    problems += _check_database(session, seen, summaries, recs)
+    return _verify(records(session), head, recs, checkpoints, session)
+
+
+def _verify(
+    entries: Iterable[EntryRecord],
+    head: Mapping[str, Any] | None,
+    recs: Mapping[int, Mapping[str, Any]],
+    checkpoints: Sequence[Mapping[str, Any]],
+    session: Session | None = None,
+    problems: Sequence[str] = (),
+) -> VerifyReport:
+    """Steps 1-3 (step 4 too with a ``session``) and the checkpoints; ``problems`` found before."""
+    chain_problems, summaries, seen = check_records(entries)
+    found = [*problems, *chain_problems]
+    found += _check_head(head, seen, len(recs))
+    found += _check_round_records(recs, summaries, {e.seq: e.hash for e in seen})
+    if session is not None:
+        found += _check_database(session, seen, summaries, recs)
+    for cp in checkpoints:
+        found += check_checkpoint(cp, seen)
     last = seen[-1] if seen else None
     return VerifyReport(
-        not problems,
+        not found,
         len(seen),
         len(recs),
         last.hash if last else GENESIS,
         last.seq if last else 0,
-        tuple(problems),
+        tuple(found),
     )
 
 
+_RECORD_KEYS = (
+    "round_id",
+    "market_id",
+    "currency",
+    "entry_count",
+    "first_seq",
+    "last_seq",
+    "merkle_root",
+    "head_seq",
+    "head_hash",
+)
+
+
 def _record_dict(r: LedgerRound) -> dict[str, Any]:
-    return {
-        "round_id": r.round_id,
-        "market_id": r.market_id,
-        "currency": r.currency,
-        "entry_count": r.entry_count,
-        "first_seq": r.first_seq,
-        "last_seq": r.last_seq,
-        "merkle_root": r.merkle_root,
-        "head_seq": r.head_seq,
-        "head_hash": r.head_hash,
-    }
+    return {k: getattr(r, k) for k in _RECORD_KEYS}
 
 
 def _check_database(
@@ -396,14 +415,7 @@ def check_checkpoint(cp: Mapping[str, Any], seen: Sequence[EntryRecord]) -> list
 
 def verify_checkpoints(session: Session, checkpoints: Sequence[Mapping[str, Any]]) -> VerifyReport:
     """:func:`verify` plus :func:`check_checkpoint` for each of ``checkpoints``."""
-    base = verify(session)
-    seen = records(session)
-    problems = list(base.problems)
-    for cp in checkpoints:
-        problems += check_checkpoint(cp, seen)
-    return VerifyReport(
-        not problems, base.entries, base.rounds, base.head_hash, base.head_seq, tuple(problems)
-    )
+    return verify(session, checkpoints)
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -439,25 +451,11 @@ def verify_export(lines: Iterable[str], checkpoints: Sequence[Mapping[str, Any]]
             if kind == "entry":
                 entries.append(EntryRecord.from_dict(d))
             elif kind == "round":
-                recs[int(d["round_id"])] = d
+                recs[int(d["round_id"])] = {k: d[k] for k in _RECORD_KEYS}
             elif kind == "head":
-                head = d
+                head = {k: d[k] for k in ("seq", "hash", "rounds")}
             else:
                 raise ValueError(f"unknown record kind {kind!r}")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             problems.append(f"line {no}: not a ledger export line ({exc.__class__.__name__}: {exc})")
-    chain_problems, summaries, seen = check_records(entries)
-    problems += chain_problems
-    problems += _check_head(head, seen, len(recs))
-    problems += _check_round_records(recs, summaries, {e.seq: e.hash for e in seen})
-    for cp in checkpoints:
-        problems += check_checkpoint(cp, seen)
-    last = seen[-1] if seen else None
-    return VerifyReport(
-        not problems,
-        len(seen),
-        len(recs),
-        last.hash if last else GENESIS,
-        last.seq if last else 0,
-        tuple(problems),
-    )
+    return _verify(entries, head, recs, checkpoints, problems=problems)
