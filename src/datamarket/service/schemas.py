@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -127,19 +127,22 @@ class EntryOut(BaseModel):
     prev_hash: str
 
 
+Hash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class ProofOut(BaseModel):
     seq: int
-    hash: str
+    hash: Hash
     index: int = Field(description="position of the entry in its round")
-    proof: list[str] = Field(description="Merkle inclusion proof (sibling hashes, leaf level first)")
+    proof: list[Hash] = Field(description="Merkle inclusion proof (sibling hashes, leaf level first)")
 
 
 class CheckpointOut(BaseModel):
     round_id: int | None = None
     seq: int = Field(description="sequence number of the chain head after the round")
-    hash: str = Field(description="hash of the chain head after the round")
-    entry_hashes: list[str] | None = Field(default=None, description="the round's entries, in order")
-    merkle_root: str | None = None
+    hash: Hash = Field(description="hash of the chain head after the round")
+    entry_hashes: list[Hash] | None = Field(default=None, description="the round's entries, in order")
+    merkle_root: Hash | None = None
     proofs: list[ProofOut] = Field(default_factory=list)
 
 
