@@ -133,3 +133,19 @@ def test_format_1_columns_outside_the_old_hash_are_checked(migrated) -> None:  #
     assert any(p.startswith("entry 5 (round 2): market 1, but round 2 is of market 2") for p in found)
     assert any(p.startswith("entry 5 (round 2): currency USD, but market 2 is in UNIT:6") for p in found)
     assert not any("hash mismatch" in p for p in found)  # format 1 does not hash these columns
+
+
+def test_cli_refuses_an_old_schema_until_migrated(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from datamarket.cli import app as cli_app
+
+    shutil.copy(FIXTURE, tmp_path / "v1.db")
+    url = f"sqlite:///{tmp_path}/v1.db"
+    runner = CliRunner()
+    old = runner.invoke(cli_app, ["ledger", "verify", "--db", url])
+    assert old.exit_code == 2 and "at schema revision 0001" in old.output and "ledger migrate" in old.output
+    moved = runner.invoke(cli_app, ["ledger", "migrate", "--db", url])
+    assert moved.exit_code == 0 and f"schema revision 0001 -> {head_revision()}" in moved.output
+    ok = runner.invoke(cli_app, ["ledger", "verify", "--db", url])
+    assert ok.exit_code == 0 and "ledger OK: 12 entries in 4 rounds, head 12" in ok.output, ok.output

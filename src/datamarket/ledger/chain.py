@@ -226,9 +226,9 @@ def append_round(
         raise InvalidMarketError("postings", f"round {round_id} does not balance: sum is {total} minor units")
     if session.get(LedgerRound, round_id) is not None:
         raise InvalidMarketError("round_id", f"round {round_id} is already booked in the ledger")
-    _check_balances(session, postings, cur.code)
     ids = participant_ids or {}
     head = session.execute(select(LedgerHead).where(LedgerHead.id == 1).with_for_update()).scalar_one()
+    _check_balances(session, postings, cur.code)  # under the head lock: no concurrent round in between
     seq, prev = head.seq, head.hash
     now = utcnow()
     entries = []
@@ -313,16 +313,19 @@ def dump(session: Session) -> dict[str, Any]:
     }
 
 
-def balances(session: Session) -> dict[str, dict[str, int]]:
-    """Net minor units per account and currency (amounts of different currencies are never added).
+def balances(session: Session, account: str | None = None) -> dict[str, dict[str, int]]:
+    """Net minor units per account (only ``account`` when given) and currency; amounts of different
+    currencies are never added.
 
-    Summed exactly in Python (SQLite's ``SUM`` fails beyond 64 bits; PostgreSQL's returns NUMERIC).
+    Summed exactly in Python: SQLite's ``SUM`` fails when a partial sum leaves 64 bits, even if the
+    total fits.
     """
     out: dict[str, dict[str, int]] = {}
-    for account, cur, amount in session.execute(
-        select(LedgerEntry.account, LedgerEntry.currency, LedgerEntry.amount_minor)
-    ):
-        per = out.setdefault(account, {})
+    q = select(LedgerEntry.account, LedgerEntry.currency, LedgerEntry.amount_minor)
+    if account is not None:
+        q = q.where(LedgerEntry.account == account)
+    for acc, cur, amount in session.execute(q):
+        per = out.setdefault(acc, {})
         per[cur] = per.get(cur, 0) + int(amount)
     return out
 

@@ -1,4 +1,4 @@
-"""CLI commands of the service: ``datamarket serve`` and ``datamarket ledger verify|export|dump``.
+"""CLI commands of the service: ``datamarket serve`` and ``datamarket ledger verify|export|dump|migrate``.
 
 Registered on the main Typer app by :func:`register` (``datamarket.cli`` calls it); heavy imports
 (FastAPI, uvicorn, SQLAlchemy) happen inside the commands, so ``datamarket --help`` stays fast.
@@ -26,11 +26,12 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _session(db: str | None):  # type: ignore[no-untyped-def]
+def _engine(db: str | None, *, migrated: bool = True):  # type: ignore[no-untyped-def]
+    """An engine on an existing datamarket database; with ``migrated``, at the newest revision."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from datamarket.core.errors import DatamarketError
-    from datamarket.ledger import current_revision, database_url, make_engine, make_sessionmaker
+    from datamarket.ledger import current_revision, database_url, head_revision, make_engine
 
     url = database_url(db)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -38,13 +39,36 @@ def _session(db: str | None):  # type: ignore[no-untyped-def]
             raise _fail(f"database_url: no such SQLite file {url[len('sqlite:///') :]!r}")
     try:
         engine = make_engine(url)
-        if current_revision(engine) is None:
+        rev = current_revision(engine)
+        if rev is None:
             raise _fail(f"database_url: {url} holds no datamarket ledger (never migrated)")
+        if migrated and rev != head_revision():
+            raise _fail(
+                f"database_url: {url} is at schema revision {rev}, this datamarket needs {head_revision()}; "
+                "run `datamarket ledger migrate` first"
+            )
     except DatamarketError as exc:
         raise _fail(str(exc)) from None
     except SQLAlchemyError as exc:
         raise _fail(f"database_url: cannot open {url}: {exc.__class__.__name__}") from None
-    return make_sessionmaker(engine)()
+    return engine
+
+
+def _session(db: str | None):  # type: ignore[no-untyped-def]
+    from datamarket.ledger import make_sessionmaker
+
+    return make_sessionmaker(_engine(db))()
+
+
+@ledger_app.command("migrate")
+def migrate_cmd(db: DbOpt = None) -> None:
+    """Upgrade an existing database to this version's schema (existing entries keep their hashes)."""
+    from datamarket.ledger import current_revision, upgrade
+
+    engine = _engine(db, migrated=False)
+    before = current_revision(engine)
+    upgrade(engine)
+    typer.echo(f"schema revision {before} -> {current_revision(engine)}")
 
 
 def _read_json(path: Path, what: str) -> object:

@@ -63,7 +63,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
         return S.ParticipantCreated(id=pid, name=body.name, api_key=key)
 
     def participant_out(s: Session, p: Participant) -> S.ParticipantOut:
-        per = chain.balances(s).get(p.name, {})  # issue 14: one balance per currency, never summed
+        per = chain.balances(s, p.name).get(p.name, {})  # issue 14: one balance per currency, never summed
         rows = [
             S.BalanceOut(currency=c, balance_minor=v, balance=Currency.parse(c).format(v))
             for c, v in sorted(per.items())
