@@ -297,6 +297,9 @@ def _check_database(
             )
         if e.participant_id is None and e.account in ids:
             problems.append(f"{where}: account {e.account!r} is participant {ids[e.account]} but has none")
+    by_round: dict[int, list[EntryRecord]] = {}
+    for e in seen:
+        by_round.setdefault(e.round_id, []).append(e)
     for rid in sorted(cleared & set(summaries)):
         r, m = rounds[rid], markets.get(rounds[rid].market_id)
         if r.outcome is None or m is None:
@@ -309,7 +312,7 @@ def _check_database(
         except DatamarketError as exc:
             problems.append(f"round {rid}: its stored outcome cannot be booked ({exc})")
             continue
-        got = [(e.account, e.amount_minor, e.memo) for e in seen if e.round_id == rid]
+        got = [(e.account, e.amount_minor, e.memo) for e in by_round[rid]]
         if got != want:
             problems.append(
                 f"round {rid}: ledger entries differ from the postings of the round's stored outcome"

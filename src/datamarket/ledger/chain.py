@@ -32,7 +32,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from datamarket.core.errors import InvalidMarketError
@@ -270,19 +271,30 @@ def append_round(
 
 
 def _check_balances(session: Session, postings: Sequence[Posting], currency: str) -> None:
-    """Refuse a round after which an account's balance in ``currency`` leaves the 64-bit range."""
+    """Refuse a round after which an account's balance in ``currency`` leaves the 64-bit range.
+
+    The database sums (index on account and currency); SQLite's ``SUM`` raises when a partial sum leaves
+    64 bits, which is refused the same way (conservative: only balances near 2^63 get there).
+    """
     delta: dict[str, int] = {}
     for p in postings:
         delta[p.account] = delta.get(p.account, 0) + p.amount_minor
     if not delta:
         return
-    rows = session.execute(
-        select(LedgerEntry.account, LedgerEntry.amount_minor).where(
-            LedgerEntry.account.in_(list(delta)), LedgerEntry.currency == currency
-        )
+    q = (
+        select(LedgerEntry.account, func.sum(LedgerEntry.amount_minor))
+        .where(LedgerEntry.account.in_(list(delta)), LedgerEntry.currency == currency)
+        .group_by(LedgerEntry.account)
     )
-    for account, amount in rows:
-        delta[account] += int(amount)
+    try:
+        for account, total in session.execute(q):
+            delta[account] += int(total)
+    except OperationalError as exc:
+        if "overflow" not in str(exc):
+            raise
+        raise InvalidMarketError(
+            "amount_minor", f"a {currency} balance overflows 2^63 - 1 minor units"
+        ) from None
     for account, bal in delta.items():
         if abs(bal) > MAX_MINOR:
             raise InvalidMarketError(

@@ -31,6 +31,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -139,6 +140,7 @@ class LedgerEntry(Base):
     entry_hash_v2`)."""
 
     __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_account_currency", "account", "currency"),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(Integer, default=2)

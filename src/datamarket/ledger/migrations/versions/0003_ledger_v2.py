@@ -83,6 +83,7 @@ def upgrade() -> None:
         if sqlite:
             b.create_check_constraint("ck_ledger_amount_integer", "typeof(amount_minor) = 'integer'")
 
+    op.create_index("ix_ledger_entries_account_currency", "ledger_entries", ["account", "currency"])
     ts = sa.DateTime(timezone=True)
     table = op.create_table(
         "ledger_rounds",
@@ -140,6 +141,7 @@ def downgrade() -> None:
     with op.batch_alter_table("ledger_head") as b:
         b.drop_column("rounds")
     op.drop_table("ledger_rounds")
+    op.drop_index("ix_ledger_entries_account_currency", "ledger_entries")
     with op.batch_alter_table("ledger_entries") as b:
         if op.get_bind().dialect.name == "sqlite":
             b.drop_constraint("ck_ledger_amount_integer", type_="check")
