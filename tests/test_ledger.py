@@ -113,10 +113,10 @@ def test_migrations_create_exactly_the_models(engine) -> None:  # type: ignore[n
 
 
 def _rounds(session, n: int) -> list[int]:  # type: ignore[no-untyped-def]
-    m = Market(kind="broker", name="", params={}, scale=100)
+    m = Market(kind="broker", name="", params={}, scale=100, currency="USD")
     session.add(m)
     session.flush()
-    rs = [Round(market_id=m.id, seed=0, input_ids=[]) for _ in range(n)]
+    rs = [Round(market_id=m.id, seed=0, input_ids=[], status="cleared") for _ in range(n)]
     session.add_all(rs)
     session.flush()
     return [r.id for r in rs]
@@ -141,7 +141,7 @@ def test_chain_verifies_and_detects_tampering(engine) -> None:  # type: ignore[n
     with sessions() as s:
         rep = verify(s)
     assert not rep.ok
-    assert any("entry 1: hash mismatch" in p for p in rep.problems)
+    assert any("entry 1 (round 1): hash mismatch" in p for p in rep.problems)
     assert any("round 1" in p and "sum" in p for p in rep.problems)
 
 
@@ -154,14 +154,16 @@ def test_deleted_entry_breaks_the_chain(engine) -> None:  # type: ignore[no-unty
         conn.execute(text("DELETE FROM ledger_entries WHERE seq = 2"))
     with sessions() as s:
         problems = verify(s).problems
-    assert any("entry 3: expected sequence number 2" in p for p in problems)
-    assert any("entry 3: prev_hash" in p for p in problems)
+    assert any("entry 3 (round 1): expected sequence number 2" in p for p in problems)
+    assert any("entry 3 (round 1): prev_hash" in p for p in problems)
+    assert any("round 1: record says entry_count 3, its entries give 2" in p for p in problems)
 
 
 def test_unbalanced_round_is_refused_and_leaves_nothing(engine) -> None:  # type: ignore[no-untyped-def]
     sessions = make_sessionmaker(engine)
     with sessions() as s, s.begin():
         (r1,) = _rounds(s, 1)
+        s.get(Round, r1).status = "running"  # nothing booked yet
     before = None
     with sessions() as s:
         before = dump(s)
@@ -195,7 +197,7 @@ def test_cli_ledger_verify_detects_a_modified_entry(tmp_path) -> None:  # type: 
     bad = runner.invoke(cli_app, ["ledger", "verify", "--db", url, "--json"])
     assert bad.exit_code == 1
     report = json.loads(bad.output)
-    assert not report["ok"] and "entry 2: hash mismatch (entry was modified)" in report["problems"]
+    assert not report["ok"] and "entry 2 (round 1): hash mismatch (entry was modified)" in report["problems"]
     missing = runner.invoke(cli_app, ["ledger", "verify", "--db", f"sqlite:///{tmp_path}/nope.db"])
     assert missing.exit_code == 2 and "no such SQLite file" in missing.output
     eng.dispose()

@@ -1,18 +1,26 @@
-"""The append-only ledger: hash-chained entries, balanced rounds, verification and dumps.
+"""The append-only ledger: hash-chained entries in two formats, balanced single-currency rounds.
 
-Each entry ``e_n`` (sequence number ``n = 1, 2, ...``) stores ``prev_hash = h_{n-1}`` and
+Each entry ``e_n`` (sequence number ``n = 1, 2, ...``) stores ``prev_hash = h_{n-1}`` (``h_0 = 0^{64}``)
+and its own hash ``h_n``, a SHA-256 over canonical JSON (sorted keys, no spaces):
 
-.. math:: h_n = \\mathrm{SHA256}(\\mathrm{json}(n, r_n, a_n, m_n, \\mathrm{memo}_n, h_{n-1})),
-          \\qquad h_0 = 0^{64},
+* **format 2** (every entry written since schema revision 0003) hashes *every* column of the row::
 
-over its round ``r``, account ``a`` and amount ``m`` (integer minor units), with canonical JSON (sorted
-keys, no spaces). Changing, deleting or reordering any entry breaks every later link, which
-:func:`verify` reports. The single ``ledger_head`` row holds ``(n, h_n)`` of the last entry; appending
-locks it (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers itself), so concurrent
-rounds extend the chain one after the other. A round's entries are appended in the caller's
-transaction and must sum to zero (:func:`append_round` refuses otherwise): the ledger is balanced
-round by round, not only in total. Integrity against an attacker who can also rewrite the head and
-recompute every hash needs the head published elsewhere (e.g. in receipts); see ``docs/service.md``.
+      h_n = SHA256(json{v: 2, seq, round, market, participant, account, kind, amount_minor,
+                        currency, memo, created_at, prev})
+
+  so re-pointing an entry to another participant, market, round or currency, or changing its kind,
+  memo or timestamp, breaks the chain (``ENTRY_COLUMNS`` lists the columns; a test keeps it equal to
+  the table's);
+* **format 1** (entries written before revision 0003, kept as they were: history is not rewritten)
+  hashes ``seq, round, account, amount_minor, memo, prev``. Their other columns were filled by the
+  migration and are checked against the rest of the database instead (:mod:`datamarket.ledger.audit`).
+
+Appending locks the single ``ledger_head`` row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite
+serialises writers itself), so concurrent rounds extend the chain one after the other. A round's
+entries are appended in the caller's transaction, in the currency of the round's market, must sum to
+zero (:func:`append_round` refuses otherwise), and get a ``ledger_rounds`` record (count, first/last
+sequence number, Merkle root of their hashes, head after the round) that receipts hand to
+participants as a checkpoint.
 """
 
 from __future__ import annotations
@@ -20,26 +28,50 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.ledger.models import LedgerEntry, LedgerHead
-from datamarket.ledger.money import Posting
+from datamarket.ledger.merkle import merkle_root
+from datamarket.ledger.models import LedgerEntry, LedgerHead, LedgerRound, Market, Round, utcnow
+from datamarket.ledger.money import MAX_MINOR, Currency, Posting, check_minor
 
 GENESIS = "0" * 64
+FORMAT_VERSION = 2
+ENTRY_COLUMNS = (
+    "seq",
+    "version",
+    "round_id",
+    "market_id",
+    "participant_id",
+    "account",
+    "kind",
+    "amount_minor",
+    "currency",
+    "memo",
+    "created_at",
+    "prev_hash",
+    "hash",
+)
+"""Every column of ``ledger_entries``; format 2 hashes all of them but ``hash`` itself."""
+
+
+def _sha(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def entry_hash(seq: int, round_id: int, account: str, amount_minor: int, memo: str, prev_hash: str) -> str:
-    """SHA-256 hex digest of one entry's canonical JSON (module docstring).
+    """SHA-256 hex digest of a **format-1** entry (module docstring).
 
     >>> entry_hash(1, 1, "platform", 0, "x", GENESIS)[:12]
     'e10d92056670'
     """
-    body = json.dumps(
+    return _sha(
         {
             "seq": int(seq),
             "round": int(round_id),
@@ -47,11 +79,122 @@ def entry_hash(seq: int, round_id: int, account: str, amount_minor: int, memo: s
             "amount_minor": int(amount_minor),
             "memo": memo,
             "prev": prev_hash,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
+        }
     )
-    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def canonical_time(t: datetime | str) -> str:
+    """A timestamp as hashed: UTC, ISO 8601 with microseconds (naive values are UTC).
+
+    >>> canonical_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    '2026-01-02T03:04:05.000000+00:00'
+    """
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t)
+    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return t.isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """One ledger entry as plain values (a database row or one line of an export).
+
+    ``amount_minor`` is kept as read (it may be a float or a string in a tampered row or file); the
+    audit refuses anything but a 63-bit integer.
+    """
+
+    seq: int
+    version: int
+    round_id: int
+    market_id: int | None
+    participant_id: int | None
+    account: str
+    kind: str
+    amount_minor: Any
+    currency: str
+    memo: str
+    created_at: str
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def from_row(cls, e: LedgerEntry) -> EntryRecord:
+        return cls(
+            seq=e.seq,
+            version=e.version,
+            round_id=e.round_id,
+            market_id=e.market_id,
+            participant_id=e.participant_id,
+            account=e.account,
+            kind=e.kind,
+            amount_minor=e.amount_minor,
+            currency=e.currency,
+            memo=e.memo,
+            created_at=canonical_time(e.created_at),
+            prev_hash=e.prev_hash,
+            hash=e.hash,
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EntryRecord:
+        """From :meth:`to_dict` output; raises ``KeyError``/``TypeError`` on a malformed line."""
+        return cls(**{k: d[k] for k in ENTRY_COLUMNS})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def computed_hash(self) -> str:
+        """The hash this entry should have, in its own format (:class:`ValueError` for another)."""
+        if self.version == 1:
+            return entry_hash(
+                self.seq, self.round_id, self.account, int(self.amount_minor), self.memo, self.prev_hash
+            )
+        if self.version == 2:
+            return entry_hash_v2(
+                **{k: getattr(self, k) for k in ENTRY_COLUMNS if k not in ("version", "hash")}
+            )
+        raise ValueError(f"unknown entry format version {self.version!r}")
+
+
+def entry_hash_v2(
+    *,
+    seq: int,
+    round_id: int,
+    market_id: int | None,
+    participant_id: int | None,
+    account: str,
+    kind: str,
+    amount_minor: Any,
+    currency: str,
+    memo: str,
+    created_at: datetime | str,
+    prev_hash: str,
+) -> str:
+    """SHA-256 hex digest of a **format-2** entry: every column (module docstring).
+
+    ``amount_minor`` enters the JSON as given, so a float amount hashes differently from the integer.
+
+    >>> entry_hash_v2(seq=1, round_id=1, market_id=1, participant_id=None, account="platform",
+    ...               kind="other", amount_minor=0, currency="USD", memo="x",
+    ...               created_at="2026-01-01T00:00:00+00:00", prev_hash=GENESIS)[:12]
+    '38e9bc5f97fa'
+    """
+    return _sha(
+        {
+            "v": FORMAT_VERSION,
+            "seq": seq,
+            "round": round_id,
+            "market": market_id,
+            "participant": participant_id,
+            "account": account,
+            "kind": kind,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "memo": memo,
+            "created_at": canonical_time(created_at),
+            "prev": prev_hash,
+        }
+    )
 
 
 def append_round(
@@ -59,124 +202,149 @@ def append_round(
     round_id: int,
     postings: Sequence[Posting],
     participant_ids: Mapping[str, int] | None = None,
+    currency: str | None = None,
 ) -> list[LedgerEntry]:
     """Append one round's postings to the chain inside the caller's transaction.
 
-    Raises :class:`InvalidMarketError` (``postings``) when they do not sum to zero minor units. The
-    caller commits; on rollback nothing of the round remains.
+    The entries are in the currency of the round's market; ``currency``, when given, must be that
+    currency (a round is in one currency only). Raises :class:`InvalidMarketError` when the postings
+    do not sum to zero minor units, when the round was booked already, or when an account's balance
+    would leave the 64-bit range. The caller commits; on rollback nothing of the round remains.
     """
-    total = sum(p.amount_minor for p in postings)
+    rnd = session.get(Round, round_id)
+    if rnd is None:
+        raise InvalidMarketError("round_id", f"round {round_id} does not exist")
+    market = session.get(Market, rnd.market_id)
+    assert market is not None  # foreign key
+    cur = Currency.parse(market.currency)
+    if currency is not None and Currency.parse(currency).code != cur.code:
+        raise InvalidMarketError(
+            "currency",
+            f"round {round_id} is in {cur.code} (market {market.id}), not {currency}: one currency per round",
+        )
+    total = sum(check_minor(p.amount_minor) for p in postings)
     if total != 0:
         raise InvalidMarketError("postings", f"round {round_id} does not balance: sum is {total} minor units")
+    if session.get(LedgerRound, round_id) is not None:
+        raise InvalidMarketError("round_id", f"round {round_id} is already booked in the ledger")
     ids = participant_ids or {}
     head = session.execute(select(LedgerHead).where(LedgerHead.id == 1).with_for_update()).scalar_one()
+    _check_balances(session, postings, cur.code)  # under the head lock: no concurrent round in between
     seq, prev = head.seq, head.hash
+    now = utcnow()
     entries = []
     for p in postings:
         seq += 1
-        h = entry_hash(seq, round_id, p.account, p.amount_minor, p.memo, prev)
-        entries.append(
-            LedgerEntry(
-                seq=seq,
-                round_id=round_id,
-                account=p.account,
-                participant_id=ids.get(p.account),
-                amount_minor=p.amount_minor,
-                memo=p.memo,
-                prev_hash=prev,
-                hash=h,
-            )
-        )
-        prev = h
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "round_id": round_id,
+            "market_id": market.id,
+            "participant_id": ids.get(p.account),
+            "account": p.account,
+            "kind": p.kind,
+            "amount_minor": p.amount_minor,
+            "currency": cur.code,
+            "memo": p.memo,
+            "created_at": now,
+            "prev_hash": prev,
+        }
+        prev = entry_hash_v2(**fields)
+        entries.append(LedgerEntry(version=FORMAT_VERSION, hash=prev, **fields))
     session.add_all(entries)
-    head.seq, head.hash = seq, prev
+    session.add(
+        LedgerRound(
+            round_id=round_id,
+            market_id=market.id,
+            currency=cur.code,
+            entry_count=len(entries),
+            first_seq=entries[0].seq if entries else None,
+            last_seq=entries[-1].seq if entries else None,
+            merkle_root=merkle_root([e.hash for e in entries]),
+            head_seq=seq,
+            head_hash=prev,
+            created_at=now,
+        )
+    )
+    head.seq, head.hash, head.rounds = seq, prev, head.rounds + 1
     session.flush()
     return entries
 
 
-@dataclass(frozen=True)
-class VerifyReport:
-    """Result of :func:`verify`: ``ok`` and every problem found (first broken link first)."""
+def _check_balances(session: Session, postings: Sequence[Posting], currency: str) -> None:
+    """Refuse a round after which an account's balance in ``currency`` leaves the 64-bit range.
 
-    ok: bool
-    entries: int
-    rounds: int
-    head_hash: str
-    problems: tuple[str, ...] = field(default_factory=tuple)
+    The database sums (index on account and currency); SQLite's ``SUM`` raises when a partial sum leaves
+    64 bits, which is refused the same way (conservative: only balances near 2^63 get there).
+    """
+    delta: dict[str, int] = {}
+    for p in postings:
+        delta[p.account] = delta.get(p.account, 0) + p.amount_minor
+    if not delta:
+        return
+    q = (
+        select(LedgerEntry.account, func.sum(LedgerEntry.amount_minor))
+        .where(LedgerEntry.account.in_(list(delta)), LedgerEntry.currency == currency)
+        .group_by(LedgerEntry.account)
+    )
+    try:
+        for account, total in session.execute(q):
+            delta[account] += int(total)
+    except OperationalError as exc:
+        if "overflow" not in str(exc):
+            raise
+        raise InvalidMarketError(
+            "amount_minor", f"a {currency} balance overflows 2^63 - 1 minor units"
+        ) from None
+    for account, bal in delta.items():
+        if abs(bal) > MAX_MINOR:
+            raise InvalidMarketError(
+                "amount_minor",
+                f"the balance of {account!r} would be {bal} {currency} minor units, beyond 2^63 - 1",
+            )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "entries": self.entries,
-            "rounds": self.rounds,
-            "head_hash": self.head_hash,
-            "problems": list(self.problems),
-        }
 
-
-def verify(session: Session) -> VerifyReport:
-    """Recompute the chain; check links, sequence numbers, the head and that every round sums to 0."""
-    problems: list[str] = []
-    prev, expected_seq = GENESIS, 1
-    sums: dict[int, int] = {}
-    n = 0
-    for e in session.execute(select(LedgerEntry).order_by(LedgerEntry.seq)).scalars():
-        n += 1
-        if e.seq != expected_seq:
-            problems.append(f"entry {e.seq}: expected sequence number {expected_seq} (entry missing)")
-        if e.prev_hash != prev:
-            problems.append(f"entry {e.seq}: prev_hash does not match the previous entry's hash")
-        h = entry_hash(e.seq, e.round_id, e.account, e.amount_minor, e.memo, e.prev_hash)
-        if h != e.hash:
-            problems.append(f"entry {e.seq}: hash mismatch (entry was modified)")
-        sums[e.round_id] = sums.get(e.round_id, 0) + int(e.amount_minor)
-        prev, expected_seq = e.hash, e.seq + 1
-    head = session.execute(select(LedgerHead).where(LedgerHead.id == 1)).scalar_one_or_none()
-    if head is None:
-        problems.append("ledger_head row is missing")
-    elif (head.seq, head.hash) != (expected_seq - 1, prev):
-        problems.append(
-            f"ledger head (seq {head.seq}) does not match the last entry (seq {expected_seq - 1})"
-        )
-    for rid, s in sorted(sums.items()):
-        if s != 0:
-            problems.append(f"round {rid}: entries sum to {s} minor units, not 0")
-    return VerifyReport(not problems, n, len(sums), prev, tuple(problems))
+def records(session: Session) -> list[EntryRecord]:
+    """Every entry, in sequence order, as :class:`EntryRecord`."""
+    return [
+        EntryRecord.from_row(e)
+        for e in session.execute(select(LedgerEntry).order_by(LedgerEntry.seq)).scalars()
+    ]
 
 
 def dump(session: Session) -> dict[str, Any]:
-    """Every entry and the head as JSON-safe data (deterministic order; timestamps excluded)."""
-    entries = [
-        {
-            "seq": e.seq,
-            "round_id": e.round_id,
-            "account": e.account,
-            "participant_id": e.participant_id,
-            "amount_minor": int(e.amount_minor),
-            "memo": e.memo,
-            "prev_hash": e.prev_hash,
-            "hash": e.hash,
-        }
-        for e in session.execute(select(LedgerEntry).order_by(LedgerEntry.seq)).scalars()
-    ]
+    """Every entry and the head as JSON-safe data (deterministic order)."""
+    entries = []
+    for r in records(session):
+        d = r.to_dict()
+        d["amount_minor"] = int(r.amount_minor)
+        entries.append(d)
     head = session.execute(select(LedgerHead).where(LedgerHead.id == 1)).scalar_one_or_none()
     return {
         "entries": entries,
-        "head": None if head is None else {"seq": head.seq, "hash": head.hash},
+        "head": None if head is None else {"seq": head.seq, "hash": head.hash, "rounds": head.rounds},
     }
 
 
-def balances(session: Session) -> dict[str, int]:
-    """Net minor units per account over the whole ledger."""
-    rows = session.execute(
-        select(LedgerEntry.account, func.sum(LedgerEntry.amount_minor)).group_by(LedgerEntry.account)
-    )
-    return {a: int(s) for a, s in rows}
+def balances(session: Session, account: str | None = None) -> dict[str, dict[str, int]]:
+    """Net minor units per account (only ``account`` when given) and currency; amounts of different
+    currencies are never added.
+
+    Summed exactly in Python: SQLite's ``SUM`` fails when a partial sum leaves 64 bits, even if the
+    total fits.
+    """
+    out: dict[str, dict[str, int]] = {}
+    q = select(LedgerEntry.account, LedgerEntry.currency, LedgerEntry.amount_minor)
+    if account is not None:
+        q = q.where(LedgerEntry.account == account)
+    for acc, cur, amount in session.execute(q):
+        per = out.setdefault(acc, {})
+        per[cur] = per.get(cur, 0) + int(amount)
+    return out
 
 
 def round_sums(session: Session) -> dict[int, int]:
-    """Sum of minor units per round (every value is 0 in a sound ledger)."""
-    rows = session.execute(
-        select(LedgerEntry.round_id, func.sum(LedgerEntry.amount_minor)).group_by(LedgerEntry.round_id)
-    )
-    return {int(r): int(s) for r, s in rows}
+    """Sum of minor units per round (a round is in one currency; every value is 0 in a sound ledger)."""
+    out: dict[int, int] = {}
+    for rid, amount in session.execute(select(LedgerEntry.round_id, LedgerEntry.amount_minor)):
+        out[int(rid)] = out.get(int(rid), 0) + int(amount)
+    return out

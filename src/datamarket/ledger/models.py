@@ -3,17 +3,21 @@
 Tables
 ------
 ``participants``  registered participants; only a SHA-256 hash of each API key is stored.
-``markets``       a market of one mechanism kind with its JSON parameters and money scale.
+``markets``       a market of one mechanism kind with its JSON parameters, its currency (ISO 4217 code
+                  or named unit ``NAME:e``) and money scale (``10^e`` minor units per major unit).
 ``submissions``   a participant's input to a market (dataset blob with content hash, bid, cost, task);
                   ``consumed_round_id`` is set, in the clearing transaction, when a round uses it.
 ``rounds``        one clearing of a market: status ``pending/running/cleared/failed``, progress, the
                   snapshot of input ids, the outcome (JSON, :meth:`Outcome.to_dict`), attempts.
 ``deliverables``  what a participant receives from a round (model, estimate, gain): readable only
                   by that participant and the operator.
-``ledger_entries`` append-only postings in integer minor units, each referencing its round, chained
-                  by SHA-256 hashes (:mod:`datamarket.ledger.chain`).
-``ledger_head``   one row: the last sequence number and hash; locked while appending so that
-                  concurrent writers serialise on the chain.
+``ledger_entries`` append-only postings in integer minor units (64-bit; on SQLite a ``CHECK`` on
+                  ``typeof``), each with its round, market, currency, kind and format ``version``,
+                  chained by SHA-256 hashes over every column (:mod:`datamarket.ledger.chain`).
+``ledger_rounds`` one row per booked round: entry count, first/last sequence number, Merkle root of
+                  its entry hashes, currency and the chain head after it (what receipts carry).
+``ledger_head``   one row: the last sequence number and hash and the number of booked rounds;
+                  locked while appending so that concurrent writers serialise on the chain.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -77,6 +82,7 @@ class Market(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     scale: Mapped[int] = mapped_column(Integer, default=100)
+    currency: Mapped[str] = mapped_column(String(40), default="USD")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -129,16 +135,42 @@ class Deliverable(Base):
 
 
 class LedgerEntry(Base):
+    """One posting. ``version`` 1 (written before revision 0003) hashes seq, round, account, amount,
+    memo and the previous hash; version 2 hashes every column (:func:`~datamarket.ledger.chain.
+    entry_hash_v2`)."""
+
     __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_account_currency", "account", "currency"),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer, default=2)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    market_id: Mapped[int] = mapped_column(ForeignKey("markets.id"))
     account: Mapped[str] = mapped_column(String(100))
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(20))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(40))
     memo: Mapped[str] = mapped_column(String(100))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerRound(Base):
+    """What the ledger booked for one round (written with its entries, in the same transaction)."""
+
+    __tablename__ = "ledger_rounds"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), primary_key=True, autoincrement=False)
+    market_id: Mapped[int] = mapped_column(ForeignKey("markets.id"))
+    currency: Mapped[str] = mapped_column(String(40))
+    entry_count: Mapped[int] = mapped_column(Integer)
+    first_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    merkle_root: Mapped[str] = mapped_column(String(64))
+    head_seq: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -148,3 +180,4 @@ class LedgerHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    rounds: Mapped[int] = mapped_column(Integer, default=0)

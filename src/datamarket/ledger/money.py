@@ -19,11 +19,19 @@ sellers credited their payment and the platform books the difference
 ``sum(prices) - sum(payments)`` computed exactly, so the round's postings sum to zero to the unit.
 This is bookkeeping, not a formula from the five papers; it realises the issue's requirement that
 "every round balances to the unit".
+
+**Currencies.** Every market and every ledger entry names its unit (:class:`Currency`): an ISO 4217
+code with its minor-unit exponent (``USD`` 2, ``JPY`` 0, ``KWD`` 3...) or a named unit written
+``NAME:e`` (e.g. ``CREDIT:0``, ``TOKEN:6``), whose minor unit is ``10^-e`` of the major one. Amounts
+in different currencies are never added: balances and round sums are kept per currency. Minor units
+are 64-bit integers in the database, so every amount, and every balance, must lie in
+``[-(2^63 - 1), 2^63 - 1]``; larger ones are refused with :class:`InvalidMarketError`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,6 +43,100 @@ from datamarket.core.types import Outcome
 
 PLATFORM = "platform"
 """Account name of the marketplace operator in the ledger."""
+
+MAX_MINOR = 2**63 - 1
+"""Largest magnitude of an amount or balance in minor units (the database stores 64-bit integers)."""
+
+ISO_4217 = {
+    "AED": 2, "AUD": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2, "CLP": 0, "CNY": 2, "CZK": 2,
+    "DKK": 2, "EUR": 2, "GBP": 2, "HKD": 2, "HUF": 2, "IDR": 2, "ILS": 2, "INR": 2, "ISK": 0,
+    "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3, "MXN": 2, "NOK": 2, "NZD": 2, "OMR": 3, "PLN": 2,
+    "SEK": 2, "SGD": 2, "THB": 2, "TND": 3, "TRY": 2, "TWD": 2, "USD": 2, "VND": 0, "ZAR": 2,
+}  # fmt: skip
+"""Minor-unit exponents of the ISO 4217 codes accepted by name (a named unit ``NAME:e`` covers others)."""
+
+_NAMED = re.compile(r"^([A-Z][A-Z0-9_]{0,15}):(\d{1,2})$")
+_LEGACY = re.compile(r"^([A-Z][A-Z0-9_]{0,15})/(\d{1,19})$")
+
+
+@dataclass(frozen=True)
+class Currency:
+    """A unit of account: ``code`` and ``scale`` minor units per major unit (``10^exponent``).
+
+    >>> Currency.parse("usd"), Currency.parse("TOKEN:6").scale, Currency.parse("JPY").exponent
+    (Currency(code='USD', scale=100), 1000000, 0)
+    >>> Currency.parse("XYZ")
+    Traceback (most recent call last):
+    ...
+    datamarket.core.errors.InvalidMarketError: currency: unknown currency 'XYZ' ...
+    """
+
+    code: str
+    scale: int
+
+    @property
+    def exponent(self) -> int | None:
+        """``e`` with ``scale == 10^e``; ``None`` for a legacy non-decimal scale."""
+        e = len(str(self.scale)) - 1
+        return e if 10**e == self.scale else None
+
+    @classmethod
+    def parse(cls, code: str) -> Currency:
+        """An ISO 4217 code, ``NAME:e`` (named unit, exponent ``e <= 18``) or ``NAME/n`` (a unit with
+        ``n`` minor units per major unit: only markets created before currencies existed have one)."""
+        c = str(code).strip().upper()
+        if c in ISO_4217:
+            return cls(c, 10 ** ISO_4217[c])
+        named, legacy = _NAMED.match(c), _LEGACY.match(c)
+        if named and int(named[2]) <= 18:
+            name, e = named[1], int(named[2])
+            if name in ISO_4217 and ISO_4217[name] != e:
+                raise InvalidMarketError("currency", f"{name} has {ISO_4217[name]} decimals, not {e}")
+            return cls(name if name in ISO_4217 else f"{name}:{e}", 10**e)
+        if legacy and 1 <= int(legacy[2]) <= MAX_MINOR:
+            return cls(c, int(legacy[2]))
+        raise InvalidMarketError(
+            "currency",
+            f"unknown currency {code!r} (an ISO 4217 code such as USD, EUR, JPY, or a named unit "
+            "NAME:e with e decimals, e.g. CREDIT:0 or TOKEN:6)",
+        )
+
+    @classmethod
+    def for_scale(cls, scale: int) -> Currency:
+        """The currency given to a market that only had a ``scale``: 100 -> ``USD`` (2 decimals),
+        ``10^e`` -> the named unit ``UNIT:e``, any other ``n`` -> ``UNIT/n``.
+
+        >>> [Currency.for_scale(n).code for n in (100, 1, 10**6, 7)]
+        ['USD', 'UNIT:0', 'UNIT:6', 'UNIT/7']
+        """
+        if not isinstance(scale, int) or scale < 1:
+            raise InvalidMarketError("scale", f"must be a positive integer, got {scale!r}")
+        if scale == 100:
+            return cls("USD", 100)
+        e = len(str(scale)) - 1
+        return cls(f"UNIT:{e}", scale) if 10**e == scale else cls(f"UNIT/{scale}", scale)
+
+    def format(self, amount_minor: int) -> str:
+        """Exact major units with the code: ``Currency.parse("EUR").format(-12345) == '-123.45 EUR'``."""
+        return f"{format_minor(amount_minor, self.scale)} {self.code}"
+
+
+def check_minor(value: object, what: str = "amount_minor") -> int:
+    """``value`` as a Python int of at most 63 bits; :class:`InvalidMarketError` otherwise.
+
+    >>> check_minor(2**63)
+    Traceback (most recent call last):
+    ...
+    datamarket.core.errors.InvalidMarketError: amount_minor: 9223372036854775808 minor units overflow ...
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidMarketError(what, f"must be an integer number of minor units, got {value!r}")
+    if abs(value) > MAX_MINOR:
+        raise InvalidMarketError(
+            what,
+            f"{value} minor units overflow the ledger's 64-bit range (|amount| <= 2^63 - 1 = {MAX_MINOR})",
+        )
+    return value
 
 
 def largest_remainder(amounts: Sequence[float], scale: int = 100, total: int | None = None) -> list[int]:
@@ -83,19 +185,29 @@ def _hamilton(exact: list[Fraction], target: int) -> list[int]:
     return out
 
 
+ENTRY_KINDS = {"price": "price", "payment": "payment", "platform take": "platform_take"}
+"""Kind of entry recorded for each memo written by :func:`outcome_postings` (others: ``other``)."""
+
+
 @dataclass(frozen=True)
 class Posting:
-    """One ledger line of a round: ``account`` gains ``amount_minor`` (negative: pays)."""
+    """One ledger line of a round: ``account`` gains ``amount_minor`` (negative: pays).
+
+    ``kind`` defaults to the kind named by ``memo`` (:data:`ENTRY_KINDS`); ``amount_minor`` must fit
+    in 63 bits (:func:`check_minor`).
+    """
 
     account: str
     amount_minor: int
     memo: str
+    kind: str = ""
 
     def __post_init__(self) -> None:
         if not self.account:
             raise InvalidMarketError("account", "must be non-empty")
-        if not isinstance(self.amount_minor, int):
-            raise InvalidMarketError("amount_minor", "must be an integer number of minor units")
+        check_minor(self.amount_minor)
+        if not self.kind:
+            object.__setattr__(self, "kind", ENTRY_KINDS.get(self.memo, "other"))
 
 
 def outcome_postings(outcome: Outcome, scale: int = 100) -> list[Posting]:

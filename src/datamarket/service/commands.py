@@ -1,4 +1,4 @@
-"""CLI commands of the service: ``datamarket serve`` and ``datamarket ledger verify|dump``.
+"""CLI commands of the service: ``datamarket serve`` and ``datamarket ledger verify|export|dump|migrate``.
 
 Registered on the main Typer app by :func:`register` (``datamarket.cli`` calls it); heavy imports
 (FastAPI, uvicorn, SQLAlchemy) happen inside the commands, so ``datamarket --help`` stays fast.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,50 +26,128 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _session(db: str | None):  # type: ignore[no-untyped-def]
+def _engine(db: str | None, *, migrated: bool = True):  # type: ignore[no-untyped-def]
+    """An engine on an existing datamarket database; with ``migrated``, at the newest revision."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from datamarket.core.errors import DatamarketError
-    from datamarket.ledger import current_revision, database_url, make_engine, make_sessionmaker
+    from datamarket.ledger import current_revision, database_url, head_revision, make_engine
 
     url = database_url(db)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        from pathlib import Path
-
         if not Path(url[len("sqlite:///") :]).is_file():
             raise _fail(f"database_url: no such SQLite file {url[len('sqlite:///') :]!r}")
     try:
         engine = make_engine(url)
-        if current_revision(engine) is None:
+        rev = current_revision(engine)
+        if rev is None:
             raise _fail(f"database_url: {url} holds no datamarket ledger (never migrated)")
+        if migrated and rev != head_revision():
+            raise _fail(
+                f"database_url: {url} is at schema revision {rev}, this datamarket needs {head_revision()}; "
+                "run `datamarket ledger migrate` first"
+            )
     except DatamarketError as exc:
         raise _fail(str(exc)) from None
     except SQLAlchemyError as exc:
         raise _fail(f"database_url: cannot open {url}: {exc.__class__.__name__}") from None
-    return make_sessionmaker(engine)()
+    return engine
+
+
+def _session(db: str | None):  # type: ignore[no-untyped-def]
+    from datamarket.ledger import make_sessionmaker
+
+    return make_sessionmaker(_engine(db))()
+
+
+@ledger_app.command("migrate")
+def migrate_cmd(db: DbOpt = None) -> None:
+    """Upgrade an existing database to this version's schema (existing entries keep their hashes)."""
+    from datamarket.ledger import current_revision, upgrade
+
+    engine = _engine(db, migrated=False)
+    before = current_revision(engine)
+    upgrade(engine)
+    typer.echo(f"schema revision {before} -> {current_revision(engine)}")
+
+
+def _read_json(path: Path, what: str) -> object:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise _fail(f"{what}: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise _fail(f"{what}: {path} is not JSON ({exc})") from None
 
 
 @ledger_app.command("verify")
 def verify_cmd(
     db: DbOpt = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", help="Check an export (JSON Lines of `ledger export`) offline, without a database."
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint (or a receipt carrying one, or a JSON list of them) the ledger must extend; "
+            "repeatable.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Recompute the hash chain and every round's sum; exit 1 when the ledger was tampered with."""
-    from datamarket.ledger import verify
+    """Recompute the hash chain and check it against the rest of the database (rounds, submissions,
+    deliverables) and any checkpoints; exit 1 when the ledger was tampered with."""
+    from datamarket.ledger import parse_checkpoints, verify_checkpoints, verify_export
 
-    with _session(db) as s:
-        report = verify(s)
+    cps = []
+    for path in checkpoint or []:
+        try:
+            cps += parse_checkpoints(_read_json(path, "checkpoint"))
+        except ValueError as exc:
+            raise _fail(f"checkpoint: {path}: {exc}") from None
+    if file is not None:
+        try:
+            with file.open() as fh:
+                report = verify_export(fh, cps)
+        except OSError as exc:
+            raise _fail(f"file: cannot read {file}: {exc.strerror}") from None
+    else:
+        with _session(db) as s:
+            report = verify_checkpoints(s, cps)
     if json_out:
         sys.stdout.write(json.dumps(report.to_dict()) + "\n")
     else:
         state = "OK" if report.ok else "TAMPERED"
         typer.echo(
-            f"ledger {state}: {report.entries} entries in {report.rounds} rounds, head {report.head_hash}"
+            f"ledger {state}: {report.entries} entries in {report.rounds} rounds, "
+            f"head {report.head_seq} {report.head_hash}" + (f", {len(cps)} checkpoint(s)" if cps else "")
         )
         for p in report.problems:
             typer.echo(f"  {p}")
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@ledger_app.command("export")
+def export_cmd(
+    db: DbOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file (default: stdout).")] = None,
+) -> None:
+    """Write the ledger as JSON Lines: one entry per line with every field and its hash, then the
+    round records and the head; `ledger verify --file` checks it offline."""
+    from datamarket.ledger import export_lines
+
+    with _session(db) as s:
+        lines = [line + "\n" for line in export_lines(s)]
+    if out is None:
+        sys.stdout.writelines(lines)
+    else:
+        out.write_text("".join(lines))
+        typer.echo(f"wrote {len(lines)} lines to {out}", err=True)
 
 
 @ledger_app.command("dump")

@@ -152,7 +152,7 @@ class RoundRunner:
             rnd.attempts += 1
             rnd.error = None
             rnd.updated_at = utcnow()
-            kind, params, scale = market.kind, dict(market.params), market.scale
+            kind, params, scale, currency = market.kind, dict(market.params), market.scale, market.currency
             ids, seed = list(rnd.input_ids), int(rnd.seed)
         with self.db.read() as s:
             inputs = load_inputs(s, ids, self.limits)
@@ -172,7 +172,7 @@ class RoundRunner:
             ).first()
             if taken is not None:
                 raise DatamarketError(f"inputs: submission {taken[0]} was already used by another round")
-            append_round(s, round_id, outcome_postings(outcome, scale), names)
+            append_round(s, round_id, outcome_postings(outcome, scale), names, currency=currency)
             for name, payload in result["deliverables"].items():
                 if name in names:
                     s.add(Deliverable(round_id=round_id, participant_id=names[name], payload=payload))

@@ -3,15 +3,16 @@
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import PlainTextResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from datamarket import __version__
 from datamarket.core.errors import InvalidMarketError
-from datamarket.ledger import chain
+from datamarket.ledger import audit, chain
 from datamarket.ledger.models import Market, Participant, Submission
-from datamarket.ledger.money import PLATFORM
+from datamarket.ledger.money import PLATFORM, Currency
 from datamarket.service import schemas as S
 from datamarket.service.auth import hash_key, new_api_key
 from datamarket.service.deps import (
@@ -62,8 +63,15 @@ def install(app: FastAPI, st: ServiceState) -> None:
         return S.ParticipantCreated(id=pid, name=body.name, api_key=key)
 
     def participant_out(s: Session, p: Participant) -> S.ParticipantOut:
-        bal = chain.balances(s).get(p.name, 0)
-        return S.ParticipantOut(id=p.id, name=p.name, balance_minor=bal, created_at=p.created_at)
+        per = chain.balances(s, p.name).get(p.name, {})  # issue 14: one balance per currency, never summed
+        rows = [
+            S.BalanceOut(currency=c, balance_minor=v, balance=Currency.parse(c).format(v))
+            for c, v in sorted(per.items())
+        ]
+        single = None if len(per) > 1 else sum(per.values())
+        return S.ParticipantOut(
+            id=p.id, name=p.name, balance_minor=single, balances=rows, created_at=p.created_at
+        )
 
     @app.get("/participants", tags=["participants"], response_model=list[S.ParticipantOut])
     def list_participants(_: Admin) -> list[S.ParticipantOut]:
@@ -91,7 +99,14 @@ def install(app: FastAPI, st: ServiceState) -> None:
     # markets
     def market_out(m: Market) -> S.MarketOut:
         return S.MarketOut(
-            id=m.id, kind=m.kind, name=m.name, params=m.params, scale=m.scale, created_at=m.created_at
+            id=m.id,
+            kind=m.kind,
+            name=m.name,
+            params=m.params,
+            scale=m.scale,
+            currency=m.currency,
+            exponent=Currency.parse(m.currency).exponent,
+            created_at=m.created_at,
         )
 
     @app.post("/markets", tags=["markets"], status_code=201, response_model=S.MarketOut)
@@ -103,8 +118,14 @@ def install(app: FastAPI, st: ServiceState) -> None:
                 "kind", f"unknown market kind {body.kind!r} (available: {sorted(st.adapters)})"
             )
         params = adapter.validate_params(body.params)
+        # issue 14: the market's currency fixes its scale (10^decimals); unknown currency -> 422
+        cur = Currency.for_scale(body.scale) if body.currency is None else Currency.parse(body.currency)
+        if "scale" in body.model_fields_set and body.scale != cur.scale:
+            raise InvalidMarketError(
+                "scale", f"{body.scale} does not match {cur.code} ({cur.scale} minor units)"
+            )
         with db.write() as s:
-            m = Market(kind=body.kind, name=body.name, params=params, scale=body.scale)
+            m = Market(kind=body.kind, name=body.name, params=params, scale=cur.scale, currency=cur.code)
             s.add(m)
             s.flush()
             return market_out(m)
@@ -140,9 +161,31 @@ def install(app: FastAPI, st: ServiceState) -> None:
     # ledger
     @app.get("/ledger/verify", tags=["ledger"], response_model=S.VerifyOut)
     def verify(_: Admin) -> S.VerifyOut:
-        """Recompute the hash chain and every round's sum (operator only)."""
+        """Recompute the hash chain and check it against rounds, submissions and deliverables
+        (operator only)."""
         with db.read() as s:
-            return S.VerifyOut(**chain.verify(s).to_dict())
+            return S.VerifyOut(**audit.verify(s).to_dict())
+
+    @app.post("/ledger/checkpoint", tags=["ledger"], response_model=S.VerifyOut)
+    def verify_checkpoint(body: S.CheckpointOut, who: Who) -> S.VerifyOut:
+        """Check that the ledger still extends a checkpoint kept from a receipt (the chain head after
+        a round, the round's entry hashes, Merkle root and proofs). A participant sees the
+        checkpoint's problems and only the number of other problems."""
+        with db.read() as s:
+            rep = audit.verify_checkpoints(s, [body.model_dump()])
+            own = audit.check_checkpoint(body.model_dump(), chain.records(s))
+        out = rep.to_dict()
+        if not who.is_admin:
+            hidden = len(rep.problems) - len(own)
+            out["problems"] = own + ([f"{hidden} other problem(s) found; ask the operator"] if hidden else [])
+        return S.VerifyOut(**out)
+
+    @app.get("/ledger/export", tags=["ledger"], response_class=PlainTextResponse)
+    def export(_: Admin) -> PlainTextResponse:
+        """The ledger as JSON Lines (``datamarket ledger verify --file`` checks it offline)."""
+        with db.read() as s:
+            body = "".join(line + "\n" for line in audit.export_lines(s))
+        return PlainTextResponse(body, media_type="application/x-ndjson")
 
     @app.get("/ledger/entries", tags=["ledger"])
     def entries(_: Admin) -> dict[str, Any]:
@@ -151,7 +194,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
             return chain.dump(s)
 
     @app.get("/ledger/balances", tags=["ledger"])
-    def ledger_balances(_: Admin) -> dict[str, int]:
-        """Net minor units per account, the platform included (operator only)."""
+    def ledger_balances(_: Admin) -> dict[str, dict[str, int]]:
+        """Net minor units per account and currency, the platform included (operator only)."""
         with db.read() as s:
             return chain.balances(s)

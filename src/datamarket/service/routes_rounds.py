@@ -8,8 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from datamarket.ledger.audit import checkpoint_of
+from datamarket.ledger.chain import EntryRecord
 from datamarket.ledger.models import Deliverable, LedgerEntry, Market, Participant, Round, Submission
-from datamarket.ledger.money import format_minor
+from datamarket.ledger.money import Currency, format_minor
 from datamarket.service import schemas as S
 from datamarket.service.auth import Principal
 from datamarket.service.deps import (
@@ -150,17 +152,20 @@ def install(app: FastAPI, st: ServiceState) -> None:
         return out
 
     def receipt(s: Session, r: Round, p: Participant) -> S.ReceiptOut:
+        # issue 14: every hashed field of the participant's entries, the round's currency and the
+        # checkpoint (chain head after the round, entry hashes, Merkle root, inclusion proofs)
         m = s.get(Market, r.market_id)
-        scale = m.scale if m is not None else 100
+        cur = Currency.parse(m.currency if m is not None else "USD")
         rows = s.execute(
             select(LedgerEntry).where(LedgerEntry.round_id == r.id).order_by(LedgerEntry.seq)
         ).scalars()
-        all_rows = list(rows)
+        all_rows = [EntryRecord.from_row(e) for e in rows]
         mine = [e for e in all_rows if e.participant_id == p.id]
         d = s.execute(
             select(Deliverable).where(Deliverable.round_id == r.id, Deliverable.participant_id == p.id)
         ).scalar_one_or_none()
         net = sum(int(e.amount_minor) for e in mine)
+        cp = checkpoint_of(s, r.id, p.id)
         return S.ReceiptOut(
             round_id=r.id,
             market_id=r.market_id,
@@ -168,20 +173,17 @@ def install(app: FastAPI, st: ServiceState) -> None:
             participant=p.name,
             entries=[
                 S.EntryOut(
-                    seq=e.seq,
-                    round_id=e.round_id,
-                    account=e.account,
-                    amount_minor=int(e.amount_minor),
-                    amount=format_minor(int(e.amount_minor), scale),
-                    memo=e.memo,
-                    hash=e.hash,
+                    **{**e.to_dict(), "amount_minor": int(e.amount_minor)},
+                    amount=format_minor(int(e.amount_minor), cur.scale),
                 )
                 for e in mine
             ],
             net_minor=net,
-            net=format_minor(net, scale),
+            net=format_minor(net, cur.scale),
+            currency=cur.code,
             deliverable=None if d is None else d.payload,
             round_hash=all_rows[-1].hash if all_rows else None,
+            checkpoint=None if cp is None else S.CheckpointOut(**cp),
         )
 
     def cleared_round(s: Session, rid: int) -> Round:

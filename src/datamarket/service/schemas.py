@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,10 +24,21 @@ class ParticipantCreated(BaseModel):
     api_key: str = Field(description="shown once; only its hash is stored")
 
 
+# -- ledger (issue 14): balances per currency, currencies of markets, receipts' checkpoints ---------
+class BalanceOut(BaseModel):
+    currency: str
+    balance_minor: int
+    balance: str = Field(description="exact, in major units")
+
+
 class ParticipantOut(BaseModel):
     id: int
     name: str
-    balance_minor: int
+    balance_minor: int | None = Field(
+        description="deprecated: the balance when the participant holds at most one currency, "
+        "null when several (amounts in different currencies are never added); see balances"
+    )
+    balances: list[BalanceOut] = Field(default_factory=list, description="one per currency")
     created_at: datetime
 
 
@@ -36,6 +47,12 @@ class MarketIn(Strict):
     name: str = Field(default="", max_length=200)
     params: dict[str, Any] = Field(default_factory=dict)
     scale: int = Field(default=100, ge=1, le=1_000_000, description="minor units per major unit")
+    currency: str | None = Field(
+        default=None,
+        max_length=40,
+        description="ISO 4217 code (USD, EUR, JPY...) or a named unit NAME:e with e decimals "
+        "(e.g. CREDIT:0); default: USD for scale 100, UNIT:e for scale 10^e",
+    )
 
 
 class MarketOut(BaseModel):
@@ -44,6 +61,8 @@ class MarketOut(BaseModel):
     name: str
     params: dict[str, Any]
     scale: int
+    currency: str
+    exponent: int | None = Field(description="decimals of the currency (scale = 10^exponent)")
     created_at: datetime
 
 
@@ -99,6 +118,32 @@ class EntryOut(BaseModel):
     amount: str
     memo: str
     hash: str
+    version: int = Field(description="entry format (2: every field below is in the hash)")
+    market_id: int
+    participant_id: int | None
+    kind: str
+    currency: str
+    created_at: str = Field(description="as hashed (UTC, microseconds)")
+    prev_hash: str
+
+
+Hash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ProofOut(BaseModel):
+    seq: int
+    hash: Hash
+    index: int = Field(description="position of the entry in its round")
+    proof: list[Hash] = Field(description="Merkle inclusion proof (sibling hashes, leaf level first)")
+
+
+class CheckpointOut(BaseModel):
+    round_id: int | None = None
+    seq: int = Field(description="sequence number of the chain head after the round")
+    hash: Hash = Field(description="hash of the chain head after the round")
+    entry_hashes: list[Hash] | None = Field(default=None, description="the round's entries, in order")
+    merkle_root: Hash | None = None
+    proofs: list[ProofOut] = Field(default_factory=list)
 
 
 class ReceiptOut(BaseModel):
@@ -109,8 +154,12 @@ class ReceiptOut(BaseModel):
     entries: list[EntryOut]
     net_minor: int
     net: str
+    currency: str
     deliverable: dict[str, Any] | None
     round_hash: str | None = Field(description="hash of the round's last ledger entry")
+    checkpoint: CheckpointOut | None = Field(
+        default=None, description="keep it: POST it to /ledger/checkpoint later to check the ledger"
+    )
 
 
 class ModelOut(BaseModel):
@@ -123,6 +172,7 @@ class VerifyOut(BaseModel):
     ok: bool
     entries: int
     rounds: int
+    head_seq: int = 0
     head_hash: str
     problems: list[str]
 
