@@ -8,6 +8,9 @@ back **in the order asked**, whatever the number of workers; all randomness is d
 * :class:`ProcessBackend` — local processes (:class:`concurrent.futures.ProcessPoolExecutor`).
 * :class:`DaskBackend` — a Dask ``distributed.Client`` passed in, or a scheduler address.
 
+Games are shipped to workers with cloudpickle, so closures and lambdas (a ``FunctionGame`` defined in
+a notebook) work on every backend; the worker side unpickles with the standard :mod:`pickle`.
+
 Workers pin BLAS/OpenMP threads to 1 (threadpoolctl): with several workers on few cores,
 oversubscribed BLAS made one logistic-regression fit 100x slower. A failing worker raises in the
 parent (never a silently partial result).
@@ -125,7 +128,8 @@ class SerialBackend:
 
 
 class _Shipper:
-    """Pickles a game once per game object (the memo is not shipped)."""
+    """Pickles a game once per game object with cloudpickle (lambdas and closures travel by value;
+    the memo is not shipped)."""
 
     def __init__(self) -> None:
         self._game: Any = None
@@ -134,7 +138,9 @@ class _Shipper:
 
     def ship(self, game: Any) -> tuple[str, bytes]:
         if game is not self._game:
-            self._payload = pickle.dumps(game, protocol=pickle.HIGHEST_PROTOCOL)
+            import cloudpickle
+
+            self._payload = cloudpickle.dumps(game, protocol=pickle.HIGHEST_PROTOCOL)
             self._key = hashlib.blake2b(self._payload, digest_size=16).hexdigest()
             self._game = game
         return self._key, self._payload
