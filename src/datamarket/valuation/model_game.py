@@ -99,6 +99,23 @@ class ModelGame(NamedPlayers):
         self.n_fits = 0
         self.n_fit_errors = 0
 
+    @property
+    def quantities(self) -> NDArray[np.int64]:
+        """Rows per class of each seller's data (shape ``(M, classes)``), or rows per seller
+        (``(M, 1)``) when the labels are not class labels (more than 50 distinct values or
+        non-integer); the features of :func:`~datamarket.valuation.control_variate_shapley`'s
+        learning-curve surrogate."""
+        y = self._y
+        classes = np.unique(y)
+        is_class = y.dtype.kind in "iub" or (
+            y.dtype.kind == "f" and bool(np.all(classes == np.round(classes)))
+        )
+        if not is_class or classes.size > 50:
+            return np.array([[d.n_samples] for d in self.datasets], dtype=np.int64)
+        return np.array(
+            [[int(np.sum(self._y[s] == c)) for c in classes] for s in self._slices], dtype=np.int64
+        )
+
     def __getstate__(self) -> dict[str, Any]:  # workers get the game, not the parent's memo
         state = self.__dict__.copy()
         state["cache"] = MemoCache()
