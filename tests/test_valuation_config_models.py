@@ -88,7 +88,7 @@ def test_sampled_methods_through_the_cli(tmp_path: Path, method: str) -> None:
 
 
 def test_sampled_methods_need_a_budget() -> None:
-    with pytest.raises(ScenarioError, match="needs stopping.max_evaluations"):
+    with pytest.raises(ScenarioError, match=r"needs stopping\.max_evaluations"):
         vc.parse_valuation_config(
             '{"method": {"name": "msr_banzhaf"}, "stopping": {"max_evaluations": null}}', "json"
         )
