@@ -56,7 +56,7 @@ def main() -> None:
             cpus.append(time.process_time() - c)
         print(
             f"seed {seed}: {times[-1]:.2f} s wall, {cpus[-1]:.2f} s CPU "
-            f"(CPU / {args.threads} = wall on {args.threads} idle cores)  sum of values {res.values.sum():.4f}"
+            f"(CPU / {args.threads} = wall on {args.threads} idle cores)  sum {res.values.sum():.4f}"
         )
         if seed == 0:
             sub = 5
