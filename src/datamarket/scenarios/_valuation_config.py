@@ -170,6 +170,12 @@ class ValuationConfig(StrictModel):
     scorer: str = Field(default="accuracy", min_length=1)
     empty_score: float = 0.0
     on_fit_error: Literal["raise", "default"] = "default"
+    cache: str | None = Field(
+        default=None,
+        min_length=1,
+        description="directory of a persistent coalition cache (relative to the config); "
+        "an interrupted run resumes, a repeated run refits nothing",
+    )
 
     @model_validator(mode="before")
     @classmethod

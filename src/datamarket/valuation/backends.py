@@ -291,8 +291,15 @@ def evaluate(
     """Evaluate the ``masks`` not yet in ``cache`` on ``backend`` and store them in ``cache``.
 
     ``masks`` must be distinct and absent from ``cache`` (the caller dedups, counting hits).
-    Non-finite values raise :class:`InvalidMarketError` naming the coalition.
+    Non-finite values raise :class:`InvalidMarketError` naming the coalition. A cache with
+    ``restore`` (:class:`~datamarket.valuation.cache.PersistentCache`) supplies stored values first.
     """
+    n_asked = len(masks)
+    restore = getattr(cache, "restore", None)
+    if callable(restore):  # a persistent cache supplies values computed by an earlier run
+        masks = restore(masks)
+        if on_chunk is not None and len(masks) < n_asked:
+            on_chunk(n_asked - len(masks))
     if not masks:
         return
     n_chunks = max(math.ceil(len(masks) / CHUNK_MAX), 1 if backend.n_workers == 1 else 4 * backend.n_workers)
@@ -303,5 +310,8 @@ def evaluate(
             raise InvalidMarketError("utility", f"game value is not finite for coalition {c[bad[0]]:#x}")
         for m, v in zip(c, vals.tolist(), strict=True):
             cache.put(m, v)
+        flush = getattr(cache, "flush", None)
+        if callable(flush):  # a persistent cache writes each chunk in one transaction
+            flush()
         if on_chunk is not None:
             on_chunk(len(c))

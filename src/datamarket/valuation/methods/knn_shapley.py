@@ -54,7 +54,7 @@ def _knn_block(
     s[:, -1] = match[:, -1] / n
     # s_i = s_N + sum_{j >= i} inc_j: reversed cumulative sum
     s[:, :-1] = s[:, -1:] + np.cumsum(inc[:, ::-1], axis=1)[:, ::-1]
-    total: NDArray[np.float64] = np.bincount(order.ravel(), weights=s.ravel(), minlength=n)
+    total: NDArray[np.float64] = np.bincount(order.ravel(), weights=s.ravel(), minlength=n).astype(np.float64)
     return total
 
 
