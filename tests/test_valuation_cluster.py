@@ -95,7 +95,7 @@ def test_value_on_a_real_cluster_is_bitwise_serial(tmp_path: Path) -> None:
         cfg = tmp_path / "v.toml"
         cfg.write_text(
             'seed = 1\n[dataset]\nname = "breast_cancer"\n[sellers]\nn = 6\n'
-            '[method]\nname = "monte_carlo_shapley"\n[stopping]\nmax_evaluations = 120\n'
+            '[method]\nname = "monte_carlo_shapley"\n[stopping]\nmax_evaluations = 40\n'
         )
         remote = _value(cfg, "--scheduler", address)
         serial = _value(cfg)
