@@ -137,3 +137,22 @@ def test_cli_scheduler_option_uses_dask(dask_client, tmp_path) -> None:
     local = CliRunner().invoke(app, ["value", str(cfg), "--json"])
     # exact: serial and Dask backends are bitwise identical by construction (same seed)
     assert json.loads(local.stdout)["values"] == data["values"]
+
+
+def test_lambda_and_closure_games_on_every_backend(processes, dask_client) -> None:
+    # issue 12 point 6: games are shipped with cloudpickle, so a notebook's lambda or closure works
+    weights = np.array([3.0, 1.0, 2.0, 5.0])
+
+    def closure(s: tuple[int, ...]) -> float:
+        return float(weights[list(s)].sum() ** 0.5)
+
+    for fn in (lambda s: float(len(s) ** 2), closure):
+        ref = exact_shapley(FunctionGame(fn, 4))
+        for backend in (processes, dask_client):
+            # identical arithmetic in every process on the same table: bitwise equality holds
+            np.testing.assert_array_equal(
+                exact_shapley(FunctionGame(fn, 4), backend=backend).values, ref.values
+            )
+    mc = monte_carlo_shapley(FunctionGame(closure, 4), seed=1, max_evaluations=12, backend=processes)
+    ref_mc = monte_carlo_shapley(FunctionGame(closure, 4), seed=1, max_evaluations=12)
+    np.testing.assert_array_equal(mc.values, ref_mc.values)

@@ -266,6 +266,9 @@ def value_cmd(
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786.")
     ] = None,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Persistent coalition cache directory (resume, no refits).")
+    ] = None,
     seed: SeedOpt = None,
     verbose: Verbose = 0,
 ) -> None:
@@ -274,6 +277,7 @@ def value_cmd(
 
     from datamarket import scenarios as vc  # the valuation-config functions of its public face
     from datamarket.valuation import ProcessBackend, ProgressInfo, resolve_backend
+    from datamarket.valuation.cache import PersistentCache
 
     _setup_logging(verbose)
     if not config_path.is_file():
@@ -293,6 +297,11 @@ def value_cmd(
         else:
             x, y = vc.bundled_dataset(ds.name or "breast_cancer")
         game = vc.build_game(config, x, y)
+        cache_dir = (
+            cache if cache is not None else (config_path.parent / config.cache if config.cache else None)
+        )
+        if cache_dir is not None:
+            game.cache = PersistentCache(cache_dir, game.fingerprint())
         be = config.backend
         backend: Any = (
             ProcessBackend(be.n_workers)
@@ -321,6 +330,8 @@ def value_cmd(
                 result = vc.run_valuation(config, game, backend, progress=report)
             finally:
                 backend.close()
+                if isinstance(game.cache, PersistentCache):
+                    game.cache.close()
     except DatamarketError as exc:
         raise fail(str(exc)) from None
     sizes = [d.n_samples for d in game.datasets]

@@ -185,3 +185,49 @@ def accuracy_by_label(model: Classifier, x: NDArray[np.float64], y: NDArray[Any]
     y = np.asarray(y)
     pred = model.predict(x)
     return {lab.item(): float(np.mean(pred[y == lab] == lab)) for lab in np.unique(y)}
+
+
+IMPORT_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def estimator_from_path(path: str, params: dict[str, Any] | None = None, *, seed: int | None = None) -> Any:
+    """An unfitted scikit-learn-compatible estimator from ``"package.module:ClassName"`` and ``params``.
+
+    The class must have ``fit`` and ``predict`` and accept ``params`` (checked by constructing it, so a
+    bad parameter is reported here, not at the first fit). When ``seed`` is given and the estimator
+    takes a ``random_state`` that ``params`` does not set, it is set to ``seed`` (reproducible fits).
+
+    >>> estimator_from_path("sklearn.ensemble:RandomForestClassifier", {"n_estimators": 5}, seed=0)
+    RandomForestClassifier(n_estimators=5, random_state=0)
+    >>> estimator_from_path("sklearn.ensemble:NoSuchModel")
+    Traceback (most recent call last):
+    ...
+    datamarket.core.errors.InvalidMarketError: model.name: module 'sklearn.ensemble' has no 'NoSuchModel'
+    """
+    import importlib
+    import inspect
+    import re
+
+    if not isinstance(path, str) or not re.match(IMPORT_PATH, path):
+        raise InvalidMarketError("model.name", f"{path!r} is not an import path 'package.module:ClassName'")
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidMarketError("model.name", f"cannot import module {module_name!r} ({exc})") from None
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise InvalidMarketError("model.name", f"module {module_name!r} has no {attr!r}")
+    if not inspect.isclass(cls) or not all(callable(getattr(cls, m, None)) for m in ("fit", "predict")):
+        raise InvalidMarketError("model.name", f"{path} is not an estimator class with fit() and predict()")
+    kwargs = dict(params or {})
+    if seed is not None and "random_state" not in kwargs:
+        try:
+            if "random_state" in inspect.signature(cls).parameters:
+                kwargs["random_state"] = seed
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            pass
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMarketError("model.params", f"{path}: {exc}") from None

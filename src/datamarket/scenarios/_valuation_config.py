@@ -46,10 +46,15 @@ from datamarket.valuation import (
     StderrTarget,
     StoppingRule,
     ValuationResult,
+    beta_shapley,
+    control_variate_shapley,
     exact_banzhaf,
     exact_shapley,
     leave_one_out,
     monte_carlo_shapley,
+    msr_banzhaf,
+    regression_shapley,
+    stratified_semivalue,
 )
 
 BUNDLED = ("breast_cancer", "iris", "wine", "digits", "diabetes")
@@ -58,11 +63,26 @@ Param = int | float | str | bool | None
 
 
 class ModelSpec(StrictModel):
-    name: Literal[
-        "logistic_regression", "knn", "decision_tree", "gaussian_nb", "ridge", "linear_regression"
-    ] = "logistic_regression"
+    name: str = Field(
+        default="logistic_regression",
+        description="one of MODELS, or any scikit-learn-compatible estimator by import path "
+        "'package.module:ClassName' (e.g. 'sklearn.ensemble:RandomForestClassifier')",
+    )
     params: dict[str, Param] = Field(default_factory=dict)
     standardize: bool = True
+
+    @model_validator(mode="after")
+    def _known_or_path(self) -> ModelSpec:
+        import re
+
+        from datamarket.learning.models import IMPORT_PATH
+
+        if self.name not in MODELS and not re.match(IMPORT_PATH, self.name):
+            raise ValueError(
+                f"unknown model {self.name!r}: use one of {', '.join(MODELS)} or an import path "
+                "'package.module:ClassName'"
+            )
+        return self
 
 
 class DatasetSpec(StrictModel):
@@ -85,11 +105,41 @@ class SellersSpec(StrictModel):
     alpha: PositiveFloat = Field(default=1.0, description="Dirichlet concentration of seller shares")
 
 
+SAMPLED = (
+    "control_variate_shapley",
+    "regression_shapley",
+    "stratified_shapley",
+    "beta_shapley",
+    "msr_banzhaf",
+)
+
+
 class MethodSpec(StrictModel):
-    name: Literal["exact_shapley", "monte_carlo_shapley", "loo", "banzhaf"] = "monte_carlo_shapley"
+    name: Literal[
+        "exact_shapley",
+        "monte_carlo_shapley",
+        "loo",
+        "banzhaf",
+        "control_variate_shapley",
+        "regression_shapley",
+        "stratified_shapley",
+        "beta_shapley",
+        "msr_banzhaf",
+    ] = "monte_carlo_shapley"
     antithetic: bool = True
-    sampler: Literal["cyclic", "random"] = "cyclic"
+    sampler: Literal["cyclic", "random", "leverage", "kernel"] = "cyclic"
     truncation_tol: NonNegativeFloat | None = None
+    alpha: PositiveFloat = Field(default=16.0, description="Beta Shapley alpha")
+    beta: PositiveFloat = Field(default=1.0, description="Beta Shapley beta")
+
+    @model_validator(mode="after")
+    def _sampler_fits_method(self) -> MethodSpec:
+        if self.name == "monte_carlo_shapley" and self.sampler not in ("cyclic", "random"):
+            raise ValueError("monte_carlo_shapley samplers are 'cyclic' and 'random'")
+        if self.name == "regression_shapley" and "sampler" in self.model_fields_set:
+            if self.sampler not in ("leverage", "kernel"):
+                raise ValueError("regression_shapley samplers are 'leverage' and 'kernel'")
+        return self
 
 
 class StoppingSpec(StrictModel):
@@ -120,6 +170,23 @@ class ValuationConfig(StrictModel):
     scorer: str = Field(default="accuracy", min_length=1)
     empty_score: float = 0.0
     on_fit_error: Literal["raise", "default"] = "default"
+    cache: str | None = Field(
+        default=None,
+        min_length=1,
+        description="directory of a persistent coalition cache (relative to the config); "
+        "an interrupted run resumes, a repeated run refits nothing",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_shorthand(cls, data: Any) -> Any:
+        # `model = "sklearn.ensemble:RandomForestClassifier"` with `model_params = {...}`
+        if isinstance(data, dict) and isinstance(data.get("model"), str):
+            data = dict(data)
+            data["model"] = {"name": data["model"], "params": data.pop("model_params", {})}
+        elif isinstance(data, dict) and "model_params" in data:
+            raise ValueError("model_params goes with model = 'package.module:ClassName'")
+        return data
 
     @model_validator(mode="after")
     def _checks(self) -> ValuationConfig:
@@ -132,6 +199,8 @@ class ValuationConfig(StrictModel):
             x is not None for x in (s.max_evaluations, s.max_time, s.stderr_target, s.rank_stability)
         ):
             raise ValueError("monte_carlo_shapley needs at least one stopping criterion")
+        if self.method.name in SAMPLED and s.max_evaluations is None:
+            raise ValueError(f"{self.method.name} needs stopping.max_evaluations (its budget)")
         return self
 
 
@@ -196,6 +265,10 @@ def _estimator(spec: ModelSpec, seed: int) -> Any:
         "linear_regression": LinearRegression,
     }
     params = dict(spec.params)
+    if spec.name not in cls:
+        from datamarket.learning.models import estimator_from_path
+
+        return estimator_from_path(spec.name, params, seed=seed)
     if spec.name == "decision_tree":
         params.setdefault("random_state", seed)
     try:
@@ -212,7 +285,10 @@ def build_game(config: ValuationConfig, x: NDArray[np.float64], y: NDArray[Any])
     if config.dataset.max_rows is not None and x.shape[0] > config.dataset.max_rows:
         keep = np.sort(rng.choice(x.shape[0], config.dataset.max_rows, replace=False))
         x, y = x[keep], y[keep]
-    classify = config.model.name not in ("ridge", "linear_regression")
+    from sklearn.base import is_classifier
+
+    estimator = _estimator(config.model, config.seed)
+    classify = is_classifier(estimator)
     try:
         xtr, xte, ytr, yte = train_test_split(
             x,
@@ -239,7 +315,7 @@ def build_game(config: ValuationConfig, x: NDArray[np.float64], y: NDArray[Any])
         parts = np.split(perm[: sizes.sum()], np.cumsum(sizes)[:-1])
     datasets = [Dataset(xtr[p], ytr[p]) for p in parts]
     return ModelGame(
-        _estimator(config.model, config.seed),
+        estimator,
         datasets,
         Dataset(xte, yte),
         scorer=config.scorer,
@@ -280,6 +356,8 @@ def run_valuation(
         return exact_banzhaf(game, backend=backend, progress=progress)
     if m.name == "loo":
         return leave_one_out(game, backend=backend, progress=progress)
+    if m.name in SAMPLED:
+        return _run_sampled(config, game, backend)
     return monte_carlo_shapley(
         game,
         seed=config.seed,
@@ -290,3 +368,21 @@ def run_valuation(
         backend=backend,
         progress=progress,
     )
+
+
+def _run_sampled(config: ValuationConfig, game: ModelGame, backend: Any) -> ValuationResult:
+    """The estimators of :mod:`datamarket.valuation.methods` (budget = ``stopping.max_evaluations``)."""
+    m = config.method
+    budget = config.stopping.max_evaluations
+    assert budget is not None  # checked by the config validator
+    kw: dict[str, Any] = {"seed": config.seed, "max_evaluations": budget, "backend": backend}
+    if m.name == "control_variate_shapley":
+        return control_variate_shapley(game, **kw)
+    if m.name == "regression_shapley":
+        sampler = m.sampler if m.sampler in ("leverage", "kernel") else "leverage"
+        return regression_shapley(game, sampler=sampler, **kw)
+    if m.name == "stratified_shapley":
+        return stratified_semivalue(game, **kw)
+    if m.name == "beta_shapley":
+        return beta_shapley(game, alpha=m.alpha, beta=m.beta, **kw)
+    return msr_banzhaf(game, **kw)

@@ -1,7 +1,8 @@
 """Valuation engine: cooperative games over sellers and their Shapley, Banzhaf and LOO values.
 
 A valuation is a game (:mod:`~datamarket.valuation.games`, :class:`ModelGame`) x a method (exact
-enumeration, Monte Carlo permutations, structured dynamic programmes) x a stopping rule
+enumeration, Monte Carlo permutations, structured dynamic programmes, and the estimators of
+:mod:`~datamarket.valuation.methods`: control variates, regression, semivalues) x a stopping rule
 (:mod:`~datamarket.valuation.stopping`) x an execution backend (:mod:`~datamarket.valuation.backends`).
 """
 
@@ -15,6 +16,15 @@ from datamarket.valuation.exact import (
     value_table,
 )
 from datamarket.valuation.games import CoalitionGame, FunctionGame, MemoCache, TableGame, members, to_mask
+from datamarket.valuation.methods import (
+    beta_shapley,
+    control_variate_shapley,
+    data_oob,
+    knn_shapley,
+    msr_banzhaf,
+    regression_shapley,
+    stratified_semivalue,
+)
 from datamarket.valuation.model_game import ModelGame
 from datamarket.valuation.montecarlo import monte_carlo_shapley
 from datamarket.valuation.result import ProgressInfo, ValuationResult
@@ -50,15 +60,22 @@ __all__ = [
     "TableGame",
     "ValuationResult",
     "VotingGame",
+    "beta_shapley",
+    "control_variate_shapley",
+    "data_oob",
     "exact_banzhaf",
     "exact_shapley",
     "grouped_quantity_game_shapley",
+    "knn_shapley",
     "leave_one_out",
     "members",
     "monte_carlo_shapley",
+    "msr_banzhaf",
     "quantity_game_shapley",
+    "regression_shapley",
     "resolve_backend",
     "shapley_from_table",
+    "stratified_semivalue",
     "to_mask",
     "value_table",
 ]

@@ -8,6 +8,9 @@ back **in the order asked**, whatever the number of workers; all randomness is d
 * :class:`ProcessBackend` — local processes (:class:`concurrent.futures.ProcessPoolExecutor`).
 * :class:`DaskBackend` — a Dask ``distributed.Client`` passed in, or a scheduler address.
 
+Games are shipped to workers with cloudpickle, so closures and lambdas (a ``FunctionGame`` defined in
+a notebook) work on every backend; the worker side unpickles with the standard :mod:`pickle`.
+
 Workers pin BLAS/OpenMP threads to 1 (threadpoolctl): with several workers on few cores,
 oversubscribed BLAS made one logistic-regression fit 100x slower. A failing worker raises in the
 parent (never a silently partial result).
@@ -125,7 +128,8 @@ class SerialBackend:
 
 
 class _Shipper:
-    """Pickles a game once per game object (the memo is not shipped)."""
+    """Pickles a game once per game object with cloudpickle (lambdas and closures travel by value;
+    the memo is not shipped)."""
 
     def __init__(self) -> None:
         self._game: Any = None
@@ -134,7 +138,9 @@ class _Shipper:
 
     def ship(self, game: Any) -> tuple[str, bytes]:
         if game is not self._game:
-            self._payload = pickle.dumps(game, protocol=pickle.HIGHEST_PROTOCOL)
+            import cloudpickle
+
+            self._payload = cloudpickle.dumps(game, protocol=pickle.HIGHEST_PROTOCOL)
             self._key = hashlib.blake2b(self._payload, digest_size=16).hexdigest()
             self._game = game
         return self._key, self._payload
@@ -285,8 +291,15 @@ def evaluate(
     """Evaluate the ``masks`` not yet in ``cache`` on ``backend`` and store them in ``cache``.
 
     ``masks`` must be distinct and absent from ``cache`` (the caller dedups, counting hits).
-    Non-finite values raise :class:`InvalidMarketError` naming the coalition.
+    Non-finite values raise :class:`InvalidMarketError` naming the coalition. A cache with
+    ``restore`` (:class:`~datamarket.valuation.cache.PersistentCache`) supplies stored values first.
     """
+    n_asked = len(masks)
+    restore = getattr(cache, "restore", None)
+    if callable(restore):  # a persistent cache supplies values computed by an earlier run
+        masks = restore(masks)
+        if on_chunk is not None and len(masks) < n_asked:
+            on_chunk(n_asked - len(masks))
     if not masks:
         return
     n_chunks = max(math.ceil(len(masks) / CHUNK_MAX), 1 if backend.n_workers == 1 else 4 * backend.n_workers)
@@ -297,5 +310,8 @@ def evaluate(
             raise InvalidMarketError("utility", f"game value is not finite for coalition {c[bad[0]]:#x}")
         for m, v in zip(c, vals.tolist(), strict=True):
             cache.put(m, v)
+        flush = getattr(cache, "flush", None)
+        if callable(flush):  # a persistent cache writes each chunk in one transaction
+            flush()
         if on_chunk is not None:
             on_chunk(len(c))

@@ -108,17 +108,26 @@ def value_table(
     return table
 
 
-def shapley_from_table(table: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Exact Shapley values of every player from a full value table (pure, vectorised)."""
+def weighted_marginals(table: NDArray[np.float64], per_set: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``sum_{S not containing i} per_set[|S|] (v(S + i) - v(S))`` for every player (pure, vectorised).
+
+    ``per_set`` has ``M`` entries: the weight of one coalition of each size ``0..M-1``.
+    """
     table = np.asarray(table, dtype=np.float64)
     n = int(table.shape[0]).bit_length() - 1
-    weights = np.append(shapley_weights(n), 0.0)[popcounts(n)]  # full mask never used
+    weights = np.append(np.asarray(per_set, dtype=np.float64), 0.0)[popcounts(n)]  # full mask unused
     masks = np.arange(1 << n, dtype=np.int64)
     phi = np.empty(n)
     for i in range(n):
         without = masks[(masks >> i & 1) == 0]
         phi[i] = np.dot(weights[without], table[without | (1 << i)] - table[without])
     return phi
+
+
+def shapley_from_table(table: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Exact Shapley values of every player from a full value table (pure, vectorised)."""
+    n = int(np.asarray(table).shape[0]).bit_length() - 1
+    return weighted_marginals(table, shapley_weights(n))
 
 
 def banzhaf_from_table(table: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -138,13 +147,14 @@ def _hits(game: CoalitionGame) -> int:
     return cache.hits if isinstance(cache, MemoCache) else 0
 
 
-def _exact(
+def exact_from_kernel(
     method: str,
     kernel: Callable[[NDArray[np.float64]], NDArray[np.float64]],
     game: CoalitionGame,
     backend: Any,
-    progress: Callable[[ProgressInfo], None] | None,
+    progress: Callable[[ProgressInfo], None] | None = None,
 ) -> ValuationResult:
+    """Evaluate the value table once and apply ``kernel`` (table -> values) to it."""
     t0 = time.perf_counter()
     hits0 = _hits(game)
     table = value_table(game, backend=backend, progress=progress)
@@ -179,7 +189,7 @@ def exact_shapley(
     >>> exact_shapley(glove).values.round(6).tolist()   # one left glove, two right gloves
     [0.666667, 0.166667, 0.166667]
     """
-    return _exact("exact_shapley", shapley_from_table, game, backend, progress)
+    return exact_from_kernel("exact_shapley", shapley_from_table, game, backend, progress)
 
 
 def exact_banzhaf(
@@ -189,7 +199,7 @@ def exact_banzhaf(
     progress: Callable[[ProgressInfo], None] | None = None,
 ) -> ValuationResult:
     """Exact Banzhaf values with ``2**M`` evaluations."""
-    return _exact("exact_banzhaf", banzhaf_from_table, game, backend, progress)
+    return exact_from_kernel("exact_banzhaf", banzhaf_from_table, game, backend, progress)
 
 
 def leave_one_out(

@@ -16,6 +16,7 @@ twice; :attr:`ModelGame.n_fits` counts the fits actually performed in this proce
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -42,6 +43,9 @@ class ModelGame(NamedPlayers):
     names : seller names (default ``player_0, ...``).
     on_fit_error : ``"raise"`` (an :class:`InvalidMarketError` naming the coalition) or ``"default"``
         (the coalition is worth ``empty_score``; the failures are counted in :attr:`n_fit_errors`).
+    cache : ``None`` (an in-memory memo) or a directory: a
+        :class:`~datamarket.valuation.cache.PersistentCache` keyed by :meth:`fingerprint`, so an
+        interrupted run resumes and a repeated run refits nothing.
 
     >>> from sklearn.linear_model import LogisticRegression
     >>> rng = np.random.default_rng(0)
@@ -61,6 +65,7 @@ class ModelGame(NamedPlayers):
         empty_score: float = 0.0,
         names: Sequence[str] | None = None,
         on_fit_error: Literal["raise", "default"] = "raise",
+        cache: str | os.PathLike[str] | None = None,
     ) -> None:
         if not hasattr(estimator, "fit"):
             raise InvalidMarketError("estimator", "must be a scikit-learn estimator with fit()")
@@ -95,9 +100,52 @@ class ModelGame(NamedPlayers):
         self._y = np.concatenate([np.asarray(d.labels) for d in datasets])
         bounds = np.cumsum([0] + [d.n_samples for d in datasets])
         self._slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
-        self.cache = MemoCache()
+        self.cache: MemoCache = MemoCache()
+        if cache is not None:
+            from datamarket.valuation.cache import PersistentCache
+
+            self.cache = PersistentCache(os.fspath(cache), self.fingerprint())
         self.n_fits = 0
         self.n_fit_errors = 0
+
+    @property
+    def quantities(self) -> NDArray[np.int64]:
+        """Rows per class of each seller's data (shape ``(M, classes)``), or rows per seller
+        (``(M, 1)``) when the labels are not class labels (more than 50 distinct values or
+        non-integer); the features of :func:`~datamarket.valuation.control_variate_shapley`'s
+        learning-curve surrogate."""
+        y = self._y
+        classes = np.unique(y)
+        is_class = y.dtype.kind in "iub" or (
+            y.dtype.kind == "f" and bool(np.all(classes == np.round(classes)))
+        )
+        if not is_class or classes.size > 50:
+            return np.array([[d.n_samples] for d in self.datasets], dtype=np.int64)
+        return np.array(
+            [[int(np.sum(self._y[s] == c)) for c in classes] for s in self._slices], dtype=np.int64
+        )
+
+    def fingerprint(self) -> str:
+        """Hex digest of everything a coalition's value depends on besides the coalition: the sellers'
+        rows and labels and their split, the test set, the estimator's class and parameters (its
+        ``random_state`` included), the scorer, ``empty_score`` and ``on_fit_error``."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=20)
+        h.update(b"datamarket.ModelGame/1")
+        arrays = [self._x, self._y, self.test.features, np.asarray(self.test.labels)]
+        arrays.append(np.array([s.stop for s in self._slices], dtype=np.int64))
+        for a in arrays:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes() if a.dtype.kind != "O" else repr(a.tolist()).encode())
+        est = self.estimator
+        params = est.get_params(deep=True) if hasattr(est, "get_params") else vars(est)
+        h.update(f"{type(est).__module__}.{type(est).__qualname__}".encode())
+        h.update(repr(sorted((k, repr(v)) for k, v in params.items())).encode())
+        scorer = self.scorer if isinstance(self.scorer, str) else getattr(self.scorer, "__qualname__", "")
+        h.update(f"{scorer}|{self.empty_score!r}|{self.on_fit_error}".encode())
+        return h.hexdigest()
 
     def __getstate__(self) -> dict[str, Any]:  # workers get the game, not the parent's memo
         state = self.__dict__.copy()
