@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from datamarket import __version__
 from datamarket.core.errors import InvalidMarketError
 from datamarket.ledger import chain
-from datamarket.ledger.models import Market, Participant, Submission
+from datamarket.ledger.models import Market, Participant
 from datamarket.ledger.money import PLATFORM
 from datamarket.service import schemas as S
 from datamarket.service.auth import hash_key, new_api_key
@@ -23,7 +23,7 @@ from datamarket.service.deps import (
     check_owner,
     get_or_404,
 )
-from datamarket.service.rounds import load_inputs
+from datamarket.service.rounds import load_inputs, unconsumed_ids
 
 
 def install(app: FastAPI, st: ServiceState) -> None:
@@ -127,14 +127,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
         sample sizes ``N*_i`` and posted prices); 422 while the inputs do not determine it."""
         with db.read() as s:
             m = get_or_404(s, Market, mid, "market")
-            ids = list(
-                s.execute(
-                    select(Submission.id)
-                    .where(Submission.market_id == mid, Submission.consumed_round_id.is_(None))
-                    .order_by(Submission.id)
-                ).scalars()
-            )
-            inputs = load_inputs(s, ids, st.limits)
+            inputs = load_inputs(s, unconsumed_ids(s, mid), st.limits)
         return st.adapters[m.kind].plan(m.params, inputs)
 
     # ledger
