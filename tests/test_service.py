@@ -96,7 +96,9 @@ def test_broker_round_end_to_end_and_access_control(live, db_url) -> None:  # ty
         assert live.client(None).get(f"/markets/{mid}").status_code == 401
         # a cleared round cannot be retried; its inputs are consumed
         assert admin.post(f"/rounds/{rid}/retry").status_code == 409
-        assert admin.post(f"/markets/{mid}/rounds").status_code == 422  # no unconsumed inputs
+        assert (
+            admin.post(f"/markets/{mid}/rounds").status_code == 409
+        )  # no unconsumed inputs: the state, not the request, is wrong
         assert admin.get("/rounds/999").status_code == 404
 
 

@@ -22,7 +22,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datamarket import __version__
 from datamarket.core.errors import DatamarketError, InvalidMarketError
@@ -99,6 +102,22 @@ def _install_errors(app: FastAPI, max_bytes: int) -> None:
     async def _invalid(_: Request, exc: DatamarketError) -> JSONResponse:
         field_ = getattr(exc, "field", None)
         return JSONResponse({"detail": str(exc), "field": field_}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # the offending input is not echoed: it may not be representable in JSON (1e400, NaN)
+        problems = [
+            {"type": str(e.get("type")), "loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg"))}
+            for e in exc.errors()
+        ]
+        where = ".".join(problems[0]["loc"][1:]) if problems else None
+        return JSONResponse({"detail": problems, "field": where or None}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Any:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" is invalid input like any other
+            return JSONResponse({"detail": str(exc.detail), "field": "body"}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     app.add_middleware(BodyLimit, max_bytes=max_bytes, max_json_bytes=min(max_bytes, MAX_JSON_BYTES))
 

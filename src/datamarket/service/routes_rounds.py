@@ -8,6 +8,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from datamarket.core.errors import DatamarketError
 from datamarket.ledger.models import (
     Deliverable,
     LedgerEntry,
@@ -69,8 +70,9 @@ def install(app: FastAPI, st: ServiceState) -> None:
         """Clear a round over the market's unconsumed inputs, in the background (operator only).
 
         The round starts ``pending``; poll ``GET /rounds/{id}`` for status and progress. 409 while
-        another round of the market is in progress (enforced by the database), or when the same
-        ``Idempotency-Key`` was used with another body.
+        another round of the market is in progress (enforced by the database), when the market's
+        inputs cannot be cleared yet (e.g. no bids), or when the same ``Idempotency-Key`` was used
+        with another body.
         """
         seed_in = body.seed if body is not None else None
         rh = idem_hash("round", mid, seed_in)
@@ -97,7 +99,11 @@ def install(app: FastAPI, st: ServiceState) -> None:
             ids = unconsumed_ids(s, mid)
             inputs = load_inputs(s, ids, st.limits)
             kind, params = m.kind, dict(m.params)
-        st.adapters[kind].check_inputs(params, inputs)
+        try:
+            st.adapters[kind].check_inputs(params, inputs)
+        except DatamarketError as exc:  # the request is fine; the market's state does not allow a round
+            detail = {"detail": str(exc), "field": getattr(exc, "field", None)}
+            return JSONResponse(detail, status_code=409)
         seed, salt, source = (
             (seed_in, secrets.token_hex(16), "operator")
             if seed_in is not None
