@@ -60,6 +60,24 @@ def fresh_database(backend: str, tmp_path: Any) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh database of each backend (import this fixture into a test module)."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def live(db_url: str) -> Iterator[LiveServer]:
+    """The service on ``db_url`` under uvicorn: thread executor, 64 kB upload limit."""
+    from datamarket.service.app import create_app
+    from datamarket.service.uploads import UploadLimits
+
+    app = create_app(db_url, admin_key=ADMIN, executor="thread", limits=UploadLimits(max_bytes=64_000))
+    with LiveServer(app) as srv:
+        yield srv
+
+
 class LiveServer:
     """uvicorn serving ``app`` on 127.0.0.1 in a background thread."""
 

@@ -8,28 +8,16 @@ import io
 import zipfile
 
 import numpy as np
-import pytest
 
-from datamarket.service.app import create_app
-from datamarket.service.uploads import UploadLimits
+from tests import service_support
 from tests.service_support import (
-    ADMIN,
-    BACKENDS,
-    LiveServer,
     csv_bytes,
-    fresh_database,
     register,
     setup_broker,
     wait_round,
 )
 
-
-@pytest.fixture(params=BACKENDS)
-def live(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-def]
-    with fresh_database(request.param, tmp_path) as url:
-        app = create_app(url, admin_key=ADMIN, executor="thread", limits=UploadLimits(max_bytes=64_000))
-        with LiveServer(app) as srv:
-            yield srv
+db_url, live = service_support.db_url, service_support.live  # the shared fixtures
 
 
 def _npz(**arrays: np.ndarray) -> bytes:
