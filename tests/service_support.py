@@ -372,8 +372,10 @@ def race_retry_vs_new_round(srv: LiveServer, admin: httpx.Client, n: int) -> dic
 
 def race_concurrent_retries(srv: LiveServer, admin: httpx.Client, n: int, k: int = 10) -> dict[str, Any]:
     """Race 2: ``k`` simultaneous retries of one failed round, in each of ``n`` markets."""
-    codes, statuses = [], []
+    codes, statuses, errors = [], [], []
     for mid, rid in failed_rounds(srv, admin, n):
         codes.append(race(srv, [("POST", f"/rounds/{rid}/retry")] * k))
-        statuses.append(next(r["status"] for r in settle(admin, mid) if r["id"] == rid))
-    return {"codes": codes, "statuses": statuses}
+        done = next(r for r in settle(admin, mid) if r["id"] == rid)
+        statuses.append(done["status"])
+        errors.append(done["error"])
+    return {"codes": codes, "statuses": statuses, "errors": errors}

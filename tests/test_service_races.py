@@ -47,8 +47,8 @@ def test_retry_racing_a_new_round_books_once(served) -> None:  # type: ignore[no
     url, srv, admin = served
     out = race_retry_vs_new_round(srv, admin, MARKETS)
     for codes in out["codes"]:
-        assert sorted(codes) == [202, 409], codes  # exactly one of the two opens a round
-    assert audit(url) == CLEAN
+        assert sorted(codes) == [202, 409], out  # exactly one of the two opens a round
+    assert audit(url) == CLEAN, out
     assert admin.get("/ledger/verify").json()["ok"]
     booked = {e["round_id"] for e in admin.get("/ledger/entries").json()["entries"]}
     assert len(booked) == MARKETS  # one booked round per market
@@ -59,7 +59,7 @@ def test_ten_concurrent_retries_book_once_and_report_cleared(served) -> None:  #
     url, srv, admin = served
     out = race_concurrent_retries(srv, admin, MARKETS)
     for codes in out["codes"]:
-        assert sorted(codes) == [202] + [409] * 9, codes
-    assert out["statuses"] == ["cleared"] * MARKETS
-    assert audit(url) == CLEAN
+        assert sorted(codes) == [202] + [409] * 9, out
+    assert out["statuses"] == ["cleared"] * MARKETS, out
+    assert audit(url) == CLEAN, out
     assert admin.get("/ledger/verify").json()["ok"]

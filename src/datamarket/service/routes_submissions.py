@@ -199,6 +199,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
                 data, fmt, label_column=label_column, group_column=group_column, limits=st.limits
             )
             extra = adapter.validate_submission(m.params, kind, {}, ds)
+            parsed = pack_dataset(ds)  # outside the write transaction, like every computation
             digest = hashlib.sha256(data).hexdigest()
             rh = idem_hash(kind, mid, digest, fmt, label_column, group_column)
             payload = {
@@ -220,7 +221,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
                     kind=kind,
                     payload=payload,
                     blob=data,
-                    parsed=pack_dataset(ds),
+                    parsed=parsed,
                     media_type=media_type,
                     filename=filename,
                     content_hash=digest,

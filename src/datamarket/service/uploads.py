@@ -200,6 +200,8 @@ def _read_parquet(data: bytes, limits: UploadLimits) -> dict[str, np.ndarray]:
             ):
                 raise InvalidMarketError("file", f"column {f.name!r} is not numeric ({f.type})")
         table = pf.read(use_threads=False)
+    except InvalidMarketError:
+        raise
     except (pa.ArrowException, OSError, ValueError, IndexError) as exc:
         raise InvalidMarketError("file", f"malformed Parquet: {exc}") from None
     out: dict[str, np.ndarray] = {}
@@ -249,6 +251,8 @@ def _read_npz(data: bytes, limits: UploadLimits) -> Dataset:
                     )
                 with zf.open(info) as f:
                     arrays[info.filename[:-4]] = _read_npy(f, info.filename, limits)
+    except InvalidMarketError:
+        raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise InvalidMarketError("file", f"malformed NPZ: {exc}") from None
     try:
