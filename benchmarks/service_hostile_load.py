@@ -56,12 +56,14 @@ CAP_MB = 256
 
 
 # -- 1. races ----------------------------------------------------------------------------------------
-def races(backend: str, markets: int, tmp: str) -> dict[str, object]:
+def races(backend: str, markets: int, tmp: str, only: str | None = None) -> dict[str, object]:
     out: dict[str, object] = {"backend": backend, "markets": markets}
     for name, fn in (
         ("retry_vs_new_round", race_retry_vs_new_round),
         ("ten_retries", race_concurrent_retries),
     ):
+        if only is not None and name != only:
+            continue
         with fresh_database(backend, tmp) as url:
             app = create_app(url, admin_key=ADMIN, executor="thread", adapters={"flaky_broker": FLAKY_REF})
             t0 = time.perf_counter()
@@ -292,16 +294,20 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--postgres", default=os.environ.get("DATAMARKET_TEST_POSTGRES_URL"))
     ap.add_argument("--only", choices=("races", "memory", "latency"))
+    ap.add_argument("--race", choices=("retry_vs_new_round", "ten_retries"))
+    ap.add_argument("--backend", choices=("sqlite", "postgres"))
     args = ap.parse_args()
     if args.postgres:
         os.environ["DATAMARKET_TEST_POSTGRES_URL"] = args.postgres
     backends = ["sqlite", "postgres"] if args.postgres else ["sqlite"]
     if not args.postgres:
         print("(no PostgreSQL URL: SQLite only)")
+    if args.backend:
+        backends = [args.backend]
     report: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "races"):
-            report["races"] = [races(b, args.markets, tmp) for b in backends]
+            report["races"] = [races(b, args.markets, tmp, args.race) for b in backends]
             print(json.dumps(report["races"], indent=1), flush=True)
         if args.only in (None, "memory"):
             report["memory"] = memory(tmp)

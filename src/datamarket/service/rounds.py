@@ -9,13 +9,14 @@
 2. The coordinator moves the round ``pending -> running`` with a compare-and-set (``UPDATE ... WHERE
    status = 'pending'``, row count checked; attempts + 1), loads the parsed inputs and hands the pure
    computation to the worker pool (:mod:`datamarket.service.worker`).
-3. With the result, and the postings computed, ONE transaction moves the round ``running -> cleared``
-   by compare-and-set on ``(status, attempts)`` (the row lock it takes serialises every other
-   transition of the round), marks its inputs consumed with ``UPDATE ... WHERE consumed_round_id IS
-   NULL AND excluded_at IS NULL`` and checks that every input was taken, appends the postings to the
-   hash chain and stores the deliverables. Any failure rolls the whole transaction back: the ledger
-   is unchanged and the round is marked ``failed`` (again by compare-and-set, so a round that another
-   transition moved is never overwritten).
+3. With the result, and the postings computed, ONE transaction locks the market row (as opening and
+   retrying do: none of them can act on a snapshot that the booking makes stale), moves the round
+   ``running -> cleared`` by compare-and-set on ``(status, attempts)`` (the row lock it takes
+   serialises every other transition of the round), marks its inputs consumed with ``UPDATE ...
+   WHERE consumed_round_id IS NULL AND excluded_at IS NULL`` and checks that every input was taken,
+   appends the postings to the hash chain and stores the deliverables. Any failure rolls the whole
+   transaction back: the ledger is unchanged and the round is marked ``failed`` (again by
+   compare-and-set, so a round that another transition moved is never overwritten).
 4. A worker crash (:class:`BrokenProcessPool`) fails the round the same way; a service restart marks
    every round it finds ``pending`` or ``running`` as ``failed`` (:func:`fail_interrupted`). A failed
    round can be retried (``POST /rounds/{id}/retry``: compare-and-set ``failed -> pending``); a
@@ -235,7 +236,7 @@ class RoundRunner:
             rnd = s.get(Round, round_id)
             market = s.get(Market, rnd.market_id) if rnd is not None else None
             assert rnd is not None and market is not None
-            kind, params, scale = market.kind, dict(market.params), market.scale
+            kind, params, scale, market_id = market.kind, dict(market.params), market.scale, market.id
             ids, seed = list(rnd.input_ids), int(rnd.seed)
             inputs = load_inputs(s, ids, self.limits)
         if self._cas(round_id, attempt, progress=0.3, stage=f"clearing ({self.pool.kind} worker)") != 1:
@@ -244,6 +245,9 @@ class RoundRunner:
         outcome = Outcome.from_dict(result["outcome"])
         postings = outcome_postings(outcome, scale)
         with self.db.write() as s:  # step 3: one short transaction, nothing computed inside
+            # the market row first: opening and retrying rounds take it too, so each of them sees the
+            # inputs either all unconsumed with this round active, or consumed with it cleared
+            s.execute(select(Market.id).where(Market.id == market_id).with_for_update())
             moved = s.execute(
                 update(Round)
                 .where(Round.id == round_id, Round.status == "running", Round.attempts == attempt)

@@ -170,6 +170,8 @@ def install(app: FastAPI, st: ServiceState) -> None:
         try:
             with db.write() as s:
                 r = get_or_404(s, Round, rid, "round")
+                # lock the market row (as opening and booking do), then check with fresh reads
+                s.execute(select(Market.id).where(Market.id == r.market_id).with_for_update())
                 used = s.execute(
                     select(Submission.id).where(
                         Submission.id.in_(list(r.input_ids)),
