@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -57,6 +58,24 @@ def fresh_database(backend: str, tmp_path: Any) -> Iterator[str]:
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh database of each backend (import this fixture into a test module)."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def live(db_url: str) -> Iterator[LiveServer]:
+    """The service on ``db_url`` under uvicorn: thread executor, 64 kB upload limit."""
+    from datamarket.service.app import create_app
+    from datamarket.service.uploads import UploadLimits
+
+    app = create_app(db_url, admin_key=ADMIN, executor="thread", limits=UploadLimits(max_bytes=64_000))
+    with LiveServer(app) as srv:
+        yield srv
 
 
 class LiveServer:
@@ -152,6 +171,9 @@ class GatedBroker:
     def check_inputs(self, params: Any, inputs: Any) -> None:
         self.inner.check_inputs(params, inputs)
 
+    def check_submission(self, params: Any, mine: Any, new: Any) -> None:
+        self.inner.check_submission(params, mine, new)
+
     def plan(self, params: Any, inputs: Any) -> Any:
         return self.inner.plan(params, inputs)
 
@@ -233,3 +255,127 @@ def setup_collaborative(
     )
     assert r.status_code == 201, r.text
     return {"market": mid, "ids": ids, "clients": clients}
+
+
+# -- a broker adapter whose rounds fail on demand (races on failed rounds) -------------------------
+class FlakyBroker(GatedBroker):
+    """The real broker adapter, except that ``clear`` raises while ``fail`` is set (a round that
+    failed, exactly as after a crash: status ``failed``, inputs unconsumed, nothing booked)."""
+
+    kind = "flaky_broker"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+
+    def clear(self, params: Any, inputs: Any, seed: int) -> Any:
+        if self.fail:
+            raise RuntimeError("injected failure")
+        return self.inner.clear(params, inputs, seed)
+
+
+FLAKY = FlakyBroker()
+FLAKY_REF = "tests.service_support:FLAKY"
+
+
+def failed_rounds(srv: LiveServer, admin: httpx.Client, n: int) -> list[tuple[int, int]]:
+    """``n`` flaky-broker markets, each with one failed round: ``[(market, round)]``."""
+    markets = [setup_broker(srv, admin, kind="flaky_broker", seed=k)["market"] for k in range(n)]
+    FLAKY.fail = True
+    try:
+        out = []
+        for mid in markets:
+            r = admin.post(f"/markets/{mid}/rounds")
+            assert r.status_code == 202, r.text
+            assert wait_round(admin, r.json()["id"])["status"] == "failed"
+            out.append((mid, r.json()["id"]))
+    finally:
+        FLAKY.fail = False
+    return out
+
+
+def race(srv: LiveServer, requests: list[tuple[str, str]]) -> list[int]:
+    """Send ``requests`` (method, path) as the operator at the same instant, one client and thread
+    each (a barrier releases them together); their status codes."""
+    barrier = threading.Barrier(len(requests))
+    clients = [srv.client() for _ in requests]
+
+    def send(k: int) -> int:
+        method, path = requests[k]
+        barrier.wait()
+        return clients[k].request(method, path).status_code
+
+    try:
+        with ThreadPoolExecutor(len(requests)) as pool:
+            return list(pool.map(send, range(len(requests))))
+    finally:
+        for c in clients:
+            c.close()
+
+
+def settle(admin: httpx.Client, mid: int, timeout: float = 120.0) -> list[dict[str, Any]]:
+    """Wait until no round of market ``mid`` is pending or running; its rounds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rounds: list[dict[str, Any]] = admin.get(f"/markets/{mid}/rounds").json()
+        if all(r["status"] in ("cleared", "failed") for r in rounds):
+            return rounds
+        assert time.monotonic() < deadline, rounds
+        time.sleep(0.05)
+
+
+def audit(url: str) -> dict[str, list[int]]:
+    """Exactly-once invariants straight from the database: rounds booked twice on one input, rounds
+    booked but not ``cleared``, cleared rounds without bookings, and inputs of a cleared round not
+    marked consumed by it. Every list is empty when money moved exactly once."""
+    from sqlalchemy import select
+
+    from datamarket.ledger import make_engine, make_sessionmaker
+    from datamarket.ledger.models import LedgerEntry, Round, Submission
+
+    eng = make_engine(url)
+    try:
+        with make_sessionmaker(eng)() as s:
+            booked = set(s.execute(select(LedgerEntry.round_id).distinct()).scalars())
+            rounds = list(s.execute(select(Round)).scalars())
+            consumed = {i: c for i, c in s.execute(select(Submission.id, Submission.consumed_round_id))}
+    finally:
+        eng.dispose()
+    seen: dict[int, int] = {}
+    double, mismatch = [], []
+    for r in rounds:
+        if r.id not in booked:
+            continue
+        for i in r.input_ids:
+            if i in seen:
+                double.append(r.id)
+            seen[i] = r.id
+            if consumed.get(i) != r.id:
+                mismatch.append(r.id)
+    return {
+        "double_booked": sorted(set(double)),
+        "booked_not_cleared": sorted(r.id for r in rounds if r.id in booked and r.status != "cleared"),
+        "cleared_not_booked": sorted(r.id for r in rounds if r.status == "cleared" and r.id not in booked),
+        "consumed_mismatch": sorted(set(mismatch)),
+    }
+
+
+def race_retry_vs_new_round(srv: LiveServer, admin: httpx.Client, n: int) -> dict[str, Any]:
+    """Race 1 of the exactly-once tests: per market, ``POST /rounds/R1/retry`` of a failed round and
+    ``POST /markets/{m}/rounds`` at the same instant (``n`` markets, raced one after another)."""
+    codes = []
+    for mid, rid in failed_rounds(srv, admin, n):
+        codes.append(tuple(race(srv, [("POST", f"/rounds/{rid}/retry"), ("POST", f"/markets/{mid}/rounds")])))
+        settle(admin, mid)
+    return {"codes": codes}
+
+
+def race_concurrent_retries(srv: LiveServer, admin: httpx.Client, n: int, k: int = 10) -> dict[str, Any]:
+    """Race 2: ``k`` simultaneous retries of one failed round, in each of ``n`` markets."""
+    codes, statuses, errors = [], [], []
+    for mid, rid in failed_rounds(srv, admin, n):
+        codes.append(race(srv, [("POST", f"/rounds/{rid}/retry")] * k))
+        done = next(r for r in settle(admin, mid) if r["id"] == rid)
+        statuses.append(done["status"])
+        errors.append(done["error"])
+    return {"codes": codes, "statuses": statuses, "errors": errors}

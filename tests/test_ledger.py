@@ -116,6 +116,7 @@ def _rounds(session, n: int) -> list[int]:  # type: ignore[no-untyped-def]
     m = Market(kind="broker", name="", params={}, scale=100, currency="USD")
     session.add(m)
     session.flush()
+    # rounds that book entries are cleared (at most one pending or running round per market)
     rs = [Round(market_id=m.id, seed=0, input_ids=[], status="cleared") for _ in range(n)]
     session.add_all(rs)
     session.flush()

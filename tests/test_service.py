@@ -6,35 +6,21 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 
 from datamarket.ledger import make_engine, make_sessionmaker, round_sums
 from datamarket.service.app import create_app
-from datamarket.service.uploads import UploadLimits
+from tests import service_support
 from tests.service_support import (
     ADMIN,
-    BACKENDS,
     LiveServer,
     csv_bytes,
-    fresh_database,
     register,
     setup_broker,
     setup_collaborative,
     wait_round,
 )
 
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-def]
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def live(db_url):  # type: ignore[no-untyped-def]
-    app = create_app(db_url, admin_key=ADMIN, executor="thread", limits=UploadLimits(max_bytes=64_000))
-    with LiveServer(app) as srv:
-        yield srv
+db_url, live = service_support.db_url, service_support.live  # the shared fixtures
 
 
 def _round_sums(url: str) -> dict[int, int]:
@@ -97,7 +83,9 @@ def test_broker_round_end_to_end_and_access_control(live, db_url) -> None:  # ty
         assert live.client(None).get(f"/markets/{mid}").status_code == 401
         # a cleared round cannot be retried; its inputs are consumed
         assert admin.post(f"/rounds/{rid}/retry").status_code == 409
-        assert admin.post(f"/markets/{mid}/rounds").status_code == 422  # no unconsumed inputs
+        assert (
+            admin.post(f"/markets/{mid}/rounds").status_code == 409
+        )  # no unconsumed inputs: the state, not the request, is wrong
         assert admin.get("/rounds/999").status_code == 404
 
 

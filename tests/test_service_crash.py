@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -59,6 +60,92 @@ def _wait_status(client: httpx.Client, rid: int, status: str, timeout: float = 6
     return body
 
 
+def _serve(url: str, port: int, env: dict[str, str], tmp_path: Path, log: Any) -> subprocess.Popen[bytes]:
+    """``datamarket``'s app under uvicorn in a child process (its own session), process executor."""
+    return subprocess.Popen(
+        [sys.executable, "-c", SERVE.format(adapters=ADAPTERS), url, ADMIN, str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _admin_when_up(srv_url: str, proc: subprocess.Popen[bytes], tmp_path: Path) -> httpx.Client:
+    admin = httpx.Client(base_url=srv_url, headers={"X-API-Key": ADMIN}, timeout=60)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if admin.get("/health").status_code == 200:
+                return admin
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """``pid`` runs (a zombie waiting for its new parent to reap it counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_workers_die_with_the_service(backend: str, tmp_path: Path) -> None:
+    """kill -9 of the service alone (not its process group): its worker processes exit too."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = {**os.environ, GATE_ENV: str(gate), "PYTHONPATH": str(ROOT)}
+    port = _free_port()
+    with fresh_database(backend, tmp_path) as url, (tmp_path / "serve.log").open("w") as log:
+        proc = _serve(url, port, env, tmp_path, log)
+        try:
+            srv_url = f"http://127.0.0.1:{port}"
+            admin = _admin_when_up(srv_url, proc, tmp_path)
+
+            class _Srv:
+                @staticmethod
+                def client(key: str) -> httpx.Client:
+                    return httpx.Client(base_url=srv_url, headers={"X-API-Key": key}, timeout=60)
+
+            m = setup_broker(_Srv, admin, kind="gated_broker")
+            (gate / "hold").touch()
+            admin.post(f"/markets/{m['market']}/rounds")
+            worker = int(_wait_for(gate / "pid"))
+            children = _children(proc.pid)
+            assert worker in children
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            admin.close()
+            deadline = time.monotonic() + 15
+            while any(_alive(c) for c in children) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [c for c in children if _alive(c)] == []
+        finally:
+            for c in _children(proc.pid) if proc.poll() is None else []:
+                os.kill(c, signal.SIGKILL)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_worker_and_service_crashes_leave_the_ledger_identical(backend: str, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
@@ -74,28 +161,10 @@ def test_worker_and_service_crashes_leave_the_ledger_identical(backend: str, tmp
             before = admin.get("/ledger/entries").json()
             assert before["entries"]
         log = (tmp_path / "serve.log").open("w")
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE.format(adapters=ADAPTERS), url, ADMIN, str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = _serve(url, port, env, tmp_path, log)
         try:
             srv_url = f"http://127.0.0.1:{port}"
-            admin = httpx.Client(base_url=srv_url, headers={"X-API-Key": ADMIN}, timeout=60)
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if admin.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, (
-                    tmp_path / "serve.log"
-                ).read_text()
-                time.sleep(0.1)
+            admin = _admin_when_up(srv_url, proc, tmp_path)
 
             class _Srv:  # setup_broker needs .client(key)
                 @staticmethod

@@ -5,10 +5,14 @@ Tables
 ``participants``  registered participants; only a SHA-256 hash of each API key is stored.
 ``markets``       a market of one mechanism kind with its JSON parameters, its currency (ISO 4217 code
                   or named unit ``NAME:e``) and money scale (``10^e`` minor units per major unit).
-``submissions``   a participant's input to a market (dataset blob with content hash, bid, cost, task);
-                  ``consumed_round_id`` is set, in the clearing transaction, when a round uses it.
+``submissions``   a participant's input to a market (dataset blob with content hash and its parsed
+                  arrays, bid, cost, task); ``consumed_round_id`` is set, in the clearing
+                  transaction, when a round uses it; ``excluded_at``/``excluded_reason`` when the
+                  operator excluded it or its owner withdrew it (it then never enters a round).
 ``rounds``        one clearing of a market: status ``pending/running/cleared/failed``, progress, the
-                  snapshot of input ids, the outcome (JSON, :meth:`Outcome.to_dict`), attempts.
+                  snapshot of input ids, the outcome (JSON, :meth:`Outcome.to_dict`), attempts, the
+                  seed with its commitment; at most one ``pending``/``running`` round per market
+                  (partial unique index ``uq_round_active``).
 ``deliverables``  what a participant receives from a round (model, estimate, gain): readable only
                   by that participant and the operator.
 ``ledger_entries`` append-only postings in integer minor units (64-bit; on SQLite a ``CHECK`` on
@@ -37,11 +41,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 ROUND_STATUSES = ("pending", "running", "cleared", "failed")
+ACTIVE_SQL = "status IN ('pending', 'running')"  # at most one such round per market (uq_round_active)
 
 
 def utcnow() -> datetime:
@@ -102,12 +108,24 @@ class Submission(Base):
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     consumed_round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True)
+    parsed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    excluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    excluded_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Round(Base):
     __tablename__ = "rounds"
-    __table_args__ = (UniqueConstraint("market_id", "idempotency_key", name="uq_round_idem"),)
+    __table_args__ = (
+        UniqueConstraint("market_id", "idempotency_key", name="uq_round_idem"),
+        Index(
+            "uq_round_active",
+            "market_id",
+            unique=True,
+            postgresql_where=text(ACTIVE_SQL),
+            sqlite_where=text(ACTIVE_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     market_id: Mapped[int] = mapped_column(ForeignKey("markets.id"), index=True)
@@ -118,6 +136,10 @@ class Round(Base):
     input_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seed_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seed_salt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seed_source: Mapped[str] = mapped_column(String(20), default="operator", server_default="operator")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,16 +1,20 @@
 """The FastAPI application: participants, markets, submissions, rounds, receipts and the ledger.
 
 Every route is a thin adapter (STYLE practice 12): authenticate, validate, call the ledger or an
-adapter, respond. Errors are JSON ``{"detail": ...}``: 401 (missing or wrong API key), 403 (reading
-what belongs to someone else, or a participant calling an operator route), 404, 409 (a round that is
-already cleared or in progress, an idempotency key reused with a different body), 413 (upload over
-the size limit), 422 (invalid input; nothing is stored).
+adapter, respond. Errors are JSON ``{"detail": ..., "field": ...}`` (``schemas.ErrorOut``, declared
+on every route in the OpenAPI schema): 401 (missing or wrong API key), 403 (reading what
+belongs to someone else, or a participant calling an operator route), 404, 409 (a round that is
+already cleared or in progress, an idempotency key reused with a different body), 413 (a body over
+the size limit, counted while it streams in, before anything else reads it), 422 (invalid input;
+nothing is stored).
 
-Idempotency: ``POST`` of submissions and rounds accept an ``Idempotency-Key`` header; repeating a
-request with the same key returns the first response (status 200) instead of creating a second row,
-also when the repeats race (a unique constraint decides).
+Idempotency: ``POST`` of submissions and rounds accept an ``Idempotency-Key`` header, bound to a
+SHA-256 of the request: repeating a request with the same key and body returns the first response
+(status 200) instead of creating a second row, also when the repeats race (a unique constraint
+decides); the same key with another body is a 409.
 """
 
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -18,7 +22,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datamarket import __version__
 from datamarket.core.errors import DatamarketError, InvalidMarketError
@@ -26,7 +33,7 @@ from datamarket.ledger.db import make_engine, make_sessionmaker
 from datamarket.ledger.migrations import upgrade
 from datamarket.service.adapters import builtin_adapters, load_adapter
 from datamarket.service.auth import hash_key
-from datamarket.service.deps import ServiceState
+from datamarket.service.deps import ServiceState, declare_errors
 from datamarket.service.rounds import Database, RoundRunner, fail_interrupted
 from datamarket.service.uploads import UploadLimits
 from datamarket.service.worker import WorkerPool
@@ -96,18 +103,89 @@ def _install_errors(app: FastAPI, max_bytes: int) -> None:
         field_ = getattr(exc, "field", None)
         return JSONResponse({"detail": str(exc), "field": field_}, status_code=422)
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                return JSONResponse({"detail": "invalid Content-Length"}, status_code=400)
-            if int(length) > max_bytes:
-                return JSONResponse(
-                    {"detail": f"request body of {length} bytes exceeds the limit of {max_bytes}"},
-                    status_code=413,
-                )
-        return await call_next(request)
+    @app.exception_handler(RequestValidationError)
+    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # the offending input is not echoed: it may not be representable in JSON (1e400, NaN)
+        problems = [
+            {"type": str(e.get("type")), "loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg"))}
+            for e in exc.errors()
+        ]
+        where = ".".join(problems[0]["loc"][1:]) if problems else None
+        return JSONResponse({"detail": problems, "field": where or None}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Any:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" is invalid input like any other
+            return JSONResponse({"detail": str(exc.detail), "field": "body"}, status_code=422)
+        return await http_exception_handler(request, exc)
+
+    app.add_middleware(BodyLimit, max_bytes=max_bytes, max_json_bytes=min(max_bytes, MAX_JSON_BYTES))
+
+
+MAX_JSON_BYTES = 1024 * 1024
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over the limit is answered 413 as soon as it is seen.
+
+    A declared ``Content-Length`` over the limit is refused before a byte is read; a chunked body is
+    counted as it streams in and cut off at the limit (the application then sees a disconnect and its
+    late reply is dropped), so no route, authentication included, ever holds more than the limit.
+    Uploads (``.../datasets``) get ``max_bytes``, every other route ``max_json_bytes``.
+    """
+
+    def __init__(self, app: Any, max_bytes: int, max_json_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_json_bytes = max_json_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes if scope["path"].endswith("/datasets") else self.max_json_bytes
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            await _too_large(send, int(length), limit)
+            return
+        seen, state = 0, {"started": False, "rejected": False}
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            if state["rejected"]:
+                return {"type": "http.disconnect"}
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit and not state["started"]:
+                    state["rejected"] = True
+                    await _too_large(send, seen, limit)
+                    return {"type": "http.disconnect"}
+            return msg
+
+        async def guarded_send(msg: Any) -> None:
+            if state["rejected"]:
+                return  # our 413 is out; the application's reply to the disconnect is dropped
+            state["started"] = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not state["rejected"]:
+                raise
+
+
+async def _too_large(send: Any, size: int, limit: int) -> None:
+    body = json.dumps({"detail": f"request body of {size}+ bytes exceeds the limit of {limit}"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 # -- routes ---------------------------------------------------------------------------------------
@@ -116,3 +194,4 @@ def _routes(app: FastAPI, st: ServiceState) -> None:
 
     for module in (routes_accounts, routes_submissions, routes_rounds):
         module.install(app, st)
+    declare_errors(app)

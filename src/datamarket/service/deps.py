@@ -96,3 +96,70 @@ def check_owner(who: Principal, owner: int | None, what: str) -> None:
     """403 unless ``who`` is the operator or owns the resource."""
     if not who.may_read(owner):
         raise HTTPException(403, f"{what} belongs to another participant")
+
+
+ERROR_TEXT = {
+    401: "missing or unknown API key",
+    403: "not the operator, or not the owner of the resource",
+    404: "no such row",
+    409: "conflict: round in progress or already cleared, inputs already used, idempotency key reused "
+    "with another request",
+    413: "request body over the size limit",
+    422: "invalid input (nothing is stored)",
+}
+
+
+def _needs_auth(dependant: Any) -> bool:
+    return any(d.call is principal or _needs_auth(d) for d in dependant.dependencies)
+
+
+def declare_errors(app: Any) -> None:
+    """Declare, with the :class:`~datamarket.service.schemas.ErrorOut` body, every error a route can
+    answer: 401/403 where a key is needed, 404 with a path id, 409 on writes and rounds, 413 where a
+    body is read, 422 where there is anything to validate (replacing FastAPI's default 422 body, which
+    is not what the domain errors return)."""
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.routing import APIRoute
+
+    from datamarket.service.schemas import ErrorOut
+
+    codes: dict[tuple[str, str], set[int]] = {}
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        c = set()
+        if _needs_auth(route.dependant):
+            c |= {401, 403, 422}
+        if route.dependant.path_params:
+            c |= {404, 422}
+        methods = route.methods or set()
+        if "POST" in methods or route.path.startswith("/rounds"):
+            c.add(409)
+        if "POST" in methods:
+            c |= {413, 422}
+        if route.dependant.query_params or route.dependant.body_params:
+            c.add(422)
+        for method in methods:
+            codes[(route.path_format, method.lower())] = c
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema  # type: ignore[no-any-return]
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        comps["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+        ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+        for path, ops in schema["paths"].items():
+            for method, op in ops.items():
+                responses = op.setdefault("responses", {})
+                responses.pop("422", None)
+                for code in sorted(codes.get((path, method), set())):
+                    responses[str(code)] = {"description": ERROR_TEXT[code], "content": ref}
+        for unused in ("HTTPValidationError", "ValidationError"):
+            comps.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from datamarket import __version__
 from datamarket.core.errors import InvalidMarketError
 from datamarket.ledger import audit, chain
-from datamarket.ledger.models import Market, Participant, Submission
+from datamarket.ledger.models import Market, Participant
 from datamarket.ledger.money import PLATFORM, Currency
 from datamarket.service import schemas as S
 from datamarket.service.auth import hash_key, new_api_key
@@ -24,7 +24,13 @@ from datamarket.service.deps import (
     check_owner,
     get_or_404,
 )
-from datamarket.service.rounds import load_inputs
+from datamarket.service.rounds import load_inputs, unconsumed_ids
+
+
+class NDJSONResponse(PlainTextResponse):
+    """JSON Lines, declared as such in the OpenAPI schema."""
+
+    media_type = "application/x-ndjson"
 
 
 def install(app: FastAPI, st: ServiceState) -> None:
@@ -148,14 +154,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
         sample sizes ``N*_i`` and posted prices); 422 while the inputs do not determine it."""
         with db.read() as s:
             m = get_or_404(s, Market, mid, "market")
-            ids = list(
-                s.execute(
-                    select(Submission.id)
-                    .where(Submission.market_id == mid, Submission.consumed_round_id.is_(None))
-                    .order_by(Submission.id)
-                ).scalars()
-            )
-            inputs = load_inputs(s, ids, st.limits)
+            inputs = load_inputs(s, unconsumed_ids(s, mid), st.limits)
         return st.adapters[m.kind].plan(m.params, inputs)
 
     # ledger
@@ -180,12 +179,12 @@ def install(app: FastAPI, st: ServiceState) -> None:
             out["problems"] = own + ([f"{hidden} other problem(s) found; ask the operator"] if hidden else [])
         return S.VerifyOut(**out)
 
-    @app.get("/ledger/export", tags=["ledger"], response_class=PlainTextResponse)
-    def export(_: Admin) -> PlainTextResponse:
+    @app.get("/ledger/export", tags=["ledger"], response_class=NDJSONResponse)
+    def export(_: Admin) -> NDJSONResponse:
         """The ledger as JSON Lines (``datamarket ledger verify --file`` checks it offline)."""
         with db.read() as s:
             body = "".join(line + "\n" for line in audit.export_lines(s))
-        return PlainTextResponse(body, media_type="application/x-ndjson")
+        return NDJSONResponse(body)
 
     @app.get("/ledger/entries", tags=["ledger"])
     def entries(_: Admin) -> dict[str, Any]:

@@ -1,16 +1,25 @@
 """Routes: clearing rounds, their status and retry, receipts and deliverables."""
 
-from typing import Any
+import secrets
 
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from datamarket.core.errors import DatamarketError
 from datamarket.ledger.audit import checkpoint_of
 from datamarket.ledger.chain import EntryRecord
-from datamarket.ledger.models import Deliverable, LedgerEntry, Market, Participant, Round, Submission
+from datamarket.ledger.models import (
+    Deliverable,
+    LedgerEntry,
+    Market,
+    Participant,
+    Round,
+    Submission,
+    utcnow,
+)
 from datamarket.ledger.money import Currency, format_minor
 from datamarket.service import schemas as S
 from datamarket.service.auth import Principal
@@ -24,7 +33,7 @@ from datamarket.service.deps import (
     get_or_404,
     idem_hash,
 )
-from datamarket.service.rounds import load_inputs
+from datamarket.service.rounds import load_inputs, rowcount, seed_commitment, unconsumed_ids
 
 
 def install(app: FastAPI, st: ServiceState) -> None:
@@ -40,7 +49,9 @@ def install(app: FastAPI, st: ServiceState) -> None:
             progress=r.progress,
             stage=r.stage,
             attempts=r.attempts,
-            seed=r.seed,
+            seed=r.seed if who.is_admin or r.status == "cleared" else None,
+            seed_commit=r.seed_commit,
+            seed_source=r.seed_source,  # type: ignore[arg-type]
             input_ids=list(r.input_ids),
             error=r.error,
             created_at=r.created_at,
@@ -60,9 +71,13 @@ def install(app: FastAPI, st: ServiceState) -> None:
     ) -> Response:
         """Clear a round over the market's unconsumed inputs, in the background (operator only).
 
-        The round starts ``pending``; poll ``GET /rounds/{id}`` for status and progress.
+        The round starts ``pending``; poll ``GET /rounds/{id}`` for status and progress. 409 while
+        another round of the market is in progress (enforced by the database), when the market's
+        inputs cannot be cleared yet (e.g. no bids), or when the same ``Idempotency-Key`` was used
+        with another body.
         """
         seed_in = body.seed if body is not None else None
+        rh = idem_hash("round", mid, seed_in)
 
         def replay(s: Session) -> Response | None:
             if idempotency_key is None:
@@ -70,53 +85,71 @@ def install(app: FastAPI, st: ServiceState) -> None:
             old = s.execute(
                 select(Round).where(Round.market_id == mid, Round.idempotency_key == idempotency_key)
             ).scalar_one_or_none()
-            return (
-                None
-                if old is None
-                else JSONResponse(round_out(old, who).model_dump(mode="json"), status_code=200)
-            )
+            if old is None:
+                return None
+            if old.request_hash not in (None, rh):
+                raise HTTPException(409, "Idempotency-Key already used with a different request")
+            return JSONResponse(round_out(old, who).model_dump(mode="json"), status_code=200)
 
-        try:
-            return create_round(mid, who, seed_in, idempotency_key, replay)
-        except IntegrityError:  # a concurrent request with the same key won the race
-            with db.read() as s:
-                again = replay(s)
-            if again is None:
-                raise
-            return again
-
-    def create_round(
-        mid: int, who: Principal, seed_in: int | None, idempotency_key: str | None, replay: Any
-    ) -> Response:
-        with db.write() as s:
-            # lock the market row (PostgreSQL) so that concurrent requests see each other's round
-            m = s.execute(select(Market).where(Market.id == mid).with_for_update()).scalar_one_or_none()
-            if m is None:
-                raise HTTPException(404, f"market {mid} not found")
+        # 1. read and check the inputs without holding a write lock
+        with db.read() as s:
+            m = get_or_404(s, Market, mid, "market")
             again = replay(s)
             if again is not None:
-                return again  # type: ignore[no-any-return]
-            busy = s.execute(
-                select(Round.id).where(Round.market_id == mid, Round.status.in_(("pending", "running")))
-            ).first()
-            if busy is not None:
-                raise HTTPException(409, f"round {busy[0]} of market {mid} is still in progress")
-            ids = list(
-                s.execute(
-                    select(Submission.id)
-                    .where(Submission.market_id == mid, Submission.consumed_round_id.is_(None))
-                    .order_by(Submission.id)
-                ).scalars()
-            )
-            st.adapters[m.kind].check_inputs(m.params, load_inputs(s, ids, st.limits))
-            count = len(s.execute(select(Round.id).where(Round.market_id == mid)).all())
-            seed = seed_in if seed_in is not None else int(idem_hash(mid, count)[:8], 16)
-            r = Round(market_id=mid, seed=seed, input_ids=ids, idempotency_key=idempotency_key)
-            s.add(r)
-            s.flush()
-            out = round_out(r, who)
+                return again
+            busy_round(s, mid)
+            ids = unconsumed_ids(s, mid)
+            inputs = load_inputs(s, ids, st.limits)
+            kind, params = m.kind, dict(m.params)
+        try:
+            st.adapters[kind].check_inputs(params, inputs)
+        except DatamarketError as exc:  # the request is fine; the market's state does not allow a round
+            detail = {"detail": str(exc), "field": getattr(exc, "field", None)}
+            return JSONResponse(detail, status_code=409)
+        seed, salt, source = (
+            (seed_in, secrets.token_hex(16), "operator")
+            if seed_in is not None
+            else (secrets.randbits(32), secrets.token_hex(16), "csprng")
+        )
+        # 2. one short write: the inputs must still be those checked; the index admits one active round
+        try:
+            with db.write() as s:
+                s.execute(select(Market.id).where(Market.id == mid).with_for_update())
+                again = replay(s)
+                if again is not None:
+                    return again
+                if unconsumed_ids(s, mid) != ids:
+                    raise HTTPException(409, "the market's inputs changed while the round was checked; retry")
+                r = Round(
+                    market_id=mid,
+                    seed=seed,
+                    seed_salt=salt,
+                    seed_commit=seed_commitment(seed, salt),
+                    seed_source=source,
+                    input_ids=ids,
+                    idempotency_key=idempotency_key,
+                    request_hash=rh,
+                )
+                s.add(r)
+                s.flush()
+                out = round_out(r, who)
+        except IntegrityError:  # a concurrent request with the same key, or another active round, won
+            with db.read() as s:
+                again = replay(s)
+                if again is None:
+                    busy_round(s, mid)
+            if again is None:
+                raise HTTPException(409, f"another round of market {mid} was opened concurrently") from None
+            return again
         st.runner.submit(out.id)
         return JSONResponse(out.model_dump(mode="json"), status_code=202)
+
+    def busy_round(s: Session, mid: int) -> None:
+        busy = s.execute(
+            select(Round.id).where(Round.market_id == mid, Round.status.in_(("pending", "running")))
+        ).first()
+        if busy is not None:
+            raise HTTPException(409, f"round {busy[0]} of market {mid} is still in progress")
 
     @app.get("/markets/{mid}/rounds", tags=["rounds"], response_model=list[S.RoundOut])
     def list_rounds(mid: Id, who: Who) -> list[S.RoundOut]:
@@ -134,20 +167,33 @@ def install(app: FastAPI, st: ServiceState) -> None:
 
     @app.post("/rounds/{rid}/retry", tags=["rounds"], status_code=202, response_model=S.RoundOut)
     def retry(rid: Id, who: Admin) -> S.RoundOut:
-        """Run a failed round again on the same inputs (409 unless it failed)."""
-        with db.write() as s:
-            r = get_or_404(s, Round, rid, "round")
-            if r.status != "failed":
-                raise HTTPException(409, f"round {rid} is {r.status}; only a failed round can be retried")
-            used = s.execute(
-                select(Submission.id).where(
-                    Submission.id.in_(list(r.input_ids)), Submission.consumed_round_id.is_not(None)
+        """Run a failed round again on the same inputs (409 unless it failed, its inputs are all still
+        unconsumed and no other round of the market is in progress)."""
+        try:
+            with db.write() as s:
+                r = get_or_404(s, Round, rid, "round")
+                # lock the market row (as opening and booking do), then check with fresh reads
+                s.execute(select(Market.id).where(Market.id == r.market_id).with_for_update())
+                used = s.execute(
+                    select(Submission.id).where(
+                        Submission.id.in_(list(r.input_ids)),
+                        or_(Submission.consumed_round_id.is_not(None), Submission.excluded_at.is_not(None)),
+                    )
+                ).first()
+                if used is not None:
+                    raise HTTPException(409, f"submission {used[0]} was used by another round or excluded")
+                moved = s.execute(  # compare-and-set: only one of concurrent retries matches
+                    update(Round)
+                    .where(Round.id == rid, Round.status == "failed")
+                    .values(status="pending", progress=0.0, stage="retry", error=None, updated_at=utcnow())
                 )
-            ).first()
-            if used is not None:
-                raise HTTPException(409, f"submission {used[0]} was used by another round since")
-            r.status, r.progress, r.stage, r.error = "pending", 0.0, "retry", None
-            out = round_out(r, who)
+                if rowcount(moved) != 1:
+                    s.refresh(r)
+                    raise HTTPException(409, f"round {rid} is {r.status}; only a failed round can be retried")
+                s.refresh(r)
+                out = round_out(r, who)
+        except IntegrityError:  # uq_round_active: another round of the market is in progress
+            raise HTTPException(409, f"another round of round {rid}'s market is in progress") from None
         st.runner.submit(rid)
         return out
 
@@ -184,6 +230,10 @@ def install(app: FastAPI, st: ServiceState) -> None:
             deliverable=None if d is None else d.payload,
             round_hash=all_rows[-1].hash if all_rows else None,
             checkpoint=None if cp is None else S.CheckpointOut(**cp),
+            seed=r.seed,
+            seed_salt=r.seed_salt,
+            seed_commit=r.seed_commit,
+            seed_source=r.seed_source,  # type: ignore[arg-type]
         )
 
     def cleared_round(s: Session, rid: int) -> Round:

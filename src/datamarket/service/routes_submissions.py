@@ -7,15 +7,16 @@ from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from datamarket.ledger.models import Market, Submission
+from datamarket.ledger.models import Market, Participant, Round, Submission, utcnow
 from datamarket.service import schemas as S
-from datamarket.service.adapters import require_kind
+from datamarket.service.adapters import Input, require_kind
 from datamarket.service.auth import Principal
 from datamarket.service.deps import (
+    Admin,
     Id,
     IdemKey,
     ParticipantOnly,
@@ -25,7 +26,8 @@ from datamarket.service.deps import (
     get_or_404,
     idem_hash,
 )
-from datamarket.service.uploads import dataset_summary, detect_format, parse_dataset
+from datamarket.service.rounds import load_inputs, rowcount
+from datamarket.service.uploads import dataset_summary, detect_format, pack_dataset, parse_dataset
 
 
 def install(app: FastAPI, st: ServiceState) -> None:
@@ -45,11 +47,35 @@ def install(app: FastAPI, st: ServiceState) -> None:
             media_type=x.media_type,
             filename=x.filename,
             consumed_round_id=x.consumed_round_id,
+            excluded_at=x.excluded_at,
+            excluded_reason=x.excluded_reason,
             created_at=x.created_at,
         )
 
+    def fits(s: Session, who: Principal, mid: int, m: Market, new: Input) -> None:
+        """The adapter's check of ``new`` against the caller's unconsumed inputs in the market, under a
+        lock of the participant's row (so that two concurrent submissions see each other)."""
+        check = getattr(st.adapters[m.kind], "check_submission", None)
+        if check is None:
+            return
+        s.execute(select(Participant.id).where(Participant.id == who.participant_id).with_for_update())
+        mine = s.execute(
+            select(Submission.id).where(
+                Submission.market_id == mid,
+                Submission.participant_id == who.participant_id,
+                Submission.consumed_round_id.is_(None),
+                Submission.excluded_at.is_(None),
+            )
+        ).scalars()
+        check(m.params, load_inputs(s, list(mine), st.limits, datasets=False), new)
+
     def store_submission(
-        who: Principal, mid: int, key: str | None, request_hash: str, make: Callable[[], Submission]
+        who: Principal,
+        mid: int,
+        key: str | None,
+        request_hash: str,
+        make: Callable[[], Submission],
+        new: Input,
     ) -> Response:
         def replay(s: Session) -> Response | None:
             if key is None:
@@ -67,10 +93,11 @@ def install(app: FastAPI, st: ServiceState) -> None:
 
         try:
             with db.write() as s:
-                get_or_404(s, Market, mid, "market")
+                m = get_or_404(s, Market, mid, "market")
                 again = replay(s)
                 if again is not None:
                     return again
+                fits(s, who, mid, m, new)
                 sub = make()
                 s.add(sub)
                 s.flush()
@@ -118,6 +145,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
                 size_bytes=len(content),
                 idempotency_key=idempotency_key,
             ),
+            Input(who.name or "", body.kind, data),
         )
 
     @app.post(
@@ -140,11 +168,13 @@ def install(app: FastAPI, st: ServiceState) -> None:
         mid: Id,
         request: Request,
         who: ParticipantOnly,
-        kind: Annotated[str, Query(max_length=30, description="submission kind (see /kinds)")] = "dataset",
+        kind: Annotated[
+            str, Query(max_length=30, pattern=S.PRINTABLE, description="submission kind (see /kinds)")
+        ] = "dataset",
         format: Annotated[str | None, Query(max_length=10, description="csv, npz or parquet")] = None,
-        filename: Annotated[str | None, Query(max_length=255)] = None,
-        label_column: Annotated[str, Query(max_length=100)] = "label",
-        group_column: Annotated[str, Query(max_length=100)] = "group",
+        filename: Annotated[str | None, Query(max_length=255, pattern=S.PRINTABLE)] = None,
+        label_column: Annotated[str, Query(max_length=100, pattern=S.PRINTABLE)] = "label",
+        group_column: Annotated[str, Query(max_length=100, pattern=S.PRINTABLE)] = "group",
         idempotency_key: IdemKey = None,
     ) -> Response:
         """Upload a dataset (request body: the file); 413 beyond the size limit, 422 if malformed."""
@@ -158,6 +188,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
             chunks.append(chunk)
         data = b"".join(chunks)
         fmt = detect_format(format, request.headers.get("content-type"), filename)
+        media_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip()[:100] or None
 
         def work() -> Response:
             with db.read() as s:
@@ -168,6 +199,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
                 data, fmt, label_column=label_column, group_column=group_column, limits=st.limits
             )
             extra = adapter.validate_submission(m.params, kind, {}, ds)
+            parsed = pack_dataset(ds)  # outside the write transaction, like every computation
             digest = hashlib.sha256(data).hexdigest()
             rh = idem_hash(kind, mid, digest, fmt, label_column, group_column)
             payload = {
@@ -189,12 +221,14 @@ def install(app: FastAPI, st: ServiceState) -> None:
                     kind=kind,
                     payload=payload,
                     blob=data,
-                    media_type=request.headers.get("content-type"),
+                    parsed=parsed,
+                    media_type=media_type,
                     filename=filename,
                     content_hash=digest,
                     size_bytes=len(data),
                     idempotency_key=idempotency_key,
                 ),
+                Input(who.name or "", kind, payload),
             )
 
         return await run_in_threadpool(work)
@@ -226,3 +260,47 @@ def install(app: FastAPI, st: ServiceState) -> None:
             if x.blob is None:
                 return Response(json.dumps(x.payload.get("data", {})), media_type="application/json")
             return Response(x.blob, media_type=x.media_type or "application/octet-stream")
+
+    def exclude(who: Principal, sid: int, reason: str) -> S.SubmissionOut:
+        with db.write() as s:
+            x = get_or_404(s, Submission, sid, "submission")
+            check_owner(who, x.participant_id, "submission")
+            # serialise with the opening of rounds (which lock the market row too)
+            s.execute(select(Market.id).where(Market.id == x.market_id).with_for_update())
+            for rid, ids in s.execute(
+                select(Round.id, Round.input_ids).where(
+                    Round.market_id == x.market_id, Round.status.in_(("pending", "running"))
+                )
+            ):
+                if sid in ids:
+                    raise HTTPException(409, f"submission {sid} is an input of round {rid}, in progress")
+            moved = s.execute(
+                update(Submission)
+                .where(
+                    Submission.id == sid,
+                    Submission.consumed_round_id.is_(None),
+                    Submission.excluded_at.is_(None),
+                )
+                .values(excluded_at=utcnow(), excluded_reason=reason)
+            )
+            if rowcount(moved) != 1:
+                s.refresh(x)
+                state = (
+                    f"consumed by round {x.consumed_round_id}"
+                    if x.consumed_round_id is not None
+                    else f"already excluded ({x.excluded_reason})"
+                )
+                raise HTTPException(409, f"submission {sid} is {state}")
+            s.refresh(x)
+            return sub_out(x)
+
+    @app.post("/submissions/{sid}/exclude", tags=["submissions"], response_model=S.SubmissionOut)
+    def exclude_submission(sid: Id, body: S.ExcludeIn, who: Admin) -> S.SubmissionOut:
+        """Exclude an unconsumed submission from every future round, recording why (operator only);
+        409 when it is consumed, already excluded, or an input of the round in progress."""
+        return exclude(who, sid, f"excluded by the operator: {body.reason}")
+
+    @app.post("/submissions/{sid}/withdraw", tags=["submissions"], response_model=S.SubmissionOut)
+    def withdraw_submission(sid: Id, who: ParticipantOnly) -> S.SubmissionOut:
+        """Withdraw one of your unconsumed submissions (409 when consumed or in a round in progress)."""
+        return exclude(who, sid, "withdrawn by its owner")

@@ -5,9 +5,48 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Name = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no NUL or other control characters (PostgreSQL rejects NUL)
+MAX_DEPTH = 32
+MAX_INT = 2**63 - 1
+
+
+def check_json(value: Any, where: str = "data", depth: int = 0) -> Any:
+    """``value`` unchanged if it is plain, storable JSON: finite numbers, integers within 64 bits,
+    strings without NUL, nesting at most ``MAX_DEPTH``; else ``ValueError`` naming the place.
+
+    >>> check_json({"a": [1, 2.5, "x"]})
+    {'a': [1, 2.5, 'x']}
+    >>> check_json({"a": [float("inf")]})
+    Traceback (most recent call last):
+    ...
+    ValueError: data.a.0: numbers must be finite
+    """
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where}: nested deeper than {MAX_DEPTH}")
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise ValueError(f"{where}: integer out of range")
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{where}: numbers must be finite")
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where}: NUL characters are not allowed")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_json(k, f"{where}", depth + 1)
+            check_json(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_json(v, f"{where}.{i}", depth + 1)
+    else:
+        raise ValueError(f"{where}: unsupported value of type {type(value).__name__}")
+    return value
 
 
 class Strict(BaseModel):
@@ -43,8 +82,8 @@ class ParticipantOut(BaseModel):
 
 
 class MarketIn(Strict):
-    kind: str = Field(min_length=1, max_length=50)
-    name: str = Field(default="", max_length=200)
+    kind: str = Field(min_length=1, max_length=50, pattern=PRINTABLE)
+    name: str = Field(default="", max_length=200, pattern=PRINTABLE)
     params: dict[str, Any] = Field(default_factory=dict)
     scale: int = Field(default=100, ge=1, le=1_000_000, description="minor units per major unit")
     currency: str | None = Field(
@@ -53,6 +92,11 @@ class MarketIn(Strict):
         description="ISO 4217 code (USD, EUR, JPY...) or a named unit NAME:e with e decimals "
         "(e.g. CREDIT:0); default: USD for scale 100, UNIT:e for scale 10^e",
     )
+
+    @field_validator("params")
+    @classmethod
+    def _plain(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_json(v, "params")  # type: ignore[no-any-return]
 
 
 class MarketOut(BaseModel):
@@ -73,8 +117,17 @@ class KindOut(BaseModel):
 
 
 class SubmissionIn(Strict):
-    kind: str = Field(min_length=1, max_length=30)
+    kind: str = Field(min_length=1, max_length=30, pattern=PRINTABLE)
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("data")
+    @classmethod
+    def _plain(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_json(v, "data")  # type: ignore[no-any-return]
+
+
+class ExcludeIn(Strict):
+    reason: str = Field(min_length=1, max_length=500, pattern=PRINTABLE, description="recorded with the row")
 
 
 class SubmissionOut(BaseModel):
@@ -88,11 +141,19 @@ class SubmissionOut(BaseModel):
     media_type: str | None
     filename: str | None
     consumed_round_id: int | None
+    excluded_at: datetime | None = None
+    excluded_reason: str | None = Field(default=None, description="operator's exclusion or withdrawal")
     created_at: datetime
 
 
 class RoundIn(Strict):
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**32 - 1,
+        description="explicit seed (reproducible; receipts say seed_source=operator); default: drawn "
+        "from the operating system's CSPRNG",
+    )
 
 
 class RoundOut(BaseModel):
@@ -102,7 +163,9 @@ class RoundOut(BaseModel):
     progress: float
     stage: str
     attempts: int
-    seed: int
+    seed: int | None = Field(description="revealed once the round is cleared (operator: always)")
+    seed_commit: str | None = Field(description="sha256(salt ':' seed), published when the round opens")
+    seed_source: Literal["csprng", "operator"]
     input_ids: list[int]
     error: str | None
     created_at: datetime
@@ -160,6 +223,10 @@ class ReceiptOut(BaseModel):
     checkpoint: CheckpointOut | None = Field(
         default=None, description="keep it: POST it to /ledger/checkpoint later to check the ledger"
     )
+    seed: int = Field(description="the round's seed, revealed")
+    seed_salt: str | None = Field(description="salt of the commitment (null for operator seeds)")
+    seed_commit: str | None = Field(description="sha256(seed_salt ':' seed), as published at opening")
+    seed_source: Literal["csprng", "operator"]
 
 
 class ModelOut(BaseModel):
@@ -178,4 +245,7 @@ class VerifyOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    detail: Any
+    """Every error body: a message (or pydantic's list of problems) and the offending field."""
+
+    detail: str | list[dict[str, Any]]
+    field: str | None = None

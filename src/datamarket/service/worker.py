@@ -9,7 +9,9 @@ Executors
 ``process`` (default)  :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method
                        (the service runs threads; forking a threaded process is unsafe). When a worker
                        dies (killed, out of memory) the pool is broken: the round fails and the pool
-                       is recreated for the next round.
+                       is recreated for the next round. Each worker runs a watchdog thread
+                       (:func:`watch_parent`) that exits the worker as soon as its parent process
+                       is gone, so that no worker outlives a killed service (``kill -9``).
 ``dask``               a ``distributed.Client`` connected to ``dask_address`` (the Dask cluster).
 ``thread``             a thread pool in the service process (tests of the HTTP layer, tiny demos).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -43,6 +46,23 @@ def run_clearing(ref: str, params: Mapping[str, Any], inputs: Sequence[Input], s
     }
 
 
+PARENT_POLL_S = 0.5
+
+
+def watch_parent(parent_pid: int, poll_s: float = PARENT_POLL_S) -> None:
+    """Worker initializer: a daemon thread that ends this process when ``parent_pid`` is no longer its
+    parent (the service died, even by ``SIGKILL``, and the worker was re-parented)."""
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
 class WorkerPool:
     """The executor rounds are cleared on; recreated after a worker crash."""
 
@@ -63,7 +83,9 @@ class WorkerPool:
             if self._executor is None:
                 if self.kind == "process":
                     ctx = multiprocessing.get_context("spawn")
-                    self._executor = ProcessPoolExecutor(self.max_workers, mp_context=ctx)
+                    self._executor = ProcessPoolExecutor(
+                        self.max_workers, mp_context=ctx, initializer=watch_parent, initargs=(os.getpid(),)
+                    )
                 else:
                     self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="clearing")
             return self._executor

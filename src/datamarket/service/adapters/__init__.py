@@ -8,6 +8,9 @@ The service is mechanism-agnostic. For each market kind an :class:`Adapter` says
   nothing is stored);
 * what participants need to know before submitting (:meth:`Adapter.plan`, e.g. how many points the
   broker asks each contributor for);
+* optionally, whether a new submission fits with the participant's earlier unconsumed ones
+  (``check_submission(params, mine, new)``, in the request: e.g. a broker participant cannot both
+  bid and report a cost), so that no accepted input can make a round fail;
 * whether a round can be cleared from a snapshot of inputs (:meth:`Adapter.check_inputs`, in the
   request that creates the round);
 * how to clear it (:meth:`Adapter.clear`, in a worker process: it calls the library mechanism and
@@ -80,18 +83,37 @@ def require_kind(adapter: Adapter, kind: str, has_dataset: bool) -> None:
         raise InvalidMarketError("kind", f"{kind!r} submissions go through {where}")
 
 
-def number(payload: Mapping[str, Any], key: str, *, minimum: float | None = 0.0) -> float:
-    """``payload[key]`` as a finite float (>= ``minimum``), else a field-named error."""
+MAX_NUMBER = 1e9  # major units; x a scale of 10**6 minor units x 9000 still fits 64 bits
+
+
+def number(
+    payload: Mapping[str, Any], key: str, *, minimum: float | None = 0.0, maximum: float = MAX_NUMBER
+) -> float:
+    """``payload[key]`` as a finite float in [``minimum``, ``maximum``], else a field-named error.
+
+    The default bound keeps every amount a mechanism derives from inputs (prices, payments) finite
+    and bookable in 64-bit minor units, so a number accepted here cannot make a round fail later.
+
+    >>> number({"cost": 10**400}, "cost")
+    Traceback (most recent call last):
+    ...
+    datamarket.core.errors.InvalidMarketError: cost: must be at most 1e+09
+    """
     if key not in payload:
         raise InvalidMarketError(key, "is required")
     v = payload[key]
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise InvalidMarketError(key, f"must be a number, got {type(v).__name__}")
-    f = float(v)
-    if f != f or f in (float("inf"), float("-inf")):
+    try:
+        f = float(v)
+    except OverflowError:
+        f = float("inf") if v > 0 else float("-inf")
+    if f != f:
         raise InvalidMarketError(key, "must be finite")
     if minimum is not None and f < minimum:
         raise InvalidMarketError(key, f"must be >= {minimum:g}")
+    if abs(f) > maximum:
+        raise InvalidMarketError(key, f"must be at most {maximum:g}" + (" in magnitude" if f < 0 else ""))
     return f
 
 

@@ -81,6 +81,18 @@ class BrokerAdapter:
             )
         return {}
 
+    def check_submission(self, params: Mapping[str, Any], mine: Sequence[Input], new: Input) -> None:
+        """A participant is a buyer (bids) or a contributor (costs, then data), never both."""
+        kinds = {i.kind for i in mine}
+        if new.kind == "bid" and "cost" in kinds:
+            raise InvalidMarketError("kind", "you reported a cost in this market; withdraw it before bidding")
+        if new.kind == "cost" and "bid" in kinds:
+            raise InvalidMarketError(
+                "kind", "you bid in this market; withdraw the bid before reporting a cost"
+            )
+        if new.kind == "dataset" and "cost" not in kinds:
+            raise InvalidMarketError("kind", "report a cost before uploading data")
+
     # -- helpers ---------------------------------------------------------------------------------
     def _market(self, params: Mapping[str, Any], inputs: Sequence[Input]) -> Any:
         from datamarket.mechanisms.broker import BrokerMarket

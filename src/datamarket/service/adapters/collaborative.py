@@ -91,6 +91,11 @@ class CollaborativeAdapter:
             raise InvalidMarketError("file", f"{kind} needs a label column")
         return {}
 
+    def check_submission(self, params: Mapping[str, Any], mine: Sequence[Input], new: Input) -> None:
+        """A task or fee scale belongs to a party that has uploaded training data."""
+        if new.kind != "dataset" and not any(i.kind == "dataset" for i in mine):
+            raise InvalidMarketError("kind", f"upload training data before a {new.kind!r}")
+
     def _parties(self, inputs: Sequence[Input]) -> list[Any]:
         from datamarket.mechanisms.collaborative import Party
 

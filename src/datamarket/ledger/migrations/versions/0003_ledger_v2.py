@@ -15,7 +15,7 @@ before still verify (:func:`datamarket.ledger.chain.verify` checks format-1 entr
 hash).
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from datamarket.ledger.merkle import merkle_root
 from datamarket.ledger.money import ENTRY_KINDS, Currency
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
