@@ -37,13 +37,14 @@ The intervention solver of the paper model enumerates the consistent active sets
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.equilibrium import _balanced_paper as paper
+from datamarket.equilibrium._balanced_classes import seller_classes, seller_equilibria
 from datamarket.equilibrium._balanced_core import (
     BalancedMarket,
     FloatArray,
@@ -59,13 +60,13 @@ from datamarket.equilibrium._balanced_core import (
     validate_gamma,
 )
 from datamarket.equilibrium._balanced_paper import optimal_gamma, symmetric_shapley_quantity, thm54_bound
-from datamarket.equilibrium._balanced_shapley import find_equilibria
 from datamarket.learning.curves import LearningCurve
 
 MAX_PRICE_ROUNDS = 10
 
 __all__ = [
     "BalancedMarket",
+    "Engine",
     "MarketSolution",
     "Model",
     "Tie",
@@ -82,6 +83,7 @@ __all__ = [
     "potential_value",
     "price_of_fairness",
     "reserve_prices",
+    "seller_classes",
     "settle",
     "solve_baseline",
     "solve_intervention",
@@ -103,8 +105,24 @@ def _paper_curve(market: BalancedMarket) -> LearningCurve:
     return market.curve
 
 
-def solve_baseline(market: BalancedMarket, model: Model = "paper", *, seed: int = 0) -> MarketSolution:
-    """Baseline equilibrium (Section 4.1): Thm 4.1 closed form or the exact Shapley-Nash game."""
+Engine = Literal["auto", "classes", "general"]
+
+
+def solve_baseline(
+    market: BalancedMarket,
+    model: Model = "paper",
+    *,
+    seed: int = 0,
+    engine: Engine = "auto",
+    within_class: bool = False,
+) -> MarketSolution:
+    """Baseline equilibrium (Section 4.1): Thm 4.1 closed form or the exact Shapley-Nash game.
+
+    ``engine`` (``shapley_nash`` only): ``"auto"`` solves over seller classes (equal cost rows) when some
+    class has two or more sellers and with the general engine otherwise; ``within_class`` also searches
+    equilibria where a class splits into producing and idle sellers
+    (:mod:`datamarket.equilibrium._balanced_classes`).
+    """
     m, _, g_count = market.shape
     p, rho = reserve_prices(market.values, market.tie)
     notes: dict[str, Any] = {}
@@ -114,11 +132,19 @@ def solve_baseline(market: BalancedMarket, model: Model = "paper", *, seed: int 
         total = paper.baseline_total(rho, market.costs[0], curve)
         production = np.tile(total / m, (m, 1))
     elif model == "shapley_nash":
+        labels = seller_classes(market.costs)
         production = np.zeros((m, g_count))
         for it in range(MAX_PRICE_ROUNDS):  # price/production fixed point (one round if quasi-symmetric)
             counts = []
             for g in range(g_count):
-                eq = find_equilibria(market.costs[:, g], group_terms(market, p, g), seed=seed)
+                eq = seller_equilibria(
+                    market.costs[:, g],
+                    group_terms(market, p, g),
+                    labels=labels,
+                    seed=seed,
+                    engine=engine,
+                    within_class=within_class,
+                )
                 production[:, g] = eq.selected
                 counts.append(len(eq.profiles))
             n_eq = int(np.prod(counts))
@@ -137,12 +163,18 @@ def solve_baseline(market: BalancedMarket, model: Model = "paper", *, seed: int 
 
 
 def solve_intervention(
-    market: BalancedMarket, model: Model = "paper", *, gamma: ArrayLike | None = None, seed: int = 0
+    market: BalancedMarket,
+    model: Model = "paper",
+    *,
+    gamma: ArrayLike | None = None,
+    seed: int = 0,
+    engine: Engine = "auto",
+    within_class: bool = False,
 ) -> MarketSolution:
     """Intervention equilibrium (Section 4.2): S0-A4 (paper) or the exact Shapley-Nash game.
 
     Reserve prices are those of the baseline (Fact 4.2; in the general setting they are iterated with
-    production as in the baseline).
+    production as in the baseline). ``engine``, ``within_class``: as in :func:`solve_baseline`.
     """
     m, _, g_count = market.shape
     gam = market.gamma if gamma is None else validate_gamma(gamma, g_count)
@@ -163,7 +195,14 @@ def solve_intervention(
     elif model == "shapley_nash":
         production = np.zeros((m, g_count))
         for it in range(MAX_PRICE_ROUNDS):
-            eq = find_equilibria(kappa_gamma, intervention_terms(market, p, gam), seed=seed)
+            eq = seller_equilibria(
+                kappa_gamma,
+                intervention_terms(market, p, gam),
+                labels=seller_classes(market.costs),
+                seed=seed,
+                engine=engine,
+                within_class=within_class,
+            )
             production = np.outer(eq.selected, gam)
             n_eq = len(eq.profiles)
             new_p = marketplace_best_response(market, production.sum(axis=0))
@@ -250,14 +289,21 @@ def price_of_fairness(base: MarketSolution, interv: MarketSolution) -> float:
 
 
 def growth_sequence(
-    market: BalancedMarket, sizes: Sequence[int], model: Model = "paper", *, seed: int = 0
+    market: BalancedMarket,
+    sizes: Sequence[int],
+    model: Model = "paper",
+    *,
+    seed: int = 0,
+    engine: Engine = "auto",
+    within_class: bool = False,
 ) -> list[dict[str, Any]]:
     """Utility ratios along a growth sequence: the markets of the first ``n`` buyers (Section 6)."""
     rows = []
+    opts: dict[str, Any] = {"seed": seed, "engine": engine, "within_class": within_class}
     for n in sizes:
         sub = market.first_buyers(int(n))
-        base = solve_baseline(sub, model, seed=seed)
-        interv = solve_intervention(sub, model, seed=seed)
+        base = solve_baseline(sub, model, **opts)
+        interv = solve_intervention(sub, model, **opts)
         ur = utility_ratios(base, interv)
         rows.append(
             {
