@@ -134,6 +134,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes only (minutes, not ten)")
     ap.add_argument("--reps", type=int, default=3, help="timed runs of ours per market")
     ap.add_argument("--baseline-reps", type=int, default=1, help="timed runs of the baseline per market")
+    ap.add_argument("--repo", type=Path, default=ROOT, help="git checkout holding the baseline commit")
     ap.add_argument("--class-sizes", default="20,40", help="total sellers of the four-class markets (ours)")
     args = ap.parse_args()
     if args.worker:
@@ -145,7 +146,7 @@ def main() -> None:
     ours_src = ROOT / "src"
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(
-            ["git", "archive", BASELINE, "src"], cwd=ROOT, capture_output=True, check=True
+            ["git", "archive", BASELINE, "src"], cwd=args.repo, capture_output=True, check=True
         )
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         base_src = Path(tmp) / "src"
@@ -158,8 +159,9 @@ def main() -> None:
             if diff > TOL:
                 raise SystemExit(f"{kind} M={m}: results differ by {diff:.3g} > {TOL}")
             ratio = statistics.median(base["times"]) / statistics.median(ours["times"])
+            name = f"{kind} M={m}"
             print(
-                f"{kind + ' M=' + str(m):>14} {spread(base['times']):>38} {spread(ours['times']):>38} {ratio:7.1f}x {diff:9.1e}"
+                f"{name:>14} {spread(base['times']):>38} {spread(ours['times']):>38} {ratio:7.1f}x {diff:9.1e}"
             )
     for m in (int(x) for x in args.class_sizes.split(",") if x):
         big = launch(ours_src, "classes", m, args.reps, what="analyse")
