@@ -134,6 +134,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes only (minutes, not ten)")
     ap.add_argument("--reps", type=int, default=3, help="timed runs of ours per market")
     ap.add_argument("--baseline-reps", type=int, default=1, help="timed runs of the baseline per market")
+    ap.add_argument("--cases", default="", help="markets to compare, e.g. identical:16,hetero:13")
     ap.add_argument("--repo", type=Path, default=ROOT, help="git checkout holding the baseline commit")
     ap.add_argument("--class-sizes", default="20,40", help="total sellers of the four-class markets (ours)")
     args = ap.parse_args()
@@ -143,6 +144,8 @@ def main() -> None:
     cases = [("identical", 6), ("hetero", 6), ("identical", 8), ("hetero", 8)]
     if not args.quick:
         cases += [("identical", 16), ("hetero", 13)]
+    if args.cases:
+        cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases.split(",")]
     ours_src = ROOT / "src"
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(
@@ -160,9 +163,8 @@ def main() -> None:
                 raise SystemExit(f"{kind} M={m}: results differ by {diff:.3g} > {TOL}")
             ratio = statistics.median(base["times"]) / statistics.median(ours["times"])
             name = f"{kind} M={m}"
-            print(
-                f"{name:>14} {spread(base['times']):>38} {spread(ours['times']):>38} {ratio:7.1f}x {diff:9.1e}"
-            )
+            row = f"{name:>14} {spread(base['times']):>38} {spread(ours['times']):>38}"
+            print(f"{row} {ratio:6.1f}x {diff:8.1e}", flush=True)
     for m in (int(x) for x in args.class_sizes.split(",") if x):
         big = launch(ours_src, "classes", m, args.reps, what="analyse")
         print(
