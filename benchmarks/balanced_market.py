@@ -66,7 +66,7 @@ def worker(spec: dict[str, Any]) -> None:
     from datamarket.scenarios import parse_scenario, run_scenario
 
     assert datamarket.__file__.startswith(spec["src"]), (datamarket.__file__, spec["src"])
-    warm = scenario(spec["kind"], 2)
+    warm = scenario("identical", 2)
     run_scenario(parse_scenario(json.dumps(warm), "json"))
     cfg = parse_scenario(json.dumps(scenario(spec["kind"], spec["m"])), "json")
     times, result = [], None
