@@ -135,7 +135,6 @@ def test_merged_size_weights_sum_out_the_idle_sellers() -> None:
     for s, w in zip(c.sums, c.weights, strict=True):
         ref[{0.0: 0, 1.0: 1, 2.0: 1, 3.0: 2}[float(s)]] += w
     assert got[0] == pytest.approx(ref[0], rel=1e-13)
-    assert got.sum() * 1 == pytest.approx(1.0, rel=1e-13) or True  # weights over sizes, not coalitions
     # per coalition weight by producing size: {} -> c'_0, {1} and {2} -> c'_1 each, {1,2} -> c'_2
     np.testing.assert_allclose([got[0], 2 * got[1], got[2]], ref, rtol=1e-13)
 
@@ -209,7 +208,7 @@ def class_markets(draw):
     return np.repeat(costs, counts), terms_of(curves, rho)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(game=class_markets())
 def test_class_engine_agrees_with_general_engine(game) -> None:
     """Differential test (S0-A3): the class engine's selection is a Nash equilibrium (global regret check

@@ -147,6 +147,8 @@ def solve_baseline(
                 )
                 production[:, g] = eq.selected
                 counts.append(len(eq.profiles))
+                if eq.diagnostics.get("found", 1) == 0:  # none verified: zero production is a fallback
+                    notes.setdefault("no_equilibrium_found", []).append(market.groups[g])
             n_eq = int(np.prod(counts))
             new_p = marketplace_best_response(market, production.sum(axis=0))
             if np.array_equal(new_p, p):
@@ -205,6 +207,8 @@ def solve_intervention(
             )
             production = np.outer(eq.selected, gam)
             n_eq = len(eq.profiles)
+            if eq.diagnostics.get("found", 1) == 0:  # none verified: zero production is a fallback
+                notes["no_equilibrium_found"] = True
             new_p = marketplace_best_response(market, production.sum(axis=0))
             if np.array_equal(new_p, p):
                 break
