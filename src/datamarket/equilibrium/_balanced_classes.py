@@ -67,6 +67,8 @@ from datamarket.equilibrium._balanced_shapley import (
 )
 
 IntArray = NDArray[np.int64]
+MAX_CLASSES = 12  # 2^12 class supports at most
+GENERAL_FALLBACK = 8  # sellers up to which "auto" retries the general engine when no producing NE is found
 SPLIT_LIMIT = 256  # enumerate every split of every class when there are at most this many
 
 
@@ -202,6 +204,11 @@ def class_equilibria(
     if any(np.any(c[idx] != cls_cost[k]) for k, idx in enumerate(members)):
         raise InvalidMarketError("labels", "sellers of one class must have equal costs")
     cls_count = np.array([idx.size for idx in members], dtype=np.int64)
+    if n_cls > MAX_CLASSES:
+        raise InvalidMarketError(
+            "engine",
+            f"{n_cls} seller classes: the class engine enumerates 2^classes supports (at most {MAX_CLASSES})",
+        )
     terms = merge_terms(terms)
     diag = {"classes": n_cls, "supports": 0, "candidates": 0}
     if terms.empty:
@@ -355,14 +362,22 @@ def seller_equilibria(
     """Equilibria of the sellers' scalar game with the engine that applies.
 
     ``engine="auto"``: the class engine (:func:`class_equilibria`) when some class has two or more
-    sellers, else the general engine (:func:`datamarket.equilibrium._balanced_shapley.find_equilibria`,
-    the reference path); ``"classes"`` / ``"general"`` force one. ``labels`` default to classes of equal
-    costs.
+    sellers and there are at most ``MAX_CLASSES`` classes, else the general engine
+    (:func:`datamarket.equilibrium._balanced_shapley.find_equilibria`, the reference path);
+    ``"classes"`` / ``"general"`` force one. ``labels`` default to classes of equal costs. When the class
+    engine finds no equilibrium with production and ``M <= GENERAL_FALLBACK``, ``"auto"`` also runs the
+    general engine (whose iterated best response can find equilibria with unequal quantities in a class).
     """
     c = np.asarray(costs, dtype=np.float64)
     lab = seller_classes(c) if labels is None else np.asarray(labels, dtype=np.int64)
     if engine not in ("auto", "classes", "general"):
         raise InvalidMarketError("engine", f"must be 'auto', 'classes' or 'general', got {engine!r}")
-    if engine == "general" or (engine == "auto" and int(lab.max()) + 1 == c.size):
+    n_cls = int(lab.max()) + 1
+    if engine == "general" or (engine == "auto" and (n_cls == c.size or n_cls > MAX_CLASSES)):
         return find_equilibria(c, terms, seed=seed, tol=tol)
-    return class_equilibria(c, terms, labels=lab, within_class=within_class, tol=tol)
+    eq = class_equilibria(c, terms, labels=lab, within_class=within_class, tol=tol)
+    if engine == "auto" and not eq.forms and c.size <= GENERAL_FALLBACK:
+        # equilibria with unequal positive quantities inside a class are not searched by the class
+        # engine; small markets get the general engine's iterated best responses as well
+        return find_equilibria(c, terms, seed=seed, tol=tol)
+    return eq
