@@ -15,16 +15,14 @@ from datamarket.equilibrium._balanced_classes import (
     seller_classes,
     seller_equilibria,
 )
+from datamarket.equilibrium._balanced_foc import FocAtoms, foc_residual, merged_size_weights
 from datamarket.equilibrium._balanced_shapley import (
     Coalitions,
-    FocAtoms,
     Terms,
     _slope,
     best_response,
     coalitions_of,
     find_equilibria,
-    foc_residual,
-    merged_size_weights,
     payoff,
     regrets,
     shapley_payment,

@@ -51,19 +51,17 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaln
 
 from datamarket.core.errors import InvalidMarketError
+from datamarket.equilibrium._balanced_foc import FocAtoms, log_merged_size_weights, solve_foc
 from datamarket.equilibrium._balanced_shapley import (
     MAX_COMBINATIONS,
     Coalitions,
     FloatArray,
-    FocAtoms,
     SellerEquilibria,
     Terms,
     best_response,
     find_equilibria,
-    log_merged_size_weights,
     payoff,
     select_equilibria,
-    solve_foc,
 )
 
 IntArray = NDArray[np.int64]
