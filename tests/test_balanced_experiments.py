@@ -8,7 +8,7 @@ from datamarket.experiments import figures, reproduce
 def test_quick_reproduce_writes_every_png_and_csv(tmp_path: Path) -> None:
     paths = reproduce("balanced_market", tmp_path, quick=True, seed=0)
     names = [f.name for f in figures("balanced_market")]
-    assert len(names) == 5 and sum(f.in_demo for f in figures("balanced_market")) == 1
+    assert len(names) == 6 and sum(f.in_demo for f in figures("balanced_market")) == 1
     for name in names:
         for ext in (".png", ".csv", ".json"):
             p = tmp_path / "balanced_market" / f"{name}{ext}"

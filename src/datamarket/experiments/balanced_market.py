@@ -5,7 +5,8 @@
 (b) ``gamma_sweep``: baseline vs intervention production and demographics as gamma moves across the
     simplex of a two-group market; the backfire region (Def 5.2) is shaded.
 (c) ``utility_ratios``: UR (36)-(38) vs the number of buyers (log axis): convergence to 1 (Thm 6.1) and a
-    buyer whose ratio exceeds 1.
+    buyer whose ratio exceeds 1. ``market_growth``: the same ratios when sellers and buyers grow together,
+    M = N up to 200, at the exact Shapley-Nash equilibrium (class engine, one class of sellers).
 (d) ``paper_vs_shapley``: paper-model (Lemma 4.1) vs exact Shapley-Nash total production as M grows
     (spec FIX-0.2, S0-4.2).
 (e) ``empirical_digits``: a real round on digits: learned accuracy per group with/without the intervention.
@@ -33,6 +34,7 @@ from datamarket.mechanisms.balanced_market import (
     solve_baseline,
     solve_intervention,
     symmetric_shapley_quantity,
+    utility_ratios,
 )
 
 GROUP_COLORS = {"A": "tab:blue", "B": "tab:orange"}
@@ -170,11 +172,13 @@ def plot_gamma_sweep(records: Records, axes: Sequence[Any]) -> None:
 
 
 # -- (c) utility ratios vs number of buyers -------------------------------------------------------------
-def growth_market(n: int) -> BalancedMarket:
+def growth_market(n: int, n_sellers: int = 2) -> BalancedMarket:
     """Group A's rho = 1.5 N grows (p_A = 1.5, even buyers keep a surplus); rho_B = 0.6 stays fixed."""
     values = np.column_stack([np.where(np.arange(n) % 2 == 0, 2.0, 1.5), np.zeros(n)])
     values[:2, 1] = [0.5, 0.3]
-    return BalancedMarket.quasi_symmetric(values, [0.1, 0.1], (1, 1, 1), n_sellers=2, gamma=[0.5, 0.5])
+    return BalancedMarket.quasi_symmetric(
+        values, [0.1, 0.1], (1, 1, 1), n_sellers=n_sellers, gamma=[0.5, 0.5]
+    )
 
 
 def compute_utility_ratios(quick: bool, seed: int) -> Records:
@@ -197,22 +201,56 @@ def compute_utility_ratios(quick: bool, seed: int) -> Records:
     ]
 
 
-def plot_utility_ratios(records: Records, axes: Sequence[Any]) -> None:
-    ax = axes[0]
-    n = [r["n_buyers"] for r in records]
+def _plot_ratios(ax: Any, records: Records, x_key: str, x_label: str, marker: str) -> None:
+    xs = [r[x_key] for r in records]
     for key, label in (
         ("ur_marketplace", "marketplace w^f / w"),
         ("ur_seller", "seller v^f / v"),
         ("ur_buyer_0", "buyer 0 u^f / u (values A and B)"),
         ("ur_buyer_2", "buyer 2 u^f / u (values A only)"),
     ):
-        ax.plot(n, [r[key] for r in records], marker=".", label=label)
+        ax.plot(xs, [r[key] for r in records], marker=marker, label=label)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("number of buyers N (log scale)")
+    ax.set_xlabel(x_label)
     ax.set_ylabel("utility ratio UR (intervention / baseline)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+
+
+def plot_utility_ratios(records: Records, axes: Sequence[Any]) -> None:
+    _plot_ratios(axes[0], records, "n_buyers", "number of buyers N (log scale)", ".")
+
+
+# -- (c') utility ratios as the whole market grows (exact Shapley-Nash, class engine) --------------------
+def compute_market_growth(quick: bool, seed: int) -> Records:
+    """``growth_market(M)`` with ``M`` buyers *and* ``M`` identical sellers, exact Shapley-Nash equilibria
+    (one class of sellers: :mod:`datamarket.mechanisms.balanced_market._classes`), M up to 200."""
+    sizes = [3, 5, 8] if quick else [3, 5, 10, 20, 50, 100, 150, 200]
+    rows: Records = []
+    for m in sizes:
+        market = growth_market(m, n_sellers=m)
+        base = solve_baseline(market, "shapley_nash", seed=seed)
+        interv = solve_intervention(market, "shapley_nash", seed=seed)
+        ur = utility_ratios(base, interv)
+        rows.append(
+            {
+                "n_sellers": m,
+                "n_buyers": m,
+                "ur_marketplace": ur["marketplace"],
+                "ur_seller": ur["sellers"][0],
+                "ur_buyer_0": ur["buyers"][0],
+                "ur_buyer_2": ur["buyers"][2],
+                "baseline_total": float(base.total.sum()),
+                "intervention_total": float(interv.total.sum()),
+                "active_sellers_baseline": int(np.sum(base.production.sum(axis=1) > 0)),
+            }
+        )
+    return rows
+
+
+def plot_market_growth(records: Records, axes: Sequence[Any]) -> None:
+    _plot_ratios(axes[0], records, "n_sellers", "market size M = N (sellers = buyers, log scale)", "o")
 
 
 # -- (d) paper vs exact Shapley-Nash --------------------------------------------------------------------
@@ -352,6 +390,12 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Utility ratios (36)-(38) along a growth sequence of buyers",
         compute_utility_ratios,
         plot_utility_ratios,
+    ),
+    FigureSpec(
+        "market_growth",
+        "Utility ratios (36)-(38) as sellers and buyers grow together to M = 200 (exact Shapley-Nash)",
+        compute_market_growth,
+        plot_market_growth,
     ),
     FigureSpec(
         "paper_vs_shapley",

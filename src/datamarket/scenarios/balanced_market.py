@@ -74,6 +74,16 @@ class Config(ScenarioConfig):
     sellers: list[SellerConfig] = Field(min_length=1)
     buyers: list[BuyerConfig] = Field(min_length=1)
     growth: list[PositiveInt] | None = Field(default=None, description="buyer counts of the UR table")
+    engine: Literal["auto", "classes", "general"] = Field(
+        default="auto",
+        description="shapley_nash equilibrium engine: 'auto' solves over seller classes (equal cost rows) "
+        "when some class has two or more sellers, 'general' always enumerates coalitions of sellers",
+    )
+    within_class: bool = Field(
+        default=False,
+        description="class engine: also search equilibria in which a class splits into producing "
+        "and idle sellers",
+    )
     empirical: EmpiricalConfig | None = None
 
     @field_validator("gamma")
@@ -172,7 +182,8 @@ def _empirical_rows(
 def run(config: Config) -> ScenarioResult:
     """Solve baseline and intervention equilibria, ratios, backfire; optionally real digits rounds."""
     market = config.market()
-    a = analyse(market, config.model, seed=config.seed)
+    opts: dict[str, Any] = {"seed": config.seed, "engine": config.engine, "within_class": config.within_class}
+    a = analyse(market, config.model, **opts)
     groups = list(market.groups)
     fields = {
         "reserve_prices": a.reserve_prices.tolist(),
@@ -255,7 +266,7 @@ def run(config: Config) -> ScenarioResult:
             if np.isfinite(r["ur_sellers"]).any()
             else float("nan"),
         }
-        for r in growth_sequence(market, sizes, config.model, seed=config.seed)
+        for r in growth_sequence(market, sizes, config.model, **opts)
     ]
     outcome = round_outcome(market, b, "balanced_market")
     if config.empirical is not None:

@@ -30,6 +30,7 @@ Modules: ``_core`` (market type, reserve prices, settlement), ``_paper`` (closed
 """
 
 from datamarket.mechanisms.balanced_market import _paper as paper
+from datamarket.mechanisms.balanced_market._classes import class_equilibria, seller_classes, seller_equilibria
 from datamarket.mechanisms.balanced_market._core import (
     SIMPLEX_TOL,
     BalancedMarket,
@@ -112,6 +113,7 @@ __all__ = [
     "backfire_market",
     "backfires",
     "best_response",
+    "class_equilibria",
     "coalitions_of",
     "digits_market",
     "find_equilibria",
@@ -132,6 +134,8 @@ __all__ = [
     "revenue_game",
     "round_outcome",
     "run_empirical_round",
+    "seller_classes",
+    "seller_equilibria",
     "settle",
     "shapley_payment",
     "shapley_size_weights",

@@ -285,6 +285,19 @@ class MarketSolution:
         }
 
 
+def _payments(x: FloatArray, terms: Terms) -> FloatArray:
+    """Shapley payment (7) of every seller of quantities ``x``, computed once per distinct quantity
+    (sellers with equal quantities get the same payment: deleting either leaves the same array)."""
+    out = np.empty(x.size)
+    done: dict[float, float] = {}
+    for j in range(x.size):
+        key = float(x[j])
+        if key not in done:
+            done[key] = shapley_payment(key, coalitions_of(np.delete(x, j)), terms)
+        out[j] = done[key]
+    return out
+
+
 def settle(
     market: BalancedMarket,
     p: FloatArray,
@@ -306,16 +319,9 @@ def settle(
     pay = np.zeros(m)
     if gamma is None:
         for g in range(g_count):
-            terms = group_terms(market, p, g)
-            for j in range(m):
-                pay[j] += shapley_payment(
-                    float(production[j, g]), coalitions_of(np.delete(production[:, g], j)), terms
-                )
+            pay += _payments(production[:, g], group_terms(market, p, g))
     else:
-        terms = intervention_terms(market, p, gamma)
-        n_tot = production.sum(axis=1)
-        for j in range(m):
-            pay[j] = shapley_payment(float(n_tot[j]), coalitions_of(np.delete(n_tot, j)), terms)
+        pay = _payments(production.sum(axis=1), intervention_terms(market, p, gamma))
     cost = (market.costs * production).sum(axis=1)
     util = Utilities(float(revenue.sum()), pay - cost, received - revenue)
     return util, pay, revenue, received, cost

@@ -37,7 +37,7 @@ The intervention solver of the paper model enumerates the consistent active sets
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -45,6 +45,7 @@ from numpy.typing import ArrayLike
 from datamarket.core.errors import InvalidMarketError
 from datamarket.learning.curves import LearningCurve
 from datamarket.mechanisms.balanced_market import _paper as paper
+from datamarket.mechanisms.balanced_market._classes import seller_classes, seller_equilibria
 from datamarket.mechanisms.balanced_market._core import (
     BalancedMarket,
     FloatArray,
@@ -57,7 +58,6 @@ from datamarket.mechanisms.balanced_market._core import (
     settle,
     validate_gamma,
 )
-from datamarket.mechanisms.balanced_market._shapley import find_equilibria
 
 MAX_PRICE_ROUNDS = 10
 
@@ -72,8 +72,24 @@ def _paper_curve(market: BalancedMarket) -> LearningCurve:
     return market.curve
 
 
-def solve_baseline(market: BalancedMarket, model: Model = "paper", *, seed: int = 0) -> MarketSolution:
-    """Baseline equilibrium (Section 4.1): Thm 4.1 closed form or the exact Shapley-Nash game."""
+Engine = Literal["auto", "classes", "general"]
+
+
+def solve_baseline(
+    market: BalancedMarket,
+    model: Model = "paper",
+    *,
+    seed: int = 0,
+    engine: Engine = "auto",
+    within_class: bool = False,
+) -> MarketSolution:
+    """Baseline equilibrium (Section 4.1): Thm 4.1 closed form or the exact Shapley-Nash game.
+
+    ``engine`` (``shapley_nash`` only): ``"auto"`` solves over seller classes (equal cost rows) when some
+    class has two or more sellers and with the general engine otherwise; ``within_class`` also searches
+    equilibria where a class splits into producing and idle sellers
+    (:mod:`datamarket.mechanisms.balanced_market._classes`).
+    """
     m, _, g_count = market.shape
     p, rho = reserve_prices(market.values, market.tie)
     notes: dict[str, Any] = {}
@@ -83,13 +99,23 @@ def solve_baseline(market: BalancedMarket, model: Model = "paper", *, seed: int 
         total = paper.baseline_total(rho, market.costs[0], curve)
         production = np.tile(total / m, (m, 1))
     elif model == "shapley_nash":
+        labels = seller_classes(market.costs)
         production = np.zeros((m, g_count))
         for it in range(MAX_PRICE_ROUNDS):  # price/production fixed point (one round if quasi-symmetric)
             counts = []
             for g in range(g_count):
-                eq = find_equilibria(market.costs[:, g], group_terms(market, p, g), seed=seed)
+                eq = seller_equilibria(
+                    market.costs[:, g],
+                    group_terms(market, p, g),
+                    labels=labels,
+                    seed=seed,
+                    engine=engine,
+                    within_class=within_class,
+                )
                 production[:, g] = eq.selected
                 counts.append(len(eq.profiles))
+                if eq.diagnostics.get("found", 1) == 0:  # none verified: zero production is a fallback
+                    notes.setdefault("no_equilibrium_found", []).append(market.groups[g])
             n_eq = int(np.prod(counts))
             new_p = marketplace_best_response(market, production.sum(axis=0))
             if np.array_equal(new_p, p):
@@ -106,12 +132,18 @@ def solve_baseline(market: BalancedMarket, model: Model = "paper", *, seed: int 
 
 
 def solve_intervention(
-    market: BalancedMarket, model: Model = "paper", *, gamma: ArrayLike | None = None, seed: int = 0
+    market: BalancedMarket,
+    model: Model = "paper",
+    *,
+    gamma: ArrayLike | None = None,
+    seed: int = 0,
+    engine: Engine = "auto",
+    within_class: bool = False,
 ) -> MarketSolution:
     """Intervention equilibrium (Section 4.2): S0-A4 (paper) or the exact Shapley-Nash game.
 
     Reserve prices are those of the baseline (Fact 4.2; in the general setting they are iterated with
-    production as in the baseline).
+    production as in the baseline). ``engine``, ``within_class``: as in :func:`solve_baseline`.
     """
     m, _, g_count = market.shape
     gam = market.gamma if gamma is None else validate_gamma(gamma, g_count)
@@ -132,9 +164,18 @@ def solve_intervention(
     elif model == "shapley_nash":
         production = np.zeros((m, g_count))
         for it in range(MAX_PRICE_ROUNDS):
-            eq = find_equilibria(kappa_gamma, intervention_terms(market, p, gam), seed=seed)
+            eq = seller_equilibria(
+                kappa_gamma,
+                intervention_terms(market, p, gam),
+                labels=seller_classes(market.costs),
+                seed=seed,
+                engine=engine,
+                within_class=within_class,
+            )
             production = np.outer(eq.selected, gam)
             n_eq = len(eq.profiles)
+            if eq.diagnostics.get("found", 1) == 0:  # none verified: zero production is a fallback
+                notes["no_equilibrium_found"] = True
             new_p = marketplace_best_response(market, production.sum(axis=0))
             if np.array_equal(new_p, p):
                 break
@@ -219,14 +260,21 @@ def price_of_fairness(base: MarketSolution, interv: MarketSolution) -> float:
 
 
 def growth_sequence(
-    market: BalancedMarket, sizes: Sequence[int], model: Model = "paper", *, seed: int = 0
+    market: BalancedMarket,
+    sizes: Sequence[int],
+    model: Model = "paper",
+    *,
+    seed: int = 0,
+    engine: Engine = "auto",
+    within_class: bool = False,
 ) -> list[dict[str, Any]]:
     """Utility ratios along a growth sequence: the markets of the first ``n`` buyers (Section 6)."""
     rows = []
+    opts: dict[str, Any] = {"seed": seed, "engine": engine, "within_class": within_class}
     for n in sizes:
         sub = market.first_buyers(int(n))
-        base = solve_baseline(sub, model, seed=seed)
-        interv = solve_intervention(sub, model, seed=seed)
+        base = solve_baseline(sub, model, **opts)
+        interv = solve_intervention(sub, model, **opts)
         ur = utility_ratios(base, interv)
         rows.append(
             {

@@ -39,6 +39,7 @@ from datamarket.core.types import Dataset, Outcome, Role, finite_array
 from datamarket.learning.empirical_gain import BuyerTask, GroupGainCache, ModelFactory
 from datamarket.mechanisms.balanced_market._equilibrium import (
     BalancedMarket,
+    Engine,
     MarketSolution,
     Model,
     backfires,
@@ -115,16 +116,21 @@ def payment_division(
     raise InvalidMarketError("method", f"must be 'exact', 'structured' or 'monte_carlo', got {method!r}")
 
 
+EXACT_OUTCOME_LIMIT = 12  # sellers up to which round_outcome enumerates all 2^M coalitions
+
+
 def round_outcome(
     market: BalancedMarket, solution: MarketSolution, mechanism: str = "balanced_market"
 ) -> Outcome:
     """The :class:`Outcome` of one round at ``solution``'s production (sellers first, then buyers).
 
     Payments are recomputed with the valuation engine (:func:`payment_division`), independently of the
-    equilibrium solver's structured Shapley computation.
+    equilibrium solver's structured Shapley computation, up to ``EXACT_OUTCOME_LIMIT`` sellers; larger
+    markets use the ``structured`` division (exact as well, over distinct coalition totals).
     """
     m, n, _ = market.shape
-    pay = payment_division(market, solution.prices, solution.production)
+    method: Literal["exact", "structured"] = "exact" if m <= EXACT_OUTCOME_LIMIT else "structured"
+    pay = payment_division(market, solution.prices, solution.production, method=method)
     return Outcome(
         mechanism,
         market.sellers + market.buyers,
@@ -155,12 +161,22 @@ class MarketAnalysis:
     price_of_fairness: float
 
 
-def analyse(market: BalancedMarket, model: Model = "paper", *, seed: int = 0) -> MarketAnalysis:
-    """Solve both scenarios and compute thresholds, utility ratios (36)-(38), backfire (Def 5.2)."""
+def analyse(
+    market: BalancedMarket,
+    model: Model = "paper",
+    *,
+    seed: int = 0,
+    engine: Engine = "auto",
+    within_class: bool = False,
+) -> MarketAnalysis:
+    """Solve both scenarios and compute thresholds, utility ratios (36)-(38), backfire (Def 5.2).
+
+    ``engine``, ``within_class``: the Shapley-Nash engine (:func:`solve_baseline`)."""
     if market.gamma is None:
         raise InvalidMarketError("gamma", "the analysis needs a target demographics vector")
-    base = solve_baseline(market, model, seed=seed)
-    interv = solve_intervention(market, model, seed=seed)
+    opts: dict[str, Any] = {"seed": seed, "engine": engine, "within_class": within_class}
+    base = solve_baseline(market, model, **opts)
+    interv = solve_intervention(market, model, **opts)
     # Report the prices the marketplace actually posts in the baseline: S0-A1's in the quasi-symmetric
     # setting; with heterogeneous curves the price/production fixed point (spec S0-2 "General setting"),
     # with rho (14) and the thresholds evaluated at those prices.

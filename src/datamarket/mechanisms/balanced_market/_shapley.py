@@ -36,6 +36,7 @@ seller (the largest unilateral gain, the *regret*, is at most ``tol`` relative t
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -43,69 +44,17 @@ from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import brentq, root
+from scipy.optimize import brentq
 from scipy.special import gammaln
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
-from datamarket.learning.curves import curve_value, learning_ante
+from datamarket.mechanisms.balanced_market._foc import FocAtoms, merged_size_weights, solve_foc
+from datamarket.mechanisms.balanced_market._terms import Terms
 
 FloatArray = NDArray[np.float64]
 MAX_COMBINATIONS = 1 << 20
 _RTOL = 4 * np.finfo(float).eps
-
-
-@dataclass(frozen=True)
-class Terms:
-    r"""The value :math:`F(S) = \sum_t w_t (Z_t - \alpha_t (a_t S)^{-\beta_t})_+` of a scalar sub-game."""
-
-    weight: FloatArray
-    scale: FloatArray
-    Z: FloatArray
-    alpha: FloatArray
-    beta: FloatArray
-
-    def __post_init__(self) -> None:
-        arrs = [np.atleast_1d(np.asarray(getattr(self, k), dtype=np.float64)) for k in self._fields()]
-        arrs = list(np.broadcast_arrays(*arrs))
-        keep = (arrs[0] > 0) & (arrs[1] > 0)  # terms with zero weight or zero scale never pay
-        for k, a in zip(self._fields(), arrs, strict=True):
-            object.__setattr__(self, k, np.ascontiguousarray(a[keep]))
-
-    @staticmethod
-    def _fields() -> tuple[str, ...]:
-        return ("weight", "scale", "Z", "alpha", "beta")
-
-    @property
-    def empty(self) -> bool:
-        return self.weight.size == 0
-
-    @property
-    def knots(self) -> FloatArray:
-        """Aggregate quantity at which each term starts paying: :math:`n_{0,t}/a_t`."""
-        out: FloatArray = learning_ante(self.Z, self.alpha, self.beta) / self.scale
-        return out
-
-    def value(self, s: NDArray[np.float64] | float) -> FloatArray:
-        """:math:`F(s)` for an array of aggregate quantities ``s``."""
-        s = np.asarray(s, dtype=np.float64)
-        g = curve_value(s[..., None] * self.scale, self.Z, self.alpha, self.beta)
-        out: FloatArray = g @ self.weight
-        return out
-
-    def sup_ratio(self) -> float:
-        r""":math:`\sup_{S>0} F(S)/S`: the largest unit cost at which a lone seller breaks even."""
-        if self.empty:
-            return 0.0
-        grid = np.geomspace(self.knots.min() * 0.999, self.knots.max() * 1e3, 4000)
-        i = int(np.argmax(self.value(grid) / grid))
-        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-        from scipy.optimize import minimize_scalar
-
-        res = minimize_scalar(
-            lambda s: -float(self.value(s)) / s, bounds=(lo, hi), method="bounded", options={"xatol": 1e-13}
-        )
-        return float(max(-res.fun, self.value(grid[i]) / grid[i]))
 
 
 @dataclass(frozen=True)
@@ -197,10 +146,13 @@ def shapley_payment(s: float, coal: Coalitions, terms: Terms) -> float:
 
 
 def _slope(s: float, coal: Coalitions, cost: float, terms: Terms, mask: NDArray[np.bool_]) -> float:
-    """Derivative of the payoff at ``s`` with the set of paying (coalition, term) pairs fixed to ``mask``."""
+    """Derivative of the payoff at ``s`` with the set of paying (coalition, term) pairs fixed to ``mask``.
+
+    Unpaid pairs may have a zero argument: callers hold ``np.errstate(divide="ignore", over="ignore")``
+    around their loops (entering it per call cost 7% of an equilibrium search).
+    """
     arg = (coal.sums[:, None] + s) * terms.scale
-    with np.errstate(divide="ignore", over="ignore"):
-        d = terms.weight * terms.scale * terms.alpha * terms.beta * np.power(arg, -terms.beta - 1.0)
+    d = terms.weight * terms.scale * terms.alpha * terms.beta * np.power(arg, -terms.beta - 1.0)
     d = np.where(mask, d, 0.0)
     return float(coal.weights @ d.sum(axis=1) - cost)
 
@@ -214,41 +166,58 @@ class BestResponse:
     candidates: int
 
 
-def _edge_slopes(
-    coal: Coalitions, cost: float, terms: Terms, edges: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Right slope at each edge and left slope at the next edge, with each interval's paying pairs.
+class _Pairs:
+    r"""(coalition, term) pairs sorted by breakpoint :math:`n_{0,t}/a_t - S_T`, for prefix slope sums.
 
-    Pair ``p = (T, t)`` pays on interval ``k`` iff its breakpoint ``n0_t/a_t - S_T <= edges[k]``.
-    Vectorised over edges in blocks (memory ``O(block x pairs)``).
+    Pair ``p`` pays on ``s`` iff its breakpoint is ``<= s``; sorted, the paying pairs at any ``s`` are a
+    prefix, so the slope (derivative of (7) in ``s``) at ``s`` with the pairs active up to a threshold is
+    one vectorised sum over a prefix: no comparison of every breakpoint with every pair.
     """
-    brk = (terms.knots[None, :] - coal.sums[:, None]).ravel()
-    base = (coal.sums[:, None] * terms.scale[None, :]).ravel()
-    coef = (coal.weights[:, None] * (terms.weight * terms.scale * terms.alpha * terms.beta)[None, :]).ravel()
-    expo = np.broadcast_to(-terms.beta - 1.0, (coal.sums.size, terms.beta.size)).ravel()
-    scale = np.broadcast_to(terms.scale, (coal.sums.size, terms.scale.size)).ravel()
-    n_e = edges.size
-    right = np.empty(n_e)
-    left_next = np.full(n_e, -np.inf)  # last interval is unbounded
-    block = max(1, 2_000_000 // max(brk.size, 1))
-    nxt = np.append(edges[1:], np.inf)
-    for i0 in range(0, n_e, block):
-        e = edges[i0 : i0 + block]
-        act = brk[None, :] <= e[:, None]
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            f_lo = np.where(act, coef * np.power(base + scale * e[:, None], expo), 0.0)
-            en = nxt[i0 : i0 + block]
-            f_hi = np.where(
-                act & np.isfinite(en)[:, None], coef * np.power(base + scale * en[:, None], expo), 0.0
-            )
-        right[i0 : i0 + block] = f_lo.sum(axis=1) - cost
-        fin = np.isfinite(en)
-        left_next[i0 : i0 + block] = np.where(fin, f_hi.sum(axis=1) - cost, -np.inf)
-    return right, left_next
+
+    def __init__(self, coal: Coalitions, terms: Terms) -> None:
+        brk = (terms.knots[None, :] - coal.sums[:, None]).ravel()
+        order = np.argsort(brk, kind="stable")
+        self.brk = brk[order]
+        w = coal.weights[:, None] * (terms.weight * terms.scale * terms.alpha * terms.beta)[None, :]
+        self.coef = w.ravel()[order]
+        self.base = (coal.sums[:, None] * terms.scale[None, :]).ravel()[order]
+        self.scale = np.broadcast_to(terms.scale, w.shape).ravel()[order]
+        self.expo = np.broadcast_to(-terms.beta - 1.0, w.shape).ravel()[order]
+
+    def count(self, threshold: float, strict: bool = False) -> int:
+        """Number of pairs with breakpoint ``<= threshold`` (``< threshold`` when ``strict``)."""
+        return int(np.searchsorted(self.brk, threshold, side="left" if strict else "right"))
+
+    def slope(self, s: float, n: int, cost: float) -> float:
+        """Slope at ``s`` with the first ``n`` pairs paying (their arguments are > 0, so no errstate)."""
+        if n == 0:
+            return -cost
+        arg = self.base[:n] + self.scale[:n] * s
+        return float(self.coef[:n] @ np.exp(self.expo[:n] * np.log(arg)) - cost)
 
 
-def best_response(coal: Coalitions, cost: float, terms: Terms, tol: float = 1e-12) -> BestResponse:
-    """Exact global best response by breakpoint enumeration (spec S0-A2).
+def revenue_bound(coal: Coalitions, terms: Terms) -> float:
+    r"""The revenue there is to share with a newcomer: :math:`\sum_T c_T (\sup F - F(S_T))`.
+
+    The payoff (7) of producing ``s`` is at most this minus ``cost * s``, so a best response never
+    exceeds ``revenue_bound / cost`` (the pruning of S0-A2's breakpoints).
+    """
+    if terms.empty:
+        return 0.0
+    top = float(terms.weight @ terms.Z)
+    return float(coal.weights @ (top - terms.value(coal.sums)))
+
+
+def best_response(
+    coal: Coalitions,
+    cost: float,
+    terms: Terms,
+    tol: float = 1e-12,
+    *,
+    hint: float | None = None,
+    stop_above: float | None = None,
+) -> BestResponse:
+    """Exact global best response by breakpoint enumeration (spec S0-A2), pruned and bounded.
 
     Between consecutive breakpoints :math:`n_{0,t}/a_t - S_T` every paying term is a concave power
     function, so the payoff is concave there and its slope decreases; at a breakpoint the slope jumps
@@ -256,48 +225,118 @@ def best_response(coal: Coalitions, cost: float, terms: Terms, tol: float = 1e-1
     interval whose slope changes sign from + to - (found with ``brentq``), or an edge whose right slope
     is <= 0 while the left slope is >= 0. All such candidates are compared; ties (within ``tol`` times the
     payoff scale) keep the smaller quantity, so ``s = 0`` wins a tie at zero profit.
+
+    Work is cut three ways without losing the maximum: (i) breakpoints beyond
+    ``revenue_bound / cost`` are dropped (the payoff is negative there); (ii) runs of consecutive
+    intervals are examined together (best first) with bounds on the slope (the paying pairs at the run's
+    start evaluated at its end, and those paying before its end evaluated at its start): a run whose slope
+    is provably > 0 or < 0 holds no interior maximum, and a run whose payoff bound (two tangent lines)
+    is below the best value found (less the tie tolerance) cannot hold the maximum; (iii) ``hint``, a
+    quantity whose payoff seeds the best value (the current quantity in a regret check).
+
+    ``stop_above``: return as soon as some quantity is known to pay more than this (a regret check that
+    has already failed); the result is then that quantity, not necessarily the best response.
     """
     if terms.empty:
         return BestResponse(0.0, 0.0, 1)
-    knots = terms.knots
-    brk = (knots[None, :] - coal.sums[:, None]).ravel()
-    edges = np.concatenate([[0.0], np.unique(brk[brk > 0])])
-    d_lo, d_hi = _edge_slopes(coal, cost, terms, edges)
-    cands = [0.0]
-    prev_hi = np.concatenate([[np.inf], d_hi[:-1]])
-    for k in np.flatnonzero((d_lo <= 0) & (prev_hi >= 0)):
-        cands.append(float(edges[k]))
-    brk2 = brk.reshape(coal.sums.size, knots.size)
-    for k in np.flatnonzero((d_lo > 0) & (d_hi < 0)):
+    pairs = _Pairs(coal, terms)
+    s_max = revenue_bound(coal, terms) / cost
+    brk = pairs.brk
+    inner = brk[(brk > 0) & (brk < s_max)]
+    edges = np.concatenate([[0.0], np.unique(inner), [max(s_max, 0.0)]])  # last entry: the cap
+    n_int = edges.size - 1  # intervals [edges[k], edges[k+1]]
+    counts = np.searchsorted(brk, edges, side="right")  # pairs paying on interval k: counts[k]
+
+    memo: dict[float, float] = {}
+
+    def pay(s: float) -> float:
+        if s not in memo:
+            memo[s] = payoff(s, coal, cost, terms)
+        return memo[s]
+
+    best, best_at = 0.0, 0.0
+    if hint is not None and hint > 0 and pay(hint) > best:
+        best, best_at = pay(hint), hint
+    cands: list[float] = [0.0]
+
+    def see(s: float) -> None:
+        nonlocal best, best_at
+        if pay(s) > best:
+            best, best_at = pay(s), s
+
+    brk_all = terms.knots[None, :] - coal.sums[:, None]
+
+    def leaf(k: int) -> list[float]:
+        """Interval ``k`` exactly as S0-A2 treats it (same mask, bracket and ``brentq``)."""
         lo = float(edges[k])
-        mask = brk2 <= lo  # the same paying pairs as in _edge_slopes
-        if k + 1 < edges.size:
-            hi = float(edges[k + 1])
-        else:
+        mask = brk_all <= lo
+        s_lo = _slope(lo, coal, cost, terms, mask)
+        left = pairs.slope(lo, int(counts[k - 1]), cost) if k > 0 else np.inf
+        out = [lo] if s_lo <= 0 and left >= 0 else []
+        if s_lo <= 0:
+            return out
+        above = brk[brk > lo]
+        if above.size:
+            hi = float(above[0])
+        else:  # the last interval is unbounded
             hi = max(2.0 * lo, 1.0)
             while _slope(hi, coal, cost, terms, mask) > 0:
                 hi *= 2.0
                 if hi > 1e300:
                     raise InvalidMarketError("costs", "best response is unbounded (cost too small)")
-        s_lo = _slope(lo, coal, cost, terms, mask)
         s_hi = _slope(hi, coal, cost, terms, mask)
-        if s_lo <= 0 or s_hi >= 0:  # a sign change lost to rounding: the maximum is at an end
-            cands.append(lo if s_lo <= 0 else hi)
-            continue
-        root_s = brentq(
-            lambda s, m=mask: _slope(s, coal, cost, terms, m),
-            lo,
-            hi,
-            xtol=1e-15,
-            rtol=_RTOL,
-            maxiter=500,
+        if s_hi >= 0:  # increasing throughout: no maximum inside
+            return out
+        # concave on [lo, hi]: below both tangent lines, so skip the root when that bound cannot win
+        p_lo, p_hi = pay(lo), pay(hi)
+        s_x = min(max((p_hi - s_hi * hi - p_lo + s_lo * lo) / (s_lo - s_hi), lo), hi)
+        if p_lo + s_lo * (s_x - lo) < best - tol * max(1.0, abs(best)):
+            return out
+        out.append(
+            float(
+                brentq(
+                    lambda s: _slope(s, coal, cost, terms, mask), lo, hi, xtol=1e-15, rtol=_RTOL, maxiter=500
+                )
+            )
         )
-        cands.append(float(root_s))
+        return out
+
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        heap: list[tuple[float, int, int]] = [(-np.inf, 0, n_int)] if n_int > 0 and edges[-1] > 0 else []
+        while heap:
+            neg_ub, i, j = heapq.heappop(heap)
+            if -neg_ub < best - tol * max(1.0, abs(best)):
+                continue
+            if stop_above is not None and best > stop_above:
+                return BestResponse(best_at, best, len(cands))
+            if j == i + 1:
+                for c in leaf(i):
+                    cands.append(c)
+                    see(c)
+                continue
+            e_i, e_j = float(edges[i]), float(edges[j])
+            upper = pairs.slope(e_i, int(counts[j - 1]), cost)  # slope <= upper on [e_i, e_j)
+            lower = pairs.slope(e_j, int(counts[i]), cost)  # slope >= lower on (e_i, e_j]
+            if lower > 0 or upper < 0:
+                continue  # monotone run: no maximum inside (the slope only jumps up at edges)
+            p_i, p_j = pay(e_i), pay(e_j)
+            see(e_i)
+            see(e_j)
+            ub = np.inf
+            if np.isfinite(upper) and np.isfinite(lower):
+                # payoff <= min(p_i + upper (s - e_i), p_j - lower (e_j - s)) on the run
+                s_x = min(max((p_j - lower * e_j - p_i + upper * e_i) / (upper - lower), e_i), e_j)
+                ub = p_i + upper * (s_x - e_i)
+                if ub < best - tol * max(1.0, abs(best)):
+                    continue
+            mid = (i + j) // 2
+            heapq.heappush(heap, (-ub, i, mid))
+            heapq.heappush(heap, (-ub, mid, j))
     cand = np.array(sorted(set(cands)))
-    vals = np.array([payoff(c, coal, cost, terms) for c in cand])
+    vals = np.array([pay(float(c)) for c in cand])
     scale = tol * max(1.0, float(np.max(np.abs(vals))))
-    best = float(np.max(vals))
-    i = int(np.flatnonzero(vals >= best - scale)[0])  # smallest quantity among (near-)ties
+    top = float(np.max(vals))
+    i = int(np.flatnonzero(vals >= top - scale)[0])  # smallest quantity among (near-)ties
     return BestResponse(float(cand[i]), float(vals[i]), int(cand.size))
 
 
@@ -307,7 +346,7 @@ def regrets(x: FloatArray, costs: FloatArray, terms: Terms) -> FloatArray:
     out = np.empty(x.size)
     for j in range(x.size):
         coal = coalitions_of(np.delete(x, j))
-        br = best_response(coal, float(costs[j]), terms)
+        br = best_response(coal, float(costs[j]), terms, hint=float(x[j]))
         out[j] = br.payoff - payoff(float(x[j]), coal, float(costs[j]), terms)
     return out
 
@@ -337,28 +376,28 @@ def _payoffs(x: FloatArray, costs: FloatArray, terms: Terms) -> FloatArray:
 
 
 def _foc_solve(support: list[int], start: FloatArray, costs: FloatArray, terms: Terms) -> FloatArray | None:
-    """Solve the FOC (42) for the sellers in ``support`` (others at 0) with ``scipy.optimize.root``."""
+    """Solve the FOC (42) for the sellers in ``support`` (others at 0): coalitions built once per call
+    (the subsets of the other support members; the sellers at zero merged into the weights)."""
     m = costs.size
-
-    def full(z: FloatArray) -> FloatArray:
-        x = np.zeros(m)
-        x[support] = np.exp(np.clip(z, -60.0, 60.0))
-        return x
-
-    def resid(z: FloatArray) -> FloatArray:
-        x = full(z)
-        out = np.empty(len(support))
-        for r, j in enumerate(support):
-            coal = coalitions_of(np.delete(x, j))
-            mask = (coal.sums[:, None] + x[j]) > terms.knots[None, :]
-            out[r] = _slope(float(x[j]), coal, float(costs[j]), terms, mask) / float(costs[j])
-        return out
-
-    z0 = np.log(np.maximum(start[support], 1e-12))
-    sol = root(resid, z0, method="hybr", options={"xtol": 1e-14})
-    if not np.all(np.isfinite(sol.x)) or np.max(np.abs(resid(sol.x))) > 1e-10:
+    k = len(support)
+    if k - 1 > 20:
+        raise InvalidMarketError(
+            "sellers", f"{1 << (k - 1)} coalitions exceed the exact limit {MAX_COMBINATIONS}"
+        )
+    bits, sizes = _subsets(k - 1)
+    weights = merged_size_weights(m, m - k)[sizes]
+    atoms = []
+    for r in range(k):
+        cols = [c for c in range(k) if c != r]
+        counts = np.zeros((bits.shape[0], k))
+        counts[:, cols] = bits
+        atoms.append(FocAtoms(counts, weights))
+    y = solve_foc(atoms, costs[support], start[support], terms)
+    if y is None:
         return None
-    return full(sol.x)
+    x = np.zeros(m)
+    x[support] = y
+    return x
 
 
 def _ibr(start: FloatArray, costs: FloatArray, terms: Terms, max_sweeps: int) -> FloatArray | None:
@@ -368,7 +407,9 @@ def _ibr(start: FloatArray, costs: FloatArray, terms: Terms, max_sweeps: int) ->
     for _ in range(max_sweeps):
         prev = x.copy()
         for j in range(x.size):
-            x[j] = best_response(coalitions_of(np.delete(x, j)), float(costs[j]), terms).quantity
+            x[j] = best_response(
+                coalitions_of(np.delete(x, j)), float(costs[j]), terms, hint=float(x[j])
+            ).quantity
         step = float(np.max(np.abs(x - prev)))
         if step <= 1e-12 * (1.0 + np.max(np.abs(x))):
             return x
@@ -453,6 +494,30 @@ def find_equilibria(
             pays.append(pay)
             regs.append(reg)
 
+    return select_equilibria(
+        kept,
+        pays,
+        regs,
+        costs,
+        {"candidates": len(cands), "ibr_converged": n_ibr, "supports": len(supports)},
+    )
+
+
+def select_equilibria(
+    kept: list[FloatArray],
+    pays: list[FloatArray],
+    regs: list[float],
+    costs: FloatArray,
+    diagnostics: dict[str, int],
+) -> SellerEquilibria:
+    """Order the verified equilibria by spec S0-A3's selection rule (the selected one first).
+
+    The symmetric equilibrium if there is one with production; else the one with the most active
+    sellers; ties go to the cheapest active sellers, then to larger total production. The all-zero
+    profile is kept only when no equilibrium with production exists.
+    """
+    m = costs.size
+
     def rank(i: int) -> tuple[float, ...]:
         x = kept[i]
         act = x > 0
@@ -463,7 +528,7 @@ def find_equilibria(
 
     if not kept:  # should not happen: IBR always converges on these games in practice
         z = np.zeros(m)
-        return SellerEquilibria((z,), (z.copy(),), (math.inf,), {"candidates": len(cands), "found": 0})
+        return SellerEquilibria((z,), (z.copy(),), (math.inf,), {**diagnostics, "found": 0})
     idx = sorted(range(len(kept)), key=rank)
     if kept[idx[0]].sum() > 0:
         idx = [i for i in idx if kept[i].sum() > 0]
@@ -471,5 +536,5 @@ def find_equilibria(
         tuple(kept[i] for i in idx),
         tuple(pays[i] for i in idx),
         tuple(regs[i] for i in idx),
-        {"candidates": len(cands), "found": len(idx), "ibr_converged": n_ibr, "supports": len(supports)},
+        {**diagnostics, "found": len(idx)},
     )

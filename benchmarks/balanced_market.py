@@ -1,0 +1,176 @@
+"""Benchmark: the balanced market's exact Shapley-Nash model (paper 000) against the code before issue 19.
+
+Baseline: the ``src`` tree of commit ``01f4c7f`` (the last commit before the class engine), extracted
+with ``git archive`` into a temporary directory and run in a subprocess with ``PYTHONPATH`` pointing
+there; ours: this checkout's ``src``. Both run the same scenario dictionaries with the same interpreter,
+one market per subprocess, BLAS pinned to one thread; each subprocess first runs an untimed warm-up
+(a two-seller market) so that imports are not timed, then times ``run_scenario`` ``--reps`` times.
+
+Markets (``datamarket run`` inputs, ``model = "shapley_nash"``):
+
+* ``identical``: ``examples/balanced_market.toml`` (one curve, three buyers, two groups) with ``M``
+  identical sellers of costs (0.2, 0.05) -- the issue's first measurement.
+* ``hetero``: ``examples/balanced_market-shapley_nash.toml`` (heterogeneous buyers' curves) with ``M``
+  identical sellers of costs (0.1, 0.1) -- the issue's second measurement.
+* ``classes``: ``examples/balanced_market.toml`` with ``--class-sizes`` sellers in four classes (ours
+  only beyond M = 12: the baseline enumerates :math:`2^{M-1}` coalitions); timed on :func:`analyse` (both
+  equilibria, thresholds, ratios); the scenario's growth table repeats it per buyer count.
+
+Every JSON field of both results must agree to ``1e-9`` (relative to ``max(1, |x|)``) before a ratio is
+printed. The baseline at M = 16 takes about 270 s (run once: ``--baseline-reps 1``).
+
+Run: ``.venv/bin/python benchmarks/balanced_market.py [--quick]`` (``--quick``: M = 6 and 8 only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = "01f4c7f"
+TOL = 1e-9
+CLASS_ROWS = [[0.010, 0.004], [0.0105, 0.0042], [0.011, 0.0044], [0.0115, 0.0046]]
+
+
+def scenario(kind: str, m: int) -> dict[str, Any]:
+    """The scenario dictionary of one benchmark market (module docstring)."""
+    if kind == "hetero":
+        data = tomllib.loads((ROOT / "examples/balanced_market-shapley_nash.toml").read_text())
+        data["sellers"] = [{"name": f"s{j}", "costs": [0.1, 0.1]} for j in range(m)]
+    else:
+        data = tomllib.loads((ROOT / "examples/balanced_market.toml").read_text())
+        data["model"] = "shapley_nash"
+        if kind == "identical":
+            data["sellers"] = [{"name": f"s{j}", "costs": [0.2, 0.05]} for j in range(m)]
+        else:
+            per = m // len(CLASS_ROWS)
+            data["sellers"] = [
+                {"name": f"k{k}s{j}", "costs": row} for k, row in enumerate(CLASS_ROWS) for j in range(per)
+            ]
+    return data
+
+
+def worker(spec: dict[str, Any]) -> None:
+    """Subprocess side: warm up, time ``reps`` runs, print times and the JSON result."""
+    import datamarket
+    from datamarket.scenarios import parse_scenario, run_scenario
+
+    assert datamarket.__file__.startswith(spec["src"]), (datamarket.__file__, spec["src"])
+    warm = scenario("identical", 2)
+    run_scenario(parse_scenario(json.dumps(warm), "json"))
+    cfg = parse_scenario(json.dumps(scenario(spec["kind"], spec["m"])), "json")
+    times, result = [], None
+    for _ in range(spec["reps"]):
+        t0 = time.perf_counter()
+        if spec["what"] == "analyse":
+            from datamarket.mechanisms.balanced_market import analyse
+
+            a = analyse(cfg.market(), cfg.model)
+            out = {
+                "baseline": a.baseline.production.tolist(),
+                "intervention": a.intervention.production.tolist(),
+            }
+        else:
+            out = run_scenario(cfg).to_json()
+        times.append(time.perf_counter() - t0)
+        result = out
+    print(json.dumps({"times": times, "result": result}))
+
+
+def launch(src: Path, kind: str, m: int, reps: int, what: str = "scenario") -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env["MKL_NUM_THREADS"] = "1"
+    spec = {"kind": kind, "m": m, "reps": reps, "src": str(src), "what": what}
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)], env=env, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    res: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return res
+
+
+def max_difference(a: Any, b: Any, path: str = "") -> float:
+    """Largest relative difference of two JSON values; raises on a structural difference."""
+    if isinstance(a, dict):
+        if set(a) != set(b):
+            raise AssertionError(f"{path}: keys differ {set(a) ^ set(b)}")
+        return max([max_difference(a[k], b[k], f"{path}.{k}") for k in a] or [0.0])
+    if isinstance(a, list):
+        if len(a) != len(b):
+            raise AssertionError(f"{path}: lengths differ")
+        return max(
+            [max_difference(x, y, f"{path}[{i}]") for i, (x, y) in enumerate(zip(a, b, strict=True))] or [0.0]
+        )
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            if a is not b:
+                raise AssertionError(f"{path}: {a} vs {b}")
+            return 0.0
+        return abs(a - b) / max(1.0, abs(a))
+    if a != b:
+        raise AssertionError(f"{path}: {a!r} vs {b!r}")
+    return 0.0
+
+
+def spread(times: list[float]) -> str:
+    med = statistics.median(times)
+    return f"{med:8.2f} s (min {min(times):.2f}, max {max(times):.2f}, n={len(times)})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="small sizes only (minutes, not ten)")
+    ap.add_argument("--reps", type=int, default=3, help="timed runs of ours per market")
+    ap.add_argument("--baseline-reps", type=int, default=1, help="timed runs of the baseline per market")
+    ap.add_argument("--cases", default="", help="markets to compare, e.g. identical:16,hetero:13")
+    ap.add_argument("--repo", type=Path, default=ROOT, help="git checkout holding the baseline commit")
+    ap.add_argument("--class-sizes", default="20,40", help="total sellers of the four-class markets (ours)")
+    args = ap.parse_args()
+    if args.worker:
+        worker(json.loads(args.worker))
+        return
+    cases = [("identical", 6), ("hetero", 6), ("identical", 8), ("hetero", 8)]
+    if not args.quick:
+        cases += [("identical", 16), ("hetero", 13)]
+    if args.cases:
+        cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases.split(",")]
+    ours_src = ROOT / "src"
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "archive", BASELINE, "src"], cwd=args.repo, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        base_src = Path(tmp) / "src"
+        print(f"baseline: {BASELINE} (extracted to {base_src}); ours: {ours_src}")
+        print(f"{'market':>14} {'baseline':>38} {'ours':>38} {'ratio':>8} {'max diff':>9}")
+        for kind, m in cases:
+            base = launch(base_src, kind, m, args.baseline_reps)
+            ours = launch(ours_src, kind, m, args.reps)
+            diff = max_difference(base["result"], ours["result"])
+            if diff > TOL:
+                raise SystemExit(f"{kind} M={m}: results differ by {diff:.3g} > {TOL}")
+            ratio = statistics.median(base["times"]) / statistics.median(ours["times"])
+            name = f"{kind} M={m}"
+            row = f"{name:>14} {spread(base['times']):>38} {spread(ours['times']):>38}"
+            print(f"{row} {ratio:6.1f}x {diff:8.1e}", flush=True)
+    for m in (int(x) for x in args.class_sizes.split(",") if x):
+        big = launch(ours_src, "classes", m, args.reps, what="analyse")
+        print(
+            f"{'classes M=' + str(m):>14} {'(baseline: 2^(M-1) coalitions)':>38} {spread(big['times']):>38}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,381 @@
+r"""Sellers in classes: the Shapley-Nash game of paper 000 (seed 0) over class counts.
+
+Real online data markets have many sellers of a few kinds. Sellers with identical parameters (the same
+unit-cost row; the buyers' curves are common to all sellers) form a *class*. In a profile where every
+seller of a class produces the same quantity (*class-symmetric*), or where a class splits into a
+producing part and a part at zero, a coalition of the other sellers is described by how many members of
+each producing part it holds, :math:`t = (t_1, \dots, t_P)`; its total is :math:`S_t = \sum_b t_b y_b`
+and its summed Shapley weight (7) is
+
+.. math::
+   c_t = \Bigl(\prod_b \binom{m'_b}{t_b}\Bigr) c'_{|t|}, \qquad
+   c'_s = \sum_u \binom{n_0}{u} \frac{(s+u)!\,(M-s-u-1)!}{M!},
+
+with :math:`m'_b` the other sellers of part :math:`b` and :math:`n_0` the other sellers at zero (summed
+out: they change no total). This is the structured Shapley value of a quantity game (the dynamic
+programme of :mod:`datamarket.valuation.structured` counts coalitions by total; here the totals are
+indexed by the count vector), so the seller's payoff (7), its slope (42) and the Jacobian of the FOC
+system cost :math:`\prod_b (m'_b + 1)` terms: polynomial in the class counts (26^4 for 100 sellers in
+four classes of 25) instead of :math:`2^{M-1}`.
+
+Algorithm (class engine of S0-A3)
+---------------------------------
+1. Classes by exact equality of the sellers' parameter rows (:func:`seller_classes`).
+2. Supports: every set of producing classes (class-symmetric profiles). When asked
+   (``within_class=True``), or when all splits are few (:math:`\prod_k (m_k+1) \le` ``SPLIT_LIMIT``), a
+   class may also split: its first :math:`a_k` sellers (by index) produce, the rest stay at zero
+   (the general engine's supports "cheapest sellers first" for identical sellers). With many splits only
+   one class splits at a time.
+3. For each support, the FOC (42) of one seller per producing part, solved in log quantities with the
+   analytic Jacobian (:func:`datamarket.mechanisms.balanced_market._shapley.solve_foc`) from the general
+   engine's starts.
+4. Every candidate is verified by the exact global best response (S0-A2, pruned) of one seller of
+   every part, producing or not: a class-symmetric profile is a Nash equilibrium iff no seller of any
+   part gains more than ``tol`` times the payoff scale by deviating (sellers of a part face the same
+   coalitions, so one check per part is exact).
+5. Selection as in S0-A3 (:func:`datamarket.mechanisms.balanced_market._shapley.select_equilibria`).
+
+Unlike the general engine there is no iterated best response: asymmetric equilibria other than the
+splits of step 2 are not searched.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import gammaln
+
+from datamarket.core.errors import InvalidMarketError
+from datamarket.mechanisms.balanced_market._foc import FocAtoms, log_merged_size_weights, solve_foc
+from datamarket.mechanisms.balanced_market._shapley import (
+    MAX_COMBINATIONS,
+    Coalitions,
+    FloatArray,
+    SellerEquilibria,
+    Terms,
+    best_response,
+    find_equilibria,
+    payoff,
+    select_equilibria,
+)
+
+IntArray = NDArray[np.int64]
+MAX_CLASSES = 12  # 2^12 class supports at most
+GENERAL_FALLBACK = 8  # sellers up to which "auto" retries the general engine when no producing NE is found
+SPLIT_LIMIT = 256  # enumerate every split of every class when there are at most this many
+
+
+def seller_classes(params: ArrayLike) -> IntArray:
+    """Class label of each seller: rows of ``params`` (one row per seller) equal element by element
+    share a label; labels number the classes in order of first appearance.
+
+    >>> seller_classes([[1.0, 2.0], [3.0, 2.0], [1.0, 2.0]]).tolist()
+    [0, 1, 0]
+    """
+    arr = np.asarray(params, dtype=np.float64)
+    rows = arr.reshape(arr.shape[0], -1)
+    seen: dict[bytes, int] = {}
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    for j, row in enumerate(rows):
+        out[j] = seen.setdefault((row + 0.0).tobytes(), len(seen))  # + 0.0: -0.0 equals 0.0
+    return out
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A class-structured profile: part ``b`` has ``count[b]`` sellers of cost ``cost[b]`` producing
+    ``quantity[b]`` each."""
+
+    cost: FloatArray
+    count: IntArray
+    quantity: FloatArray
+
+    @property
+    def n_sellers(self) -> int:
+        return int(self.count.sum())
+
+
+def part_atoms(parts: Parts, own: int, variables: Sequence[int]) -> tuple[FocAtoms, Coalitions]:
+    """Coalitions of the others of one seller of part ``own``, by the counts of the producing parts.
+
+    Returns the FOC atoms over ``variables`` (part indices; counts of producing parts outside
+    ``variables`` are folded into nothing: all producing parts must be variables) and the coalitions
+    (totals and weights) for payoffs and best responses.
+    """
+    others = parts.count.copy()
+    others[own] -= 1
+    producing = [b for b in range(others.size) if parts.quantity[b] > 0 and others[b] > 0]
+    n_zero = int(others.sum() - sum(int(others[b]) for b in producing))
+    n_comb = math.prod(int(others[b]) + 1 for b in producing)
+    if n_comb > MAX_COMBINATIONS:
+        raise InvalidMarketError(
+            "sellers", f"{n_comb} distinct coalitions exceed the exact limit {MAX_COMBINATIONS}"
+        )
+    log_c = log_merged_size_weights(parts.n_sellers, n_zero)
+    log_w = np.zeros(1)
+    sizes = np.zeros(1, dtype=np.int64)
+    counts = np.zeros((1, len(variables)))
+    col = {b: i for i, b in enumerate(variables)}
+    for b in producing:
+        k = int(others[b])
+        t = np.arange(k + 1)
+        log_binom = gammaln(k + 1) - gammaln(t + 1) - gammaln(k - t + 1)
+        log_w = (log_w[:, None] + log_binom[None, :]).ravel()
+        sizes = (sizes[:, None] + t[None, :]).ravel()
+        counts = np.repeat(counts, k + 1, axis=0)
+        counts[:, col[b]] = np.tile(t, counts.shape[0] // (k + 1))
+    weights = np.exp(log_w + log_c[sizes])
+    sums = counts @ parts.quantity[list(variables)] if len(variables) else np.zeros(weights.size)
+    return FocAtoms(counts, weights), Coalitions(sums, weights)
+
+
+def _splits(counts: IntArray, stage: int, within_class: bool) -> list[tuple[int, ...]]:
+    """Producing sellers per class of the supports of step 2: stage 1 the class-symmetric ones, stage 2
+    the splits (all when few, else one class at a time when ``within_class``); never all-zero."""
+    k = counts.size
+    whole = [
+        tuple(int(counts[i]) * f for i, f in enumerate(flags))
+        for flags in itertools.product((0, 1), repeat=k)
+    ]
+    out: set[tuple[int, ...]] = set()
+    if stage == 1:
+        out = set(whole)
+    elif math.prod(int(c) + 1 for c in counts) <= SPLIT_LIMIT:
+        out = set(itertools.product(*(range(int(c) + 1) for c in counts))) - set(whole)
+    elif within_class:
+        for base in whole:
+            for i in range(k):
+                for a in range(1, int(counts[i])):
+                    out.add((*base[:i], a, *base[i + 1 :]))
+    out.discard((0,) * k)
+    return sorted(out, key=lambda a: (-sum(a), a))
+
+
+def merge_terms(terms: Terms) -> Terms:
+    """The same value :math:`F` with terms of equal scale and curve merged (weights added): buyers who
+    share a curve cost one term instead of one each."""
+    if terms.empty:
+        return terms
+    keys = np.stack([terms.scale, terms.Z, terms.alpha, terms.beta], axis=1)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    if uniq.shape[0] == keys.shape[0]:
+        return terms
+    weight = np.asarray(
+        np.bincount(inv.ravel(), weights=terms.weight, minlength=uniq.shape[0]), dtype=np.float64
+    )
+    return Terms(weight, uniq[:, 0], uniq[:, 1], uniq[:, 2], uniq[:, 3])
+
+
+def _expand(parts: Parts, members: list[IntArray], m: int) -> FloatArray:
+    x = np.zeros(m)
+    for b, idx in enumerate(members):
+        x[idx] = parts.quantity[b]
+    return x
+
+
+def class_equilibria(
+    costs: ArrayLike,
+    terms: Terms,
+    *,
+    labels: ArrayLike | None = None,
+    within_class: bool = False,
+    tol: float = 1e-9,
+    max_sweeps: int = 300,
+) -> SellerEquilibria:
+    """Nash equilibria of the sellers' scalar game (7) over class counts (module docstring, steps 1-5).
+
+    ``costs``: (M,) unit costs of the scalar game; ``labels``: class of each seller (default: equal
+    costs); sellers of one class must have equal costs. ``within_class``: also search splits of a class
+    into producing and idle sellers when there are too many to enumerate all.
+    """
+    c = np.asarray(costs, dtype=np.float64)
+    m = c.size
+    lab = seller_classes(c) if labels is None else np.asarray(labels, dtype=np.int64)
+    n_cls = int(lab.max()) + 1
+    members = [np.flatnonzero(lab == k) for k in range(n_cls)]
+    cls_cost = np.array([c[idx[0]] for idx in members])
+    if any(np.any(c[idx] != cls_cost[k]) for k, idx in enumerate(members)):
+        raise InvalidMarketError("labels", "sellers of one class must have equal costs")
+    cls_count = np.array([idx.size for idx in members], dtype=np.int64)
+    if n_cls > MAX_CLASSES:
+        raise InvalidMarketError(
+            "engine",
+            f"{n_cls} seller classes: the class engine enumerates 2^classes supports (at most {MAX_CLASSES})",
+        )
+    terms = merge_terms(terms)
+    diag = {"classes": n_cls, "supports": 0, "candidates": 0}
+    if terms.empty:
+        z = np.zeros(m)
+        return SellerEquilibria((z,), (z.copy(),), (0.0,), diag)
+    lone = Coalitions(np.zeros(1), np.ones(1))
+    mono = np.array([best_response(lone, float(k), terms).quantity for k in cls_cost])
+    kept: list[FloatArray] = []
+    pays: list[FloatArray] = []
+    regs: list[float] = []
+    checked: list[FloatArray] = []
+
+    def check(parts: Parts, part_members: list[IntArray]) -> None:
+        x = _expand(parts, part_members, m)
+        if np.any(x < 0) or (
+            checked
+            and bool(np.any(np.all(np.abs(x - np.array(checked)) <= 1e-11 + 1e-9 * np.abs(checked), axis=1)))
+        ):
+            return  # a duplicate within np.allclose(x, k, rtol=1e-9, atol=1e-11) of a checked one
+        checked.append(x)
+        verdict = _verify(parts, terms, tol)
+        if verdict is not None:
+            kept.append(x)
+            pays.append(_expand(Parts(parts.cost, parts.count, verdict[0]), part_members, m))
+            regs.append(verdict[1])
+
+    splits = _splits(cls_count, 1, within_class)
+    if within_class or math.prod(int(k) + 1 for k in cls_count) <= SPLIT_LIMIT:
+        splits = sorted(set(splits) | set(_splits(cls_count, 2, within_class)), key=lambda a: (-sum(a), a))
+    for n_act, group in itertools.groupby(splits, key=sum):
+        if not within_class and any(int(np.sum(x > 0)) > n_act for x in kept):
+            break  # more producing sellers rank first (S0-A3): fewer cannot be selected
+        for split in group:
+            diag["supports"] += 1
+            for parts, part_members in _support_candidates(split, members, cls_cost, mono, terms):
+                diag["candidates"] += 1
+                check(parts, part_members)
+    if within_class or not any(x.sum() > 0 for x in kept):
+        # FOC kinks can stop MINPACK: iterated best response over the parts from the joint start (the
+        # general engine's IBR), polished by the FOC
+        whole = Parts(cls_cost, cls_count, np.maximum(mono, float(terms.knots.min())) / m)
+        ibr = _part_ibr(whole, terms, max_sweeps)
+        if ibr is not None:
+            polished = _solve(ibr, terms) if np.any(ibr.quantity > 0) else None
+            diag["candidates"] += 1
+            check(polished if polished is not None else ibr, members)
+    if not any(x.sum() > 0 for x in kept):
+        check(Parts(cls_cost, cls_count, np.zeros(n_cls)), members)
+    return select_equilibria(kept, pays, regs, c, diag)
+
+
+def _support_candidates(
+    split: tuple[int, ...],
+    members: list[IntArray],
+    cls_cost: FloatArray,
+    mono: FloatArray,
+    terms: Terms,
+) -> list[tuple[Parts, list[IntArray]]]:
+    """FOC solutions (step 3) on the support where the first ``split[k]`` sellers of class ``k`` produce."""
+    part_cost: list[float] = []
+    part_count: list[int] = []
+    part_members: list[IntArray] = []
+    start: list[float] = []
+    variables: list[int] = []
+    n_act = sum(split)
+    for k, a in enumerate(split):
+        for lo, hi, active in ((0, a, True), (a, members[k].size, False)):
+            if hi > lo:
+                if active:
+                    variables.append(len(part_cost))
+                    start.append(max(float(mono[k]), float(terms.knots.min())))
+                part_cost.append(float(cls_cost[k]))
+                part_count.append(hi - lo)
+                part_members.append(members[k][lo:hi])
+    cost, count = np.array(part_cost), np.array(part_count, dtype=np.int64)
+    out: list[tuple[Parts, list[IntArray]]] = []
+    for scale in (1.0 / n_act, 1.0):  # the general engine's two starts
+        q0 = np.zeros(cost.size)
+        q0[variables] = np.array(start) * scale
+        got = _solve(Parts(cost, count, q0), terms)
+        if got is not None:
+            out.append((got, part_members))
+    return out
+
+
+def _solve(parts: Parts, terms: Terms) -> Parts | None:
+    """FOC (42) of one seller per producing part, from ``parts.quantity`` (step 3)."""
+    variables = [b for b in range(parts.count.size) if parts.quantity[b] > 0]
+    atoms = [part_atoms(parts, b, variables)[0] for b in variables]
+    y = solve_foc(atoms, parts.cost[variables], parts.quantity[variables], terms)
+    if y is None:
+        return None
+    q = np.zeros(parts.count.size)
+    q[variables] = y
+    return Parts(parts.cost, parts.count, q)
+
+
+def _part_ibr(parts: Parts, terms: Terms, max_sweeps: int) -> Parts | None:
+    """Gauss-Seidel over parts: every seller of part ``b`` moves to one seller's global best response to
+    the others (its peers included); ``None`` when it cycles or does not converge. A fixed point is a
+    class-symmetric Nash equilibrium of the parts."""
+    q = parts.quantity.copy()
+    seen: set[bytes] = set()
+    for _ in range(max_sweeps):
+        prev = q.copy()
+        for b in range(q.size):
+            cur = Parts(parts.cost, parts.count, q)
+            producing = [k for k in range(q.size) if q[k] > 0]
+            coal = part_atoms(cur, b, producing)[1]
+            q[b] = best_response(coal, float(parts.cost[b]), terms, hint=float(q[b])).quantity
+        step = float(np.max(np.abs(q - prev)))
+        if step <= 1e-12 * (1.0 + np.max(np.abs(q))):
+            return Parts(parts.cost, parts.count, q)
+        key = np.round(q, 7).tobytes()
+        if key in seen and step > 1e-6 * (1.0 + np.max(np.abs(q))):
+            return None
+        seen.add(key)
+    return None
+
+
+def _verify(parts: Parts, terms: Terms, tol: float) -> tuple[FloatArray, float] | None:
+    """Payoffs per part and the largest regret, or ``None`` when some seller gains more than ``tol``
+    times the payoff scale by its global best response (step 4)."""
+    producing = [b for b in range(parts.count.size) if parts.quantity[b] > 0]
+    coals = [part_atoms(parts, b, producing)[1] for b in range(parts.count.size)]
+    pay = np.array(
+        [payoff(float(parts.quantity[b]), coals[b], float(parts.cost[b]), terms) for b in range(len(coals))]
+    )
+    allowed = tol * max(1.0, float(np.max(np.abs(pay))))
+    worst = 0.0
+    for b, coal in enumerate(coals):
+        q = float(parts.quantity[b])
+        br = best_response(coal, float(parts.cost[b]), terms, hint=q, stop_above=pay[b] + allowed)
+        reg = br.payoff - pay[b]
+        if reg > allowed:
+            return None
+        worst = max(worst, reg)
+    return pay, worst
+
+
+def seller_equilibria(
+    costs: ArrayLike,
+    terms: Terms,
+    *,
+    labels: ArrayLike | None = None,
+    seed: int = 0,
+    engine: str = "auto",
+    within_class: bool = False,
+    tol: float = 1e-9,
+) -> SellerEquilibria:
+    """Equilibria of the sellers' scalar game with the engine that applies.
+
+    ``engine="auto"``: the class engine (:func:`class_equilibria`) when some class has two or more
+    sellers and there are at most ``MAX_CLASSES`` classes, else the general engine
+    (:func:`datamarket.mechanisms.balanced_market._shapley.find_equilibria`, the reference path);
+    ``"classes"`` / ``"general"`` force one. ``labels`` default to classes of equal costs. When the class
+    engine finds no equilibrium with production and ``M <= GENERAL_FALLBACK``, ``"auto"`` also runs the
+    general engine (whose iterated best response can find equilibria with unequal quantities in a class).
+    """
+    c = np.asarray(costs, dtype=np.float64)
+    lab = seller_classes(c) if labels is None else np.asarray(labels, dtype=np.int64)
+    if engine not in ("auto", "classes", "general"):
+        raise InvalidMarketError("engine", f"must be 'auto', 'classes' or 'general', got {engine!r}")
+    n_cls = int(lab.max()) + 1
+    if engine == "general" or (engine == "auto" and (n_cls == c.size or n_cls > MAX_CLASSES)):
+        return find_equilibria(c, terms, seed=seed, tol=tol)
+    eq = class_equilibria(c, terms, labels=lab, within_class=within_class, tol=tol)
+    if engine == "auto" and not eq.forms and c.size <= GENERAL_FALLBACK:
+        # equilibria with unequal positive quantities inside a class are not searched by the class
+        # engine; small markets get the general engine's iterated best responses as well
+        return find_equilibria(c, terms, seed=seed, tol=tol)
+    return eq
