@@ -9,12 +9,14 @@ from datamarket.experiments._figure import (
     reproduce,
     write_records,
 )
+from datamarket.experiments._report import markdown_table
 
 __all__ = [
     "FigureSpec",
     "Records",
     "available_experiments",
     "figures",
+    "markdown_table",
     "render",
     "reproduce",
     "write_records",
