@@ -1,6 +1,6 @@
 """Scenario kind ``balanced_market``: paper 000's online data market and the balance intervention.
 
-JSON fields (public interface, issue #4 item 5): ``reserve_prices``, ``rho``, ``thresholds`` (per-group
+JSON fields (public interface): ``reserve_prices``, ``rho``, ``thresholds`` (per-group
 participation thresholds tau_g, Claim 4.1), ``baseline`` and ``intervention`` (each ``forms``,
 ``production`` sellers x groups, ``total`` per group, ``active_groups``, ``utilities`` {``marketplace``,
 ``sellers``, ``buyers``}), ``utility_ratios`` {``marketplace``, ``sellers``, ``buyers``} (NaN -> null when

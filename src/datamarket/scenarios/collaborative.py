@@ -3,13 +3,13 @@ r"""Scenario kind ``collaborative``: the collaborative ML market of paper 004 on
 A file lists ``[[parties]]``, each with the ``digits`` it holds (training data) and, for the multi-task
 market (``characteristic = "w"``), its own ``task`` digits; a single-task market (``"u"``, ``"v"``) gives
 one common ``task``. Images come from ``sklearn.datasets.load_digits`` (the offline stand-in for MNIST,
-features scaled to [0, 1]), split per class with the scenario's seed (spec §11): ``train_frac`` (or
+features scaled to [0, 1]), split per class with the scenario's seed: ``train_frac`` (or
 ``train_count`` images) of each class to training, shared round-robin among its holders, the rest to
-validation. An optional ``[replication]`` table runs the replication attack of one party (spec §7).
+validation. An optional ``[replication]`` table runs the replication attack of one party.
 
 JSON fields (public interface): ``parties`` (list of {``name``, ``fee``, ``gain``, ``payout``, ``net``,
 ``share``}: fee :math:`A_i`, gain :math:`a_i`, payout :math:`b_i = \mathbf{a}\hat\psi_i` (paper 004
-§4.1 "payout :math:`b_i`", spec §1), net :math:`t_i - A_i = b_i - a_i`, normalised Shapley share; the
+Sec. 4.1 "payout :math:`b_i`"), net :math:`t_i - A_i = b_i - a_i`, normalised Shapley share; the
 amount returned :math:`t_i = A_i + \text{net}` is in the ``parties`` table), ``characteristic``,
 ``balance_residual``, ``replication`` (with ``[replication]``: {``replicas``, ``combined_net``,
 ``condition_1``} for that many replicas) and ``selected`` (per task: {``task``, ``parties``}, the
@@ -38,7 +38,7 @@ Digit = int
 
 @lru_cache(maxsize=1)
 def load_digits_arrays() -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """``load_digits`` features divided by 16 (spec §11) and labels, read-only."""
+    """``load_digits`` features divided by 16 and labels, read-only."""
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)

@@ -134,7 +134,7 @@ class Config(ScenarioConfig):
         if comp.ndim not in (0, 2):
             raise ValueError("must be a scalar or a square matrix")
         # every entry, the unused diagonal included, must be a competition level in [0, 1] (paper
-        # after (2); issue 6: delta outside [0, 1] is a clear error)
+        # after (2); a delta outside [0, 1] is a clear error)
         if not np.all(np.isfinite(comp)) or np.any((comp < 0) | (comp > 1)):
             raise ValueError(f"delta must lie in [0, 1], got {v}")
         if comp.ndim == 2 and (comp.shape[0] != comp.shape[1] or not np.allclose(comp, comp.T)):

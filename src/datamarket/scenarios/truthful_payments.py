@@ -4,7 +4,7 @@ A file names true cost factors ``costs`` and exactly one market table: ``[mean_e
 (21)-(22): ``buyer_means``, ``seller_means`` and either ``variances`` -- total variance of each seller's
 estimate -- or a full SPD ``covariance``) or ``[data_mixture]`` (eqs. (23)-(24): ``b``, ``k``, ``t``;
 several buyers: ``t`` one list per buyer, ``b`` and ``k`` shared or one per buyer). An optional
-``[sweep]`` names a seller whose misreports are analysed (spec §1.5).
+``[sweep]`` names a seller whose misreports are analysed.
 
 JSON fields (public interface): ``allocation`` (W, buyers x sellers), ``payments`` {``loo``,
 ``shapley``, ``myerson``, ``vcg``} (one list entry per seller), ``social_cost`` (SC at the true costs)
@@ -41,7 +41,7 @@ Rule = Literal["loo", "shapley", "myerson", "vcg"]
 
 
 class MeanEstimationConfig(StrictModel):
-    """Mean-estimation market (paper 001 §6.1)."""
+    """Mean-estimation market (paper 001 Sec. 6.1)."""
 
     buyer_means: list[list[float]] = Field(min_length=1)
     seller_means: list[list[float]] = Field(min_length=1)
@@ -56,7 +56,7 @@ class MeanEstimationConfig(StrictModel):
 
 
 class DataMixtureConfig(StrictModel):
-    """Data-mixture market (paper 001 §6.2): L_i(w) = b_i + k_i exp(t_i.w), each row on the simplex.
+    """Data-mixture market (paper 001 Sec. 6.2): L_i(w) = b_i + k_i exp(t_i.w), each row on the simplex.
 
     One buyer (the paper): scalars ``b``, ``k`` and ``t`` a list with one entry per seller. Several
     buyers: ``t`` a list of such lists (one per buyer) and ``b``, ``k`` scalars (shared) or one per buyer.
