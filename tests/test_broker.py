@@ -293,7 +293,7 @@ def test_lemma5_fabrication_is_best_response_to_no_data() -> None:
 
 
 def test_results_do_not_depend_on_mu() -> None:
-    """: on path, prices and payments are independent of the true mean."""
+    """On path, prices and payments are independent of the true mean."""
     market = _market()
     plan = plan_collection(market)
     a = simulate(market, plan, reps=4000, mus=(0.0,), seed=3)
@@ -303,7 +303,7 @@ def test_results_do_not_depend_on_mu() -> None:
 
 
 def test_buyers_pay_less_under_fabrication() -> None:
-    """: if contributor 1 pads with fabricated points, E p*_j drops by
+    """If contributor 1 pads with fabricated points, E p*_j drops by
     ((d1 + d2)/|B|)(var_sub - sigma^2/N*_1) (IRB is protected)."""
     market = _market()
     plan = plan_collection(market)

@@ -118,7 +118,7 @@ def test_theorem1_condition1_holds_for_supermodular_gains(market, data) -> None:
 # -- payment division -----------------------------------------------------------------------------
 @given(payment_divisions())
 def test_balance_is_exact_for_any_shares_summing_to_one(case) -> None:
-    """: sum_i (t_i - A_i) = a (sum psi - 1) = 0, and t_i = A_i - a_i + b_i."""
+    """Sum_i (t_i - A_i) = a (sum psi - 1) = 0, and t_i = A_i - a_i + b_i."""
     own, final, share = case
     d = divide_payments(own, final, share, 2.0)
     assert abs(d["net"].sum()) <= 1e-12 * max(1.0, np.abs(d["reward"]).sum())
@@ -127,7 +127,7 @@ def test_balance_is_exact_for_any_shares_summing_to_one(case) -> None:
 
 
 def test_zero_element_fails_raw_and_holds_with_the_guard() -> None:
-    """: a zero-element buyer (a_i = 0) gets t_i = A_i + b_i, below A_i when the pot is negative
+    """A zero-element buyer (a_i = 0) gets t_i = A_i + b_i, below A_i when the pot is negative
     (raw rule); the guard (deliver the better model, clip shares) restores t_i >= A_i."""
     own = np.array([0.9, 0.8, 0.7])
     final = np.array([0.9, 0.75, 0.72])  # party 1's delivered model is worse than its own
@@ -147,7 +147,7 @@ def digits_market(holdings, task, seed=0, **kw):
 
 
 def test_characteristic_v_identities_on_digits() -> None:
-    """: v({j}) = g_j, v(M) = G(M) + a (c = 1), and psi(v) = psi(h) - g with h(S) = (|S|+1) G(S)."""
+    """V({j}) = g_j, v(M) = G(M) + a (c = 1), and psi(v) = psi(h) - g with h(S) = (|S|+1) G(S)."""
     parties = digits_market([(0, 1), (1, 2), (2, 3), (3, 0)], (0, 1, 2, 3))
     r = clear_round(parties, CollaborativeConfig(characteristic="v", guard=False), seed=0)
     t = parties[0].task
@@ -164,7 +164,7 @@ def test_characteristic_v_identities_on_digits() -> None:
 
 
 def test_w_game_matches_vectorised_table() -> None:
-    """Differential: the lazy multi-task game equals the vectorised w of  on every coalition."""
+    """Differential: the lazy multi-task game equals the vectorised w on every coalition."""
     parties = digits_market([(0, 1), (1, 2), (2, 0)], [(0, 1), (1, 2), (2, 0)])
     r = clear_round(parties, CollaborativeConfig(characteristic="w", tau=0.01), seed=0)
     tasks = [(p.task.features, p.task.labels) for p in parties]
@@ -179,7 +179,7 @@ def test_w_game_matches_vectorised_table() -> None:
 
 @pytest.mark.parametrize("characteristic", ["v", "w", "u"])
 def test_round_balance_and_symmetry_with_identical_parties(characteristic: str) -> None:
-    """: balance below 1e-9; identical parties (same data, same task) get identical payoffs."""
+    """Balance below 1e-9; identical parties (same data, same task) get identical payoffs."""
     holdings = [(0, 1), (1, 2), (2, 3)]
     tasks = [(0, 1), (1, 2), (2, 3)] if characteristic == "w" else (0, 1, 2, 3)
     parties = replicate(digits_market(holdings, tasks, seed=3), 1, 1)

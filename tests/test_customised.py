@@ -37,7 +37,7 @@ def _small_problem(seed: int = 0):
     ids=["lr-softacc", "lr-log1m", "lr-masked", "mlp-softacc", "mlp-log1m"],
 )
 def test_analytic_gradient_matches_finite_differences(model) -> None:
-    """: analytic and numerical gradients agree (central differences, relative error < 1e-6)."""
+    """Analytic and numerical gradients agree (central differences, relative error < 1e-6)."""
     x, y, pen = _small_problem()
     xs, yi, pen_enc = model._prepare(x, y, pen, None)
     size = 4 * 4 + 4 if isinstance(model, CustomisedLogisticRegression) else 4 * 5 + 5 + 5 * 4 + 4

@@ -23,7 +23,7 @@ FORBIDDEN = {
     r"\.\./shared|shared/(spec|papers)\b": "a path outside the repository",
     r"\[(FIX|AMBIG|AMB)\b": "an internal correction tag",
     r"\b(FIX|AMB)-\d": "an internal correction code",
-    r"\bS[0-4]-[A-Z]{0,2}\d": "a section code of the working notes",
+    r"\bS[0-4]-(\.\.\.|[A-Z]{0,2}\d)|\(cited as \"?spec": "a section code of the working notes",
     r"\bspec\s*(§|S\d|section|\d+\.\d)|\bspec's\b|§\s*\d": "a section of the working notes",
     r"\bseed[0-4]_\w+\.md|\bref\d?_\w+\.py": "a file of the working notes",
     r"\b[Ii]ssue\s*#?\s*\d+|#\d+\s+targets": "an issue-tracker number",

@@ -59,7 +59,7 @@ def mixture_twin(m: DataMixtureMarket) -> CallableMarket:
 @settings(max_examples=15)
 @given(mean_estimation_markets(max_sellers=3, max_dim=3))
 def test_closed_form_allocation_matches_generic_optimiser(mc) -> None:
-    """Eq. (22) as corrected in  equals the numerical argmin of (21) to 1e-8."""
+    """Eq. (22) as corrected equals the numerical argmin of (21) to 1e-8."""
     market, costs = mc
     w = market.allocate(costs)
     w_num = callable_twin(market).allocate(costs)
@@ -76,7 +76,7 @@ def test_closed_form_is_stationary_point_of_social_cost() -> None:
 @settings(max_examples=15)
 @given(data_mixture_markets(max_sellers=4))
 def test_mixture_kkt_solver_matches_slsqp_and_kkt(mc) -> None:
-    """: exact KKT + root search equals SLSQP on the simplex; KKT equalities hold."""
+    """Exact KKT + root search equals SLSQP on the simplex; KKT equalities hold."""
     market, costs = mc
     w = market.allocate(costs)[0]
     assert abs(w.sum() - 1) < 1e-12 and np.all(w >= 0)
@@ -92,7 +92,7 @@ def test_mixture_kkt_solver_matches_slsqp_and_kkt(mc) -> None:
 
 
 def test_degenerate_mixture_allocates_inverse_cost() -> None:
-    """: equal t makes L constant on the simplex, so w ∝ 1/ĉ (the notebook instance)."""
+    """Equal t makes L constant on the simplex, so w ∝ 1/ĉ (the notebook instance)."""
     market = DataMixtureMarket(0.0, 2.0, [3.0, 3.0, 3.0])
     w = market.allocate(np.array([1.0, 3.0, 5.0]))[0]
     expected = (1 / np.array([1.0, 3.0, 5.0])) / np.sum(1 / np.array([1.0, 3.0, 5.0]))
@@ -106,7 +106,7 @@ def test_mixture_zero_cost_seller_absorbs_mass() -> None:
 
 
 def test_removed_seller_is_a_reduced_problem() -> None:
-    """: W(∞, ĉ_{-j}) is the limit ĉ_j → ∞ of the allocation."""
+    """W(∞, ĉ_{-j}) is the limit ĉ_j → ∞ of the allocation."""
     market, costs = random_mean_market(5, n_sellers=3)
     mask = np.array([True, False, True])
     w_removed = market.allocate(costs, mask)
@@ -127,7 +127,7 @@ def test_claim1_share_non_increasing_in_report(mc, j) -> None:
 
 
 def test_sherman_morrison_share_curve() -> None:
-    """: f_j(W(u)) = |g|^2 / (1 + u m)^2 against fresh solves."""
+    """F_j(W(u)) = |g|^2 / (1 + u m)^2 against fresh solves."""
     market, costs = random_mean_market(6, n_buyers=2, n_sellers=4)
     g2, m = fast.myerson_allocation_curve(market, costs, 2)
     for u in (0.0, 0.3, 4.0, 100.0):
@@ -160,7 +160,7 @@ def test_theorem_4_2_myerson_equals_vcg_unconstrained(mc, report) -> None:
 
 
 def test_theorem_4_2_on_simplex_and_gauss_rule() -> None:
-    """: the envelope argument gives Myerson = VCG on the simplex too."""
+    """The envelope argument gives Myerson = VCG on the simplex too."""
     market = DataMixtureMarket(0.5, 2.0, [-1.0, -0.5, -2.0, -0.1])
     costs = np.array([0.5, 1.0, 2.0, 0.3])
     vcg = vcg_payments(market, costs)
@@ -173,7 +173,7 @@ def test_theorem_4_2_on_simplex_and_gauss_rule() -> None:
 
 
 def test_theorem_4_1_myerson_is_minimal_ic_ir_payment() -> None:
-    """: VCG - Myerson is a non-negative constant C; any C < 0 breaks IR for large costs."""
+    """VCG - Myerson is a non-negative constant C; any C < 0 breaks IR for large costs."""
     market, costs = random_mean_market(8, n_sellers=3)
     diffs = []
     for u in (0.0, 1.0, 5.0, 30.0):
@@ -238,7 +238,7 @@ def test_loo_and_shapley_not_truthful_on_documented_instance() -> None:
 
 
 def test_claim2_loo_utility_derivative() -> None:
-    """: du/dĉ_j = (ĉ_j - c_j) f_j' + Σ_{k≠j} ĉ_k f_k', non-zero at the truth."""
+    """Du/dĉ_j = (ĉ_j - c_j) f_j' + Σ_{k≠j} ĉ_k f_k', non-zero at the truth."""
     h = 1e-5
     j = 0
 
@@ -325,7 +325,7 @@ def test_claim5_needs_a_domain_closed_under_zeroing() -> None:
 
 
 def test_buyer_ir_counterexample_complementary_sellers() -> None:
-    """: in mean estimation v_i - Σ_j marg_ij = Σ_{j≠k} w_ij w_ik G_jk can be < 0.
+    """In mean estimation v_i - Σ_j marg_ij = Σ_{j≠k} w_ij w_ik G_jk can be < 0.
 
     Buyer mean (1, 0); seller 0 at (1, 1), seller 1 at (0, 1) cancels seller 0's bias (w_1 < 0,
     G_01 = 1). The buyer values the estimate at 0.822 but pays 1.0996 under Myerson = VCG.
@@ -358,7 +358,7 @@ def test_shapley_efficiency_and_empty_coalition() -> None:
 
 
 def test_mixture_shapley_adds_base_loss_share() -> None:
-    """: with V(∅) = 0 and v = L0 - L, singletons have value L0 - L(e_j)."""
+    """With V(∅) = 0 and v = L0 - L, singletons have value L0 - L(e_j)."""
     market = DataMixtureMarket(0.5, 2.0, [-1.0, -0.5])
     costs = np.array([1.0, 1.0])
     single = coalition_value(market, costs, [0])

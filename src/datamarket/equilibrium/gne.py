@@ -2,7 +2,7 @@ r"""Generalized Nash equilibrium of buyers competing for effort-averse data sour
 
 Westenbroek, Dong, Ratliff and Sastry, "Statistical Estimation with Strategic Data Sources in
 Competitive Settings" (equation numbers (1)-(31) are
-the paper's). Corrections follow  (cited as S2-...).
+the paper's). Corrections to the printed paper are stated where they apply.
 
 This module is pure linear algebra on the game's weights; the estimators that produce them live in
 :mod:`datamarket.mechanisms.competing_buyers`. Arrays are indexed **sources first, buyer last**:
@@ -221,7 +221,7 @@ def social_optimum_loss(total_gamma: FloatArray, alpha: FloatArray) -> float:
 def canonical_contracts(
     d: FloatArray, xi: FloatArray, alpha: FloatArray, theta: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    r"""Canonical point of Theorem 1's polytope of :math:`c`'s .
+    r"""Canonical point of Theorem 1's polytope of :math:`c`'s.
 
     :math:`c_i^k = d_i^k \sum_l \xi_{i,l}^k \sigma_l^2 + \theta_i^k e_i^*` with
     :math:`\sigma_l^2 = 1/(2\alpha_l D_l)`. Returns ``(c, s)`` where

@@ -104,7 +104,7 @@ def c_k(K: float, Z: float, alpha: float, beta: float) -> float:
     (0.204081633, 5.82606)
     """
     # Same value written as beta K Z/(1+beta K) * (Z/(alpha(1+beta K)))^(1/beta): one power, so small beta
-    # gives the correct 0 or inf instead of an OverflowError from intermediate powers .
+    # gives the correct 0 or inf instead of an OverflowError from intermediate powers.
     base = np.float64(Z) / (alpha * (1 + beta * K))
     with np.errstate(over="ignore", under="ignore"):
         return float(beta * K * Z / (1 + beta * K) * np.power(base, 1 / beta))

@@ -76,7 +76,7 @@ def logit_loss_grad(
     lam: float,
     penalty: Penalty,
 ) -> tuple[float, NDArray[np.float64], list[NDArray[np.float64]]]:
-    """Loss of  without the L2 term, and its gradients with respect to the logits.
+    """Loss without the L2 term, and its gradients with respect to the logits.
 
     ``z`` are the logits of the training rows (labels ``y`` as class indices) and ``pen`` pairs of
     (logits, class indices) of the penalty sets. Returns ``(loss, dZ_train, [dZ_pen...])``.
@@ -191,7 +191,7 @@ class _CustomisedBase:
 
 
 class CustomisedLogisticRegression(_CustomisedBase):
-    """Multinomial logistic regression with the customisation penalty of  (paper 004 eq. (2)).
+    """Multinomial logistic regression with the customisation penalty (paper 004 eq. (2), corrected).
 
     ``fit(X, y, penalty_sets=[(Xv, yv), ...], own_labels=None)``: ``penalty_sets`` are the other parties'
     validation tasks; ``own_labels`` the party's task labels (for ``mask_own_labels``; default the
@@ -211,7 +211,7 @@ class CustomisedLogisticRegression(_CustomisedBase):
         y: NDArray[np.intp],
         pen: Sequence[tuple[NDArray[np.float64], NDArray[np.intp]]],
     ) -> tuple[float, NDArray[np.float64]]:
-        """Objective :math:`L_i(\\theta)` of  and its analytic gradient (flattened W, b)."""
+        """Objective :math:`L_i(\\theta)` and its analytic gradient (flattened W, b)."""
         d, k = x.shape[1], self.classes_.shape[0]
         w, b = self._unpack(theta, d, k)
         alpha = 1.0 / (self.C * x.shape[0])
@@ -275,7 +275,7 @@ class CustomisedMLP(_CustomisedBase):
         y: NDArray[np.intp],
         pen: Sequence[tuple[NDArray[np.float64], NDArray[np.intp]]],
     ) -> tuple[float, NDArray[np.float64]]:
-        """Objective of  for the network and its gradient by backpropagation."""
+        """Objective for the network and its gradient by backpropagation."""
         d, k = x.shape[1], self.classes_.shape[0]
         w1, b1, w2, b2 = self._unpack(theta, d, k)
         alpha = 1.0 / (self.C * x.shape[0])

@@ -4,7 +4,7 @@ Line numbers refer to the paper's Algorithm 1:
 
 2. for ``N in 1..floor(|B| / c_1)`` (with ``N >= n_min``; Algorithm 2 needs ``n_min = 2``):
 3. ``q_N = A(v, N, eps)`` -- an ordered-item pricing oracle: E1 (exact enumeration), E2 (MILP), E3 (DP,
-   increasing differences only), the support restriction of  with its certified gap, or
+   increasing differences only), the support restriction with its certified gap, or
    ``auto`` (E1 when its pruned enumeration, ``e1_workload``, is small, else E2);
    the curve is Lemma 1's curve of the solver's scheme;
 4. ``m_{N,j} = max argmax_{m <= N} v_j(m) - q_N(m)`` (eq. 4, ties to the largest m);

@@ -19,7 +19,7 @@ Characteristic functions (paper 004 Sec. 4.1, Sec. 4.2, Sec. 5), with :math:`g_j
              + \sum_{i \in S} \bigl[\mathcal{G}(V_i; \mathcal{M}^i_S) - g_i\bigr],
 
 all zero at :math:`\emptyset` because :math:`\mathcal{G}(V; \mathcal{M}_\emptyset) := 0`.
-The subtracted term is always the own model , also when selection drops a party.
+The subtracted term is always the own model, also when selection drops a party.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Algorithm:
 
 1. evaluate every rule on the report grid :math:`0, h, 2h, \dots \le \hat c_{\max}` (step
    :math:`h = 0.1` by default). The grid is exactly that: the true cost is **not** inserted, so
-   ``reported_costs`` is the plain grid of  whatever :math:`c_j` is; the truthful utility
+   ``reported_costs`` is the plain grid whatever :math:`c_j` is; the truthful utility
    (for :meth:`MisreportSweep.gain`) is evaluated separately;
 2. the grid maximiser is the **smallest** report whose utility is within ``1e-12`` (relative) of the
    grid maximum (ties go to the smallest maximiser, so a flat utility -- a seller that never

@@ -236,7 +236,7 @@ def support_grid(n: int, delta: float) -> IntArray:
 def solve_support(
     values: object, n: int, delta: float = 0.1, *, certify_seconds: float | None = None
 ) -> PricingResult:
-    """: best E1 scheme over allocations in ``Q_delta^|B|``; ``upper_bound`` certifies the
+    """Best E1 scheme over allocations in ``Q_delta^|B|``; ``upper_bound`` certifies the
     gap (``sum_j v_j(n)``, tightened by the MILP dual bound when ``certify_seconds`` is given)."""
     table = _table(values)
     nb = table.shape[0]
