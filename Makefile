@@ -15,7 +15,7 @@ export MKL_NUM_THREADS ?= 1
 # failure with `make test PYTEST_ARGS=--hypothesis-seed=N`.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-thorough lint bench lock wheel clean
+.PHONY: demo test test-thorough lint docs docs-check bench lock wheel clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check
 	$(BIN)/mypy src
 
-test: lint
+test: lint docs-check
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --hypothesis-profile=ci $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -56,6 +56,14 @@ lock:
 	$(UV_COMPILE) pyproject.toml --extra all --extra dev -o $(LOCK)
 	$(UV_COMPILE) pyproject.toml benchmarks/requirements.txt -o $(BENCH_LOCK)
 
+# The documentation site (MkDocs Material); --strict turns a broken link or a failing example into an error.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
+docs-check: $(STAMP)
+	d=$$(mktemp -d); NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $$d; rc=$$?; \
+	rm -rf $$d; exit $$rc
+
 BENCH_VENV := .bench-venv
 $(BENCH_VENV)/.installed: pyproject.toml $(BENCH_LOCK)
 	test -d $(BENCH_VENV) || $(PYTHON) -m venv $(BENCH_VENV)
@@ -68,4 +76,4 @@ bench: $(BENCH_VENV)/.installed
 	for f in benchmarks/*.py; do echo "== $$f"; $(BENCH_VENV)/bin/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) demo-report .pytest_cache .mypy_cache .ruff_cache dist
+	rm -rf $(VENV) $(BENCH_VENV) site demo-report .pytest_cache .mypy_cache .ruff_cache dist

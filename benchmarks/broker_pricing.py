@@ -1,7 +1,7 @@
-"""Benchmark: exact ordered-item pricing for the broker (paper 003, spec seed3_broker.md §2.3).
+"""Benchmark: exact ordered-item pricing for the broker (paper 003, Chen, Clinton, Kandasamy).
 
-Run as ``.venv/bin/python benchmarks/broker_pricing.py [--quick]``. Five buyers with the spec's
-valuations (§2.6: thresholds ``1[e <= t]``, ``exp(-e^2)``, ``exp(-e / tau)`` and scaled versions),
+Run as ``.venv/bin/python benchmarks/broker_pricing.py [--quick]``. Five buyers with the
+valuations (Sec. 2.6: thresholds ``1[e <= t]``, ``exp(-e^2)``, ``exp(-e / tau)`` and scaled versions),
 sigma = 1. Seeded and deterministic (no randomness is used at all).
 
 1. ``rev^OPT(N)`` for every ``N <= N_small``: our E1 (all N at once, vectorised Bellman-Ford) against
@@ -88,7 +88,7 @@ def main() -> None:
     n_big = 12 if args.quick else 27
     milp_ns = ((5, 40),) if args.quick else ((5, 100), (5, 400), (5, 1000), (10, 200), (10, 500))
     table = valuation_table(BUYERS, SIGMA, 1000)
-    print(f"5 buyers (spec §2.6 valuations), sigma = {SIGMA}")
+    print(f"5 buyers (threshold, Gaussian, exponential valuations), sigma = {SIGMA}")
 
     # 1. ours vs naive per-N brute force -------------------------------------------------------------
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
-"""Valuation engine vs pyDVL 0.10 on the breast-cancer seller market (issue #3 targets).
+"""Valuation engine vs pyDVL 0.10 on the breast-cancer seller market.
 
-Setting (issue #3): breast-cancer data, seeded stratified 70/30 split, features standardised on the
+Setting: breast-cancer data, seeded stratified 70/30 split, features standardised on the
 training rows, 10 equal sellers from a seeded permutation of the training rows,
 ``LogisticRegression(max_iter=500)``, test accuracy as utility, empty coalition worth 0.
 

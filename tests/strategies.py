@@ -227,7 +227,7 @@ def payment_divisions(draw: st.DrawFn, max_parties: int = 8) -> tuple[np.ndarray
 def supermodular_gain_markets(
     draw: st.DrawFn, min_parties: int = 2, max_parties: int = 4
 ) -> tuple[np.ndarray, float]:
-    """Idealised markets of paper 004 §2 at party level: ``G(S) = (sum_{j in S} w_j / sum w)^p`` with
+    """Idealised markets of paper 004 Sec. 2 at party level: ``G(S) = (sum_{j in S} w_j / sum w)^p`` with
     ``p >= 1``: monotone (ii), supermodular including at the empty set (iii), bounded by 1 (iv). Returns
     the positive weights ``w`` and the exponent ``p``; replication invariance (i) is imposed by
     evaluating ``G`` on the set of distinct parties."""
@@ -239,7 +239,7 @@ def supermodular_gain_markets(
 
 @st.composite
 def broker_markets(draw: st.DrawFn, max_buyers: int = 3):
-    """Small broker markets (paper 003): 1-3 buyers of the spec's valuation families, 2-3 contributors
+    """Small broker markets (paper 003): 1-3 buyers of the paper's valuation families, 2-3 contributors
     with costs >= 0.1 (so that Algorithm 1 searches at most 30 sample sizes)."""
     from datamarket.mechanisms.broker import BrokerMarket
     from datamarket.pricing.valuations import Exponential, Gaussian, Threshold
@@ -260,7 +260,7 @@ def broker_markets(draw: st.DrawFn, max_buyers: int = 3):
     )
 
 
-# --- valuation engine (issue #3) -------------------------------------------------------------------
+# --- valuation engine -------------------------------------------------------------------------------
 
 
 @st.composite

@@ -1,4 +1,4 @@
-"""Broker mechanism M* and Algorithm 1 (paper 003; spec seed3_broker.md §2.5-2.9)."""
+"""Broker mechanism M* and Algorithm 1 (paper 003: Chen, Clinton, Kandasamy, Algorithms 1-2)."""
 
 import numpy as np
 import pytest
@@ -77,7 +77,7 @@ def test_plan_fixes_w_and_collection() -> None:
     plan = plan_collection(market)
     assert plan.n_plus >= 2 and plan.n1 == plan.n_plus - 1 and plan.n2 == 1
     assert plan.n_star == {"x": plan.n1, "y": 1, "z": 0}
-    # W uses c_1 (N+ - 1) + c_2 (spec §2.8 [FIX]) and equals profit_{N+} - (c_2 - c_1)
+    # W uses c_1 (N+ - 1) + c_2 and equals profit_{N+} - (c_2 - c_1)
     assert plan.w == pytest.approx(plan.prices.sum() - 0.05 * (plan.n_plus - 1) - 0.06)
     assert plan.w == pytest.approx(plan.profit_n_plus - 0.01)
     assert plan.d1 == pytest.approx(0.05 * plan.n1**2) and plan.d2 == pytest.approx(0.06)
@@ -154,7 +154,7 @@ def test_settle_outcome_and_off_path_budget() -> None:
     assert out.costs[3] == pytest.approx(0.05 * plan.n1)
     # exact: same seed, same deterministic code path
     assert settle(market, plan, subs, seed=2) == out  # seeded
-    # off path: contributor 1 submits the wrong size -> deficit (c2 - c1) N*_1 / N+ (spec §2.8)
+    # off path: contributor 1 submits the wrong size -> deficit (c2 - c1) N*_1 / N+
     short = {**subs, "x": subs["x"][:-1]}
     off = settle(market, plan, short, seed=2, strict=False)
     assert off.platform_take == pytest.approx(-(0.06 - 0.05) * plan.n1 / plan.n_plus, abs=1e-12)
@@ -171,17 +171,17 @@ def test_simulation_on_path_bb_and_expectations() -> None:
         np.array([plan.c1 * plan.n1, plan.c2 * plan.n2]) + plan.w * np.array([plan.n1, plan.n2]) / plan.n_plus
     )
     assert np.all(np.abs(sim.expected_payments - theory) <= 4 * sim.payment_se)
-    # buyers' realised values (spec §2.9 (v))
+    # buyers' realised values
     own = market.table[np.arange(3), plan.allocations]
     assert np.all(np.abs(sim.realised_values - own) <= 4 * sim.realised_values_se + 1e-12)
-    # ex-post negative prices occur (spec §2.9 (vi)) yet BB holds
+    # ex-post negative prices occur yet BB holds
     assert (sim.price_samples < 0).any()
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_every_deviation_loses_worst_case(seed) -> None:
     """ICC (Thm 5.1 / Lemmas 7-9): each listed deviation loses beyond its MC error, worst case over mu,
-    and the Monte Carlo gain agrees with the closed form of spec §2.9 (vii)."""
+    and the Monte Carlo gain agrees with its closed form."""
     market = _market(costs=(0.03, 0.05, 0.2), sigma=1.4) if seed else _market()
     plan = plan_collection(market)
     sim = simulate(market, plan, reps=6000, seed=seed)
@@ -202,7 +202,7 @@ def test_every_deviation_loses_worst_case(seed) -> None:
 
 
 def test_fabrication_gains_only_at_the_guess() -> None:
-    """Spec §2.6/§2.9: fabricating from N(mu', sigma^2) gains at mu = mu', loses in the worst case."""
+    """/Sec. 2.9: fabricating from N(mu', sigma^2) gains at mu = mu', loses in the worst case."""
     plan = plan_collection(_market())
     at_guess = closed_form(plan, 1.0, 0, "fabricate", 0.0, 0.0) - closed_form(
         plan, 1.0, 0, "truthful", 0.0, 0.0
@@ -250,7 +250,7 @@ def test_theorem_5_1_on_generated_markets(market, seed) -> None:
     try:
         plan = plan_collection(market)
     except InfeasibleError:
-        # refused only when W would be negative (IRC would fail) -- spec §2.8 [FIX]
+        # refused only when W would be negative (IRC would fail; the paper omits this condition)
         order = market.order
         c1, c2 = (float(market.costs[i]) for i in order[:2])
         alg = algorithm1(market.table, c1, n_min=2)
@@ -273,7 +273,7 @@ def test_theorem_5_1_on_generated_markets(market, seed) -> None:
     assert plan.w == pytest.approx(
         plan.profit_n_plus - (plan.c2 - plan.c1) * (0 if plan.split else 1), abs=1e-9
     )
-    if plan.opt_n >= 2:  # PO (Thm 5.1 with an exact oracle; spec §2.12.11 for N_OPT = 1)
+    if plan.opt_n >= 2:  # PO (Thm 5.1 with an exact oracle for N_OPT = 1)
         assert plan.w >= plan.opt_profit - (plan.c2 - plan.c1) - 1e-9
 
 
@@ -299,7 +299,7 @@ def test_lemma5_fabrication_is_best_response_to_no_data() -> None:
 
 
 def test_results_do_not_depend_on_mu() -> None:
-    """Spec §2.9 (iv): on path, prices and payments are independent of the true mean."""
+    """On path, prices and payments are independent of the true mean."""
     market = _market()
     plan = plan_collection(market)
     a = simulate(market, plan, reps=4000, mus=(0.0,), seed=3)
@@ -309,7 +309,7 @@ def test_results_do_not_depend_on_mu() -> None:
 
 
 def test_buyers_pay_less_under_fabrication() -> None:
-    """Spec §2.9 (viii): if contributor 1 pads with fabricated points, E p*_j drops by
+    """If contributor 1 pads with fabricated points, E p*_j drops by
     ((d1 + d2)/|B|)(var_sub - sigma^2/N*_1) (IRB is protected)."""
     market = _market()
     plan = plan_collection(market)
@@ -329,7 +329,7 @@ def test_buyers_pay_less_under_fabrication() -> None:
 
 def test_auto_uses_pruned_e1_for_few_buyers_and_tiny_costs() -> None:
     """Regression: with 2 buyers and c_1 = 5e-4, ``(floor(|B|/c_1) + 1)^|B|`` = 16M sent ``auto`` to
-    one MILP per N (minutes); E1's pruning (spec §2.4(d)) only needs N up to ~1300, so ``auto`` now
+    one MILP per N (minutes); E1's pruning only needs N up to ~1300, so ``auto`` now
     picks E1. The result is exact: the revenue at N+ equals an independent MILP (E2) at N+."""
     market = BrokerMarket(
         buyers=("a", "b"),

@@ -1,6 +1,6 @@
-"""Collaborative ML market (paper 004, spec ../shared/spec/seed4_collaborative.md).
+"""Collaborative ML market (paper 004: Ohrimenko, Tople, Tschiatschek).
 
-Theory tests run on idealised gain functions (exact closed forms of spec §7.3, Lemma 1 and Theorem 1 as
+Theory tests run on idealised gain functions (exact closed forms, Lemma 1 and Theorem 1 as
 hypothesis properties); market tests run on scikit-learn's digits with at most six parties (<= 63 fits).
 """
 
@@ -36,7 +36,7 @@ from tests.strategies import payment_divisions, supermodular_gain_markets
 X, Y = load_digits_arrays()
 
 
-# -- idealised markets (spec §7) -----------------------------------------------------------------
+# -- idealised markets -----------------------------------------------------------------
 def ideal_market(gain_of, data_ids, kind="v"):
     """Net gains and shares when G depends only on the set of distinct data ids (assumption (i))."""
     n = len(data_ids)
@@ -56,7 +56,7 @@ def group_net(div, index, n_original, k):
 
 @pytest.mark.parametrize("k", range(5))
 def test_market_a_closed_forms(k: int) -> None:
-    """Spec §7.3, market A: G(P1) = G(P2) = 2/3, G(both) = 1; P2 replicates k times."""
+    """, market A: G(P1) = G(P2) = 2/3, G(both) = 1; P2 replicates k times."""
     g = {frozenset({0}): 2 / 3, frozenset({1}): 2 / 3, frozenset({0, 1}): 1.0}
     div_v, share_v, _, _ = ideal_market(g.__getitem__, [0, 1] + [1] * k, "v")
     div_u, share_u, _, _ = ideal_market(g.__getitem__, [0, 1] + [1] * k, "u")
@@ -68,7 +68,7 @@ def test_market_a_closed_forms(k: int) -> None:
 
 @pytest.mark.parametrize("k", range(5))
 def test_counterexample_market_c_closed_forms(k: int) -> None:
-    """Spec §7.3, market C (supermodularity fails): G(P1) = 2/3, G(P2) = G(both) = 1; the replicator P2
+    """, market C (supermodularity fails): G(P1) = 2/3, G(P2) = G(both) = 1; the replicator P2
     has a_2 = 0 and its net gain (3k+5)/(12(k+2)) under v grows with k: Theorem 1 fails."""
     g = {frozenset({0}): 2 / 3, frozenset({1}): 1.0, frozenset({0, 1}): 1.0}
     div_v, share_v, _, _ = ideal_market(g.__getitem__, [0, 1] + [1] * k, "v")
@@ -82,7 +82,7 @@ def test_counterexample_market_c_closed_forms(k: int) -> None:
 
 @given(supermodular_gain_markets(), st.data())
 def test_lemma1_replica_marginal_bounded_by_improvement(market, data) -> None:
-    """Paper 004 Lemma 1 (spec §7.2): under (i) and (ii), if i' in S then v(S+i) - v(S) <= a_i."""
+    """Paper 004 Lemma 1: under (i) and (ii), if i' in S then v(S+i) - v(S) <= a_i."""
     w, p = market
     n = w.size
 
@@ -99,7 +99,7 @@ def test_lemma1_replica_marginal_bounded_by_improvement(market, data) -> None:
 
 @given(supermodular_gain_markets(), st.data())
 def test_theorem1_condition1_holds_for_supermodular_gains(market, data) -> None:
-    """Paper 004 Theorem 1 (k = 1, spec §7.2): with (i)-(iv), including supermodularity at the empty set,
+    """Paper 004 Theorem 1 (k = 1): with (i)-(iv), including supermodularity at the empty set,
     a party gains nothing by adding a replica: t^R <= t."""
     w, p = market
     n = w.size
@@ -116,7 +116,7 @@ def test_theorem1_condition1_holds_for_supermodular_gains(market, data) -> None:
 # -- payment division -----------------------------------------------------------------------------
 @given(payment_divisions())
 def test_balance_is_exact_for_any_shares_summing_to_one(case) -> None:
-    """Spec §6.1: sum_i (t_i - A_i) = a (sum psi - 1) = 0, and t_i = A_i - a_i + b_i."""
+    """Sum_i (t_i - A_i) = a (sum psi - 1) = 0, and t_i = A_i - a_i + b_i."""
     own, final, share = case
     d = divide_payments(own, final, share, 2.0)
     assert abs(d["net"].sum()) <= 1e-12 * max(1.0, np.abs(d["reward"]).sum())
@@ -125,7 +125,7 @@ def test_balance_is_exact_for_any_shares_summing_to_one(case) -> None:
 
 
 def test_zero_element_fails_raw_and_holds_with_the_guard() -> None:
-    """Spec §6.3: a zero-element buyer (a_i = 0) gets t_i = A_i + b_i, below A_i when the pot is negative
+    """A zero-element buyer (a_i = 0) gets t_i = A_i + b_i, below A_i when the pot is negative
     (raw rule); the guard (deliver the better model, clip shares) restores t_i >= A_i."""
     own = np.array([0.9, 0.8, 0.7])
     final = np.array([0.9, 0.75, 0.72])  # party 1's delivered model is worse than its own
@@ -146,7 +146,7 @@ def digits_market(holdings, task, seed=0, **kw):
 
 
 def test_characteristic_v_identities_on_digits() -> None:
-    """Spec §2: v({j}) = g_j, v(M) = G(M) + a (c = 1), and psi(v) = psi(h) - g with h(S) = (|S|+1) G(S)."""
+    """V({j}) = g_j, v(M) = G(M) + a (c = 1), and psi(v) = psi(h) - g with h(S) = (|S|+1) G(S)."""
     parties = digits_market([(0, 1), (1, 2), (2, 3), (3, 0)], (0, 1, 2, 3))
     r = clear_round(parties, CollaborativeConfig(characteristic="v", guard=False), seed=0)
     t = parties[0].task
@@ -163,7 +163,7 @@ def test_characteristic_v_identities_on_digits() -> None:
 
 
 def test_w_game_matches_vectorised_table() -> None:
-    """Differential: the lazy multi-task game equals the vectorised w of spec §2 on every coalition."""
+    """Differential: the lazy multi-task game equals the vectorised w on every coalition."""
     parties = digits_market([(0, 1), (1, 2), (2, 0)], [(0, 1), (1, 2), (2, 0)])
     r = clear_round(parties, CollaborativeConfig(characteristic="w", tau=0.01), seed=0)
     tasks = [(p.task.features, p.task.labels) for p in parties]
@@ -178,7 +178,7 @@ def test_w_game_matches_vectorised_table() -> None:
 
 @pytest.mark.parametrize("characteristic", ["v", "w", "u"])
 def test_round_balance_and_symmetry_with_identical_parties(characteristic: str) -> None:
-    """Spec §6.1-6.2: balance below 1e-9; identical parties (same data, same task) get identical payoffs."""
+    """Balance below 1e-9; identical parties (same data, same task) get identical payoffs."""
     holdings = [(0, 1), (1, 2), (2, 3)]
     tasks = [(0, 1), (1, 2), (2, 3)] if characteristic == "w" else (0, 1, 2, 3)
     parties = replicate(digits_market(holdings, tasks, seed=3), 1, 1)
@@ -195,7 +195,7 @@ def test_round_balance_and_symmetry_with_identical_parties(characteristic: str) 
 
 
 def test_zero_element_party_in_multitask_market() -> None:
-    """Spec §6.3 on digits: an isolated party Z (digits 7, 9, own task 7, 9) gains nothing from the others;
+    """on digits: an isolated party Z (digits 7, 9, own task 7, 9) gains nothing from the others;
     under the guard a_Z = 0 and t_Z >= A_Z; the raw rule may give a_Z < 0 and b_Z < 0, reported not hidden."""
     parties = digits_market([(0, 1), (1, 2), (7, 9)], [(0, 1), (1, 2), (7, 9)], train_count=8)
     guarded = clear_round(parties, CollaborativeConfig(characteristic="w"), seed=0)
@@ -211,9 +211,9 @@ def test_zero_element_party_in_multitask_market() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_robustness_claim_single_task_digits_under_v(seed: int) -> None:
-    """Paper 004 §6.3 / Theorem 1 on market A of spec §11 E4 (P1 digits 0, 8; P2 digits 2, 8; task
+    """Paper 004 Sec. 6.3 / Theorem 1 on market A (P1 digits 0, 8; P2 digits 2, 8; task
     {0, 2, 8}; the class-8 pool halved): with 0..4 replicas of either party the replicating group's net
-    gain never exceeds its original one (the k-replica Condition 1 of spec §7.1)."""
+    gain never exceeds its original one (the k-replica Condition 1)."""
     parties = digits_market([(0, 8), (2, 8)], (0, 2, 8), seed=seed, halve=(8,))
     config = CollaborativeConfig(characteristic="v", guard=False)
     for index in (0, 1):
@@ -228,7 +228,7 @@ def test_robustness_claim_single_task_digits_under_v(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_counterexample_market_c_on_digits(seed: int) -> None:
-    """Spec §7.3 with real models: P1 holds (0, 8), P2 holds (0, 2, 8), task {0, 2, 8}. P2 pays ~no net
+    """with real models: P1 holds (0, 8), P2 holds (0, 2, 8), task {0, 2, 8}. P2 pays ~no net
     fee and each replica captures part of P1's payment: Condition 1 fails for every k >= 1 under v."""
     parties = digits_market([(0, 8), (0, 2, 8)], (0, 2, 8), seed=seed)
     reports = replication_gain(
@@ -239,8 +239,8 @@ def test_counterexample_market_c_on_digits(seed: int) -> None:
 
 
 def test_data_selection_gives_zero_value_to_party_without_task_labels() -> None:
-    """Paper 004 §5 / spec §8: a party holding no digit of the task (P4: digits 4, 5; task {0,1,2,3}) has
-    |psi_hat(u)| < 0.01 and is dropped at tau = 0.01. Tolerance 0.01 from spec §14 (ref4): its images can
+    """Paper 004 Sec. 5 / : a party holding no digit of the task (P4: digits 4, 5; task {0,1,2,3}) has
+    |psi_hat(u)| < 0.01 and is dropped at tau = 0.01. Tolerance 0.01 from : its images can
     only move the LR boundaries, never add a task class, so its marginals are tiny but not exactly 0."""
     parties = digits_market([(0, 1), (1, 2), (2, 3), (4, 5), (3, 0)], (0, 1, 2, 3), seed=2)
     r = clear_round(parties, CollaborativeConfig(characteristic="v", tau=0.01), seed=0)
@@ -251,7 +251,7 @@ def test_data_selection_gives_zero_value_to_party_without_task_labels() -> None:
 
 
 def test_monte_carlo_round_agrees_with_exact() -> None:
-    """Differential (spec §3.2): on five parties the Monte Carlo engine exhausts every stratum (at most
+    """Differential: on five parties the Monte Carlo engine exhausts every stratum (at most
     C(4, 2) = 6 prefixes each), so a long run must reproduce the exact values to float precision; a short
     run keeps the balance exactly because shares are normalised by their sum."""
     parties = digits_market([(0, 1), (1, 2), (2, 3), (4, 5), (3, 0)], (0, 1, 2, 3), seed=2)
@@ -349,7 +349,8 @@ def test_integer_sample_weight_equals_replicated_rows() -> None:
 
 
 def test_sample_level_selection_drops_mislabelled_points() -> None:
-    """Paper 004 §5 at sample level (truncated Monte Carlo): with 1-NN, two mislabelled training points can
+    """Paper 004 Sec. 5 at sample level (truncated Monte Carlo): with 1-NN, two mislabelled training
+    points can
     only turn correct task predictions into wrong ones, so their Shapley values are negative and they are
     dropped at tau = 0, while the correctly labelled points are kept."""
     from datamarket.mechanisms.collaborative import select_samples

@@ -1,7 +1,7 @@
 """Paper 002 (competing buyers): weights, Theorem 1 (GNE), Theorem 2 (social optimum, PoA).
 
-Oracles: the spec's corrected Section IV closed forms (``../shared/spec/seed2_competing_buyers.md``
-S2-3), the Leontief system itself, Jacobi iteration, a numerical best response per buyer, and
+Oracles: the corrected Section IV closed forms, the Leontief system itself, Jacobi iteration, a
+numerical best response per buyer, and
 Theorems 1-2 as hypothesis properties over generated markets (``tests/strategies.py``).
 """
 
@@ -34,14 +34,15 @@ from datamarket.mechanisms.competing_buyers import (
 from tests.strategies import competing_markets
 
 # ----------------------------------------------------------------------------------------------
-# Section IV closed forms (spec S2-3)
+# Section IV closed forms (corrected)
 # ----------------------------------------------------------------------------------------------
 X1_GRID = np.concatenate([np.linspace(-1, 0.99, 400), 1 - np.logspace(-2, -6, 41)])
 
 
 def _closed_forms(x1: float, x2: float = 1.0) -> dict[str, float]:
     return {
-        "g1": (1 / 3 + x2**2) / (x1 - x2) ** 2,  # FIX-2.4: weight of the OTHER source's location
+        "g1": (1 / 3 + x2**2)
+        / (x1 - x2) ** 2,  # the printed formula uses the OTHER source's weight; this is the source's location
         "g2": (1 / 3 + x1**2) / (x1 - x2) ** 2,
         "xi12": (x1 * x2 + 1) ** 2 / (x2**2 + 1) ** 2,
         "xi21": (x1 * x2 + 1) ** 2 / (x1**2 + 1) ** 2,
@@ -57,7 +58,7 @@ def test_section_iv_weights_match_corrected_closed_forms(x1: float) -> None:
         np.testing.assert_allclose(an.gamma[:, k], [cf["g1"], cf["g2"]], rtol=1e-10)
         np.testing.assert_allclose([an.xi[0, 1, k], an.xi[1, 0, k]], [cf["xi12"], cf["xi21"]], atol=1e-12)
     np.testing.assert_allclose(an.gne.spectral_radius, cf["rho"], atol=1e-12)
-    # 2x2 block solution of the corrected matrix B (FIX-2.5)
+    # 2x2 block solution of the corrected matrix B
     det = 1 - cf["xi12"] * cf["xi21"]
     d1 = (cf["g1"] + cf["xi21"] * cf["g2"]) / det
     d2 = (cf["g2"] + cf["xi12"] * cf["g1"]) / det
@@ -66,7 +67,8 @@ def test_section_iv_weights_match_corrected_closed_forms(x1: float) -> None:
 
 
 def test_printed_gamma_is_the_wrong_source() -> None:
-    """FIX-2.4: at x1 = 0, sigma = (0.7, 0.4) the integrated MSE is 0.7067 (not the print's 0.3767)."""
+    """The printed Section IV gamma swaps the sources: at x1 = 0, sigma = (0.7, 0.4) the integrated
+    MSE is 0.7067 (not the print's 0.3767)."""
     an = analyse_market(section_iv_market(0.0))
     sigma2 = np.array([0.7, 0.4]) ** 2
     assert an.beta[:, 0] @ sigma2 == pytest.approx(0.706667, abs=1e-6)
@@ -83,13 +85,13 @@ def test_printed_matrix_b_breaks_symmetry_and_corrected_one_is_i_minus_a() -> No
     )
     np.testing.assert_allclose(np.eye(4) - an.gne.leontief, corrected, atol=1e-14)
     printed = corrected.copy()
-    printed[1, 2] = -xi12  # the print's row 2 (FIX-2.5)
+    printed[1, 2] = -xi12  # the print's row 2
     d_printed = np.linalg.solve(printed, an.gamma.reshape(-1))
     np.testing.assert_allclose(d_printed, [2.2222, 1.5111, 0.7111, 0.8889], atol=1e-4)
 
 
 def test_price_of_anarchy_on_section_iv_grid() -> None:
-    """PoA(-1) = 1, increasing on [-1, 1), below 2 (FIX-2.6), spec's published values."""
+    """PoA(-1) = 1, increasing on [-1, 1), below 2 (the caption's divergence is wrong); reference values."""
     poa = np.array(
         [analyse_market(section_iv_market(x), cross_check=False).gne.price_of_anarchy for x in X1_GRID]
     )
@@ -166,7 +168,8 @@ def test_no_gne_when_spectral_radius_reaches_one() -> None:
 
 
 def test_missing_feasibility_condition_is_flagged() -> None:
-    """AMB-2a: 2 alpha_i D_i < 1 empties the polytope of c's: no GNE, the source is named."""
+    """The condition the paper omits: 2 alpha_i D_i < 1 empties the polytope of c's: no GNE, the
+    source is named."""
     xi = np.ones((2, 2, 1))
     xi[0, 1] = xi[1, 0] = 0.0
     g = solve_gne(np.array([[1.0], [0.2]]), xi, np.array([1.0, 1.0]))
@@ -177,7 +180,7 @@ def test_missing_feasibility_condition_is_flagged() -> None:
 
 
 def test_price_of_anarchy_guard_for_non_positive_social_loss() -> None:
-    """AMB-2c: L(e_social) <= 0 makes the ratio meaningless; it is reported as undefined."""
+    """L(e_social) <= 0 makes the ratio meaningless; it is reported as undefined."""
     xi = np.ones((2, 2, 1))
     xi[0, 1] = xi[1, 0] = 0.0
     g = solve_gne(np.array([[0.5], [0.5]]), xi, np.array([1.0, 1.0]))
@@ -201,7 +204,7 @@ def test_small_positive_d_is_kept_when_d_spans_many_orders_of_magnitude() -> Non
 
     Sources at -1, 0, 1 and one linear buyer evaluating at x* = 1e5: the centre source's weight is
     H = 1/3 at every x*, so gamma = (~2.5e9, 1/9, ~2.5e9). The GNE is d = gamma (25) and, with
-    alpha = 20 at the centre, 2 alpha D = 4.4 >= 1 (AMB-2a). Zeroing entries below tol * max(d)
+    alpha = 20 at the centre, 2 alpha D = 4.4 >= 1. Zeroing entries below tol * max(d)
     used to set d_centre = 0 and report no GNE.
     """
     m = CompetingMarket(
@@ -242,7 +245,7 @@ def test_theorem2_equilibrium_effort_dominates_social_optimum(market: CompetingM
         assert social_loss(g.effort_equilibrium, big_gamma, g.alpha) == pytest.approx(g.loss_equilibrium)
         if g.price_of_anarchy is not None:
             assert g.price_of_anarchy >= 1 - 1e-12
-        # strict for some source when buyers are coupled (FIX-2.8)
+        # strict for some source when buyers are coupled
         if np.any(g.leontief > 1e-9) and np.all(g.gamma > 1e-9):
             assert np.any(g.effort_equilibrium > g.effort_social + 1e-12)
 

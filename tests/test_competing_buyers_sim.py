@@ -74,7 +74,8 @@ def test_monte_carlo_payments_match_formula(which: str) -> None:
 
 
 def test_monte_carlo_with_biased_leave_one_out_fit() -> None:
-    """AMB-2e: f = 0.3 x - 0.2 biases the one-point fits by +0.25 and -0.30 at x1 = 0."""
+    """The one-point leave-one-out fit is biased for a generic f: f = 0.3 x - 0.2 biases the fits
+    by +0.25 and -0.30 at x1 = 0."""
     an = analyse_market(section_iv_market(0.0))
     sim = simulate_payments(an, 40_000, seed=9, truth=lambda x: 0.3 * x - 0.2)
     g = an.gne
@@ -230,7 +231,7 @@ def test_reproduce_quick_writes_every_figure(tmp_path: Path) -> None:
     assert sum(s.in_demo for s in FIGURES) == 1
 
 
-def test_poa_records_follow_the_spec() -> None:
+def test_poa_records_tend_to_two() -> None:
     recs = compute_poa(True, 0)
     assert len(recs) == len(x1_grid(True))
     poa = np.array([r["poa"] for r in recs], dtype=float)

@@ -1,4 +1,4 @@
-"""Customised model training (paper 004 §5 eq. (2), corrected loss of spec §9.2)."""
+"""Customised model training (paper 004 Sec. 5 eq. (2), corrected loss)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _small_problem(seed: int = 0):
     ids=["lr-softacc", "lr-log1m", "lr-masked", "mlp-softacc", "mlp-log1m"],
 )
 def test_analytic_gradient_matches_finite_differences(model) -> None:
-    """Spec §9.2: analytic and numerical gradients agree (central differences, relative error < 1e-6)."""
+    """Analytic and numerical gradients agree (central differences, relative error < 1e-6)."""
     x, y, pen = _small_problem()
     xs, yi, pen_enc = model._prepare(x, y, pen, None)
     size = 4 * 4 + 4 if isinstance(model, CustomisedLogisticRegression) else 4 * 5 + 5 + 5 * 4 + 4
@@ -66,14 +66,14 @@ def test_lambda_zero_matches_scikit_learn() -> None:
 
 
 def _overlap_market():
-    """Four parties on digits 0-3, party j holding (j, j+1 mod 4); per class 50/25/25 (spec §11 E3)."""
+    """Four parties on digits 0-3, party j holding (j, j+1 mod 4); per class 50/25/25."""
     keep = Y < 4
     holdings = [(j, (j + 1) % 4) for j in range(4)]
     return build_market(X[keep], Y[keep], holdings, holdings, seed=0, test_frac=0.25), holdings
 
 
 def test_customised_model_is_better_on_own_task_than_on_others() -> None:
-    """Paper 004 §6.2 / Fig. 4 claim (spec §9.3-9.4): trained on all parties' data with the masked penalty
+    """Paper 004 Sec. 6.2 / Fig. 4 claim (): trained on all parties' data with the masked penalty
     at lambda = 1, each party's model keeps its own held-out task (>= 0.95) and is far worse on the task
     that shares no label with it; with lambda > 0 the accuracy on other tasks drops below the lambda = 0
     model's."""

@@ -1,4 +1,4 @@
-"""Ordered-item / envy-free pricing (paper 003 §2; spec seed3_broker.md §2.2-2.4)."""
+"""Ordered-item / envy-free pricing (paper 003 Sec. 2: Lemma 1, exact and approximate solvers)."""
 
 import numpy as np
 import pytest
@@ -47,7 +47,7 @@ def test_exact_matches_lp_brute_force(values) -> None:
     res = solve_exact(values, n)
     _check_result(values, res)
     assert res.revenue == pytest.approx(brute_force_lp(values, n), abs=1e-7)
-    # spec E1 consistency: the Lemma-1 curve's revenue under choices (4) equals sum_j d_j
+    # E1 consistency: the Lemma-1 curve's revenue under choices (4) equals sum_j d_j
     assert res.revenue == pytest.approx(exact_revenue_curve(values, n).revenue[n], abs=1e-9)
 
 
@@ -169,7 +169,7 @@ def test_pruning_keeps_the_profit_argmax() -> None:
 
 def test_milp_profit_is_repriced_exactly() -> None:
     """Regression (found by hypothesis): HiGHS's feasibility tolerance let the raw MILP objective beat
-    the exact optimum by 1.2e-6; ``milp_profit`` now reprices its allocation by E1 (spec §2.3)."""
+    the exact optimum by 1.2e-6; ``milp_profit`` now reprices its allocation by E1."""
     values = np.array([[0.0, 0.0, 0.1875], [0.0, 0.125, 0.25], [0.0, 0.06249958, 0.0625]])
     cost = 0.25
     rc = exact_revenue_curve(values, 2)

@@ -1,4 +1,4 @@
-"""Buyer valuations v^d(m) = E v^e(sigma |Z| / sqrt m) (paper 003 eqs. 6, 11; spec §2.6)."""
+"""Buyer valuations v^d(m) = E v^e(sigma |Z| / sqrt m) (paper 003 eqs. 6, 11)."""
 
 import numpy as np
 import pytest
@@ -46,7 +46,7 @@ def test_closed_forms_match_monte_carlo(val) -> None:
 
 
 def test_paper_exp_minus_e_squared() -> None:
-    # spec §2.6: v^e = exp(-e^2) gives (1 + 2 sigma^2 / m)^(-1/2)
+    # : v^e = exp(-e^2) gives (1 + 2 sigma^2 / m)^(-1/2)
     m = np.arange(1, 10)
     np.testing.assert_allclose(Gaussian(2**-0.5).data_value(m, 0.7), (1 + 2 * 0.49 / m) ** -0.5)
 

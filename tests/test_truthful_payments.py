@@ -1,6 +1,6 @@
 """Paper 001 (Fan, Rotello, Karimireddy): payment rules, markets and theorems as tests.
 
-Spec: ../shared/spec/seed1_truthful_payments.md PART 1 (cited "spec §x").
+Corrections to the printed paper are listed on the documentation's errata page.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def mixture_twin(m: DataMixtureMarket) -> CallableMarket:
 @settings(max_examples=15)
 @given(mean_estimation_markets(max_sellers=3, max_dim=3))
 def test_closed_form_allocation_matches_generic_optimiser(mc) -> None:
-    """Eq. (22) as corrected in spec §1.6 equals the numerical argmin of (21) within a derived bound."""
+    """Eq. (22) as corrected (see the errata) equals the numerical argmin of (21) within a derived bound."""
     market, costs = mc
     w = market.allocate(costs)
     w_num = callable_twin(market).allocate(costs)
@@ -92,7 +92,7 @@ def test_closed_form_is_stationary_point_of_social_cost() -> None:
 @settings(max_examples=15)
 @given(data_mixture_markets(max_sellers=4))
 def test_mixture_kkt_solver_matches_slsqp_and_kkt(mc) -> None:
-    """Spec §1.7: exact KKT + root search equals SLSQP on the simplex; KKT equalities hold."""
+    """Exact KKT + root search equals SLSQP on the simplex; KKT equalities hold."""
     market, costs = mc
     w = market.allocate(costs)[0]
     assert abs(w.sum() - 1) < 1e-12 and np.all(w >= 0)
@@ -108,7 +108,7 @@ def test_mixture_kkt_solver_matches_slsqp_and_kkt(mc) -> None:
 
 
 def test_degenerate_mixture_allocates_inverse_cost() -> None:
-    """Spec §1.7: equal t makes L constant on the simplex, so w ∝ 1/ĉ (the notebook instance)."""
+    """Equal t makes L constant on the simplex, so w ∝ 1/ĉ (the notebook instance)."""
     market = DataMixtureMarket(0.0, 2.0, [3.0, 3.0, 3.0])
     w = market.allocate(np.array([1.0, 3.0, 5.0]))[0]
     expected = (1 / np.array([1.0, 3.0, 5.0])) / np.sum(1 / np.array([1.0, 3.0, 5.0]))
@@ -123,7 +123,7 @@ def test_mixture_zero_cost_seller_absorbs_mass() -> None:
 
 
 def test_removed_seller_is_a_reduced_problem() -> None:
-    """Spec §1.3: W(∞, ĉ_{-j}) is the limit ĉ_j → ∞ of the allocation."""
+    """W(∞, ĉ_{-j}) is the limit ĉ_j → ∞ of the allocation."""
     market, costs = random_mean_market(5, n_sellers=3)
     mask = np.array([True, False, True])
     w_removed = market.allocate(costs, mask)
@@ -145,7 +145,7 @@ def test_claim1_share_non_increasing_in_report(mc, j) -> None:
 
 
 def test_sherman_morrison_share_curve() -> None:
-    """Spec §1.4.3 (d): f_j(W(u)) = |g|^2 / (1 + u m)^2 against fresh solves."""
+    """F_j(W(u)) = |g|^2 / (1 + u m)^2 against fresh solves."""
     market, costs = random_mean_market(6, n_buyers=2, n_sellers=4)
     g2, m = fast.myerson_allocation_curve(market, costs, 2)
     for u in (0.0, 0.3, 4.0, 100.0):
@@ -178,7 +178,7 @@ def test_theorem_4_2_myerson_equals_vcg_unconstrained(mc, report) -> None:
 
 
 def test_theorem_4_2_on_simplex_and_gauss_rule() -> None:
-    """Spec §1.4.5: the envelope argument gives Myerson = VCG on the simplex too."""
+    """The envelope argument gives Myerson = VCG on the simplex too."""
     market = DataMixtureMarket(0.5, 2.0, [-1.0, -0.5, -2.0, -0.1])
     costs = np.array([0.5, 1.0, 2.0, 0.3])
     vcg = vcg_payments(market, costs)
@@ -191,7 +191,7 @@ def test_theorem_4_2_on_simplex_and_gauss_rule() -> None:
 
 
 def test_theorem_4_1_myerson_is_minimal_ic_ir_payment() -> None:
-    """Spec §1.4.3: VCG - Myerson is a non-negative constant C; any C < 0 breaks IR for large costs."""
+    """VCG - Myerson is a non-negative constant C; any C < 0 breaks IR for large costs."""
     market, costs = random_mean_market(8, n_sellers=3)
     diffs = []
     for u in (0.0, 1.0, 5.0, 30.0):
@@ -257,7 +257,7 @@ def test_loo_and_shapley_not_truthful_on_documented_instance() -> None:
 
 
 def test_claim2_loo_utility_derivative() -> None:
-    """Spec §1.5: du/dĉ_j = (ĉ_j - c_j) f_j' + Σ_{k≠j} ĉ_k f_k', non-zero at the truth."""
+    """Du/dĉ_j = (ĉ_j - c_j) f_j' + Σ_{k≠j} ĉ_k f_k', non-zero at the truth."""
     h = 1e-5
     j = 0
 
@@ -308,7 +308,8 @@ def orthogonal_seller_markets(draw):
 @settings(max_examples=15)
 @given(orthogonal_seller_markets())
 def test_buyer_ir_under_eta_when_submodular(mc) -> None:
-    """Thm 4.3 with condition (20) [FIX: submodularity]: Σ_j marg_ij <= v_i(W) and Claim 5
+    """Thm 4.3 with condition (20) (submodularity, not the printed subadditivity): Σ_j marg_ij <= v_i(W)
+    and Claim 5
     (P_j <= Σ_i marg_ij) give buyer IR of the eta split (17) for Myerson and VCG; eta sums to 1."""
     market, costs = mc
     r = compute_payments(market, costs, rules=["myerson", "vcg"])
@@ -328,7 +329,7 @@ def test_claim5_and_buyer_ir_implication(mc) -> None:
     market, costs = mc
     r = compute_payments(market, costs, rules=["vcg"])
     marg = marginals(market, r.allocation)
-    assert np.all(marg >= -1e-12)  # spec §1.4.6: w_ij^2 (G_jj + sigma_j^2 + 2 c_j) >= 0
+    assert np.all(marg >= -1e-12)  # : w_ij^2 (G_jj + sigma_j^2 + 2 c_j) >= 0
     assert np.all(r.payments["vcg"] <= marg.sum(axis=0) + 1e-9)
     ok = marg.sum(axis=1) <= r.values + 1e-12
     assert np.all((r.values - r.buyer_prices["vcg"])[ok] >= -1e-9)
@@ -343,7 +344,7 @@ def test_claim5_needs_a_domain_closed_under_zeroing() -> None:
 
 
 def test_buyer_ir_counterexample_complementary_sellers() -> None:
-    """Spec §1.4.6: in mean estimation v_i - Σ_j marg_ij = Σ_{j≠k} w_ij w_ik G_jk can be < 0.
+    """In mean estimation v_i - Σ_j marg_ij = Σ_{j≠k} w_ij w_ik G_jk can be < 0.
 
     Buyer mean (1, 0); seller 0 at (1, 1), seller 1 at (0, 1) cancels seller 0's bias (w_1 < 0,
     G_01 = 1). The buyer values the estimate at 0.822 but pays 1.0996 under Myerson = VCG.
@@ -377,7 +378,7 @@ def test_shapley_efficiency_and_empty_coalition() -> None:
 
 
 def test_mixture_shapley_adds_base_loss_share() -> None:
-    """Spec §1.7: with V(∅) = 0 and v = L0 - L, singletons have value L0 - L(e_j)."""
+    """With V(∅) = 0 and v = L0 - L, singletons have value L0 - L(e_j)."""
     market = DataMixtureMarket(0.5, 2.0, [-1.0, -0.5])
     costs = np.array([1.0, 1.0])
     single = coalition_value(market, costs, [0])
@@ -399,7 +400,7 @@ def test_permutation_shapley_rank_one_equals_fresh_solves_and_converges() -> Non
             prev = val
     assert np.allclose(mean, naive / 400, atol=1e-10)
     exact = shapley_payments(market, costs).values
-    assert np.all(np.abs(mean - exact) <= 4 * se + 1e-12)  # spec §0: 4 standard errors
+    assert np.all(np.abs(mean - exact) <= 4 * se + 1e-12)  # : 4 standard errors
 
 
 def test_monte_carlo_beyond_max_exact() -> None:
@@ -454,7 +455,7 @@ def test_bad_costs_and_variances() -> None:
 
 
 def test_social_cost_identity() -> None:
-    """Def. 1 [FIX]: SC = Σ_i l_i(0) - SW."""
+    """Def. 1 (index sets corrected): SC = Σ_i l_i(0) - SW."""
     market, costs = random_mean_market(12, n_buyers=2, n_sellers=3)
     w = market.allocate(costs)
     sw = buyer_values(market, w).sum() - costs @ market.cost_shapes(w)

@@ -1,6 +1,6 @@
-"""Regressions from the independent review of paper 001 (truthful payments).
+"""Conventions of the truthful-payments implementation (paper 001) that the paper leaves open.
 
-Each test pins a convention a reference computation assumes (spec seed1 PART 1, "spec §x").
+Each test pins one convention an independent reference computation also assumes.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ME = MeanEstimationMarket.from_variances(
 
 
 def test_sweep_grid_is_plain_grid_when_truth_is_off_grid() -> None:
-    """Spec §1.5: the grid is 0, h, 2h, ... <= max_report; the true cost is not inserted."""
+    """The grid is 0, h, 2h, ... <= max_report; the true cost is not inserted."""
     costs = np.array([1.3, 0.7, 2.45])
     sw = misreport_sweep(ME, costs, 2, max_report=4.0, step=0.3)
     assert np.allclose(sw.reported_costs, np.arange(14) * 0.3, atol=1e-12)
@@ -51,7 +51,7 @@ def test_sweep_best_report_stays_in_the_grid_range() -> None:
 
 
 def test_flat_utility_picks_the_smallest_report() -> None:
-    """Spec §0 (ties -> smallest maximiser): a seller that never trades has a flat utility."""
+    """(ties -> smallest maximiser): a seller that never trades has a flat utility."""
     market = DataMixtureMarket(0.3, 1.5, [-3.0, -0.1, 1.0])
     sw = misreport_sweep(market, [0.05, 0.05, 0.05], 2, max_report=1.0, step=0.1, rules=["shapley", "loo"])
     assert np.ptp(sw.utility["shapley"]) < 1e-12
@@ -60,7 +60,7 @@ def test_flat_utility_picks_the_smallest_report() -> None:
 
 
 def test_price_of_anarchy_is_the_literal_ratio() -> None:
-    """Spec §1.5: SC(report)/SC(truth), not clipped when SC < 0 (mixture with b < 0)."""
+    """SC(report)/SC(truth), not clipped when SC < 0 (mixture with b < 0)."""
     assert price_of_anarchy(-0.9, -1.0) == pytest.approx(0.9)
     market = DataMixtureMarket(-0.885, 1.302, [-2.57029, -2.34473, 0.48483])
     costs = np.array([0.83618, 2.68739, 0.95295])
@@ -157,7 +157,7 @@ def test_batched_coalition_table_equals_per_coalition_solves() -> None:
 
 
 def test_exact_shapley_default_reaches_twenty_mean_estimation_sellers() -> None:
-    """Spec §1.4.2: exact up to |S| ~ 20; the default no longer switches to Monte Carlo at 16."""
+    """Exact up to |S| ~ 20; the default no longer switches to Monte Carlo at 16."""
     from datamarket.mechanisms.truthful_payments import random_mean_market, shapley_payments
 
     market, costs = random_mean_market(0, n_buyers=2, n_sellers=16, dim=4)

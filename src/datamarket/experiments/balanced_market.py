@@ -1,14 +1,14 @@
 """Figures for paper 000 (seed 0): the balanced online data market (``datamarket reproduce balanced_market``).
 
 (a) ``quintic``: van der Waerden's quintic, Example A.1, solved through the general best-response
-    condition (42) (x* = 1.1673039783, spec S0-8).
+    condition (42) (x* = 1.1673039783).
 (b) ``gamma_sweep``: baseline vs intervention production and demographics as gamma moves across the
     simplex of a two-group market; the backfire region (Def 5.2) is shaded.
 (c) ``utility_ratios``: UR (36)-(38) vs the number of buyers (log axis): convergence to 1 (Thm 6.1) and a
     buyer whose ratio exceeds 1. ``market_growth``: the same ratios when sellers and buyers grow together,
     M = N up to 200, at the exact Shapley-Nash equilibrium (class engine, one class of sellers).
 (d) ``paper_vs_shapley``: paper-model (Lemma 4.1) vs exact Shapley-Nash total production as M grows
-    (spec FIX-0.2, S0-4.2).
+    (the paper's Lemma 4.1 is the sellers' joint optimum, not a Nash equilibrium for M >= 2).
 (e) ``empirical_digits``: a real round on digits: learned accuracy per group with/without the intervention.
 """
 
@@ -279,14 +279,14 @@ def plot_paper_vs_shapley(records: Records, axes: Sequence[Any]) -> None:
     m = [r["n_sellers"] for r in records]
     ax = axes[0]
     ax.plot(m, [r["paper_total"] for r in records], "s--", label="paper model (Lemma 4.1, joint optimum)")
-    ax.plot(m, [r["shapley_nash_total"] for r in records], "o-", label="exact Shapley-Nash (S0-A3)")
+    ax.plot(m, [r["shapley_nash_total"] for r in records], "o-", label="exact Shapley-Nash")
     sym = [(r["n_sellers"], r["closed_form_total"]) for r in records if r["closed_form_total"] > 0]
     ax.plot(
         [x for x, _ in sym],
         [y for _, y in sym],
         "k+",
         ms=10,
-        label="closed form M y_S (S0-4.2; none once kappa > rho c(K))",
+        label="closed form M y_S (none once kappa > rho c(K))",
     )
     ax.set_xlabel("number of sellers M")
     ax.set_ylabel("total samples produced")

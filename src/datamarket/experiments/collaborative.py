@@ -1,6 +1,6 @@
-"""Figures of paper 004 (Ohrimenko et al.) on scikit-learn's digits (spec §11 adaptations).
+"""Figures of paper 004 (Ohrimenko et al.) on scikit-learn's bundled digits (adapted from MNIST).
 
-* ``fig2_replicas`` (paper Fig. 2, spec E1): party ``d`` holds 100 images of digit ``d``; the party of
+* ``fig2_replicas`` (paper Fig. 2): party ``d`` holds 100 images of digit ``d``; the party of
   digit 0 (or 4) is replicated ``r`` times; accuracy of LR and of an MLP trained on the concatenation,
   overall and on the replicated digit, on the remaining images. Mean and standard deviation over seeded
   splits.
@@ -8,7 +8,7 @@
   normalised exact Shapley values of :math:`u` for the task "all digits" and for {0,1,2,3,6,8}.
 * ``fig3bc_replication`` (Figs. 3b/3c, E4): P1 holds (0, 8), P2 (2, 8) plus ``k`` replicas of P2; task
   {0, 2, 8}; shares of the honest P1 and of the replicating group under :math:`u` (3b) and :math:`v` (3c).
-* ``fig4_customised`` (Fig. 4, E3): party ``j`` holds (j, j+1); customised LR (spec §9) on the selected
+* ``fig4_customised`` (Fig. 4, E3): party ``j`` holds (j, j+1); customised LR on the selected
   data; accuracy of each party's model on every party's held-out test task.
 
 ``compute(quick, seed)`` returns tidy records; ``plot(records, axes)`` only draws. Quick mode shrinks the

@@ -1,24 +1,25 @@
 """Figures of paper 002 (Westenbroek et al.), Section IV, and two the paper lacks.
 
-Section IV example with the spec's exact parameters (``../shared/spec/seed2_competing_buyers.md``
-S2-3): two sources at ``x1`` and ``x2 = 1`` with ``alpha = 1``, two identical buyers fitting a line
-(``phi = [x, 1]``) evaluated on ``U[-1, 1]``, ``delta = 0``, ``eta = 1``. The ``x1`` grid is
+Section IV example with the paper's parameters: two sources at ``x1`` and ``x2 = 1`` with ``alpha = 1``,
+two identical buyers fitting a line (``phi = [x, 1]``) evaluated on ``U[-1, 1]``, ``delta = 0`` and
+``eta = 1`` (implicit in the paper). The ``x1`` grid is
 ``linspace(-1, 0.99, 400)`` plus the log-spaced approach ``1 - logspace(-2, -6, 41)`` (quick mode:
 60 + 9 points). Every number comes from :func:`datamarket.mechanisms.competing_buyers.analyse_market`
 (weights computed from the estimator, not from the printed formulas).
 
-* ``fig1_gamma``: gamma_i^j vs x1 (paper Fig. 1, with FIX-2.4: the printed gamma swaps the sources);
+* ``fig1_gamma``: gamma_i^j vs x1 (paper Fig. 1, corrected: the printed gamma swaps the sources);
   second panel vs 1 - x1 on log-log axes (gamma ~ (1 - x1)^-2).
 * ``fig2_xi``: xi vs x1 (Fig. 2).
-* ``fig3_d``: the four d's vs x1 (Fig. 3, with the corrected matrix B of FIX-2.5); second panel
+* ``fig3_d``: the four d's vs x1 (Fig. 3, with the corrected matrix B of eq. 31); second panel
   vs 1 - x1 (d ~ (1 - x1)^-4: d diverges much faster than gamma, as the caption says).
-* ``fig4_poa``: price of anarchy vs x1 and vs 1 - x1 (Fig. 4). FIX-2.6: it tends to 2, not infinity.
+* ``fig4_poa``: price of anarchy vs x1 and vs 1 - x1 (Fig. 4). It tends to 2, not to
+  infinity as the caption says.
 * ``poa_competition``: PoA vs the competition level delta (two identical buyers) and vs the number
   of identical buyers (delta = 0), at a few x1, on the Section IV market with ``effort_alpha = 6``
   instead of 1: gamma_i >= 1/12 on the whole grid, so 2 alpha D_i >= 2 alpha gamma_i >= 1 and the
-  missing feasibility condition (AMB-2a) never removes a point with delta = 0; what remains visible
+  missing feasibility condition never removes a point with delta = 0; what remains visible
   is the collapse at rho(A) >= 1 (rho grows like (M - 1) sqrt(xi_12 xi_21)) and, as delta -> 1
-  (gamma = (1 - delta) beta -> 0), infeasibility or an undefined PoA (L(e_social) <= 0, AMB-2c).
+  (gamma = (1 - delta) beta -> 0), infeasibility or an undefined PoA (L(e_social) <= 0).
   Such points are recorded with ``poa = None`` and a ``status``.
 
 Everything is deterministic: ``seed`` is accepted for the runner's interface and unused.
@@ -43,7 +44,7 @@ COMPETITION_ALPHA = 6.0
 
 
 def x1_grid(quick: bool) -> np.ndarray:
-    """``linspace(-1, 0.99, n)`` plus ``1 - logspace(-2, -6, m)`` (spec S2-3), sorted, unique."""
+    """``linspace(-1, 0.99, n)`` plus ``1 - logspace(-2, -6, m)``, sorted, unique (paper: no grid)."""
     lin = np.linspace(-1.0, 0.99, 60 if quick else 400)
     log = 1.0 - np.logspace(-2, -6, 9 if quick else 41)
     return np.unique(np.concatenate([lin, log]))
@@ -235,7 +236,7 @@ def plot_poa(records: Records, axes: Sequence[Any]) -> None:
     x, y = _series(records, "poa")
     ax = axes[0]
     ax.plot(x, y, lw=2)
-    ax.axhline(2.0, color="grey", ls="--", lw=1, label="limit 2 (spec FIX-2.6)")
+    ax.axhline(2.0, color="grey", ls="--", lw=1, label="limit 2")
     ax.set_xlabel("location of source 1, $x_1$ ($x_2 = 1$)")
     ax.set_ylabel("price of anarchy $L(e^*)/L(\\hat e)$")
     ax.set_ylim(0.95, 2.05)

@@ -1,4 +1,4 @@
-"""Figures 1-4 of paper 001 (Fan, Rotello, Karimireddy), recomputed correctly (spec §1.5).
+"""Figures 1-4 of paper 001 (Fan, Rotello, Karimireddy), recomputed correctly.
 
 * Figure 1: LOO and Shapley payments, the seller's cost, its utilities and the social cost vs its
   reported cost (true cost 5) on the documented 3-seller mean-estimation market
@@ -10,7 +10,7 @@
 * Figure 4: LOO vs Shapley utilities on the market of Figure 2(b): over- or under-reporting.
 
 The paper's "misreport 9 / 8, PoA 1.02 / 1.08" come from an unreported random instance and are not
-hard-coded (spec §1.5); the numbers here are computed.
+hard-coded; the numbers here are computed.
 """
 
 from __future__ import annotations

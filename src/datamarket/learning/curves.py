@@ -5,9 +5,9 @@ r"""Parametric learning curves of paper 000 (seed 0), Definition 3.3.
 
 with :math:`Z, \alpha, \beta > 0`. The **learning ante** :math:`n_0 = (\alpha/Z)^{1/\beta}` is the
 sample count below which the accuracy is zero; above it the curve is strictly increasing and concave
-with :math:`\mathcal G'(n) = \alpha\beta n^{-\beta-1}` (spec S0-O2). At :math:`n_0` the curve has a
+with :math:`\mathcal G'(n) = \alpha\beta n^{-\beta-1}`. At :math:`n_0` the curve has a
 convex kink (slope jumps from 0 to :math:`\alpha\beta n_0^{-\beta-1}`), so seller payoffs built from it
-are not concave (spec S0-A2).
+are not concave (a global best response must compare the pieces).
 
 The break-even constant of eq. (19) (Claim 4.1),
 
@@ -17,8 +17,8 @@ The break-even constant of eq. (19) (Claim 4.1),
      = \frac{\beta Z^{(\beta+1)/\beta}}{\alpha^{1/\beta}(1+\beta)^{(\beta+1)/\beta}},
 
 is :math:`\max_{n>0} \mathcal G(n)/n`: one seller facing potential value :math:`\rho` breaks even at cost
-:math:`\rho c_{\mathcal G}` (spec S0-4.1, verified). :meth:`LearningCurve.c_k` is the exact-Shapley
-generalisation :math:`c(K)` of spec S0-4.2 (:math:`c(1) = c_{\mathcal G}`).
+:math:`\rho c_{\mathcal G}`. :meth:`LearningCurve.c_k` is the exact-Shapley
+generalisation :math:`c(K)` (:math:`c(1) = c_{\mathcal G}`).
 
 >>> g = LearningCurve(1.0, 1.0, 1.0)
 >>> float(g(2.0)), g.ante, g.c_g
@@ -67,7 +67,7 @@ def curve_value(n: ArrayLike, Z: ArrayLike, alpha: ArrayLike, beta: ArrayLike) -
 
 
 def curve_derivative(n: ArrayLike, Z: ArrayLike, alpha: ArrayLike, beta: ArrayLike) -> FloatArray:
-    r"""Right derivative :math:`\alpha\beta n^{-\beta-1}\,\mathbf 1[n > n_0]` (spec S0-O2).
+    r"""Right derivative :math:`\alpha\beta n^{-\beta-1}\,\mathbf 1[n > n_0]`.
 
     >>> curve_derivative([0.5, 2.0], 1.0, 1.0, 1.0).tolist()
     [0.0, 0.25]
@@ -85,9 +85,9 @@ def curve_derivative(n: ArrayLike, Z: ArrayLike, alpha: ArrayLike, beta: ArrayLi
 
 
 def learning_ante(Z: ArrayLike, alpha: ArrayLike, beta: ArrayLike) -> FloatArray:
-    r"""Learning ante :math:`n_0 = (\alpha/Z)^{1/\beta}` (spec S0-O2).
+    r"""Learning ante :math:`n_0 = (\alpha/Z)^{1/\beta}`.
 
-    >>> round(float(learning_ante(5.0, 1 / 3, 3.0)), 5)  # spec S0-8
+    >>> round(float(learning_ante(5.0, 1 / 3, 3.0)), 5)  # Example A.1
     0.40548
     """
     out: FloatArray = np.power(np.asarray(alpha, float) / np.asarray(Z, float), 1.0 / np.asarray(beta, float))
@@ -98,13 +98,13 @@ def c_k(K: float, Z: float, alpha: float, beta: float) -> float:
     r"""Threshold constant
     :math:`c(K) = \beta K Z^{(\beta+1)/\beta} / (\alpha^{1/\beta}(1+\beta K)^{(\beta+1)/\beta})`.
 
-    Spec S0-4.2; ``K = 1`` gives :math:`c_{\mathcal G}` of paper 000 eq. (19) in its simplified form.
+    ``K = 1`` gives :math:`c_{\mathcal G}` of paper 000 eq. (19) in its simplified form.
 
     >>> round(c_k(2.5, 1, 1, 1), 9), round(c_k(1.0, 5, 1 / 3, 3), 5)
     (0.204081633, 5.82606)
     """
     # Same value written as beta K Z/(1+beta K) * (Z/(alpha(1+beta K)))^(1/beta): one power, so small beta
-    # gives the correct 0 or inf instead of an OverflowError from intermediate powers (review fix).
+    # gives the correct 0 or inf instead of an OverflowError from intermediate powers.
     base = np.float64(Z) / (alpha * (1 + beta * K))
     with np.errstate(over="ignore", under="ignore"):
         return float(beta * K * Z / (1 + beta * K) * np.power(base, 1 / beta))
@@ -156,7 +156,7 @@ class LearningCurve:
         )
 
     def c_k(self, K: float) -> float:
-        """:math:`c(K)` of spec S0-4.2."""
+        """:math:`c(K)`, the participation threshold of the exact symmetric Shapley equilibrium."""
         return c_k(K, self.Z, self.alpha, self.beta)
 
     def params(self) -> tuple[float, float, float]:

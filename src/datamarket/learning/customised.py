@@ -1,18 +1,18 @@
-r"""Customised model training (paper 004, Ohrimenko et al., §5, eq. (2)), as corrected by the spec.
+r"""Customised model training (paper 004, Ohrimenko et al., Sec. 5, eq. (2)), as corrected.
 
 Party :math:`i` should get a model that is good on its own task and poor on the others' tasks, so that
-it cannot profit from submitting a task other than its own (§3.1, "validation-task honesty").
+it cannot profit from submitting a task other than its own (Sec. 3.1, "validation-task honesty").
 
 Eq. (2) as printed, :math:`\min_\theta \sum_{j \ne i} \mathcal{G}(V_i, \mathcal{M}(\oplus_{k \in
-\mathbf{M}} X_k))`, depends neither on :math:`j` nor on :math:`\theta`; the spec
-(``../shared/spec/seed4_collaborative.md`` §9.1, §13 item 17) reads it as
+\mathbf{M}} X_k))`, depends neither on :math:`j` nor on :math:`\theta`; it is read
+as
 
 .. math::
    \min_\theta \sum_{j \ne i} \mathcal{G}(V_j; \mathcal{M}_\theta) \quad\text{s.t.}\quad
    \mathcal{G}(V_i; \mathcal{M}_\theta) \ge G^* - \varepsilon,
 
 with :math:`\mathcal{M}_\theta` fitted on :math:`T_i = \oplus_{k \in D_i} X_k`. The differentiable proxy
-implemented here (spec §9.2) for multinomial logistic regression,
+implemented here for multinomial logistic regression,
 :math:`p_\theta(k \mid x) = \mathrm{softmax}(xW + b)_k`, is
 
 .. math::
@@ -22,19 +22,19 @@ implemented here (spec §9.2) for multinomial logistic regression,
 
 where the middle term is a smooth surrogate of the accuracy on the other tasks (``penalty="softacc"``,
 bounded; the alternative ``"log1m"`` uses :math:`-\log(1 - p_\theta(y \mid x))`). Maximising the
-cross-entropy on the other tasks is *not* offered: it is unbounded below and diverges (spec §9.2).
+cross-entropy on the other tasks is *not* offered: it is unbounded below and diverges.
 :math:`\tilde V_j = V_j` (the paper) or, with ``mask_own_labels=True``, the rows of :math:`V_j` whose label
-is not one of the party's own task labels (spec §9.3, REC), which removes the conflict when tasks share
+is not one of the party's own task labels, which removes the conflict when tasks share
 labels.
 
-Gradient with respect to the logits :math:`z` of one sample (spec §9.2): data term
+Gradient with respect to the logits :math:`z` of one sample: data term
 :math:`(p - e_y)/n_i`; penalty term :math:`\lambda p_y (e_y - p)/|\tilde V_j|` (``softacc``) or
 :math:`\lambda p_y (e_y - p) / ((1 - p_y)|\tilde V_j|)` (``log1m``). Then
 :math:`\nabla W = X^\top dZ + \alpha W` and :math:`\nabla b = \sum dZ`. Minimised with scipy's L-BFGS.
 
 A small one-hidden-layer (tanh) network with the same loss and an analytic backward pass is
 :class:`CustomisedMLP`. The ε-constraint is honoured by :func:`choose_lambda` (largest λ of a grid
-whose own-task gain stays within ε of λ = 0; spec §9.2 REC).
+whose own-task gain stays within ε of λ = 0).
 
 >>> import numpy as np
 >>> x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]); y = np.array([0, 0, 1, 1])
@@ -76,7 +76,7 @@ def logit_loss_grad(
     lam: float,
     penalty: Penalty,
 ) -> tuple[float, NDArray[np.float64], list[NDArray[np.float64]]]:
-    """Loss of spec §9.2 without the L2 term, and its gradients with respect to the logits.
+    """Loss without the L2 term, and its gradients with respect to the logits.
 
     ``z`` are the logits of the training rows (labels ``y`` as class indices) and ``pen`` pairs of
     (logits, class indices) of the penalty sets. Returns ``(loss, dZ_train, [dZ_pen...])``.
@@ -191,7 +191,7 @@ class _CustomisedBase:
 
 
 class CustomisedLogisticRegression(_CustomisedBase):
-    """Multinomial logistic regression with the customisation penalty of spec §9.2 (paper 004 eq. (2)).
+    """Multinomial logistic regression with the customisation penalty (paper 004 eq. (2), corrected).
 
     ``fit(X, y, penalty_sets=[(Xv, yv), ...], own_labels=None)``: ``penalty_sets`` are the other parties'
     validation tasks; ``own_labels`` the party's task labels (for ``mask_own_labels``; default the
@@ -211,7 +211,7 @@ class CustomisedLogisticRegression(_CustomisedBase):
         y: NDArray[np.intp],
         pen: Sequence[tuple[NDArray[np.float64], NDArray[np.intp]]],
     ) -> tuple[float, NDArray[np.float64]]:
-        """Objective :math:`L_i(\\theta)` of spec §9.2 and its analytic gradient (flattened W, b)."""
+        """Objective :math:`L_i(\\theta)` and its analytic gradient (flattened W, b)."""
         d, k = x.shape[1], self.classes_.shape[0]
         w, b = self._unpack(theta, d, k)
         alpha = 1.0 / (self.C * x.shape[0])
@@ -244,9 +244,9 @@ class CustomisedLogisticRegression(_CustomisedBase):
 
 
 class CustomisedMLP(_CustomisedBase):
-    """One hidden tanh layer with the customisation loss of spec §9.2, trained by L-BFGS.
+    """One hidden tanh layer with the customisation loss above, trained by L-BFGS.
 
-    The paper trains a 1x500 ReLU network with Adam (§6.1); a small smooth network with L-BFGS keeps the
+    The paper trains a 1x500 ReLU network with Adam (Sec. 6.1); a small smooth network with L-BFGS keeps the
     analytic gradient exact and the fit deterministic for a given ``seed`` (initialisation only).
     ``alpha = 1/(C n)`` penalises both weight matrices.
     """
@@ -275,7 +275,7 @@ class CustomisedMLP(_CustomisedBase):
         y: NDArray[np.intp],
         pen: Sequence[tuple[NDArray[np.float64], NDArray[np.intp]]],
     ) -> tuple[float, NDArray[np.float64]]:
-        """Objective of spec §9.2 for the network and its gradient by backpropagation."""
+        """Objective for the network and its gradient by backpropagation."""
         d, k = x.shape[1], self.classes_.shape[0]
         w1, b1, w2, b2 = self._unpack(theta, d, k)
         alpha = 1.0 / (self.C * x.shape[0])
@@ -334,7 +334,7 @@ def choose_lambda(
     epsilon: float,
     own_labels: Sequence[Any] | None = None,
 ) -> tuple[float, _CustomisedBase]:
-    r"""Honour the ε-constraint of the corrected eq. (2) (spec §9.1-9.2, REC).
+    r"""Honour the ε-constraint of the corrected eq. (2) (the paper gives neither λ nor ε).
 
     Fits ``make(lam)`` for λ = 0 and every λ of ``lam_grid`` and returns the largest λ whose gain on the
     party's own task is at least :math:`\mathcal{G}(V_i; \theta_0) - \varepsilon`, with its model.

@@ -2,13 +2,13 @@ r"""scikit-learn model utilities for the collaborative market (paper 004, Ohrime
 
 The market needs a learner :math:`\mathcal{M}(\cdot)` that maps a training multiset to a classifier
 and a gain :math:`\mathcal{G}(\mathcal{V}, \mathcal{M})`, the accuracy on a validation task
-(paper 004, §2):
+(paper 004, Sec. 2):
 
 .. math::
    \mathcal{G}(\mathcal{V}, \mathcal{M}) = \frac{1}{|\mathcal{V}|}
        \sum_{(\omega, z) \in \mathcal{V}} \mathbb{1}[\mathcal{M}(\omega) = z].
 
-Learner contract (``../shared/spec/seed4_collaborative.md`` §1.1):
+Learner contract:
 
 * deterministic for a given training multiset (fixed seeds, no warm starts);
 * a training set holding one class gives a constant predictor of that class (scikit-learn's
@@ -65,13 +65,13 @@ class ModelSpec:
     Parameters
     ----------
     kind : ``"logreg"`` (multinomial logistic regression, lbfgs), ``"mlp"`` (one hidden layer, Adam)
-        or ``"knn1"`` (1-nearest neighbour; satisfies the replication invariance (i) of paper 004 §2
+        or ``"knn1"`` (1-nearest neighbour; satisfies the replication invariance (i) of paper 004 Sec. 2
         exactly).
     C : inverse L2 strength of logistic regression (scikit-learn's sum-of-losses scaling).
     max_iter, tol : optimiser budget. Small values make the ``2^M`` coalition fits cheap; results stay
         deterministic because every fit starts from the same point (no warm starts).
     hidden : hidden-layer width of the MLP (the paper uses 500).
-    alpha, learning_rate : MLP L2 penalty and Adam step (paper 004 §6.1: 1e-4 and 1e-2).
+    alpha, learning_rate : MLP L2 penalty and Adam step (paper 004 Sec. 6.1: 1e-4 and 1e-2).
     random_state : seed of the MLP's initialisation (fixed, so the learner is deterministic).
     """
 
@@ -165,7 +165,7 @@ def fit_model(
 
 
 def accuracy(model: Classifier | None, x: NDArray[np.float64], y: NDArray[Any]) -> float:
-    """Gain :math:`\\mathcal{G}(\\mathcal{V}, \\mathcal{M})` (paper 004 §2): accuracy on ``(x, y)``;
+    """Gain :math:`\\mathcal{G}(\\mathcal{V}, \\mathcal{M})` (paper 004 Sec. 2): accuracy on ``(x, y)``;
     0 for no model."""
     if model is None:
         return 0.0

@@ -1,18 +1,18 @@
-r"""Envy-free pricing through ordered-item pricing (paper 003, Chen, Clinton & Kandasamy, §2.1-2.3).
+r"""Envy-free pricing through ordered-item pricing (paper 003, Chen, Clinton & Kandasamy, Sec. 2.1-2.3).
 
 Buyers ``j`` have non-decreasing data valuations ``v_j: {0..N} -> [0, 1]`` with ``v_j(0) = 0``, given as a
 table ``values[j, m]``. An envy-free scheme ``(m_j, p_j)`` satisfies IRB ``v_j(m_j) - p_j >= 0`` and EFB
-``v_j(m_j) - p_j >= v_j(m_k) - p_k`` (§2.1); ``rev^OPT(N)`` (eq. 2) is the best revenue with
+``v_j(m_j) - p_j >= v_j(m_k) - p_k`` (Sec. 2.1); ``rev^OPT(N)`` (eq. 2) is the best revenue with
 ``max_j m_j <= N``. An ordered-item pricing curve ``q: {0..N} -> [0, 1]``, ``q(0) = 0``, lets each buyer
 choose (eq. 4)
 
 .. math::  \tilde m_j(N, q) = \max \operatorname{argmax}_{m \le N} v_j(m) - q(m)
 
-(ties to the **largest** m, compared with absolute tolerance ``TIE_TOL = 1e-9``, spec §0) and earns
+(ties to the **largest** m, compared with absolute tolerance ``TIE_TOL = 1e-9``) and earns
 ``rev(N, q) = sum_j q(m~_j)`` (eq. 5). Lemma 1: both optima coincide; :func:`lemma1_curve` builds the
 curve from a scheme (top step extended to N) and :func:`scheme_from_curve` the converse.
 
-Exact solver E1 (spec ``seed3_broker.md`` §2.3), :func:`exact_revenue_curve`:
+Exact solver E1, :func:`exact_revenue_curve`:
 
 1. For a fixed allocation ``m`` build the constraint graph on nodes ``0`` (outside option) and buyers,
    arcs ``k -> j`` of weight ``v_j(m_j) - v_j(m_k)`` and ``0 -> j`` of weight ``v_j(m_j)``.
@@ -21,8 +21,8 @@ Exact solver E1 (spec ``seed3_broker.md`` §2.3), :func:`exact_revenue_curve`:
    negative cycle and ``d >= 0``.
 3. ``rev^OPT(N) = max_{m in {0..N}^n} sum_j d_j``: every allocation is enumerated once, grouped by
    ``max_j m_j = N'``, and ``rev^OPT(N) = max_{N' <= N} best(N')`` for **all N at once**.
-   Ties: the first maximiser in enumeration order (spec §2.12.10), compared with tolerance 1e-12.
-4. Optional rigorous pruning (spec §2.4(d)): with a per-sample cost ``c`` the profit at N is at most
+   Ties: the first maximiser in enumeration order, compared with tolerance 1e-12.
+4. Optional rigorous pruning: with a per-sample cost ``c`` the profit at N is at most
    ``sum_j sup_m v_j(m) - c N``, so enumeration stops once that bound falls below the best profit found.
 
 Cost ``O((N+1)^n n^3)``: polynomial for a fixed number of buyers n, exponential in n (OIP is NP-hard).
@@ -50,7 +50,7 @@ from datamarket.pricing.valuations import check_value_table
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-#: Tolerance of buyers' argmax ties in eq. (4) (spec §0).
+#: Tolerance of buyers' argmax ties in eq. (4).
 TIE_TOL = 1e-9
 #: Tolerance for revenue ties between allocations and for negative-cycle / sign checks.
 REV_TOL = 1e-12
@@ -126,7 +126,7 @@ def _ef_prices_batch(values: FloatArray, allocs: IntArray) -> tuple[FloatArray, 
 
 
 def ef_prices(values: object, allocations: object) -> FloatArray | None:
-    """Revenue-maximising EF prices for a fixed allocation (spec E1), or ``None`` if none exist.
+    """Revenue-maximising EF prices for a fixed allocation (solver E1), or ``None`` if none exist.
 
     >>> ef_prices([[0, .5, .6]], [2]).tolist()
     [0.6]
@@ -232,9 +232,9 @@ def _allocs_with_max(n: int, top: int, batch: int) -> Iterator[IntArray]:
 
 @dataclass(frozen=True, eq=False)
 class RevenueCurve:
-    """``rev^OPT(N)`` for ``N = 0..n_done`` with a maximising allocation per N (spec E1).
+    """``rev^OPT(N)`` for ``N = 0..n_done`` with a maximising allocation per N (solver E1).
 
-    ``n_done`` may be below the requested maximum when pruning (spec §2.4(d)) proved that larger N
+    ``n_done`` may be below the requested maximum when pruning proved that larger N
     cannot be profit-optimal; ``evaluated`` counts the allocations priced.
     """
 
@@ -253,7 +253,7 @@ def exact_revenue_curve(
     batch: int = BATCH,
 ) -> RevenueCurve:
     """E1 for every ``N <= n_max`` at once; with ``cost`` prune N that cannot beat the best profit
-    ``max_{n_min <= N} rev^OPT(N) - cost N`` (spec §2.4(d))."""
+    ``max_{n_min <= N} rev^OPT(N) - cost N``."""
     table = _table(values)
     nb = table.shape[0]
     if n_max < 0 or n_max >= table.shape[1]:

@@ -1,4 +1,4 @@
-r"""More ordered-item pricing solvers (paper 003 §2.2; spec ``seed3_broker.md`` §2.3 E2, E3 and §2.4).
+r"""More ordered-item pricing solvers (paper 003 Sec. 2.2): E2, E3 and approximations.
 
 * :func:`solve_milp` (E2, exact, any valuations): binaries ``x_{j,m}`` (one-hot allocation) and prices
   ``p_j in [0, 1]`` with ``sum_m x_jm = 1``, IRB ``sum_m v_j(m) x_jm - p_j >= 0`` and EFB
@@ -12,7 +12,7 @@ r"""More ordered-item pricing solvers (paper 003 §2.2; spec ``seed3_broker.md``
   ``rev = sum_i (n - i + 1)[v_(i)(m_i) - v_(i)(m_{i-1})]`` and
   ``F_i(m) = max_{m' <= m}[F_{i-1}(m') - w_i v_(i)(m')] + w_i v_(i)(m)``, ``w_i = n - i + 1``:
   ``O(n N)`` for all N at once.
-* :func:`solve_support` (spec §2.4(a), approximation): allocations restricted to
+* :func:`solve_support` (approximation): allocations restricted to
   ``Q_delta = {0} U {ceil((1 + delta)^i)} U {N}``, priced exactly by E1 (a feasible EF scheme, hence a
   lower bound). Its gap is certified by an upper bound: ``sum_j v_j(N)`` and, when ``certify_seconds``
   is given, the MILP's dual bound after that time.
@@ -128,7 +128,7 @@ def solve_milp(values: object, n: int, *, time_limit: float | None = None) -> Pr
 def milp_profit(values: object, cost: float, n_max: int) -> tuple[int, float, float]:
     """E2 with one-hot ``z_N``: ``(N_OPT, profit, certified upper bound)`` of eq. (3) over ``1..n_max``.
 
-    The profit is that of the MILP's allocation repriced exactly by E1 (spec §2.3), as in
+    The profit is that of the MILP's allocation repriced exactly by E1, as in
     :func:`solve_milp`: HiGHS accepts constraint violations up to its feasibility tolerance (1e-6), so
     its raw objective can exceed the true optimum (review: ``-0.0625`` against the exact
     ``-0.0625012`` when a price overshot ``v_j(m_j)`` by 4e-7)."""
@@ -164,7 +164,7 @@ def dp_revenue_curve(values: object) -> tuple[FloatArray, IntArray]:
     """E3 for every N: ``rev^OPT(N)`` (N = 0..table width - 1) and a maximising allocation per N.
 
     Raises ``InvalidMarketError`` when the valuations lack increasing differences (the DP is then not
-    exact, spec §2.3)."""
+    exact)."""
     table = _table(values)
     order = increasing_differences_order(table)
     if order is None:
@@ -215,7 +215,7 @@ def solve_dp(values: object, n: int) -> PricingResult:
 # Approximation: support restriction with a certified gap
 # ---------------------------------------------------------------------------------------------------
 def support_grid(n: int, delta: float) -> IntArray:
-    """``Q_delta = {0} U {ceil((1 + delta)^i)} U {n}`` (spec §2.4(a)).
+    """``Q_delta = {0} U {ceil((1 + delta)^i)} U {n}``.
 
     >>> support_grid(10, 0.5).tolist()
     [0, 1, 2, 3, 4, 6, 8, 10]
@@ -236,7 +236,7 @@ def support_grid(n: int, delta: float) -> IntArray:
 def solve_support(
     values: object, n: int, delta: float = 0.1, *, certify_seconds: float | None = None
 ) -> PricingResult:
-    """Spec §2.4(a): best E1 scheme over allocations in ``Q_delta^|B|``; ``upper_bound`` certifies the
+    """Best E1 scheme over allocations in ``Q_delta^|B|``; ``upper_bound`` certifies the
     gap (``sum_j v_j(n)``, tightened by the MILP dual bound when ``certify_seconds`` is given)."""
     table = _table(values)
     nb = table.shape[0]

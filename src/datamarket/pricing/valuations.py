@@ -1,14 +1,14 @@
-r"""Buyer valuations of data for normal mean estimation (paper 003, Chen, Clinton & Kandasamy, §3).
+r"""Buyer valuations of data for normal mean estimation (paper 003, Chen, Clinton & Kandasamy, Sec. 3).
 
 A buyer values its *estimation error* ``e`` through a non-increasing error valuation
 :math:`v^e: \mathbb{R}_+ \to [0, 1]`. With ``m`` i.i.d. points from :math:`N(\mu, \sigma^2)` the sample
 mean's error is :math:`\sigma |Z| / \sqrt{m}`, :math:`Z \sim N(0, 1)`, independent of :math:`\mu`, so the
 infimum over :math:`\mu` in the paper's eqs. (6) and (11) is vacuous and the *data valuation* is
-(spec ``seed3_broker.md`` §2.6)
+
 
 .. math::  v^d(m) = \mathbb{E}\, v^e(\sigma |Z| / \sqrt{m}), \qquad v^d(0) := 0.
 
-Closed forms (spec §2.6, each checked against quadrature in ``tests/test_pricing_valuations.py``):
+Closed forms (each checked against quadrature in ``tests/test_pricing_valuations.py``):
 
 * :class:`Threshold` ``v^e(e) = 1[e <= t]``: :math:`v^d(m) = \operatorname{erf}(t\sqrt{m}/(\sigma\sqrt 2))`;
 * :class:`Gaussian` ``v^e(e) = exp(-e^2 / (2 tau^2))``: :math:`v^d(m) = (1 + \sigma^2/(m\tau^2))^{-1/2}`
@@ -25,7 +25,7 @@ Closed forms (spec §2.6, each checked against quadrature in ``tests/test_pricin
 * :class:`Tabulated`: the data valuation ``v(1), v(2), ...`` given directly (pricing-only markets);
   constant after its last entry.
 
-Every valuation carries a ``scale`` ``alpha`` in (0, 1] (spec §2.6: ``alpha v^e`` scales ``v^d``).
+Every valuation carries a ``scale`` ``alpha`` in (0, 1] (``alpha v^e`` scales ``v^d``).
 
 >>> import numpy as np
 >>> table = valuation_table([Gaussian(tau=2 ** -0.5)], sigma=1.0, n_max=2)
@@ -292,7 +292,7 @@ def check_value_table(values: Any, field_name: str = "valuations") -> FloatArray
 
 
 def valuation_table(valuations: Sequence[Valuation], sigma: float, n_max: int) -> FloatArray:
-    """Table ``T[j, m] = v^d_j(m)`` for ``m = 0..n_max`` (spec §2.6), validated by
+    """Table ``T[j, m] = v^d_j(m)`` for ``m = 0..n_max``, validated by
     :func:`check_value_table`."""
     s = _positive("sigma", sigma)
     if int(n_max) < 1:

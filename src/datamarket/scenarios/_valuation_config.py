@@ -1,4 +1,4 @@
-"""Configuration of ``datamarket value``: a data-valuation run over sellers (issue #3).
+"""Configuration of ``datamarket value``: a data-valuation run over sellers.
 
 A TOML/JSON file names a model, a dataset (a scikit-learn bundled set or a CSV file), how the training
 rows are split among sellers, the method, the stopping rule and the backend::

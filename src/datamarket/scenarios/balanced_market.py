@@ -1,6 +1,6 @@
 """Scenario kind ``balanced_market``: paper 000's online data market and the balance intervention.
 
-JSON fields (public interface, issue #4 item 5): ``reserve_prices``, ``rho``, ``thresholds`` (per-group
+JSON fields (public interface): ``reserve_prices``, ``rho``, ``thresholds`` (per-group
 participation thresholds tau_g, Claim 4.1), ``baseline`` and ``intervention`` (each ``forms``,
 ``production`` sellers x groups, ``total`` per group, ``active_groups``, ``utilities`` {``marketplace``,
 ``sellers``, ``buyers``}), ``utility_ratios`` {``marketplace``, ``sellers``, ``buyers``} (NaN -> null when
@@ -37,43 +37,106 @@ from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictMod
 class CurveConfig(StrictModel):
     """Learning curve G(n) = (Z - alpha n^-beta)_+ (paper 000, eq. 2); all parameters > 0."""
 
-    Z: PositiveFloat = 1.0
-    alpha: PositiveFloat = 1.0
-    beta: PositiveFloat = 1.0
+    Z: PositiveFloat = Field(
+        default=1.0,
+        description="asymptotic accuracy of the learning curve G(n) = (Z - alpha n^-beta)_+ (eq. 2)",
+        json_schema_extra={"unit": "accuracy", "symbol": "Z"},
+    )
+    alpha: PositiveFloat = Field(
+        default=1.0,
+        description="scale of the learning curve's error term (eq. 2)",
+        json_schema_extra={"unit": "accuracy", "symbol": "α"},
+    )
+    beta: PositiveFloat = Field(
+        default=1.0,
+        description="decay exponent of the learning curve (eq. 2)",
+        json_schema_extra={"unit": "1", "symbol": "β"},
+    )
 
 
 class SellerConfig(StrictModel):
-    name: str = Field(min_length=1)
-    costs: list[PositiveFloat] = Field(min_length=1, description="unit cost per group (> 0)")
+    name: str = Field(min_length=1, description="seller name, unique", json_schema_extra={"symbol": "j"})
+    costs: list[PositiveFloat] = Field(
+        min_length=1,
+        description="unit production cost per group, in the order of `groups`",
+        json_schema_extra={"unit": "money per sample", "symbol": "κ^(j)_g"},
+    )
 
 
 class BuyerConfig(StrictModel):
-    name: str = Field(min_length=1)
-    values: list[NonNegativeFloat] = Field(min_length=1, description="value of accuracy per group")
-    curves: list[CurveConfig] | None = Field(default=None, description="per-group curves (default: curve)")
+    name: str = Field(min_length=1, description="buyer name, unique", json_schema_extra={"symbol": "i"})
+    values: list[NonNegativeFloat] = Field(
+        min_length=1,
+        description="value of accuracy per group (the buyer's truthful bid, Fact 4.1)",
+        json_schema_extra={"unit": "money per unit of accuracy", "symbol": "μ_{i,g}"},
+    )
+    curves: list[CurveConfig] | None = Field(
+        default=None,
+        description="one learning curve per group for this buyer (default: `curve`)",
+        json_schema_extra={"symbol": "G_{i,g}"},
+    )
     test_samples: list[NonNegativeInt] | None = Field(
-        default=None, description="empirical mode: labelled test samples per group (default: empirical)"
+        default=None,
+        description="empirical mode: labelled test samples per group (default: `empirical.test_per_group`)",
+        json_schema_extra={"unit": "samples"},
     )
 
 
 class EmpiricalConfig(StrictModel):
     """A real round on digits with the equilibrium production scaled to sample counts."""
 
-    grouping: Literal["label_partition", "stroke"] = "label_partition"
-    samples_per_unit: PositiveFloat = Field(default=10.0, description="digits per unit of production")
-    test_per_group: PositiveInt = 60
+    grouping: Literal["label_partition", "stroke"] = Field(
+        default="label_partition",
+        description="how digits form the groups: a label partition (0-4 / 5-9) or the ink-stroke attribute",
+        json_schema_extra={"symbol": "g"},
+    )
+    samples_per_unit: PositiveFloat = Field(
+        default=10.0,
+        description="digits per unit of equilibrium production",
+        json_schema_extra={"unit": "samples"},
+    )
+    test_per_group: PositiveInt = Field(
+        default=60,
+        description="labelled test digits per buyer and group",
+        json_schema_extra={"unit": "samples"},
+    )
 
 
 class Config(ScenarioConfig):
     kind: Literal["balanced_market"] = "balanced_market"
-    model: Literal["paper", "shapley_nash"] = "paper"
-    groups: list[str] = Field(min_length=1)
-    gamma: list[NonNegativeFloat] = Field(min_length=1, description="target demographics (simplex)")
-    tie: Literal["lowest", "highest"] = "lowest"
-    curve: CurveConfig = CurveConfig()
-    sellers: list[SellerConfig] = Field(min_length=1)
-    buyers: list[BuyerConfig] = Field(min_length=1)
-    growth: list[PositiveInt] | None = Field(default=None, description="buyer counts of the UR table")
+    model: Literal["paper", "shapley_nash"] = Field(
+        default="paper",
+        description="equilibrium model: the paper's closed forms or the exact Shapley-Nash game",
+    )
+    groups: list[str] = Field(
+        min_length=1, description="group names (demographic groups)", json_schema_extra={"symbol": "G"}
+    )
+    gamma: list[NonNegativeFloat] = Field(
+        min_length=1,
+        description="target demographics of the intervention, on the simplex",
+        json_schema_extra={"unit": "share", "symbol": "γ"},
+    )
+    tie: Literal["lowest", "highest"] = Field(
+        default="lowest",
+        description="reserve price on ties of rho_g(p) (Fact 4.2): the lowest or highest maximiser",
+        json_schema_extra={"symbol": "p_g"},
+    )
+    curve: CurveConfig = Field(
+        default=CurveConfig(),
+        description="learning curve shared by every buyer and group",
+        json_schema_extra={"symbol": "G"},
+    )
+    sellers: list[SellerConfig] = Field(
+        min_length=1, description="the sellers (at least one)", json_schema_extra={"symbol": "M"}
+    )
+    buyers: list[BuyerConfig] = Field(
+        min_length=1, description="the buyers (at least one)", json_schema_extra={"symbol": "N"}
+    )
+    growth: list[PositiveInt] | None = Field(
+        default=None,
+        description="buyer counts of the growth table (Section 6: utility ratios of the first n buyers)",
+        json_schema_extra={"unit": "buyers", "symbol": "N"},
+    )
     engine: Literal["auto", "classes", "general"] = Field(
         default="auto",
         description="shapley_nash equilibrium engine: 'auto' solves over seller classes (equal cost rows) "
@@ -84,7 +147,10 @@ class Config(ScenarioConfig):
         description="class engine: also search equilibria in which a class splits into producing "
         "and idle sellers",
     )
-    empirical: EmpiricalConfig | None = None
+    empirical: EmpiricalConfig | None = Field(
+        default=None,
+        description="optional real rounds on scikit-learn's digits at the equilibrium production",
+    )
 
     @field_validator("gamma")
     @classmethod

@@ -36,13 +36,39 @@ class BuyerSpec(StrictModel):
     ``piecewise`` (errors, values: a non-increasing error valuation) or ``table`` (values: the data
     valuation v(1), v(2), ... directly, non-decreasing)."""
 
-    name: str = Field(min_length=1)
-    valuation: Literal["threshold", "gaussian", "exponential", "piecewise", "table"]
-    t: PositiveFloat | None = None
-    tau: PositiveFloat | None = None
-    scale: float = Field(default=1.0, gt=0.0, le=1.0)
-    errors: list[Annotated[float, Field(ge=0.0)]] | None = None
-    values: list[Unit] | None = Field(default=None, min_length=1)
+    name: str = Field(min_length=1, description="buyer name, unique", json_schema_extra={"symbol": "j"})
+    valuation: Literal["threshold", "gaussian", "exponential", "piecewise", "table"] = Field(
+        description="error valuation v^e: threshold, gaussian, exponential, piecewise, or a table of v(m)",
+        json_schema_extra={"symbol": "v^e_j"},
+    )
+    t: PositiveFloat | None = Field(
+        default=None,
+        description="error threshold of v^e(e) = 1[e <= t]",
+        json_schema_extra={"unit": "data units", "symbol": "t"},
+    )
+    tau: PositiveFloat | None = Field(
+        default=None,
+        description="width of the gaussian or exponential error valuation",
+        json_schema_extra={"unit": "data units", "symbol": "τ"},
+    )
+    scale: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="scale of the valuation, in (0, 1]",
+        json_schema_extra={"unit": "money", "symbol": "α"},
+    )
+    errors: list[Annotated[float, Field(ge=0.0)]] | None = Field(
+        default=None,
+        description="breakpoints of a piecewise-linear error valuation",
+        json_schema_extra={"unit": "data units", "symbol": "e"},
+    )
+    values: list[Unit] | None = Field(
+        default=None,
+        min_length=1,
+        description="values at the breakpoints (piecewise) or v(1), v(2), ... (table)",
+        json_schema_extra={"unit": "money", "symbol": "v"},
+    )
 
     @model_validator(mode="after")
     def _params(self) -> BuyerSpec:
@@ -76,21 +102,58 @@ class BuyerSpec(StrictModel):
 
 
 class ContributorSpec(StrictModel):
-    name: str = Field(min_length=1)
-    cost: PositiveFloat
+    name: str = Field(min_length=1, description="contributor name, unique", json_schema_extra={"symbol": "i"})
+    cost: PositiveFloat = Field(
+        description="cost of collecting one sample",
+        json_schema_extra={"unit": "money per sample", "symbol": "c_i"},
+    )
 
 
 class Config(ScenarioConfig):
     kind: Literal["broker"]
-    sigma: PositiveFloat = 1.0
-    buyers: list[BuyerSpec] = Field(min_length=1)
-    contributors: list[ContributorSpec] = Field(min_length=2)
-    solver: Literal["auto", "E1", "E2", "E3", "support"] = "auto"
-    delta: PositiveFloat = 0.1
-    true_mean: float = 0.0
-    reps: int = Field(default=20_000, ge=100, le=1_000_000)
-    mus: list[float] = Field(default_factory=lambda: [-3.0, 0.0, 1.7, 6.0], min_length=1)
-    guess: float = 0.0
+    sigma: PositiveFloat = Field(
+        default=1.0,
+        description="standard deviation of the data distribution N(mu, sigma^2)",
+        json_schema_extra={"unit": "data units", "symbol": "σ"},
+    )
+    buyers: list[BuyerSpec] = Field(min_length=1, description="the buyers", json_schema_extra={"symbol": "B"})
+    contributors: list[ContributorSpec] = Field(
+        min_length=2,
+        description="the contributors (at least two: M* compares two datasets)",
+        json_schema_extra={"symbol": "C"},
+    )
+    solver: Literal["auto", "E1", "E2", "E3", "support"] = Field(
+        default="auto",
+        description="pricing oracle of Algorithm 1: auto, enumeration E1, MILP E2, DP E3 or support",
+    )
+    delta: PositiveFloat = Field(
+        default=0.1,
+        description="grid parameter of the support-restriction approximation",
+        json_schema_extra={"unit": "1", "symbol": "δ"},
+    )
+    true_mean: float = Field(
+        default=0.0,
+        description="the mean contributors sample from in the settled round",
+        json_schema_extra={"unit": "data units", "symbol": "μ"},
+    )
+    reps: int = Field(
+        default=20_000,
+        ge=100,
+        le=1_000_000,
+        description="Monte Carlo rounds of the strategic simulation",
+        json_schema_extra={"unit": "rounds"},
+    )
+    mus: list[float] = Field(
+        default_factory=lambda: [-3.0, 0.0, 1.7, 6.0],
+        min_length=1,
+        description="true means over which deviation gains are maximised (worst case)",
+        json_schema_extra={"unit": "data units", "symbol": "μ"},
+    )
+    guess: float = Field(
+        default=0.0,
+        description="the mean a fabricating contributor guesses",
+        json_schema_extra={"unit": "data units"},
+    )
 
 
 def default_config() -> Config:

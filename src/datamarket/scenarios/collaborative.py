@@ -3,13 +3,13 @@ r"""Scenario kind ``collaborative``: the collaborative ML market of paper 004 on
 A file lists ``[[parties]]``, each with the ``digits`` it holds (training data) and, for the multi-task
 market (``characteristic = "w"``), its own ``task`` digits; a single-task market (``"u"``, ``"v"``) gives
 one common ``task``. Images come from ``sklearn.datasets.load_digits`` (the offline stand-in for MNIST,
-features scaled to [0, 1]), split per class with the scenario's seed (spec §11): ``train_frac`` (or
+features scaled to [0, 1]), split per class with the scenario's seed: ``train_frac`` (or
 ``train_count`` images) of each class to training, shared round-robin among its holders, the rest to
-validation. An optional ``[replication]`` table runs the replication attack of one party (spec §7).
+validation. An optional ``[replication]`` table runs the replication attack of one party.
 
 JSON fields (public interface): ``parties`` (list of {``name``, ``fee``, ``gain``, ``payout``, ``net``,
 ``share``}: fee :math:`A_i`, gain :math:`a_i`, payout :math:`b_i = \mathbf{a}\hat\psi_i` (paper 004
-§4.1 "payout :math:`b_i`", spec §1), net :math:`t_i - A_i = b_i - a_i`, normalised Shapley share; the
+Sec. 4.1 "payout :math:`b_i`"), net :math:`t_i - A_i = b_i - a_i`, normalised Shapley share; the
 amount returned :math:`t_i = A_i + \text{net}` is in the ``parties`` table), ``characteristic``,
 ``balance_residual``, ``replication`` (with ``[replication]``: {``replicas``, ``combined_net``,
 ``condition_1``} for that many replicas) and ``selected`` (per task: {``task``, ``parties``}, the
@@ -44,7 +44,7 @@ Digit = int
 
 @lru_cache(maxsize=1)
 def load_digits_arrays() -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """``load_digits`` features divided by 16 (spec §11) and labels, read-only."""
+    """``load_digits`` features divided by 16 and labels, read-only."""
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
@@ -59,19 +59,46 @@ class ModelConfig(StrictModel):
     """The learner (``logreg``, ``mlp`` or ``knn1``) and its budget."""
 
     kind: Literal["logreg", "mlp", "knn1"] = "logreg"
-    C: PositiveFloat = 1.0
-    max_iter: int = Field(default=200, ge=1, le=10_000)
-    tol: PositiveFloat = 1e-4
-    hidden: int = Field(default=64, ge=1, le=2000)
+    C: PositiveFloat = Field(
+        default=1.0,
+        description="inverse L2 strength of logistic regression",
+        json_schema_extra={"unit": "1", "symbol": "C"},
+    )
+    max_iter: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="optimiser iterations per fit",
+        json_schema_extra={"unit": "iterations"},
+    )
+    tol: PositiveFloat = Field(
+        default=1e-4, description="optimiser tolerance", json_schema_extra={"unit": "1"}
+    )
+    hidden: int = Field(
+        default=64, ge=1, le=2000, description="hidden units of the MLP", json_schema_extra={"unit": "units"}
+    )
 
 
 class PartyConfig(StrictModel):
     """One party: the digits it holds, its own task (multi-task market) and its fee scale."""
 
-    name: str = Field(min_length=1)
-    digits: list[int] = Field(min_length=1)
-    task: list[int] | None = Field(default=None, min_length=1)
-    fee_scale: NonNegativeFloat = 1.0
+    name: str = Field(min_length=1, description="party name, unique", json_schema_extra={"symbol": "i"})
+    digits: list[int] = Field(
+        min_length=1,
+        description="digit classes whose training images the party holds",
+        json_schema_extra={"symbol": "X_i"},
+    )
+    task: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        description="digit classes of the party's validation task (multi-task markets)",
+        json_schema_extra={"symbol": "V_i"},
+    )
+    fee_scale: NonNegativeFloat = Field(
+        default=1.0,
+        description="multiplies the fee constant for this party",
+        json_schema_extra={"unit": "1", "symbol": "c_i / c"},
+    )
 
     @model_validator(mode="after")
     def _digits_in_range(self) -> PartyConfig:
@@ -85,27 +112,92 @@ class PartyConfig(StrictModel):
 class ReplicationConfig(StrictModel):
     """Party ``party`` adds ``replicas`` copies of itself (new identities, same data)."""
 
-    party: str = Field(min_length=1)
-    replicas: int = Field(default=1, ge=0, le=8)
+    party: str = Field(
+        min_length=1,
+        description="name of the party that replicates its data",
+        json_schema_extra={"symbol": "i"},
+    )
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=8,
+        description="number of replicas (fake identities)",
+        json_schema_extra={"unit": "replicas", "symbol": "k"},
+    )
 
 
 class Config(ScenarioConfig):
     kind: Literal["collaborative"]
-    characteristic: Literal["u", "v", "w"] = "v"
-    parties: list[PartyConfig] = Field(min_length=2, max_length=20)
-    task: list[int] | None = Field(default=None, min_length=1)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    fee: PositiveFloat = Field(default=1.0, description="fee constant c")
-    tau: float | None = Field(default=None, ge=-1.0, le=1.0)
-    guard: bool = True
-    customise: Literal["none", "paper", "masked"] = "none"
-    lam: NonNegativeFloat = 0.0
-    shapley: Literal["auto", "exact", "monte_carlo"] = "auto"
-    n_permutations: int = Field(default=200, ge=2, le=100_000)
-    train_frac: float = Field(default=0.5, gt=0.0, lt=1.0)
-    train_count: int | None = Field(default=None, ge=1)
-    halve: list[int] = Field(default_factory=list)
-    replication: ReplicationConfig | None = None
+    characteristic: Literal["u", "v", "w"] = Field(
+        default="v",
+        description="characteristic function: u (accuracy), v (one task, Sec. 4.1), w (many tasks, Sec. 4.2)",
+        json_schema_extra={"symbol": "u, v, w"},
+    )
+    parties: list[PartyConfig] = Field(
+        min_length=2, max_length=20, description="the parties (2 to 20)", json_schema_extra={"symbol": "M"}
+    )
+    task: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        description="digit classes of the common validation task",
+        json_schema_extra={"symbol": "V"},
+    )
+    model: ModelConfig = Field(
+        default_factory=ModelConfig, description="the learner", json_schema_extra={"symbol": "M(·)"}
+    )
+    fee: PositiveFloat = Field(
+        default=1.0,
+        description="fee constant: a party pays c (1 - g_i)",
+        json_schema_extra={"unit": "money", "symbol": "c"},
+    )
+    tau: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=1.0,
+        description="data-selection threshold on normalised Shapley values (Sec. 5); unset: no selection",
+        json_schema_extra={"unit": "share", "symbol": "τ"},
+    )
+    guard: bool = Field(
+        default=True,
+        description="zero-element guard: the better of pooled and own model, negative shares clipped",
+    )
+    customise: Literal["none", "paper", "masked"] = Field(
+        default="none",
+        description="customised models for w (Sec. 5, eq. 2 corrected): none, paper or masked penalty",
+    )
+    lam: NonNegativeFloat = Field(
+        default=0.0,
+        description="weight of the customisation penalty",
+        json_schema_extra={"unit": "1", "symbol": "λ"},
+    )
+    shapley: Literal["auto", "exact", "monte_carlo"] = Field(
+        default="auto", description="exact or Monte Carlo Shapley values", json_schema_extra={"symbol": "ψ"}
+    )
+    n_permutations: int = Field(
+        default=200,
+        ge=2,
+        le=100_000,
+        description="Monte Carlo permutations",
+        json_schema_extra={"unit": "permutations"},
+    )
+    train_frac: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="fraction of each class's images used for training",
+        json_schema_extra={"unit": "share"},
+    )
+    train_count: int | None = Field(
+        default=None,
+        ge=1,
+        description="training images per class (overrides train_frac)",
+        json_schema_extra={"unit": "samples"},
+    )
+    halve: list[int] = Field(
+        default_factory=list,
+        description="classes whose training pool is halved between the parties holding them",
+    )
+    replication: ReplicationConfig | None = Field(default=None, description="optional replication attack")
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -163,7 +255,10 @@ def _library_config(config: Config) -> CollaborativeConfig:
 
 
 def _replication(
-    parties: list[Party], lib: CollaborativeConfig, config: Config, names: list[str]
+    parties: list[Party],
+    lib: CollaborativeConfig,
+    config: Config,
+    names: list[str] = Field(description="the parties (2 to 20)", json_schema_extra={"symbol": "M"}),
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The replication attack under the configured characteristic (the JSON field) and, for the table,
     under every characteristic the market admits (u and v need one common task), sharing one engine."""

@@ -45,9 +45,15 @@ from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictMod
 class EstimatorSpec(StrictModel):
     """``polynomial`` (monomials up to ``degree``) or ``monomials`` (OLS on x**p for p in ``powers``)."""
 
-    type: Literal["polynomial", "monomials"] = "polynomial"
-    degree: NonNegativeInt = 1
-    powers: list[NonNegativeInt] = Field(default_factory=list)
+    type: Literal["polynomial", "monomials"] = Field(
+        default="polynomial",
+        description="separable estimator: polynomial regression or least squares on chosen monomials",
+        json_schema_extra={"symbol": "f̂^j"},
+    )
+    degree: NonNegativeInt = Field(default=1, description="degree of the polynomial regression")
+    powers: list[NonNegativeInt] = Field(
+        default_factory=list, description="monomial powers (type = monomials)"
+    )
 
     @model_validator(mode="after")
     def _powers(self) -> EstimatorSpec:
@@ -65,12 +71,32 @@ class EstimatorSpec(StrictModel):
 class EvaluationSpec(StrictModel):
     """``uniform`` on [low, high], ``points`` (with optional ``weights``) or ``samples``."""
 
-    type: Literal["uniform", "points", "samples"] = "uniform"
-    low: float = -1.0
-    high: float = 1.0
-    points: list[float] = Field(default_factory=list)
-    weights: list[NonNegativeFloat] = Field(default_factory=list)
-    samples: list[float] = Field(default_factory=list)
+    type: Literal["uniform", "points", "samples"] = Field(
+        default="uniform",
+        description="the buyer's evaluation distribution: uniform, weighted points or samples",
+        json_schema_extra={"symbol": "F_j"},
+    )
+    low: float = Field(
+        default=-1.0, description="lower end of the uniform interval", json_schema_extra={"unit": "location"}
+    )
+    high: float = Field(
+        default=1.0, description="upper end of the uniform interval", json_schema_extra={"unit": "location"}
+    )
+    points: list[float] = Field(
+        default_factory=list,
+        description="evaluation points (type = points)",
+        json_schema_extra={"unit": "location", "symbol": "x*"},
+    )
+    weights: list[NonNegativeFloat] = Field(
+        default_factory=list,
+        description="weights of the points (default equal)",
+        json_schema_extra={"unit": "1"},
+    )
+    samples: list[float] = Field(
+        default_factory=list,
+        description="evaluation samples (type = samples)",
+        json_schema_extra={"unit": "location", "symbol": "x*"},
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> EvaluationSpec:
@@ -94,34 +120,81 @@ class EvaluationSpec(StrictModel):
 
 
 class SourceSpec(StrictModel):
-    name: str = ""
-    location: float
-    effort_alpha: PositiveFloat = 1.0
+    name: str = Field(
+        default="",
+        description="source name (default source1, source2, ...)",
+        json_schema_extra={"symbol": "i"},
+    )
+    location: float = Field(
+        description="the source's location, common knowledge",
+        json_schema_extra={"unit": "location", "symbol": "x_i"},
+    )
+    effort_alpha: PositiveFloat = Field(
+        default=1.0,
+        description="effort sensitivity of the noise, sigma_i(e) = exp(-alpha_i e) (eq. 16)",
+        json_schema_extra={"unit": "1 / effort", "symbol": "α_i"},
+    )
 
 
 class BuyerSpec(StrictModel):
-    name: str = ""
-    estimator: EstimatorSpec = Field(default_factory=EstimatorSpec)
-    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
-    eta: PositiveFloat = 1.0
+    name: str = Field(
+        default="", description="buyer name (default buyer1, buyer2, ...)", json_schema_extra={"symbol": "j"}
+    )
+    estimator: EstimatorSpec = Field(
+        default_factory=EstimatorSpec,
+        description="the buyer's estimator (Assumption 3)",
+        json_schema_extra={"symbol": "f̂^j"},
+    )
+    evaluation: EvaluationSpec = Field(
+        default_factory=EvaluationSpec,
+        description="where the buyer cares about its error (loss, eq. 2)",
+        json_schema_extra={"symbol": "F_j"},
+    )
+    eta: PositiveFloat = Field(
+        default=1.0,
+        description="conversion between the buyer's loss and money",
+        json_schema_extra={"unit": "money per unit of loss", "symbol": "η^j"},
+    )
     theta: NonNegativeFloat | None = Field(
-        default=None, description="share of every source's effort cost this buyer pays (default 1/M)"
+        default=None,
+        description="this buyer's share of every source's effort cost (all buyers or none, summing to 1)",
+        json_schema_extra={"unit": "share", "symbol": "θ^j"},
     )
 
 
 class SimulationSpec(StrictModel):
-    rounds: int = Field(default=20_000, ge=2, le=2_000_000)
+    rounds: int = Field(
+        default=20_000,
+        ge=2,
+        le=2_000_000,
+        description="Monte Carlo rounds of the contracts",
+        json_schema_extra={"unit": "rounds"},
+    )
     truth: list[float] = Field(
-        default_factory=list, description="coefficients c0, c1, ... of f(x) = sum c_p x^p (default f = 0)"
+        default_factory=list,
+        description="coefficients of the true function, f(x) = sum_p truth[p] x^p",
+        json_schema_extra={"unit": "data units", "symbol": "f"},
     )
 
 
 class Config(ScenarioConfig):
     kind: Literal["competing_buyers"]
-    sources: list[SourceSpec] = Field(min_length=2)
-    buyers: list[BuyerSpec] = Field(min_length=1)
-    competition: float | list[list[float]] = 0.0
-    simulation: SimulationSpec = Field(default_factory=SimulationSpec)
+    sources: list[SourceSpec] = Field(
+        min_length=2,
+        description="the data sources (at least two: payments use leave-one-out fits)",
+        json_schema_extra={"symbol": "N"},
+    )
+    buyers: list[BuyerSpec] = Field(
+        min_length=1, description="the buyers (data aggregators)", json_schema_extra={"symbol": "M"}
+    )
+    competition: float | list[list[float]] = Field(
+        default=0.0,
+        description="competition level in [0, 1]: a scalar for every pair or a symmetric matrix",
+        json_schema_extra={"unit": "1", "symbol": "δ_k^j"},
+    )
+    simulation: SimulationSpec = Field(
+        default_factory=SimulationSpec, description="Monte Carlo check of the contracts"
+    )
 
     @field_validator("competition")
     @classmethod
@@ -133,7 +206,7 @@ class Config(ScenarioConfig):
         if comp.ndim not in (0, 2):
             raise ValueError("must be a scalar or a square matrix")
         # every entry, the unused diagonal included, must be a competition level in [0, 1] (paper
-        # after (2); issue 6: delta outside [0, 1] is a clear error)
+        # after (2); a delta outside [0, 1] is a clear error)
         if not np.all(np.isfinite(comp)) or np.any((comp < 0) | (comp > 1)):
             raise ValueError(f"delta must lie in [0, 1], got {v}")
         if comp.ndim == 2 and (comp.shape[0] != comp.shape[1] or not np.allclose(comp, comp.T)):

@@ -4,7 +4,7 @@ A file names true cost factors ``costs`` and exactly one market table: ``[mean_e
 (21)-(22): ``buyer_means``, ``seller_means`` and either ``variances`` -- total variance of each seller's
 estimate -- or a full SPD ``covariance``) or ``[data_mixture]`` (eqs. (23)-(24): ``b``, ``k``, ``t``;
 several buyers: ``t`` one list per buyer, ``b`` and ``k`` shared or one per buyer). An optional
-``[sweep]`` names a seller whose misreports are analysed (spec §1.5).
+``[sweep]`` names a seller whose misreports are analysed.
 
 JSON fields (public interface): ``allocation`` (W, buyers x sellers), ``payments`` {``loo``,
 ``shapley``, ``myerson``, ``vcg``} (one list entry per seller), ``social_cost`` (SC at the true costs)
@@ -41,12 +41,28 @@ Rule = Literal["loo", "shapley", "myerson", "vcg"]
 
 
 class MeanEstimationConfig(StrictModel):
-    """Mean-estimation market (paper 001 §6.1)."""
+    """Mean-estimation market (paper 001 Sec. 6.1)."""
 
-    buyer_means: list[list[float]] = Field(min_length=1)
-    seller_means: list[list[float]] = Field(min_length=1)
-    variances: list[PositiveFloat] | None = None
-    covariance: list[list[float]] | None = None
+    buyer_means: list[list[float]] = Field(
+        min_length=1,
+        description="each buyer's target mean, one row per buyer",
+        json_schema_extra={"unit": "data units", "symbol": "μ_i"},
+    )
+    seller_means: list[list[float]] = Field(
+        min_length=1,
+        description="each seller's mean, one row per seller",
+        json_schema_extra={"unit": "data units", "symbol": "μ_j"},
+    )
+    variances: list[PositiveFloat] | None = Field(
+        default=None,
+        description="total (trace) variance of each seller's estimate",
+        json_schema_extra={"unit": "data units squared", "symbol": "σ_j²"},
+    )
+    covariance: list[list[float]] | None = Field(
+        default=None,
+        description="full covariance of the sellers' estimates (generalises diag(σ²))",
+        json_schema_extra={"unit": "data units squared", "symbol": "N"},
+    )
 
     @model_validator(mode="after")
     def _one_noise_model(self) -> MeanEstimationConfig:
@@ -56,15 +72,27 @@ class MeanEstimationConfig(StrictModel):
 
 
 class DataMixtureConfig(StrictModel):
-    """Data-mixture market (paper 001 §6.2): L_i(w) = b_i + k_i exp(t_i.w), each row on the simplex.
+    """Data-mixture market (paper 001 Sec. 6.2): L_i(w) = b_i + k_i exp(t_i.w), each row on the simplex.
 
     One buyer (the paper): scalars ``b``, ``k`` and ``t`` a list with one entry per seller. Several
     buyers: ``t`` a list of such lists (one per buyer) and ``b``, ``k`` scalars (shared) or one per buyer.
     """
 
-    b: float | list[float] = 0.0
-    k: PositiveFloat | list[PositiveFloat] = 1.0
-    t: list[float] | list[list[float]] = Field(min_length=1)
+    b: float | list[float] = Field(
+        default=0.0,
+        description="loss offset, shared or one per buyer (eq. 23)",
+        json_schema_extra={"unit": "loss", "symbol": "b"},
+    )
+    k: PositiveFloat | list[PositiveFloat] = Field(
+        default=1.0,
+        description="loss scale, shared or one per buyer (eq. 23)",
+        json_schema_extra={"unit": "loss", "symbol": "k"},
+    )
+    t: list[float] | list[list[float]] = Field(
+        min_length=1,
+        description="loss exponents, one per seller (or one list per buyer) (eq. 23)",
+        json_schema_extra={"unit": "1", "symbol": "t"},
+    )
 
 
 def _all_rules() -> list[Rule]:
@@ -74,10 +102,20 @@ def _all_rules() -> list[Rule]:
 class SweepConfig(StrictModel):
     """Misreport analysis of one seller (0-based index) on the grid [0, max_report] with ``step``."""
 
-    seller: NonNegativeInt = 0
-    max_report: PositiveFloat | None = None
-    step: PositiveFloat = 0.1
-    rules: list[Rule] = Field(default_factory=_all_rules, min_length=1)
+    seller: NonNegativeInt = Field(
+        default=0,
+        description="0-based index of the seller whose report is swept",
+        json_schema_extra={"symbol": "j"},
+    )
+    max_report: PositiveFloat | None = Field(
+        default=None,
+        description="largest report of the grid (default max(1, 3 c_j))",
+        json_schema_extra={"unit": "money per unit of f", "symbol": "ĉ_max"},
+    )
+    step: PositiveFloat = Field(
+        default=0.1, description="grid step of the reports", json_schema_extra={"unit": "money per unit of f"}
+    )
+    rules: list[Rule] = Field(default_factory=_all_rules, min_length=1, description="payment rules to sweep")
 
 
 class ShapleyConfig(StrictModel):
@@ -86,18 +124,48 @@ class ShapleyConfig(StrictModel):
     ``max_exact`` unset: 20 on the mean-estimation market (batched coalition table), 15 otherwise.
     """
 
-    max_exact: int | None = Field(default=None, ge=1, le=20)
-    max_evaluations: PositiveInt = 20_000
+    max_exact: int | None = Field(
+        default=None,
+        ge=1,
+        le=20,
+        description="exact Shapley up to this many sellers (default 20 on mean estimation, 15 otherwise)",
+        json_schema_extra={"unit": "sellers"},
+    )
+    max_evaluations: PositiveInt = Field(
+        default=20_000,
+        description="Monte Carlo budget beyond max_exact",
+        json_schema_extra={"unit": "coalition evaluations"},
+    )
 
 
 class Config(ScenarioConfig):
     kind: Literal["truthful_payments"]
-    costs: list[NonNegativeFloat] = Field(min_length=1)
-    mean_estimation: MeanEstimationConfig | None = None
-    data_mixture: DataMixtureConfig | None = None
-    myerson_method: Literal["auto", "closed_form", "quad", "gauss", "envelope"] = "auto"
-    shapley: ShapleyConfig = Field(default_factory=ShapleyConfig)
-    sweep: SweepConfig | None = None
+    costs: list[NonNegativeFloat] = Field(
+        min_length=1,
+        description="true private cost factor of each seller (reported truthfully unless swept)",
+        json_schema_extra={"unit": "money per unit of f", "symbol": "c_j"},
+    )
+    mean_estimation: MeanEstimationConfig | None = Field(
+        default=None, description="the mean-estimation market (Sec. 6.1); give it or data_mixture"
+    )
+    data_mixture: DataMixtureConfig | None = Field(
+        default=None, description="the data-mixture market (Sec. 6.2); give it or mean_estimation"
+    )
+    myerson_method: Literal["auto", "closed_form", "quad", "gauss", "envelope"] = Field(
+        default="auto",
+        description="how the Myerson integral (eq. 9) is computed",
+        json_schema_extra={"symbol": "P^MS"},
+    )
+    shapley: ShapleyConfig = Field(
+        default_factory=ShapleyConfig,
+        description="exact or Monte Carlo Data Shapley (eq. 8)",
+        json_schema_extra={"symbol": "P^SP"},
+    )
+    sweep: SweepConfig | None = Field(
+        default=None,
+        description="optional misreport sweep of one seller (Figures 1, 4)",
+        json_schema_extra={"symbol": "ĉ_j"},
+    )
 
     @model_validator(mode="after")
     def _one_market(self) -> Config:

@@ -1,19 +1,19 @@
 """Algorithm 1 of paper 003 (profit-optimal envy-free pricing with non-strategic contributors).
 
-Spec ``seed3_broker.md`` §2.5; line numbers refer to the paper's Algorithm 1:
+Line numbers refer to the paper's Algorithm 1:
 
-2. for ``N in 1..floor(|B| / c_1)`` (with ``N >= n_min``; Algorithm 2 needs ``n_min = 2``, spec §2.8):
+2. for ``N in 1..floor(|B| / c_1)`` (with ``N >= n_min``; Algorithm 2 needs ``n_min = 2``):
 3. ``q_N = A(v, N, eps)`` -- an ordered-item pricing oracle: E1 (exact enumeration), E2 (MILP), E3 (DP,
-   increasing differences only), the support restriction of spec §2.4(a) with its certified gap, or
+   increasing differences only), the support restriction with its certified gap, or
    ``auto`` (E1 when its pruned enumeration, ``e1_workload``, is small, else E2);
    the curve is Lemma 1's curve of the solver's scheme;
 4. ``m_{N,j} = max argmax_{m <= N} v_j(m) - q_N(m)`` (eq. 4, ties to the largest m);
 5. ``profit_N = sum_j q_N(m_{N,j}) - c_1 N``;
-6. ``N+ =`` the **smallest** argmax of ``profit_N`` (spec §2.12.1 fixes the OCR range ``|B|/N^tot`` to
+6. ``N+ =`` the **smallest** argmax of ``profit_N`` (the printed range ``|B|/N^tot`` to
    ``floor(|B|/c_1)``; ties compared with tolerance 1e-12);
 7. ``m_j+ = m_{N+,j}``, ``q_j+ = q_{N+}(m_j+)``.
 
-The range is pruned rigorously (spec §2.4(d)): with E1 ``profit_N <= sum_j sup v_j - c_1 N`` stops the
+The range is pruned rigorously: with E1 ``profit_N <= sum_j sup v_j - c_1 N`` stops the
 enumeration; with E2 and the support restriction ``N`` with ``sum_j v_j(N) - c_1 N`` below the best
 profit found so far is skipped (its entry in ``profits`` is ``nan``).
 """
@@ -48,10 +48,10 @@ AUTO_E1_WORK = 25 * AUTO_E1_LIMIT
 class Algorithm1Result:
     """Output of Algorithm 1 plus its diagnostics.
 
-    ``profits[N]`` is ``profit_N`` for ``N = 0..n_searched`` (``nan`` at 0; entries pruned by spec
-    §2.4(d) are absent). ``n_plus``/``profit`` maximise over ``N >= n_min``; ``opt_n``/``opt_profit``
-    over ``N >= 1`` (OPT of eq. 3 with an exact oracle). ``gaps[N]`` is the oracle's certified
-    revenue gap at N (0 if exact).
+    ``profits[N]`` is ``profit_N`` for ``N = 0..n_searched`` (``nan`` at 0; entries pruned by the bound
+    ``profit_N <= sum_j v_j(N) - c_1 N`` are absent). ``n_plus``/``profit`` maximise over
+    ``N >= n_min``; ``opt_n``/``opt_profit`` over ``N >= 1`` (OPT of eq. 3 with an exact oracle).
+    ``gaps[N]`` is the oracle's certified revenue gap at N (0 if exact).
     """
 
     n_plus: int
@@ -75,7 +75,7 @@ def n_range_cap(n_buyers: int, c1: float) -> int:
 
 
 def e1_workload(values: NDArray[np.float64], c1: float, n_cap: int, n_min: int = 1) -> float:
-    """Upper bound on the number of allocations E1 enumerates once its pruning (spec §2.4(d)) applies.
+    """Upper bound on the number of allocations E1 enumerates once its pruning applies.
 
     E1 stops at the first ``N`` with ``sum_j v_j(n_cap) - c_1 N`` below the best profit so far. Any
     feasible scheme's profit ``LB`` bounds that stop: here the best single bundle ``N`` offered to all
@@ -129,7 +129,7 @@ def algorithm1(
         skipped = np.zeros(n_cap + 1, dtype=bool)
         lb = -np.inf
         for n in range(1, n_cap + 1):
-            # spec §2.4(d): profit_N <= sum_j v_j(N) - c_1 N; skip N that cannot reach the best so far
+            # : profit_N <= sum_j v_j(N) - c_1 N; skip N that cannot reach the best so far
             if n > n_min and values[:, n].sum() - c1 * n < lb - REV_TOL:
                 skipped[n] = True
                 continue

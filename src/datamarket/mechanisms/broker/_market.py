@@ -1,5 +1,5 @@
 r"""Broker marketplace for normal mean estimation (paper 003: Chen, Clinton & Kandasamy, "Incentivizing
-Truthful Data Contributions in a Marketplace for Mean Estimation"); spec ``../shared/spec/seed3_broker.md``.
+Truthful Data Contributions in a Marketplace for Mean Estimation", arXiv:2502.16052).
 
 Buyers ``j in B`` value data through ``v_j(m) = E v^e_j(sigma |Z| / sqrt m)`` (eqs. 6, 11;
 :mod:`datamarket.pricing.valuations`); contributors ``i in C`` collect points of ``N(mu, sigma^2)`` at
@@ -11,10 +11,10 @@ smallest ``N+`` maximising ``profit_N = sum_j q_N(m_j) - c_1 N``.
 
 **Algorithm 2 = mechanism M*** (two phases, the service's entry points):
 
-1. :func:`plan_collection` runs Algorithm 1 restricted to ``N >= 2`` (spec §2.8) and sets (13)
+1. :func:`plan_collection` runs Algorithm 1 restricted to ``N >= 2`` and sets (13)
    ``N*_1 = N+ - 1``, ``N*_2 = 1``, ``N*_i = 0`` otherwise, ``m*_j = m_j+``, ``d_i = c_i N*_i^2 / sigma^2``
-   and ``W = sum_j q_j+ - c_1 N*_1 - c_2 N*_2`` (**[FIX]** spec §2.8/§2.12.3: ``c_1 (N+ - 1) + c_2``, not
-   ``c_1 N+``; otherwise BB fails by ``c_2 - c_1``).
+   and ``W = sum_j q_j+ - c_1 N*_1 - c_2 N*_2`` (**corrected**: the paper prints ``c_1 N+``, with which
+   the budget does not balance: the broker's deficit is exactly ``c_2 - c_1``).
 2. :func:`settle` takes the submissions ``Y_i`` and, with ``D = mu(Y_1) - mu(Y_2)``, charges (14)
 
    .. math:: p^*_j = \sum_{i=1,2} 1[|Y_i| = N^*_i]\Big(q^+_j \frac{N^*_i}{N^+} + \frac{d_i}{|B|}
@@ -22,21 +22,21 @@ smallest ``N+`` maximising ``profit_N = sum_j q_N(m_j) - c_1 N``.
 
    and pays (15)
    :math:`\pi^*_i = 1[|Y_i| = N^*_i](W N^*_i/N^+ + c_i N^*_i + d_i(\sigma^2/N^*_{-i} + \sigma^2/N^*_i))
-   - d_i D^2`; buyer j receives ``min(m_j, |Y|)`` uniformly random pooled points (spec §2.8 [AMBIG]).
+   - d_i D^2`; buyer j receives ``min(m_j, |Y|)`` uniformly random pooled points.
 
 Edge cases the paper leaves open (documented in ``docs/broker.md``):
 
-* ``N+ < 2``: M* divides by ``N*_1 = N+ - 1``; Algorithm 1 is searched over ``N >= 2`` (spec §2.5, §2.8).
+* ``N+ < 2``: M* divides by ``N*_1 = N+ - 1``; Algorithm 1 is searched over ``N >= 2``.
 * ``W < 0`` (i.e. ``OPT < c_2 - c_1``): IRC would fail, so :func:`plan_collection` raises
-  :class:`~datamarket.core.errors.InfeasibleError` -- the broker should not run M* (spec §2.8 [FIX]).
-* equal minimum costs ``c_1 = c_2`` (paper §4 discussion): collection is split evenly,
+  :class:`~datamarket.core.errors.InfeasibleError` -- the broker should not run M*.
+* equal minimum costs ``c_1 = c_2`` (paper Sec. 4 discussion): collection is split evenly,
   ``N*_1 = N+ - floor(N+/2)``, ``N*_2 = floor(N+/2)``; (14)-(15) and BB are unchanged since
   ``W = sum q+ - sum_i c_i N*_i``, profit reaches OPT and the variance of ``D`` shrinks.
-* ``mu(empty) := 0`` (spec §2.8 [AMBIG]); contributors other than 1 and 2 are ignored and paid 0.
+* ``mu(empty) := 0``; contributors other than 1 and 2 are ignored and paid 0.
 
 On path (everyone truthful) ``E p*_j = q_j+`` (16), ``E pi*_i = c_i N*_i + W N*_i / N+``, and
 ``sum_j p*_j = sum_i pi*_i`` on every realisation (BB). IRB/EFB hold for the expected prices, IRC for the
-expected payments; ex post prices and payments may be negative or exceed values (spec §2.9 (vi)).
+expected payments; ex post prices and payments may be negative or exceed values.
 
 >>> import numpy as np
 >>> from datamarket.pricing.valuations import Gaussian, Threshold
@@ -84,7 +84,7 @@ class BrokerMarket:
     """Public information of a broker round: buyers' valuations, contributors' costs and sigma.
 
     ``solver`` picks Algorithm 1's ordered-item oracle: ``"E1"`` (exact enumeration), ``"E2"`` (MILP),
-    ``"E3"`` (exact DP under increasing differences), ``"support"`` (spec §2.4(a), ``delta``) or
+    ``"E3"`` (exact DP under increasing differences), ``"support"`` (``delta``) or
     ``"auto"`` (default: E1 while ``(floor(|B|/c_1) + 1)^|B| <= 5e6``, else E2).
     """
 
@@ -124,7 +124,7 @@ class BrokerMarket:
         if not np.isfinite(sigma) or sigma <= 0:
             raise InvalidMarketError("sigma", f"must be a positive finite number, got {self.sigma!r}")
         if not SIGMA_RANGE[0] <= sigma <= SIGMA_RANGE[1]:
-            # (14)-(15) divide by sigma^2 (d_i = c_i N*_i^2 / sigma^2, spec §2.8): outside this range
+            # (14)-(15) divide by sigma^2 (d_i = c_i N*_i^2 / sigma^2): outside this range
             # sigma^2 or d_i leaves double precision (overflow / division by an underflowed zero).
             raise InvalidMarketError(
                 "sigma", f"must lie in [{SIGMA_RANGE[0]:g}, {SIGMA_RANGE[1]:g}], got {self.sigma!r}"
@@ -273,7 +273,7 @@ def mstar_transfers(
 
 
 def _mean(y: FloatArray) -> float:
-    return float(y.mean()) if y.size else 0.0  # mu(empty) := 0 (spec §2.8 [AMBIG])
+    return float(y.mean()) if y.size else 0.0  # mu(empty) := 0
 
 
 def settle(

@@ -1,4 +1,4 @@
-r"""Strategic simulation of mechanism M* (paper 003 §3, Thm 5.1; spec ``seed3_broker.md`` §2.9).
+r"""Strategic simulation of mechanism M* (paper 003 Sec. 3, Thm 5.1).
 
 A contributor's strategy is ``(n_i, f_i)``: collect ``n_i`` points of ``N(mu, sigma^2)`` at cost
 ``c_i n_i`` and submit ``Y_i = f_i(X_i)``. The harness plays one of the two paid contributors' deviations
@@ -15,7 +15,7 @@ mean in a grid, and reports the **worst case over mu** (utilities are ``inf_mu E
 ``over_collect``          collect ``2 N*_i``, submit ``N*_i`` points re-centred on the full sample mean
 ========================  ==============================================================================
 
-``under_collect``/``pad_fabricated`` need ``N*_i >= 2``. Closed forms (spec §2.9 (vii)): with
+``under_collect``/``pad_fabricated`` need ``N*_i >= 2``. Closed forms: with
 ``bon_i`` the bracket of (15), ``var_sub``/``bias`` the submitted mean's variance and bias,
 
 .. math:: u_i = bon_i 1[|Y_i| = N^*_i] - c_i n_i - d_i(var_{sub} + bias^2 + \sigma^2 / N^*_{-i}),
@@ -71,7 +71,7 @@ def expected_utility(
     bias2: float = 0.0,
     size_ok: bool = True,
 ) -> float:
-    """Closed-form ``E[pi_i] - c_i n_i`` against a truthful partner (spec §2.9 (vii))."""
+    """Closed-form ``E[pi_i] - c_i n_i`` against a truthful partner."""
     _, n_o, c_i, d_i = _roles(plan, who)
     return (
         bonus(plan, sigma, who) * float(size_ok) - c_i * n_collect - d_i * (var_sub + bias2 + sigma**2 / n_o)
@@ -213,7 +213,7 @@ def simulate(
     pays = np.concatenate(pays_all)
     n_tot = prices.shape[0]
 
-    # buyers' realised values: random subsets of the pooled truthful data (spec §2.9 (v))
+    # buyers' realised values: random subsets of the pooled truthful data
     vr = min(value_reps, reps)
     pooled = sigma * g_val.standard_normal((vr, plan.n_plus))  # mu = 0 w.l.o.g. (errors are mu-free)
     keys = g_val.random((vr, plan.n_plus))

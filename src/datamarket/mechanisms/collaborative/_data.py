@@ -1,9 +1,9 @@
-"""Seeded splits of a labelled pool among parties (paper 004 §6 adapted to digits, spec §11).
+"""Seeded splits of a labelled pool among parties (paper 004 Sec. 6 adapted to digits).
 
 Pure functions on arrays: the caller loads the data (``sklearn.datasets.load_digits`` stands in for MNIST
 offline). Per class, the rows are shuffled with the seed and cut into a training pool, a validation pool
 and an optional held-out test pool. A class whose training pool is held by several parties is split
-disjointly among them, round-robin after the seeded shuffle (spec §11). A task is the validation rows of
+disjointly among them, round-robin after the seeded shuffle. A task is the validation rows of
 its labels.
 
 >>> import numpy as np
@@ -61,8 +61,8 @@ def build_market(
 
     ``tasks`` is one label tuple (a common single task) or one label tuple per party. Per class: the
     first ``train_count`` rows (or ``train_frac`` of them) go to training, ``test_frac`` to the held-out
-    test pool, the rest to validation. Labels in ``halve`` keep only half of their training pool (spec
-    §11 E4: "the class-8 training pool halved between P1 and P2").
+    test pool, the rest to validation. Labels in ``halve`` keep only half of their training pool
+    (Figure 3's setting: the class-8 training pool halved between P1 and P2).
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
@@ -104,7 +104,7 @@ def build_market(
 def random_pair_holdings(
     seed: int, n_parties: int, labels: Sequence[Any], second_task: Sequence[Any]
 ) -> list[tuple[Any, Any]]:
-    """Two random labels per party, rejection-sampled (spec §11 E2): every label is held, some label has
+    """Two random labels per party, rejection-sampled: every label is held, some label has
     exactly one holder, and some party holds no label of ``second_task``."""
     rng = make_rng(seed)
     labels = list(labels)

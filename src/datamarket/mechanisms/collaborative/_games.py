@@ -3,13 +3,13 @@ r"""Coalition models and the characteristic functions u, v, w of paper 004 (Ohri
 One model is fitted per distinct training multiset :math:`\oplus_{k \in S} X_k` and evaluated on every
 validation task, so that the gain table :math:`G[t, S] = \mathcal{G}(\mathcal{V}_t; \mathcal{M}_S)` serves
 data selection (u), the single-task payoff (v) and the multi-task payoff (w) at once
-(``../shared/spec/seed4_collaborative.md`` §2, "cost sharing").
+(cost sharing).
 
-Canonical order (spec §1.1): the training set of a coalition concatenates the parties' data sorted by
+Canonical order: the training set of a coalition concatenates the parties' data sorted by
 a content id (a hash of the data), so replicas and identical parties share the id and every coalition
-model is bit-identical whichever copy is in the coalition. Duplicates are kept (``⊕``, spec §13 item 3).
+model is bit-identical whichever copy is in the coalition. Duplicates are kept (``⊕``).
 
-Characteristic functions (paper 004 §4.1, §4.2, §5; spec §2), with :math:`g_j = \mathcal{G}(V_j;
+Characteristic functions (paper 004 Sec. 4.1, Sec. 4.2, Sec. 5), with :math:`g_j = \mathcal{G}(V_j;
 \mathcal{M}(X_j))` the own-model gain and :math:`\mathcal{M}^i_S = \mathcal{M}_{S \cap D_i}`:
 
 .. math::
@@ -18,8 +18,8 @@ Characteristic functions (paper 004 §4.1, §4.2, §5; spec §2), with :math:`g_
    w(S)   &= \sum_{i \in \mathbf{M}} \mathcal{G}(V_i; \mathcal{M}^i_S)
              + \sum_{i \in S} \bigl[\mathcal{G}(V_i; \mathcal{M}^i_S) - g_i\bigr],
 
-all zero at :math:`\emptyset` because :math:`\mathcal{G}(V; \mathcal{M}_\emptyset) := 0` (spec §13 item 4).
-The subtracted term is always the own model (spec §2 REC), also when selection drops a party.
+all zero at :math:`\emptyset` because :math:`\mathcal{G}(V; \mathcal{M}_\emptyset) := 0`.
+The subtracted term is always the own model, also when selection drops a party.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class MarketGame(NamedPlayers):
     kind : ``"u"`` (mean over parties of :math:`\\mathcal{G}(V_i; \\mathcal{M}^i_S)`; for one task the
         plain accuracy game), ``"v"`` (single task; uses party 0's task and selection) or ``"w"``.
     task : for ``kind="u"`` only, evaluate :math:`u_t` on this task index with no selection instead
-        (the data-selection game of §5).
+        (the data-selection game of Sec. 5).
 
     Values are memoised by mask; :meth:`values` is the batched form that
     :func:`~datamarket.valuation.exact_shapley` uses.
@@ -192,7 +192,7 @@ def member_matrix(n_players: int) -> NDArray[np.bool_]:
 
 
 def v_table(gain: NDArray[np.float64], own_gain: NDArray[np.float64]) -> NDArray[np.float64]:
-    r"""Vectorised :math:`v` (paper 004 §4.1, spec §2) on every mask from the task gains
+    r"""Vectorised :math:`v` (paper 004 Sec. 4.1) on every mask from the task gains
     ``gain[mask]`` :math:`= \mathcal{G}(V; \mathcal{M}_S)` (``gain[0] = 0``).
 
     >>> v_table(np.array([0.0, 0.5, 0.5, 0.9]), np.array([0.5, 0.5])).round(12).tolist()
@@ -209,7 +209,7 @@ def v_table(gain: NDArray[np.float64], own_gain: NDArray[np.float64]) -> NDArray
 
 
 def w_table(gains: NDArray[np.float64], own_gain: NDArray[np.float64]) -> NDArray[np.float64]:
-    r"""Vectorised :math:`w` (paper 004 §4.2, spec §2) from ``gains[i, mask]`` :math:`=
+    r"""Vectorised :math:`w` (paper 004 Sec. 4.2) from ``gains[i, mask]`` :math:`=
     \mathcal{G}(V_i; \mathcal{M}^i_S)` (selection already applied; ``gains[:, 0] = 0``).
 
     >>> w_table(np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]]), np.array([1.0, 1.0])).tolist()
@@ -226,7 +226,7 @@ def w_table(gains: NDArray[np.float64], own_gain: NDArray[np.float64]) -> NDArra
 
 
 class SampleGame:
-    r"""Data points as players (paper 004 §5, "sample level").
+    r"""Data points as players (paper 004 Sec. 5, "sample level").
 
     :math:`u(S) = \mathcal{G}(V; \mathcal{M}(\{x_j\}_{j \in S}))`, memoised by mask (masks are Python
     ints, so any number of samples works)."""

@@ -1,49 +1,50 @@
 r"""Collaborative ML market with replication-robust payments (paper 004).
 
 Ohrimenko, Tople, Tschiatschek, *Collaborative Machine Learning Markets with Data-Replication-Robust
-Payments* (``../shared/papers/004_52747a6d10d06491.txt``), implemented as corrected by
-``../shared/spec/seed4_collaborative.md`` (cited as "spec §n").
+Payments* (arXiv:1911.09052), with the corrections listed below.
 
 Parties are sellers and buyers at once: party :math:`i` brings training data :math:`X_i` and a
 validation task :math:`V_i`, pays a fee, receives a model and is paid for its data.
 
-Algorithm (one round, :func:`clear_round`; paper §3, §4.1, §4.2, §5; spec §4)
+Algorithm (one round, :func:`clear_round`; paper Sec. 3, Sec. 4.1, Sec. 4.2, Sec. 5)
 -----------------------------------------------------------------------------
 1. Validate every party (empty data, task labels outside the market's label set, feature dimension,
    negative fee scale) before any model is fitted.
 2. Own models :math:`\mathcal{M}(X_i)`, own gains :math:`g_i = \mathcal{G}(V_i; \mathcal{M}(X_i))`,
-   fees :math:`A_i = c_i (1 - g_i)` (§3 step 3).
-3. Optional data selection (§5; spec §8): per task, normalised Shapley values of
+   fees :math:`A_i = c_i (1 - g_i)` (Sec. 3 step 3).
+3. Optional data selection (Sec. 5): per task, normalised Shapley values of
    :math:`u_i(S) = \mathcal{G}(V_i; \mathcal{M}_S)`; :math:`D_i = \{j : \hat\psi(u_i, j) \ge \tau\}`
    (``D_i = {i}`` when empty).
 4. Delivered models :math:`\mathcal{M}^i`: standard training on :math:`\oplus_{k \in D_i} X_k`, or the
-   customised training of §5 eq. (2) (:mod:`datamarket.learning.customised`) for ``"w"``. Improvements
-   :math:`a_i = c_i(\mathcal{G}(V_i; \mathcal{M}^i) - g_i)` (spec §13 item 5 keeps :math:`c`), pot
+   customised training of Sec. 5 eq. (2) (:mod:`datamarket.learning.customised`) for ``"w"``. Improvements
+   :math:`a_i = c_i(\mathcal{G}(V_i; \mathcal{M}^i) - g_i)` (the paper writes the fee with and
+   without :math:`c`; both terms keep it), pot
    :math:`\mathbf{a} = \sum_i a_i`.
-5. Shapley values (eq. (1)) of the characteristic function ``u``, ``v`` (§4.1) or ``w`` (§4.2), exact up
-   to ``max_exact`` parties (:func:`~datamarket.valuation.exact_shapley`, :math:`2^M` coalitions, each
-   fitted once), Monte Carlo beyond (:func:`~datamarket.valuation.monte_carlo_shapley`, antithetic
-   permutations stratified by position, optional truncation; spec §3.2); normalised
-   :math:`\hat\psi_i = \psi_i / \sum_j \psi_j` (spec §13 item 4), so the shares sum to one and
+5. Shapley values (eq. (1)) of the characteristic function ``u``, ``v`` (Sec. 4.1) or ``w``
+   (Sec. 4.2), exact up to ``max_exact`` parties (:func:`~datamarket.valuation.exact_shapley`,
+   :math:`2^M` coalitions, each fitted once), Monte Carlo beyond
+   (:func:`~datamarket.valuation.monte_carlo_shapley`, antithetic permutations stratified by position,
+   optional truncation); normalised
+   :math:`\hat\psi_i = \psi_i / \sum_j \psi_j`, so the shares sum to one and
    balance holds exactly with sampled values too.
 6. Payouts :math:`b_i = \mathbf{a}\,\hat\psi_i`, amount returned :math:`t_i = (A_i - a_i) + b_i`, net gain
-   :math:`t_i - A_i = b_i - a_i` (§3 step 5, spec §5 and §13 items 6-7).
+   :math:`t_i - A_i = b_i - a_i` (Sec. 3 step 5).
 7. Property checks: balance :math:`\sum_i (t_i - A_i) = 0`, symmetry, zero-element buyer, :math:`b_i \ge 0`.
 
-Deviations from the printed paper (each REC of the spec)
+Deviations from the printed paper
 -------------------------------------------------------
-* Zero-element guard (spec §6.3, ``guard=True``, the default): the delivered model is the better of
+* Zero-element guard (``guard=True``, the default): the delivered model is the better of
   :math:`\mathcal{M}^i` and the own model on :math:`V_i` (so :math:`a_i \ge 0`), and shares are clipped,
   :math:`\hat\psi^+ = \max(\hat\psi, 0) / \sum \max(\hat\psi, 0)`; this keeps balance and gives a
   zero-element buyer :math:`t_i \ge A_i`, which the paper claims but does not guarantee. ``guard=False``
   is the paper's raw rule.
-* Robustness to replication is checked with the k-replica form of Condition 1 (spec §7.1) on measured
-  models (:func:`replication_gain`); Theorem 1 needs supermodularity and fails without it (spec §7.3,
-  market C).
-* The subtracted own-model term of ``v``/``w`` is always :math:`g_j` (spec §2 REC).
+* Robustness to replication is checked with the k-replica form of Condition 1 on measured
+  models (:func:`replication_gain`); Theorem 1 needs supermodularity and fails without it (market C).
+* The subtracted own-model term of ``v``/``w`` is always :math:`g_j`, also when selection drops
+  party :math:`j`.
 
 Outcome mapping: role PARTY for everybody; ``prices`` = fee :math:`A_i`, ``payments`` = amount returned
-:math:`t_i` (what the market pays back; the JSON ``payout`` is :math:`b_i`, paper 004 §4.1), ``values`` =
+:math:`t_i` (what the market pays back; the JSON ``payout`` is :math:`b_i`, paper 004 Sec. 4.1), ``values`` =
 gain :math:`a_i`, ``allocated`` = accuracy of the delivered model.
 The platform keeps :math:`\sum A_i - \sum t_i = \mathbf{a} - \sum b_i = 0` (strong budget balance).
 
@@ -191,7 +192,7 @@ def _clear_round(
     own = np.array([engine.gains([ids[i]])[task_of[i]] for i in range(n)])
     full = (1 << n) - 1
 
-    # step 3: data selection per distinct task (spec §8)
+    # step 3: data selection per distinct task
     selected = [full] * n
     selection_share: tuple[tuple[float, ...], ...] | None = None
     evaluations = 0
@@ -271,7 +272,7 @@ def _clear_round(
     )
 
 
-# -- replication harness (spec §7) -----------------------------------------------------------------
+# -- replication harness -----------------------------------------------------------------
 def replicate(parties: Sequence[Party], index: int, k: int) -> list[Party]:
     """The market where party ``index`` adds ``k`` replicas (new identities, same data and task)."""
     if not 0 <= index < len(parties):
@@ -284,12 +285,12 @@ def replicate(parties: Sequence[Party], index: int, k: int) -> list[Party]:
 
 @dataclass(frozen=True)
 class ReplicationReport:
-    r"""Replication attack of one party with ``k`` replicas (paper 004 §4.1, spec §7.1).
+    r"""Replication attack of one party with ``k`` replicas (paper 004 Sec. 4.1).
 
     ``original_net`` :math:`t = \hat\psi(i)\mathbf{a} - a_i`; ``combined_net`` :math:`t^R`, the summed net
     gain of the party and its replicas, measured; ``replicated_share`` :math:`\hat\psi^R(i)`; ``bound`` the
     right side of the k-replica Condition 1, :math:`(\hat\psi(i)\mathbf{a} + k a_i)/((k+1)\mathbf{a}^R)`
-    with the measured pot :math:`\mathbf{a}^R` (equal to spec §7.1's form when
+    with the measured pot :math:`\mathbf{a}^R` (equal to 's form when
     :math:`\mathbf{a}^R = \mathbf{a} + k a_i`); ``condition_1`` is :math:`t^R \le t`.
     """
 
@@ -375,7 +376,7 @@ _GUARANTEES = frozenset({Property.BUDGET_BALANCE_STRONG, Property.BUDGET_BALANCE
 MECHANISMS: tuple[MechanismInfo, ...] = (
     MechanismInfo(
         name="collaborative-v",
-        paper=PAPER + " (§4.1)",
+        paper=PAPER + " (Sec. 4.1)",
         guarantees=_GUARANTEES,
         sample=_sample("v"),
         description="single-task collaborative market, Shapley division by v, zero-element guard on",
@@ -383,7 +384,7 @@ MECHANISMS: tuple[MechanismInfo, ...] = (
     ),
     MechanismInfo(
         name="collaborative-w",
-        paper=PAPER + " (§4.2)",
+        paper=PAPER + " (Sec. 4.2)",
         guarantees=_GUARANTEES,
         sample=_sample("w"),
         description="multi-task collaborative market, Shapley division by w, zero-element guard on",
@@ -394,7 +395,7 @@ MECHANISMS: tuple[MechanismInfo, ...] = (
 
 @dataclass(frozen=True)
 class SampleSelection:
-    """Sample-level data selection (paper 004 §5): normalised values, standard errors, kept rows."""
+    """Sample-level data selection (paper 004 Sec. 5): normalised values, standard errors, kept rows."""
 
     share: NDArray[np.float64]
     stderr: NDArray[np.float64]
@@ -412,7 +413,7 @@ def select_samples(
     n_permutations: int = 100,
     truncation_tol: float = 0.0,
 ) -> SampleSelection:
-    r"""Sample-level training-data selection (paper 004 §5, spec §8).
+    r"""Sample-level training-data selection (paper 004 Sec. 5).
 
     Truncated Monte Carlo Shapley values (:func:`~datamarket.valuation.monte_carlo_shapley`, every
     player sampled in at least ``n_permutations`` permutations) of the data points of ``train`` for

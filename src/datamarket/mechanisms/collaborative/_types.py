@@ -1,8 +1,7 @@
 """Domain values, payment maths and validation of the collaborative market (paper 004).
 
 Split from :mod:`datamarket.mechanisms.collaborative` (which re-exports every public name here); see
-that module's docstring for the paper, the algorithm and the deviations
-(``../shared/spec/seed4_collaborative.md``).
+that module's docstring for the paper, the algorithm and the deviations.
 """
 
 from __future__ import annotations
@@ -65,15 +64,15 @@ class CollaborativeConfig:
     Attributes
     ----------
     model : the learner (:class:`~datamarket.learning.models.ModelSpec`).
-    characteristic : ``"u"`` (accuracy, the naive rule of §6.3), ``"v"`` (single task, §4.1) or ``"w"``
-        (multi-task, §4.2).
-    c : fee constant (§3 step 3), positive.
+    characteristic : ``"u"`` (accuracy, the naive rule of Sec. 6.3), ``"v"`` (single task, Sec. 4.1)
+        or ``"w"`` (multi-task, Sec. 4.2).
+    c : fee constant (Sec. 3 step 3), positive.
     shapley : ``"exact"``, ``"monte_carlo"`` or ``"auto"`` (exact up to ``max_exact`` parties).
     n_permutations, truncation_tol : Monte Carlo budget (every party seen in at least this many
-        permutations) and relative TMC truncation tolerance (0: none), spec §3.2.
-    tau : data-selection threshold on normalised Shapley values (§5, spec §8); ``None``: no selection.
-    guard : zero-element guard (spec §6.3); ``False`` is the paper's raw rule.
-    customise, lam : customised delivered models for ``"w"`` (§5 eq. (2), spec §9): ``"paper"`` penalises
+        permutations) and relative TMC truncation tolerance (0: none)
+    tau : data-selection threshold on normalised Shapley values (Sec. 5); ``None``: no selection.
+    guard : zero-element guard; ``False`` is the paper's raw rule.
+    customise, lam : customised delivered models for ``"w"`` (Sec. 5 eq. (2)): ``"paper"`` penalises
         the other tasks, ``"masked"`` only their labels the party's task does not hold; weight ``lam``.
     classes : the market's label set (default: the union of the training labels).
     """
@@ -171,7 +170,7 @@ class CollaborativeRound:
         r"""Per-party rows with the scenario's JSON names: name, fee, gain, payout, net, share.
 
         ``payout`` is :math:`b_i = \mathbf{a}\hat\psi_i`, the paper's word for it ("i obtains
-        :math:`\mathcal{M}_\mathbf{M}` and payout :math:`b_i`", paper 004 §4.1 and §4.2; spec §1 table
+        :math:`\mathcal{M}_\mathbf{M}` and payout :math:`b_i`", paper 004 Sec. 4.1 and Sec. 4.2 table
         "payout | :math:`b_i`"), not the amount returned :math:`t_i` (attribute ``payout`` of this class,
         which is ``fee + net``).
         """
@@ -190,8 +189,8 @@ class CollaborativeRound:
 
 # -- pure payment maths ----------------------------------------------------------------------------
 def normalise_shares(psi: NDArray[np.float64], *, clip: bool = False) -> NDArray[np.float64]:
-    r""":math:`\hat\psi_i = \psi_i / \sum_j \psi_j` (paper 004 §4.1 "normalized using 1/v(M)", spec §3.1),
-    ``1/M`` when the sum vanishes; with ``clip`` the guard of spec §6.3, :math:`\max(\hat\psi,0)`
+    r""":math:`\hat\psi_i = \psi_i / \sum_j \psi_j` (paper 004 Sec. 4.1 "normalized using 1/v(M)"),
+    ``1/M`` when the sum vanishes; with ``clip`` the zero-element guard, :math:`\max(\hat\psi,0)`
     renormalised.
 
     >>> normalise_shares(np.array([1.0, 3.0])).tolist()
@@ -216,7 +215,7 @@ def divide_payments(
     share: NDArray[np.float64],
     fee_constant: NDArray[np.float64] | float = 1.0,
 ) -> dict[str, NDArray[np.float64]]:
-    r"""Payment division of paper 004 §3 step 5 and §4.1 (spec §5).
+    r"""Payment division of paper 004 Sec. 3 step 5 and Sec. 4.1.
 
     :math:`A_i = c_i(1 - g_i)`, :math:`a_i = c_i(G_i - g_i)`, :math:`b_i = \mathbf{a}\hat\psi_i` with
     :math:`\mathbf{a} = \sum a_i`, :math:`t_i = (A_i - a_i) + b_i`, net :math:`t_i - A_i`. Balance
@@ -329,7 +328,7 @@ def round_checks(
     residual: float,
     tol: float = 1e-9,
 ) -> dict[str, PropertyCheck]:
-    """Balance, symmetry, zero-element buyer and non-negative payouts (paper 004 §3.1, §4; spec §6)."""
+    """Balance, symmetry, zero-element buyer and non-negative payouts (paper 004 Sec. 3.1, Sec. 4)."""
     out = {
         "balance": PropertyCheck(
             "balance", residual <= tol, residual, "" if residual <= tol else "sum of net gains != 0"

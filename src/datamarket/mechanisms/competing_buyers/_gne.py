@@ -1,44 +1,44 @@
 r"""Generalized Nash equilibrium of buyers competing for effort-averse data sources (paper 002).
 
 Westenbroek, Dong, Ratliff and Sastry, "Statistical Estimation with Strategic Data Sources in
-Competitive Settings" (``../shared/papers/002_84be37602cc86c62.txt``; equation numbers (1)-(31) are
-the paper's). Corrections follow ``../shared/spec/seed2_competing_buyers.md`` (cited as S2-...).
+Competitive Settings" (equation numbers (1)-(31) are
+the paper's). Corrections to the printed paper are stated where they apply.
 
 This module is pure linear algebra on the game's weights; the estimators that produce them live in
 :mod:`datamarket.mechanisms.competing_buyers`. Arrays are indexed **sources first, buyer last**:
 
-* ``gamma[i, k]`` :math:`=\gamma_i^k` (competition-adjusted variance weight, S2-O5, already divided
+* ``gamma[i, k]`` :math:`=\gamma_i^k` (competition-adjusted variance weight, already divided
   by the conversion :math:`\eta^k`, which the paper allows "without loss of generality" after (23));
 * ``xi[i, l, k]`` :math:`=\xi_{i,l}^k` (weight of :math:`\sigma_l^2` in buyer ``k``'s leave-``i``-out
   prediction at :math:`x_i`; ``xi[i, i, k] = 1``);
 * ``d[i, k]``, ``c[i, k]``: buyer ``k``'s contract with source ``i`` (Assumption 1, eq. 8);
 * ``alpha[i]`` :math:`=\alpha_i`, the effort sensitivity, :math:`\sigma_i(e) = e^{-\alpha_i e}` (16).
 
-Flattening ``d`` row-major gives the spec's source-major index ``i * M + k`` (S2-2).
+Flattening ``d`` row-major gives the paper's source-major stacking (eq. 31), index ``i * M + k``.
 
-Algorithm (S2-A1, Theorem 1)
+Algorithm (Theorem 1)
 ----------------------------
 1. Build :math:`A` with :math:`A[(q,k),(l,j)] = \xi_{l,q}^j` for :math:`j \ne k, l \ne q` (eq. 25-26);
    compute the spectral radius :math:`\rho(A)`.
 2. If :math:`\rho(A) < 1` solve :math:`(I - A) d = \gamma` (26); cross-check with the Jacobi
    iteration :math:`d \leftarrow A d + \gamma` (:func:`jacobi_solve`).
-3. Check :math:`d \ge 0` (S2 AMB-2b: with zeros or negatives in :math:`\gamma` the Leontief "iff" can
-   fail, so the sign is checked directly) and the feasibility condition
-   :math:`2 \alpha_i D_i \ge 1`, :math:`D_i = \sum_j d_i^j`, which the paper omits (AMB-2a): the
+3. Check :math:`d \ge 0` (the paper assumes :math:`\gamma > 0`; with zeros or negatives in
+   :math:`\gamma` the Leontief "iff" can fail, so the sign is checked directly) and the feasibility condition
+   :math:`2 \alpha_i D_i \ge 1`, :math:`D_i = \sum_j d_i^j`, which the paper omits: the
    polytope of :math:`c`'s is empty otherwise, so there is no GNE.
 4. Efforts :math:`e_i^* = \ln(2\alpha_i D_i)/(2\alpha_i)` (17), variances
    :math:`\sigma_i^2 = 1/(2\alpha_i D_i)` (18); canonical contracts
-   :math:`c_i^k = d_i^k \sum_l \xi_{i,l}^k \sigma_l^2 + \theta_i^k e_i^*` (Theorem 1's polytope with
-   FIX-2.3), so that :math:`E[p_i^k] = \theta_i^k e_i^*`.
+   :math:`c_i^k = d_i^k \sum_l \xi_{i,l}^k \sigma_l^2 + \theta_i^k e_i^*` (Theorem 1's polytope, whose
+   printed "sum over -B" is a sum over B), so that :math:`E[p_i^k] = \theta_i^k e_i^*`.
 5. Social optimum :math:`\hat e_i = \ln(2\alpha_i\Gamma_i)/(2\alpha_i)` (28),
    :math:`\Gamma_i = \sum_j \gamma_i^j`; social loss :math:`L(e) = \sum_i \Gamma_i\sigma_i^2(e_i) + e_i`
    (27); price of anarchy :math:`L(e^*)/L(\hat e)` (Theorem 2), undefined when
-   :math:`L(\hat e) \le 0` (AMB-2c) or some :math:`\Gamma_i \le 0` (then :math:`L` is unbounded below).
+   :math:`L(\hat e) \le 0` or some :math:`\Gamma_i \le 0` (then :math:`L` is unbounded below).
 6. "No GNE" when :math:`\rho(A) \ge 1` (numerically: :math:`\rho(A) \ge 1 - 10^{-14}` or
    :math:`\operatorname{cond}(I - A) \ge 10^{15}`, see ``RHO_TOL``).
 
 The numerical verifier :func:`best_response` minimises buyer ``k``'s cost (19) over ``d^k`` with the
-others' contracts fixed (L-BFGS-B; S2-A1 "Verification").
+others' contracts fixed (L-BFGS-B "Verification").
 
 >>> import numpy as np
 >>> xi = np.zeros((2, 2, 1)); xi[0, 0] = xi[1, 1] = 1.0   # one buyer: A = 0
@@ -62,7 +62,7 @@ from datamarket.equilibrium.leontief import jacobi_solve, spectral_radius
 FloatArray = NDArray[np.float64]
 
 #: :math:`\rho(A)` within this of 1 counts as 1 (eigenvalues carry ~1e-16 rounding; the Section IV
-#: example at x1 = 0.999999 has 1 - rho = 2.5e-13, spec S2-3), as does a condition number of
+#: example at x1 = 0.999999 has 1 - rho = 2.5e-13), as does a condition number of
 #: :math:`I - A` above ``COND_MAX``.
 RHO_TOL = 1e-14
 COND_MAX = 1e15
@@ -114,7 +114,7 @@ def _check_shapes(gamma: object, xi: object, alpha: object) -> tuple[FloatArray,
 def leontief_matrix(xi: FloatArray) -> FloatArray:
     r"""The matrix :math:`A` of (26): :math:`A[(q,k),(l,j)] = \xi_{l,q}^j` if :math:`j\ne k, l\ne q`.
 
-    Rows and columns use the source-major index ``i * M + k`` (spec S2-2). ``xi`` has shape
+    Rows and columns use the source-major index ``i * M + k`` . ``xi`` has shape
     ``(N, N, M)``. Equation (25) reads row ``(q, k)``:
     :math:`d_q^k = \gamma_q^k + \sum_{j\ne k}\sum_{l\ne q} d_l^j \xi_{l,q}^j`.
 
@@ -160,7 +160,7 @@ def social_effort(total_gamma: FloatArray, alpha: FloatArray) -> FloatArray:
     r"""Socially optimal effort (28): :math:`\hat e_i = \ln(2\alpha_i\Gamma_i)/(2\alpha_i)`.
 
     ``-inf`` where :math:`\Gamma_i \le 0`: then :math:`L` decreases without bound as
-    :math:`e_i \to -\infty` (AMB-2c).
+    :math:`e_i \to -\infty`.
     """
     return source_effort(total_gamma, alpha)
 
@@ -178,14 +178,14 @@ def social_loss(effort: FloatArray, total_gamma: FloatArray, alpha: FloatArray) 
 
 def equilibrium_loss(total_d: FloatArray, total_gamma: FloatArray, alpha: FloatArray) -> float:
     r"""Closed form :math:`L(e^*) = \sum_i \Gamma_i/(2\alpha_i D_i) + \ln(2\alpha_i D_i)/(2\alpha_i)`
-    (Theorem 2 with (17)-(18); spec S2-2)."""
+    (Theorem 2 with (17)-(18))."""
     d, g, a = (np.asarray(v, dtype=np.float64) for v in (total_d, total_gamma, alpha))
     return float(np.sum(g / (2 * a * d) + np.log(2 * a * d) / (2 * a)))
 
 
 def social_optimum_loss(total_gamma: FloatArray, alpha: FloatArray) -> float:
     r"""Closed form :math:`L(\hat e) = \sum_i 1/(2\alpha_i) + \ln(2\alpha_i\Gamma_i)/(2\alpha_i)`;
-    ``-inf`` when some :math:`\Gamma_i \le 0` (the infimum; spec AMB-2c)."""
+    ``-inf`` when some :math:`\Gamma_i \le 0` (the infimum)."""
     g, a = np.asarray(total_gamma, dtype=np.float64), np.asarray(alpha, dtype=np.float64)
     if np.any(g <= 0):
         return float("-inf")
@@ -195,7 +195,7 @@ def social_optimum_loss(total_gamma: FloatArray, alpha: FloatArray) -> float:
 def canonical_contracts(
     d: FloatArray, xi: FloatArray, alpha: FloatArray, theta: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    r"""Canonical point of Theorem 1's polytope of :math:`c`'s (spec S2-2, FIX-2.3).
+    r"""Canonical point of Theorem 1's polytope of :math:`c`'s.
 
     :math:`c_i^k = d_i^k \sum_l \xi_{i,l}^k \sigma_l^2 + \theta_i^k e_i^*` with
     :math:`\sigma_l^2 = 1/(2\alpha_l D_l)`. Returns ``(c, s)`` where
@@ -213,7 +213,7 @@ def canonical_contracts(
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GNEResult:
-    r"""Everything S2-A1 computes; equilibrium arrays are ``None`` where they do not exist.
+    r"""Everything :func:`solve_gne` computes; equilibrium arrays are ``None`` where they do not exist.
 
     Attributes
     ----------
@@ -223,14 +223,15 @@ class GNEResult:
     d : solution of :math:`(I - A)d = \gamma`, shape ``(N, M)``, when :math:`\rho(A) < 1`.
     jacobi_iterations, jacobi_gap : Jacobi cross-check (iterations; max abs difference to ``d``).
     nonnegative : :math:`d \ge 0` componentwise.
-    feasible : :math:`2\alpha_i D_i \ge 1` for every source (AMB-2a); per source in ``feasible_sources``.
+    feasible : :math:`2\alpha_i D_i \ge 1` for every source; per source in ``feasible_sources``.
     gne_exists : :math:`\rho(A) < 1` and ``nonnegative`` and ``feasible``.
     effort_equilibrium : :math:`e^*` (17) for the candidate ``d`` (also when infeasible).
     theta, c : canonical split and contracts (only when ``gne_exists``).
     expected_payments : :math:`E[p_i^k] = \theta_i^k e_i^*` (only when ``gne_exists``).
     effort_social : :math:`\hat e` (28), ``-inf`` where :math:`\Gamma_i \le 0`.
     loss_equilibrium, loss_social : :math:`L(e^*)`, :math:`L(\hat e)` (27).
-    price_of_anarchy : :math:`L(e^*)/L(\hat e)`, ``None`` when undefined (AMB-2c guard).
+    price_of_anarchy : :math:`L(e^*)/L(\hat e)`, ``None`` when undefined (the social loss
+        can be non-positive when the weights are small).
     status : one line explaining the verdict.
     """
 
@@ -298,7 +299,7 @@ def solve_gne(
     cross_check: bool = True,
     jacobi_max_iter: int = 20_000,
 ) -> GNEResult:
-    r"""Run S2-A1: the GNE of Theorem 1, the social optimum and the price of anarchy (Theorem 2).
+    r"""The GNE of Theorem 1, the social optimum and the price of anarchy (Theorem 2).
 
     Parameters
     ----------
@@ -354,7 +355,7 @@ def solve_gne(
             status = "no GNE: the solution of (I - A) d = gamma has negative entries"
         elif not feasible:
             bad = [i for i, f in enumerate(feas_src) if not f]
-            status = f"no GNE: 2 alpha_i D_i < 1 for sources {bad} (empty polytope of c, spec AMB-2a)"
+            status = f"no GNE: 2 alpha_i D_i < 1 for sources {bad} (empty polytope of c)"
         else:
             status = "GNE exists: unique d, polytope of c (Theorem 1)"
             c, _s = canonical_contracts(dm, x, a, th)
@@ -364,7 +365,7 @@ def solve_gne(
             if l_soc is not None and l_soc > 0:
                 poa = l_eq / l_soc
             else:
-                status += "; price of anarchy undefined: L(e_social) <= 0 (spec AMB-2c)"
+                status += "; price of anarchy undefined: L(e_social) <= 0 (small weights)"
     return GNEResult(
         gamma=g,
         xi=x,
@@ -391,7 +392,7 @@ def solve_gne(
 
 
 # --------------------------------------------------------------------------------------------------
-# numerical best response of one buyer (the spec's cross-check)
+# numerical best response of one buyer (an independent check of the equilibrium)
 # --------------------------------------------------------------------------------------------------
 def buyer_cost(
     k: int,

@@ -1,10 +1,9 @@
 r"""Competing buyers and strategic, effort-averse data sources (paper 002).
 
 Westenbroek, Dong, Ratliff and Sastry, "Statistical Estimation with Strategic Data Sources in
-Competitive Settings" (``../shared/papers/002_84be37602cc86c62.txt``), with the corrections of
-``../shared/spec/seed2_competing_buyers.md`` (sections S2-...). Parameter names are explicit
-(``effort_alpha``, ``competition``, ``eta``) because paper 000 uses alpha, beta, gamma for other things
-(spec section 0).
+Competitive Settings" (IEEE CDC 2017, arXiv:1704.01195), with the corrections stated below. Parameter
+names are explicit (``effort_alpha``, ``competition``, ``eta``) because paper 000 uses alpha, beta, gamma
+for other things.
 
 Model (Section II)
 ------------------
@@ -16,7 +15,7 @@ Model (Section II)
   levels :math:`\delta_k^j = \delta_j^k \in [0, 1]` and a conversion :math:`\eta^j > 0`; loss (2).
 * Contracts :math:`p_i^j = c_i^j - d_i^j (y_i - \hat f^j_{-i}(x_i))^2` (Assumption 1, eq. 8).
 
-Weights, computed from the estimator (spec S2-O5), never from the printed Section IV formulas
+Weights, computed from the estimator, never from the printed Section IV formulas
 ---------------------------------------------------------------------------------------------
 1. :math:`\beta_i^j = E_{x^*\sim F_j}[H^j_i(x^*)^2]` where :math:`H^j` is buyer ``j``'s smoother on all
    sources (for OLS :math:`W[:, i]^\top E[\phi\phi^\top] W[:, i]`, :math:`W = \operatorname{pinv}(X)`).
@@ -24,10 +23,10 @@ Weights, computed from the estimator (spec S2-O5), never from the printed Sectio
    minimum-norm when under-determined), :math:`\xi_{i,i}^j = 1`.
 3. :math:`\gamma_i^k = (\beta_i^k - \sum_{j\ne k}\delta_j^k\beta_i^j)/\eta^k`: the paper's
    :math:`\gamma` (after Assumption 3) with the :math:`\eta^k = 1` normalisation it applies after (23)
-   ("normalizing the :math:`\gamma_i^k` accordingly"). The spec's FIX-2.4 (the printed Section IV
-   :math:`\gamma` swaps the sources' indices) is therefore automatic: nothing is read off the print.
+   ("normalizing the :math:`\gamma_i^k` accordingly"). The printed Section IV
+   :math:`\gamma` swaps the sources' indices; computing it from the estimator avoids that misprint.
 
-The equilibrium, social optimum and price of anarchy (Theorems 1-2, S2-A1) are
+The equilibrium, social optimum and price of anarchy (Theorems 1-2) are
 :func:`._gne.solve_gne`. With :math:`\eta \ne 1` the social loss (27) is taken in
 money units, :math:`\sum_i (\sum_j\gamma_i^j)\sigma_i^2 + e_i` with the normalised :math:`\gamma`; this
 is Definition 2 when :math:`\eta = 1` (the only case the paper defines) and keeps payments lossless
@@ -168,10 +167,10 @@ def section_iv_market(
     competition: float = 0.0,
     effort_alpha: float = 1.0,
 ) -> CompetingMarket:
-    """The Section IV example (spec S2-3): sources at ``x1, x2``, alpha = 1, OLS on [x, 1], U[-1, 1].
+    """The Section IV example : sources at ``x1, x2``, alpha = 1, OLS on [x, 1], U[-1, 1].
 
-    ``n_buyers`` identical buyers (2 in the paper) with competition ``competition`` (0 in the paper,
-    AMB-2d); ``effort_alpha`` is 1 in the paper.
+    ``n_buyers`` identical buyers (2 in the paper) with competition ``competition`` (0 in the paper);
+    ``effort_alpha`` is 1 in the paper.
     """
     return CompetingMarket(
         locations=np.array([x1, x2]),
@@ -183,13 +182,13 @@ def section_iv_market(
 
 
 # --------------------------------------------------------------------------------------------------
-# weights (spec S2-O5)
+# weights
 # --------------------------------------------------------------------------------------------------
 def variance_weights(market: CompetingMarket) -> FloatArray:
-    r""":math:`\beta_i^j = E_{F_j}[H^j_i(x^*)^2]`, shape ``(N, M)`` (Assumption 3, spec S2-O5).
+    r""":math:`\beta_i^j = E_{F_j}[H^j_i(x^*)^2]`, shape ``(N, M)`` (Assumption 3).
 
     >>> b = variance_weights(section_iv_market(0.0))
-    >>> np.round(b[:, 0], 10).tolist()   # (1/3 + x_other^2)/(x1 - x2)^2 (spec FIX-2.4)
+    >>> np.round(b[:, 0], 10).tolist()   # (1/3 + x_other^2)/(x1 - x2)^2: not the printed formula
     [1.3333333333, 0.3333333333]
     """
     x = np.asarray(market.locations)
@@ -218,7 +217,7 @@ def loo_weights(market: CompetingMarket) -> FloatArray:
     r""":math:`\xi_{i,l}^k = (H^k_{-i}(x_i)_l)^2`, :math:`\xi_{i,i}^k = 1`; shape ``(N, N, M)``.
 
     >>> xi = loo_weights(section_iv_market(0.0))
-    >>> round(float(xi[0, 1, 0]), 12), round(float(xi[1, 0, 0]), 12)   # spec S2-3 closed forms
+    >>> round(float(xi[0, 1, 0]), 12), round(float(xi[1, 0, 0]), 12)   # Section IV closed forms
     (0.25, 1.0)
     """
     return _xi_from_loo(loo_prediction_matrices(market))
@@ -232,7 +231,7 @@ def _xi_from_loo(loo: FloatArray) -> FloatArray:
 
 
 def competition_weights(beta: FloatArray, competition: FloatArray, eta: FloatArray) -> FloatArray:
-    r""":math:`\gamma_i^k = (\beta_i^k - \sum_{j\ne k}\delta_j^k \beta_i^j)/\eta^k` (spec S2-O5; the
+    r""":math:`\gamma_i^k = (\beta_i^k - \sum_{j\ne k}\delta_j^k \beta_i^j)/\eta^k` (the
     division by :math:`\eta^k` is the paper's normalisation after (23)).
 
     >>> competition_weights(np.array([[2.0, 1.0]]), np.array([[0, .5], [.5, 0]]), np.ones(2)).tolist()
@@ -268,12 +267,12 @@ class CompetingAnalysis:
 def analyse_market(
     market: CompetingMarket, theta: FloatArray | None = None, *, cross_check: bool = True
 ) -> CompetingAnalysis:
-    """Weights (S2-O5) and the equilibrium of S2-A1 for ``market``.
+    """Weights and the equilibrium (:func:`~datamarket.equilibrium.gne.solve_gne`) for ``market``.
 
     >>> a = analyse_market(section_iv_market(0.0))
     >>> round(a.gne.spectral_radius, 12), a.gne.gne_exists
     (0.5, True)
-    >>> np.round(a.gne.d, 4).tolist()    # spec S2-3: d_1 = (g1 + xi21 g2)/(1 - xi12 xi21)
+    >>> np.round(a.gne.d, 4).tolist()    # d_1 = (g1 + xi21 g2)/(1 - xi12 xi21)
     [[2.2222, 2.2222], [0.8889, 0.8889]]
     """
     beta = variance_weights(market)

@@ -8,12 +8,12 @@ noises are independent with variances :math:`\sigma_i^2`. So the general interfa
 matrix (:class:`LinearSmoother`): ``weights(x_train, x_eval)[q, i]`` :math:`=H_i(x^*_q)`.
 Ordinary least squares on a feature map :math:`\phi` (:class:`FeatureOLS`) has
 :math:`H(x^*) = \phi(x^*)^\top \operatorname{pinv}(X)` with design rows :math:`\phi(x_i)^\top`
-(spec S2-O5); polynomial regression (:class:`PolynomialRegression`) is the monomial feature map; the
+; polynomial regression (:class:`PolynomialRegression`) is the monomial feature map; the
 paper's Section IV example is degree 1 (:math:`\phi = [x, 1]`).
 
 The leave-``i``-out fit of buyer ``k`` uses the same smoother on the other sources; when it is
 under-determined (one point for a line, Section IV) ``pinv`` gives the minimum-norm fit, which is
-what the paper's printed :math:`\xi` assume (spec S2-3). The *full* design must have full column rank
+what the paper's printed :math:`\xi` assume. The *full* design must have full column rank
 (otherwise the estimator is not identified, e.g. coincident source locations): :class:`FeatureOLS`
 raises :class:`~datamarket.core.errors.InvalidMarketError` on a singular design.
 

@@ -7,7 +7,7 @@ rounds; the noise is drawn from :func:`datamarket.core.random.make_rng` (seeded)
 Exact moments (the oracle). The leave-one-out prediction is linear,
 :math:`\hat f^k_{-i}(x_i) = \sum_l P_{i,l}^k y_l^k` (:func:`loo_prediction_matrices`), so the residual
 :math:`r_i^k = y_i^k - \hat f^k_{-i}(x_i)` is Gaussian with mean :math:`\mu_i^k` (the fit's bias plus
-any report shifts; spec AMB-2e) and variance :math:`s_i^k = \sigma_i^2 + \tau_{ik}^2 +
+any report shifts) and variance :math:`s_i^k = \sigma_i^2 + \tau_{ik}^2 +
 \sum_l (P_{i,l}^k)^2(\sigma_l^2 + \tau_{lk}^2)`. Hence
 :math:`E[p_i^k] = c_i^k - d_i^k(s_i^k + (\mu_i^k)^2)` (which is the paper's
 :math:`c - d\sum_l \xi_{i,l}\sigma_l^2` when unbiased and truthful) and, exactly,

@@ -1,4 +1,4 @@
-r"""Closed forms and rank-one updates for the mean-estimation market (paper 001 §6.1; spec §1.4, §1.6).
+r"""Closed forms and rank-one updates for the mean-estimation market (paper 001 Sec. 6.1).
 
 With :math:`M = G + N + A` (:math:`A = \mathrm{diag}(\hat c)`), :math:`H = M^{-1}` (one Cholesky
 factorisation), :math:`W = BH` and :math:`h = \mathrm{diag}(H)`, every payment of every seller follows
@@ -10,9 +10,9 @@ per quadrature node:
   :math:`SC^*_{-j} - SC^* = \sum_i W_{ij}^2 / h_j`.
 * **VCG (10)**: :math:`P^{VCG}_j = \hat c_j f_j + SC^*_{-j} - SC^* = f_j(\hat c_j + 1/h_j)`.
 * **LOO (1)**: at an optimum :math:`v_i = q_i + \sum_k \hat c_k W_{ik}^2` with
-  :math:`q_i = B_iHB_i^\top` (spec §1.6, :math:`v_i = y(M+A)y^\top`), so :math:`V(S\setminus j)` expands
+  :math:`q_i = B_iHB_i^\top` (:math:`v_i = y(M+A)y^\top`), so :math:`V(S\setminus j)` expands
   into three matrix products (see :func:`loo_payments`).
-* **Myerson (9)**, spec §1.4.3 (d) (Sherman-Morrison): :math:`M_0 = M - \hat c_j e_je_j^\top`,
+* **Myerson (9)** (d) (Sherman-Morrison): :math:`M_0 = M - \hat c_j e_je_j^\top`,
   :math:`x = M_0^{-1}e_j = He_j/(1-\hat c_j h_j)`, :math:`m = x_j`, :math:`g = Bx`;
   :math:`f_j(W(u)) = \|g\|^2/(1+um)^2` and
   :math:`P^{MS}_j = \|g\|^2(1+2\hat c_j m)/(m(1+\hat c_j m)^2)` -- the integral to infinity in closed
@@ -24,7 +24,7 @@ per quadrature node:
   prefix values (:math:`q` by cumulative sums of :math:`z = L^{-1}B^\top`, the cost term through
   :math:`L^{-1}`) instead of :math:`|S|` fresh solves (:math:`O(|S|^4)`).
 * **Exact Shapley (8)**: the value table of all :math:`2^{|S|}` coalitions by batched small solves
-  (:func:`coalition_table`), so exact Shapley is practical up to :math:`|S| = 20` (spec §1.4.2).
+  (:func:`coalition_table`), so exact Shapley is practical up to :math:`|S| = 20`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def vcg_payments(w: FloatArray, h_inv: FloatArray, costs: FloatArray) -> FloatAr
 
 
 def myerson_payments(market: MeanEstimationMarket, h_inv: FloatArray, costs: FloatArray) -> FloatArray:
-    """Eq. (9) for every seller through the closed form of spec §1.4.3 (d)."""
+    """Eq. (9) for every seller through its closed form (Sherman-Morrison)."""
     h = np.diag(h_inv)
     scale = 1.0 - costs * h  # > 0 because M_0 = M - c_j e_j e_j^T is positive definite
     x = h_inv / scale[None, :]  # column j: M_0^{-1} e_j
@@ -70,7 +70,7 @@ def myerson_payments(market: MeanEstimationMarket, h_inv: FloatArray, costs: Flo
 def myerson_allocation_curve(
     market: MeanEstimationMarket, costs: FloatArray, seller: int
 ) -> tuple[float, float]:
-    """``(|g|^2, m)`` with :math:`f_j(W(u, \\hat c_{-j})) = |g|^2/(1+um)^2` (spec §1.4.3 (d))."""
+    """``(|g|^2, m)`` with :math:`f_j(W(u, \\hat c_{-j})) = |g|^2/(1+um)^2`."""
     c = check_costs(costs, market.n_sellers).copy()
     c[seller] = 0.0
     m0 = market.gram_plus_noise + np.diag(c)
@@ -102,7 +102,7 @@ def loo_payments(
 
 
 def buyer_split(market: MeanEstimationMarket, w: FloatArray, costs: FloatArray) -> FloatArray:
-    """Eq. (17) at an optimum (spec §1.4.6):
+    """Eq. (17) at an optimum:
 
     :math:`v_i(W) - v_i(W^{-j}) = w_{ij}^2((G+N)_{jj} + 2\\hat c_j)`.
     """
@@ -153,7 +153,7 @@ def permutation_shapley(
 def coalition_table(market: MeanEstimationMarket, costs: FloatArray, chunk: int = 16384) -> FloatArray:
     """:math:`V(\\pi)` for every coalition (``table[mask]``, bit j = seller j; :math:`V(\\emptyset)=0`).
 
-    Exact Shapley (8) needs all :math:`2^{|S|}` values (spec §1.4.2). At the optimum of coalition
+    Exact Shapley (8) needs all :math:`2^{|S|}` values. At the optimum of coalition
     :math:`\\pi`, with :math:`M_\\pi = (G+N+A)_{\\pi\\pi}` and :math:`X = M_\\pi^{-1}B_\\pi^\\top`
     (:math:`W_\\pi = X^\\top`, eq. (22)), :math:`v_i = 2W_iB_i^\\top - W_i(G+N)W_i^\\top
     = B_iX_{:,i} + \\sum_k \\hat c_k X_{ki}^2` (because :math:`W_iM_\\pi W_i^\\top = W_iB_i^\\top`). All

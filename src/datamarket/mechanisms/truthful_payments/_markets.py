@@ -1,4 +1,4 @@
-r"""Markets for the truthful-payment framework of paper 001 (Fan, Rotello, Karimireddy, §3 and §6).
+r"""Markets for the truthful-payment framework of paper 001 (Fan, Rotello, Karimireddy, Sec. 3 and Sec. 6).
 
 A market fixes the buyers' losses :math:`l_i(W_{i,:})`, the sellers' cost shapes :math:`f_j(W_{:,j})` and
 the feasible domain :math:`\mathcal W`; the costs :math:`\hat c` are an argument, so that the payment
@@ -6,20 +6,19 @@ rules can re-solve the allocation at any report. Every market implements the sma
 :class:`TruthfulMarket`:
 
 * ``allocate(costs, coalition)`` -- :math:`W(\hat c) = \arg\min_{W\in\mathcal W} \sum_i l_i(W) +
-  \sum_j \hat c_j f_j(W)` (paper 001, eq. before Claim 1; spec §1.3), with only the sellers of
-  ``coalition`` present (the others' columns are 0 and the domain is restricted to them: spec §1.3,
+  \sum_j \hat c_j f_j(W)` (paper 001, eq. before Claim 1), with only the sellers of
+  ``coalition`` present (the others' columns are 0 and the domain is restricted to them,
   "seller removal is a reduced problem, never a large number");
 * ``losses(W)``, ``base_losses()`` (:math:`l_i(0)`) and ``cost_shapes(W)`` (:math:`f_j`).
 
 Three markets:
 
-1. :class:`MeanEstimationMarket` -- eqs. (21)-(22) with the corrected closed form of spec §1.6:
+1. :class:`MeanEstimationMarket` -- eqs. (21)-(22) with the corrected closed form:
    :math:`W = B(G + N + A)^{-1}`, :math:`B_{ij} = \langle\mu_i,\mu_j\rangle`,
    :math:`G_{jk} = \langle\mu_j,\mu_k\rangle`, :math:`A = \mathrm{diag}(\hat c)` and :math:`N` the
    (trace) covariance of the sellers' estimates (the paper's :math:`V = \mathrm{diag}(\sigma_j^2)`; a full
-   SPD matrix is accepted as a generalisation, spec §1.6 "σ_j² is the total variance").
-2. :class:`DataMixtureMarket` -- eqs. (23)-(24) on the simplex, solved exactly by KKT + bisection
-   (spec §1.7).
+   SPD matrix is accepted as a generalisation "σ_j² is the total variance").
+2. :class:`DataMixtureMarket` -- eqs. (23)-(24) on the simplex, solved exactly by KKT + bisection.
 3. :class:`CallableMarket` -- user-supplied :math:`l_i` and :math:`f_j` with a numerical allocator
    (scipy, tolerance 1e-12) over an unconstrained, box or simplex domain.
 """
@@ -102,7 +101,7 @@ def _spd_matrix(name: str, matrix: Any, n: int) -> FloatArray:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Mean-estimation market (paper 001, §6.1, eqs. (21)-(22); spec §1.6)
+# Mean-estimation market (paper 001, Sec. 6.1, eqs. (21)-(22))
 # ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MeanEstimationMarket:
@@ -114,9 +113,9 @@ class MeanEstimationMarket:
     seller_means : (|S|, d) means :math:`\mu_j = E\hat\mu_j`.
     noise : (|S|, |S|) SPD matrix :math:`N_{jk} = E\langle\hat\mu_j-\mu_j, \hat\mu_k-\mu_k\rangle`; the
         paper's case is :math:`N = \mathrm{diag}(\sigma_j^2)` with :math:`\sigma_j^2` the **total** (trace)
-        variance of seller j's estimate (spec §1.6); build it with :meth:`from_variances`.
+        variance of seller j's estimate; build it with :meth:`from_variances`.
 
-    Loss :math:`l_i(W_i) = \|\mu_i\|^2 - 2W_iB_i^\top + W_i(G+N)W_i^\top` (spec §1.6, the corrected
+    Loss :math:`l_i(W_i) = \|\mu_i\|^2 - 2W_iB_i^\top + W_i(G+N)W_i^\top` (the corrected
     "−2" of A.1.4), cost shape :math:`f_j = \sum_i w_{ij}^2`, optimum (22) :math:`W = B(G+N+A)^{-1}`.
 
     >>> m = MeanEstimationMarket.from_variances([[1.0, 0.0]], [[1.0, 0.0], [0.8, 0.2]], [0.5, 0.5])
@@ -206,13 +205,13 @@ class MeanEstimationMarket:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Data-mixture market (paper 001, §6.2, eqs. (23)-(24); spec §1.7)
+# Data-mixture market (paper 001, Sec. 6.2, eqs. (23)-(24))
 # ----------------------------------------------------------------------------------------------------
 def _simplex_qp(a: FloatArray, c: FloatArray) -> FloatArray:
-    """``argmin sum c_j w_j^2 + a_j w_j`` over the simplex (exact active-set solve, spec §1.7)."""
+    """``argmin sum c_j w_j^2 + a_j w_j`` over the simplex (exact active-set solve)."""
     zero = c <= 0
     if np.any(zero):
-        # Zero-cost sellers absorb the leftover mass at lambda = min_{c_j = 0} a_j (spec §1.7);
+        # Zero-cost sellers absorb the leftover mass at lambda = min_{c_j = 0} a_j;
         # among ties the first seller takes it, so the allocation is deterministic.
         lam0 = float(np.min(a[zero]))
         pos = ~zero
@@ -242,19 +241,19 @@ def _simplex_qp_positive(a: FloatArray, c: FloatArray, use: BoolArray) -> FloatA
 class DataMixtureMarket:
     r"""Buyers mixing sellers' data: :math:`L_i(w) = b_i + k_i\exp(t_i^\top w)` on the simplex (eq. (23)).
 
-    The paper (§6.2) has one buyer: scalar ``b``, ``k`` and ``t`` of length :math:`|S|`. Several buyers
-    (use case i, §3.1: every row of W on the simplex) are given by ``b`` and ``k`` of length
+    The paper (Sec. 6.2) has one buyer: scalar ``b``, ``k`` and ``t`` of length :math:`|S|`. Several buyers
+    (use case i, Sec. 3.1: every row of W on the simplex) are given by ``b`` and ``k`` of length
     :math:`|B|` (or scalars, shared) and ``t`` of shape :math:`(|B|, |S|)`. With
-    :math:`f_j = \|W_{:,j}\|_2^2 = \sum_i w_{ij}^2` (spec §1.1) the objective
+    :math:`f_j = \|W_{:,j}\|_2^2 = \sum_i w_{ij}^2` the objective
     :math:`\sum_i [L_i(W_i) + \sum_j \hat c_j w_{ij}^2]` separates by rows, so each buyer's row is the
     single-buyer allocation (24) with its own :math:`(b_i, k_i, t_i)`.
 
     Each row minimises :math:`L_i(w) + \sum_j \hat c_j w_j^2`. The buyer's value is
     :math:`v_i(w) = L_{0,i} - L_i(w)` with :math:`L_{0,i} = b_i + k_i` (``L`` at :math:`w = 0`, the empty
-    coalition; spec §1.7). Solved exactly: for fixed :math:`s = t^\top w` the problem is a separable
+    coalition). Solved exactly: for fixed :math:`s = t^\top w` the problem is a separable
     simplex QP with :math:`a = k e^s t`, solved by active sets; :math:`h(s) = t^\top w(s) - s` is strictly
     decreasing, so its root on :math:`[\min t, \max t]` is bracketed and found by Brent's method to
-    1e-15 (spec §1.7 bisects; Brent is the same bracketing search, faster).
+    1e-15 (Brent's method: a bracketing search like bisection, faster).
 
     >>> m = DataMixtureMarket(b=0.5, k=2.0, t=[-1.0, -0.5, -2.0])
     >>> w = m.allocate(np.array([1.0, 1.0, 1.0]))
@@ -291,7 +290,7 @@ class DataMixtureMarket:
         b, k = per_buyer
         if np.any(k <= 0):
             raise InvalidMarketError("k", "must be positive")
-        # The solver evaluates a = k exp(s) t for s up to max t (spec §1.7); keep it finite.
+        # The solver evaluates a = k exp(s) t for s up to max t; keep it finite.
         with np.errstate(over="ignore"):
             top = k * np.exp(t2.max(axis=1)) * np.maximum(1.0, np.abs(t2).max(axis=1)) * 1e3
         if not np.all(np.isfinite(top)):
@@ -355,7 +354,7 @@ def _mixture_row(k: float, t: FloatArray, ci: FloatArray) -> FloatArray:
     if hi - lo <= 1e-14 * max(1.0, abs(lo)):
         s_star = lo
     else:
-        # h(s) = t.w(s) - s is strictly decreasing with h(min t) >= 0 >= h(max t) (spec §1.7)
+        # h(s) = t.w(s) - s is strictly decreasing with h(min t) >= 0 >= h(max t)
         g_lo, g_hi = gap(lo), gap(hi)
         if g_lo <= 0:
             s_star = lo

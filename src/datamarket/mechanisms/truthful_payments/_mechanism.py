@@ -1,30 +1,32 @@
 r"""Truthful payments to sellers with private costs: LOO, Shapley, Myerson, VCG.
 
 Paper 001: Fan, Rotello, Karimireddy, "From Fairness to Truthfulness: Rethinking Data Valuation Design"
-(``../shared/papers/001_421e135c409be61a.txt``), with the corrections of
-``../shared/spec/seed1_truthful_payments.md`` PART 1 (cited as "spec §x").
+(arXiv:2504.05563), with the corrections stated below.
 
 Definitions
 -----------
 Buyers :math:`i \in B` have losses :math:`l_i(W_{i,:})` and values :math:`v_i = l_i(0) - l_i`; sellers
 :math:`j \in S` incur :math:`c_j f_j(W_{:,j})` with a private cost factor :math:`c_j \ge 0`. Social cost
-(Def. 1, index sets fixed per spec §1.2): :math:`SC(W; c) = \sum_i l_i(W) + \sum_j c_j f_j(W)`.
+(Def. 1, with the printed index sets of buyers and sellers swapped back):
+:math:`SC(W; c) = \sum_i l_i(W) + \sum_j c_j f_j(W)`.
 
 Algorithm
 ---------
-1. Allocation (§4.1, spec §1.3): :math:`W(\hat c) = \arg\min_{W \in \mathcal W} SC(W; \hat c)`, solved
-   exactly -- closed form (22) for the mean-estimation market (spec §1.6 [FIX] of A.1.4), KKT +
+1. Allocation (Sec. 4.1): :math:`W(\hat c) = \arg\min_{W \in \mathcal W} SC(W; \hat c)`, solved
+   exactly -- closed form (22) for the mean-estimation market (corrected: appendix A.1.4 has a sign
+   error), KKT +
    bisection for the data-mixture market (23)-(24), a tolerance-1e-12 optimiser for callables.
-2. Payments to each seller (spec §1.4): LOO (1), Data Shapley (8) (exact through
+2. Payments to each seller: LOO (1), Data Shapley (8) (exact through
    :func:`datamarket.valuation.exact_shapley`, Monte Carlo beyond 15 sellers), Myerson (9) (integral to
    infinity by closed form or half-line quadrature), VCG (10).
 3. Buyer prices by the split (17): :math:`P_{i\to j} = \eta_{ij} P_{\to j}` (strong budget balance).
-4. Audits: seller IR (Def. 3 [FIX] "≥ 0"), buyer IR, strong/weak budget balance (Def. 5 [FIX] "≥").
-5. Misreport analysis (§6.1.2, spec §1.5): utility vs report, best report, price of anarchy.
+4. Audits: seller IR (Def. 3 prints "≤ 0"; it is "≥ 0"), buyer IR, strong/weak budget balance
+   (Def. 5 prints ">"; it is "≥").
+5. Misreport analysis: utility vs report, best report, price of anarchy.
 
 Guarantees: Myerson and VCG are IC and seller-IR (Claims 3-4, Theorems 4.1-4.2); LOO and Shapley are
 not IC (Claim 2). Buyer IR holds under (17) when the buyers' values are submodular over sellers
-(Theorem 4.3, "subadditive" read as submodular per spec §1.4.6) and can fail otherwise, e.g. in the
+(Theorem 4.3, "subadditive" read as submodular) and can fail otherwise, e.g. in the
 mean-estimation market (see ``docs/truthful_payments.md``).
 
 >>> m = MeanEstimationMarket.from_variances([[1.0, 0.0]], [[1.0, 0.0], [0.8, 0.2]], [0.5, 0.5])

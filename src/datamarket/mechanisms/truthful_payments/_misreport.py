@@ -1,20 +1,20 @@
-r"""Misreport analysis of paper 001 (§4.2, §6.1.2, Figures 1 and 4; spec §1.5).
+r"""Misreport analysis of paper 001 (Sec. 4.2, Figures 1 and 4).
 
 For seller j with true cost :math:`c_j`, others truthful, the utility of reporting :math:`\hat c_j` under
 rule R is :math:`u^R_j(\hat c_j) = P^R_j(\hat c_j, c_{-j}) - c_j f_j(W(\hat c_j, c_{-j}))`.
 
-Algorithm (spec §1.5):
+Algorithm:
 
 1. evaluate every rule on the report grid :math:`0, h, 2h, \dots \le \hat c_{\max}` (step
    :math:`h = 0.1` by default). The grid is exactly that: the true cost is **not** inserted, so
-   ``reported_costs`` is the plain grid of spec §1.5 whatever :math:`c_j` is; the truthful utility
+   ``reported_costs`` is the plain grid whatever :math:`c_j` is; the truthful utility
    (for :meth:`MisreportSweep.gain`) is evaluated separately;
 2. the grid maximiser is the **smallest** report whose utility is within ``1e-12`` (relative) of the
-   grid maximum (spec §0: ties go to the smallest maximiser, so a flat utility -- a seller that never
+   grid maximum (ties go to the smallest maximiser, so a flat utility -- a seller that never
    trades -- does not pick a report from rounding noise); it is refined by bounded Brent
    (``minimize_scalar(method="bounded")``) on the two neighbouring grid cells, keeping the better of
    grid and refined points;
-3. price of anarchy [FIX, spec §1.5]: the ratio of **true-cost** social costs,
+3. price of anarchy: the ratio of **true-cost** social costs,
    :math:`PoA = SC(W(\hat c^*_j, c_{-j}); c) / SC(W(c); c) \ge 1`.
 """
 
@@ -107,10 +107,10 @@ def misreport_sweep(
     refine: bool = True,
     **kw: Any,
 ) -> MisreportSweep:
-    """Utility of ``seller`` over a report grid under each rule, best reports and PoA (spec §1.5).
+    """Utility of ``seller`` over a report grid under each rule, best reports and PoA.
 
     ``max_report`` defaults to ``3 * c_j`` (at least 1; Figure 1 sweeps [0, 15] for c_j = 5). The
-    grid is ``0, step, 2 step, ...`` up to ``max_report`` (spec §1.5); the true cost is not inserted
+    grid is ``0, step, 2 step, ...`` up to ``max_report``; the true cost is not inserted
     (so ``reported_costs`` does not depend on it), and best reports are searched within the grid's range.
     Extra keyword arguments go to :func:`compute_payments` (``myerson_method``, ``seed``...).
     """
@@ -178,7 +178,7 @@ def misreport_sweep(
 def _first_maximiser(values: FloatArray, rtol: float = 1e-12) -> int:
     """Index of the smallest report whose utility is within ``rtol`` (relative) of the maximum.
 
-    Spec §0: ties go to the smallest maximiser. Without the tolerance a flat utility curve (e.g. a
+    : ties go to the smallest maximiser. Without the tolerance a flat utility curve (e.g. a
     seller that is never allocated) would pick its report from floating-point noise.
 
     >>> _first_maximiser(np.array([1.0, 2.0, 2.0 + 1e-15, 1.5]))

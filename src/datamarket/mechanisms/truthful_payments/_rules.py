@@ -1,21 +1,21 @@
-r"""Payment rules of paper 001 on any :class:`~._truthful_markets.TruthfulMarket` (spec §1.4).
+r"""Payment rules of paper 001 on any :class:`~._truthful_markets.TruthfulMarket`.
 
 Notation: :math:`V(\pi) = \sum_i v_i(W'_\pi)` with :math:`V(\emptyset) = 0`, :math:`v_i = l_i(0) - l_i`,
 :math:`SC^*(\hat c) = \min_W \sum_i l_i(W) + \sum_j \hat c_j f_j(W)` (Def. 1 with the index sets of
-spec §1.2 [FIX]) and :math:`SC^*_{-j}` the optimum without seller j (a reduced problem, spec §1.3).
+, index sets as corrected) and :math:`SC^*_{-j}` the optimum without seller j (a reduced problem).
 
 1. LOO, eq. (1): :math:`P_j = V(S) - V(S\setminus j)`.
 2. Data Shapley, eq. (8), exact over all :math:`2^{|S|}` coalitions **including** :math:`\pi=\emptyset`
    through :func:`datamarket.valuation.exact_shapley` (on the mean-estimation market from a batched
    coalition table, :func:`._truthful_fast.coalition_table`); Monte Carlo beyond ``max_exact`` sellers
-   (default 20 on the mean-estimation market, 15 elsewhere; spec §1.4.2: exact is practical to ~20).
+   (default 20 on the mean-estimation market, 15 elsewhere: exact is practical to ~20).
 3. Myerson, eq. (9): :math:`P_j = \hat c_j f_j(\hat c) + \int_{\hat c_j}^\infty f_j(W(u,\hat c_{-j}))du`,
-   the integral on the half-line by QUADPACK ``qagi`` (spec §1.4.3 (a): ``epsabs=1e-12, epsrel=1e-10,
+   the integral on the half-line by QUADPACK ``qagi`` (``epsabs=1e-12, epsrel=1e-10,
    limit=400``) or a Gauss-Legendre rule after :math:`u = \hat c_j + a s/(1-s)`; never a hard cut-off.
 4. VCG, eq. (10): :math:`P_j = \hat c_j f_j(\hat c) + SC^*_{-j} - SC^*(\hat c)`.
 5. Buyer split, eq. (17) (Theorem 4.3): :math:`\eta_{ij} \propto v_i(W) - v_i(W^{-j})` with
    :math:`W^{-j}` the allocation with column j zeroed and **not** re-optimised; :math:`1/|B|` when the
-   denominator vanishes (spec §1.4.6). Buyer i pays :math:`\sum_j \eta_{ij} P_j`, so the budget is
+   denominator vanishes. Buyer i pays :math:`\sum_j \eta_{ij} P_j`, so the budget is
    strongly balanced by construction.
 """
 
@@ -51,7 +51,7 @@ def buyer_values(market: TruthfulMarket, allocation: FloatArray) -> FloatArray:
 
 
 def social_cost(market: TruthfulMarket, allocation: FloatArray, costs: FloatArray) -> float:
-    """Def. 1 [FIX]: :math:`SC(W; c) = \\sum_i l_i(W) + \\sum_j c_j f_j(W)`."""
+    """Def. 1 (index sets corrected): :math:`SC(W; c) = \\sum_i l_i(W) + \\sum_j c_j f_j(W)`."""
     return float(np.sum(market.losses(allocation)) + np.asarray(costs) @ market.cost_shapes(allocation))
 
 
@@ -123,10 +123,10 @@ def myerson_integral(
 ) -> float:
     """:math:`I_j(\\hat c) = \\int_{\\hat c_j}^{\\infty} f_j(W(u, \\hat c_{-j}))\\,du` (eq. (9)).
 
-    ``quad``: QUADPACK on the half-line (spec §1.4.3 (a)). ``gauss``: ``nodes``-point Gauss-Legendre
+    ``quad``: QUADPACK on the half-line. ``gauss``: ``nodes``-point Gauss-Legendre
     after :math:`u = \\hat c_j + a s/(1-s)`, :math:`a = \\max(1, \\hat c_j)`; with
     :math:`f_j \\sim K/u^2` the transformed integrand tends to :math:`K/a` as :math:`s\\to 1`.
-    ``envelope``: :math:`SC^*_{-j} - SC^*` (spec §1.4.3 (c); exact but makes Theorem 4.2 a tautology).
+    ``envelope``: :math:`SC^*_{-j} - SC^*` (exact but makes Theorem 4.2 a tautology).
 
     Divergence: if :math:`f_j(W(u))` does not vanish as :math:`u \\to \\infty` -- e.g. the only seller of
     a simplex market always gets :math:`w = 1` -- the integral is :math:`+\\infty` (no finite report-
@@ -205,8 +205,8 @@ def shapley_payments(
     """Eq. (8): exact over all coalitions up to ``max_exact`` sellers, Monte Carlo beyond.
 
     ``max_exact=None`` (default) is :data:`EXACT_SHAPLEY_MEAN` = 20 on the mean-estimation market, whose
-    coalition table is computed by batched solves (:func:`._truthful_fast.coalition_table`; spec
-    §1.4.2: exact is practical up to about 20 sellers), and :data:`EXACT_SHAPLEY_GENERIC` = 15 on
+    coalition table is computed by batched solves (:func:`._truthful_fast.coalition_table`: exact is
+    practical up to about 20 sellers), and :data:`EXACT_SHAPLEY_GENERIC` = 15 on
     other markets (one allocation solve per coalition through the valuation engine).
 
     Monte Carlo uses :func:`datamarket.valuation.monte_carlo_shapley` with ``max_evaluations`` game
