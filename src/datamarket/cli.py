@@ -1,7 +1,9 @@
 """Command-line interface: parse, call one library function, print or write files.
 
-Bad input (a malformed scenario, an unknown kind, NaN or negative costs...) prints one line
-``error: FIELD: message`` on standard error and exits with code 2, never a traceback.
+Exit codes: 0 success; 2 bad input (a malformed scenario, an unknown kind, NaN or negative costs...:
+one line ``error: FIELD: message`` on standard error, never a traceback); 3 with ``--fail-on-audit``
+when a property the mechanism guarantees fails; 4 when the market has no equilibrium (the result, with
+its ``reason``, is still printed).
 """
 
 from __future__ import annotations
@@ -20,9 +22,15 @@ from rich.table import Table
 from datamarket import __version__
 from datamarket.core.errors import DatamarketError
 
+EXIT_BAD_INPUT = 2
+EXIT_AUDIT_FAILED = 3
+EXIT_NO_EQUILIBRIUM = 4
+
 app = typer.Typer(
     name="datamarket",
-    help="Data markets: truthful payments, Shapley revenue division, envy-free pricing, exact ledger.",
+    help="Data markets: truthful payments, Shapley revenue division, envy-free pricing, exact ledger.\n\n"
+    "Exit codes: 0 success, 2 bad input, 3 a guaranteed property fails (run --fail-on-audit), "
+    "4 no equilibrium.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -30,13 +38,17 @@ app = typer.Typer(
 from datamarket.service.commands import register as _register_service  # noqa: E402
 
 _register_service(app)
-console = Console()
+# Piped output is not cut to 80 columns: tables keep their full width when stdout is not a terminal.
+console = Console(width=None if sys.stdout.isatty() else 10_000)
 err_console = Console(stderr=True)
 
 Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv).")]
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", min=0, help="Override the seed of every random stream.")
 ]
+
+
+log = logging.getLogger("datamarket.cli")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -67,13 +79,50 @@ def _read_scenario(path: Path, seed: int | None) -> Any:
 
 
 def _print_result(result: Any) -> None:
-    """Rich tables: the scenario's tables and its audits."""
+    """Rich tables: the scenario's tables and its audits (with whether the paper predicts a failure)."""
     console.print(f"[bold]{result.kind}[/bold] (seed {result.seed})")
+    if result.status != "ok":
+        console.print(f"[bold]{result.status}[/bold]: {result.reason}", highlight=False)
     for title, rows in result.tables.items():
         console.print(_rich_table(title, rows))
     if result.audits:
-        rows = [{"audit": k, **a.to_dict()} for k, a in result.audits.items()]
+        rows = [
+            {"audit": k, **{c: v for c, v in a.to_dict().items() if c != "property"}}
+            for k, a in result.audits.items()
+        ]
         console.print(_rich_table("audits", rows))
+        for line in _audit_notes(result):
+            console.print(line, highlight=False, markup=False)
+
+
+def _audit_notes(result: Any) -> list[str]:
+    """One line per failing audit saying whether the mechanism guarantees it or the paper predicts it."""
+    from datamarket.core.audits import AuditStatus
+
+    words = {
+        AuditStatus.FAILS_GUARANTEED: "FAILS although the mechanism guarantees it",
+        AuditStatus.FAILS_AS_PREDICTED: "fails, as the paper predicts (not guaranteed in this scope)",
+        AuditStatus.FAILS_UNCLAIMED: "fails; the paper makes no claim about it",
+    }
+    return [f"{k} ({a.scope}): {words[a.status]}" for k, a in result.audits.items() if not a.holds]
+
+
+def _print_csv(result: Any) -> None:
+    """Every table as CSV (snake_case headers, full precision), each after a ``# table: NAME`` line."""
+    from datamarket.experiments import csv_text
+
+    for name, rows in result.json_tables().items():
+        sys.stdout.write(f"# table: {name}\n{csv_text(rows)}\n")
+
+
+def _exit_code(result: Any, fail_on_audit: bool) -> int:
+    from datamarket.core.audits import AuditStatus
+
+    if result.status == "no_equilibrium":
+        return EXIT_NO_EQUILIBRIUM
+    if fail_on_audit and result.failures(AuditStatus.FAILS_GUARANTEED):
+        return EXIT_AUDIT_FAILED
+    return 0
 
 
 def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
@@ -85,6 +134,10 @@ def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
         table.add_column(c)
     for r in rows:
         table.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in (r.get(c, "") for c in cols)))
+    if not console.is_terminal:
+        table.min_width = None
+        for col in table.columns:
+            col.no_wrap = True
     return table
 
 
@@ -97,27 +150,51 @@ def version() -> None:
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (.toml or .json).")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (same as --format json).")
+    ] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (default), json (one object) or csv (every table).")
+    ] = "table",
     out: Annotated[Path | None, typer.Option("--out", help="Write a report directory.")] = None,
+    fail_on_audit: Annotated[
+        bool, typer.Option("--fail-on-audit", help="Exit 3 when a property the mechanism guarantees fails.")
+    ] = False,
     seed: SeedOpt = None,
     verbose: Verbose = 0,
 ) -> None:
-    """Run a scenario file and print its outcome and audits."""
+    """Run a scenario file and print its outcome and audits.
+
+    Exit codes: 0 success, 2 bad input, 3 a guaranteed property fails (with --fail-on-audit),
+    4 the market has no equilibrium (the result and its reason are printed).
+    """
     from datamarket.experiments import write_scenario_report
     from datamarket.scenarios import run_scenario
 
     _setup_logging(verbose)
+    if fmt not in ("table", "json", "csv"):
+        raise fail(f"--format: must be table, json or csv, got {fmt!r}")
+    fmt = "json" if json_out else fmt
     config = _read_scenario(scenario, seed)
+    t0 = time.perf_counter()
+    log.info("running %s scenario %s", config.kind, scenario)
     try:
         result = run_scenario(config)
     except DatamarketError as exc:
         raise fail(str(exc)) from None
+    log.info("%s ran in %.2f s", config.kind, time.perf_counter() - t0)
     if out is not None:
         write_scenario_report(result, out, scenario.stem)
-    if json_out:
+        log.info("report written to %s", out)
+    if fmt == "json":
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    elif fmt == "csv":
+        _print_csv(result)
     else:
         _print_result(result)
+    code = _exit_code(result, fail_on_audit)
+    if code:
+        raise typer.Exit(code=code)
 
 
 @app.command()
@@ -151,11 +228,15 @@ def demo(
                     for p in reproduce(kind, out / "figures", quick=True, seed=seed, only=names)
                     if p.suffix == ".png"
                 ]
-        failed = [k for k, a in result.audits.items() if not a.holds]
+        from datamarket.core.audits import AuditStatus
+
+        broken = result.failures(AuditStatus.FAILS_GUARANTEED, AuditStatus.FAILS_UNCLAIMED)
+        predicted = result.failures(AuditStatus.FAILS_AS_PREDICTED)
         summary.append(
             {
                 "kind": kind,
-                "audits_not_holding": ", ".join(failed) or "none",
+                "audits_not_holding": ", ".join(broken) or "none",
+                "failing_as_paper_predicts": ", ".join(predicted) or "none",
                 "figures": len(figs),
                 "seconds": round(time.perf_counter() - t, 2),
             }

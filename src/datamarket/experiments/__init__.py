@@ -10,13 +10,14 @@ from datamarket.experiments._figure import (
     reproduce,
     write_records,
 )
-from datamarket.experiments._report import markdown_table, write_scenario_report
+from datamarket.experiments._report import csv_text, markdown_table, write_scenario_report
 
 __all__ = [
     "FigureSpec",
     "Records",
     "available_experiments",
     "columns",
+    "csv_text",
     "figures",
     "markdown_table",
     "render",

@@ -1,18 +1,20 @@
 r"""Scenario kind ``collaborative``: the collaborative ML market of paper 004 on scikit-learn's digits.
 
-A file lists ``[[parties]]``, each with the ``digits`` it holds (training data) and, for the multi-task
-market (``characteristic = "w"``), its own ``task`` digits; a single-task market (``"u"``, ``"v"``) gives
-one common ``task``. Images come from ``sklearn.datasets.load_digits`` (the offline stand-in for MNIST,
-features scaled to [0, 1]), split per class with the scenario's seed (spec §11): ``train_frac`` (or
-``train_count`` images) of each class to training, shared round-robin among its holders, the rest to
-validation. An optional ``[replication]`` table runs the replication attack of one party (spec §7).
+A file lists ``[[parties]]``, each with the ``digits`` it holds (training data) and, for the multi-task market
+(``characteristic = "w"``), its own ``task`` digits; a single-task market (``"u"``, ``"v"``) gives one common
+``task``. Images come from ``sklearn.datasets.load_digits`` (the offline stand-in for MNIST, features scaled
+to [0, 1]), split per class with the scenario's seed (spec §11): ``train_frac`` (or ``train_count`` images) of
+each class to training, shared round-robin among its holders, the rest to validation. An optional
+``[replication]`` table runs the replication attack of one party (spec §7).
 
 JSON fields (public interface): ``parties`` (list of {``name``, ``fee``, ``gain``, ``payout``, ``net``,
-``share``}: fee :math:`A_i`, gain :math:`a_i`, payout :math:`b_i = \mathbf{a}\hat\psi_i` (paper 004
-§4.1 "payout :math:`b_i`", spec §1), net :math:`t_i - A_i = b_i - a_i`, normalised Shapley share; the
-amount returned :math:`t_i = A_i + \text{net}` is in the ``parties`` table), ``characteristic``,
+``share``}: fee :math:`A_i`, gain :math:`a_i`, payout :math:`b_i = \mathbf{a}\hat\psi_i` (paper 004 §4.1
+"payout :math:`b_i`", spec §1), net :math:`t_i - A_i = b_i - a_i`, normalised Shapley share; the amount
+returned :math:`t_i = A_i + \text{net}` is in the ``parties`` table), ``characteristic``,
 ``balance_residual``, ``replication`` (with ``[replication]``: {``replicas``, ``combined_net``,
-``condition_1``} for that many replicas) and ``selected`` (per task: {``task``, ``parties``}, the
+``condition_1``} for that many replicas, and ``per_replicas``: one row per characteristic the market admits
+(u, v, w) and replica count k = 0..replicas with ``original_net``, ``combined_net``, ``share``, the Condition
+1 ``bound`` and whether ``condition_1`` holds) and ``selected`` (per task: {``task``, ``parties``}, the
 parties whose data trains that task's model).
 """
 
@@ -199,6 +201,7 @@ def _replication(
             }
             for rep in reports
         )
+    field["per_replicas"] = rows
     return field, rows
 
 
