@@ -199,3 +199,24 @@ def test_balanced_market_new_fields() -> None:
     )
     assert len(f["growth"]) == len(res.tables["growth"])
     assert f["summary"]["price_of_fairness"] == f["price_of_fairness"]
+
+
+def test_reproduce_one_figure_with_progress_and_timings(tmp_path: Path) -> None:
+    res = _cli("reproduce", "broker", "--quick", "--figure", "pricing_curve", "--out", str(tmp_path), "-v")
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "broker").iterdir()) == [
+        "pricing_curve.csv",
+        "pricing_curve.json",
+        "pricing_curve.png",
+    ]
+    assert "[1/1] broker/pricing_curve" in res.stderr
+    assert re.search(r"broker/pricing_curve: computed \d+ records in [0-9.]+ s", res.stderr)
+    bad = _cli("reproduce", "broker", "--quick", "--figure", "nope", "--out", str(tmp_path))
+    assert bad.returncode == 2 and "no figure nope" in bad.stderr and "pricing_curve" in bad.stderr
+
+
+def test_run_verbose_logs_stage_timings() -> None:
+    res = _cli("run", "examples/truthful_payments.toml", "--json", "-v")
+    assert res.returncode == 0
+    assert re.search(r"truthful_payments ran in [0-9.]+ s", res.stderr)
+    json.loads(res.stdout)  # logging goes to stderr: stdout stays one JSON object

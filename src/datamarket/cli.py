@@ -215,6 +215,7 @@ def demo(
         t = time.perf_counter()
         console.print(f"[bold]== {kind}[/bold]")
         result = run_scenario(default_config(kind, seed=seed))
+        log.info("%s: scenario ran in %.2f s", kind, time.perf_counter() - t)
         write_scenario_report(result, out, kind)
         _print_result(result)
         figs: list[Path] = []
@@ -252,21 +253,40 @@ def reproduce_cmd(
     kind: Annotated[str, typer.Argument(help="Paper family (e.g. broker, collaborative).")],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("reproduce-out"),
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes (for tests).")] = False,
+    figure: Annotated[
+        list[str] | None,
+        typer.Option("--figure", help="Only this figure (file stem; repeat the option for several)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every random stream.")] = 0,
     verbose: Verbose = 0,
 ) -> None:
-    """Regenerate a paper's figures (PNG) with the data behind them (CSV, JSON)."""
+    """Regenerate a paper's figures (PNG) with the data behind them (CSV, JSON), one figure at a time.
+
+    Prints ``[i/n] kind/figure`` before each figure and its time after it; -v logs each stage.
+    """
     from datamarket.experiments import reproduce
 
     _setup_logging(verbose)
+    t_fig = [time.perf_counter()]
+
+    def progress(message: str) -> None:
+        if message.startswith("[1/"):
+            t_fig[0] = time.perf_counter()
+        else:
+            err_console.print(f"  done in {time.perf_counter() - t_fig[0]:.1f} s", highlight=False)
+            t_fig[0] = time.perf_counter()
+        err_console.print(f"computing {message}", highlight=False)
+
+    t0 = time.perf_counter()
     try:
-        paths = reproduce(
-            kind, out, quick=quick, seed=seed, progress=lambda s: console.print(f"computing {s}")
-        )
+        paths = reproduce(kind, out, quick=quick, seed=seed, only=figure or None, progress=progress)
     except DatamarketError as exc:
         raise fail(str(exc)) from None
+    if paths:
+        err_console.print(f"  done in {time.perf_counter() - t_fig[0]:.1f} s", highlight=False)
     for p in paths:
         console.print(str(p))
+    err_console.print(f"{kind}: {len(paths)} files in {time.perf_counter() - t0:.1f} s", highlight=False)
 
 
 @app.command(name="value")

@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import pkgutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,16 +113,38 @@ def reproduce(
     only: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Compute, save and plot every figure of ``kind`` into ``out_dir/kind``; returns paths."""
+    """Compute, save and plot every figure of ``kind`` (or those named in ``only``) into ``out_dir/kind``.
+
+    ``progress(message)`` is called before each figure with ``"[i/n] kind/name"``; each stage's time is
+    logged at INFO level. An unknown name in ``only`` is an error naming the available figures.
+    """
+    specs = figures(kind)
+    if only:
+        unknown = sorted(set(only) - {s.name for s in specs})
+        if unknown:
+            raise DatamarketError(
+                f"figure: no figure {', '.join(unknown)} for {kind!r} "
+                f"(available: {', '.join(s.name for s in specs)})"
+            )
+        specs = tuple(s for s in specs if s.name in only)
     written: list[Path] = []
-    for spec in figures(kind):
-        if only and spec.name not in only:
-            continue
+    for i, spec in enumerate(specs, 1):
         if progress is not None:
-            progress(f"{kind}/{spec.name}")
-        log.info("computing %s/%s (quick=%s, seed=%d)", kind, spec.name, quick, seed)
+            progress(f"[{i}/{len(specs)}] {kind}/{spec.name}")
+        t0 = time.perf_counter()
         records = spec.compute(quick, seed)
+        t1 = time.perf_counter()
         stem = out_dir / kind / spec.name
         written.extend(write_records(records, stem))
         written.append(render(spec, records, stem.with_suffix(".png")))
+        log.info(
+            "%s/%s: computed %d records in %.2f s, wrote and rendered in %.2f s (quick=%s, seed=%d)",
+            kind,
+            spec.name,
+            len(records),
+            t1 - t0,
+            time.perf_counter() - t1,
+            quick,
+            seed,
+        )
     return written
