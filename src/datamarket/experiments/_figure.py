@@ -20,6 +20,7 @@ from typing import Any
 
 from datamarket.core.errors import DatamarketError
 from datamarket.core.types import json_safe
+from datamarket.experiments._style import style
 
 log = logging.getLogger(__name__)
 
@@ -85,23 +86,37 @@ def write_records(records: Records, stem: Path) -> list[Path]:
 
 
 def render(spec: FigureSpec, records: Records, path: Path) -> Path:
-    """Plot ``records`` with ``spec.plot`` into a PNG at ``path``."""
+    """Plot ``records`` with ``spec.plot`` into a PNG at ``path`` (shared style, :mod:`._style`)."""
+    import matplotlib.pyplot as plt
+
+    fig = draw(spec, records)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with style():
+            fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def draw(spec: FigureSpec, records: Records) -> Any:
+    """The matplotlib figure of ``spec`` drawn from ``records`` in the shared style (caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     w, h = spec.figsize
-    fig, axes = plt.subplots(1, spec.panels, figsize=(w * spec.panels, h), squeeze=False)
-    try:
-        spec.plot(records, list(axes[0]))
-        fig.suptitle(spec.title)
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    with style():
+        fig, axes = plt.subplots(1, spec.panels, figsize=(w * spec.panels, h), squeeze=False)
+        try:
+            spec.plot(records, list(axes[0]))
+            fig.suptitle(spec.title)
+            fig.tight_layout()
+        except BaseException:
+            plt.close(fig)
+            raise
+    return fig
 
 
 def reproduce(
