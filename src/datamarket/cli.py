@@ -320,8 +320,11 @@ def value_cmd(
             if not csv_path.is_file():
                 raise fail(f"dataset.csv: no such file {str(csv_path)!r}")
             x, y = vc.dataset_from_csv_text(csv_path.read_text(), ds.target)
+            dataset_read: dict[str, Any] = {"source": "csv", "path": str(csv_path), "name": csv_path.name}
         else:
             x, y = vc.bundled_dataset(ds.name or "breast_cancer")
+            dataset_read = {"source": "bundled", "name": ds.name or "breast_cancer"}
+        dataset_read.update(rows=int(x.shape[0]), columns=int(x.shape[1]))
         game = vc.build_game(config, x, y)
         be = config.backend
         backend: Any = (
@@ -360,6 +363,9 @@ def value_cmd(
             "config": config.model_dump(mode="json"),
         }
         data.update(result.to_dict())
+        # the method as the config names it; the estimator that computed it is ``estimator``
+        data["method"], data["estimator"] = config.method.name, result.method
+        data["dataset_read"] = dataset_read
         data["rows"] = sizes
         data["model_fits"] = game.n_fits
         sys.stdout.write(json.dumps(data) + "\n")
@@ -368,7 +374,13 @@ def value_cmd(
         {"seller": n, "rows": k, "value": float(v), "stderr": float(e)}
         for n, k, v, e in zip(result.names, sizes, result.values, result.stderr, strict=True)
     ]
-    console.print(_rich_table(f"{result.method} ({config.dataset.name or config.dataset.csv})", rows))
+    console.print(
+        _rich_table(
+            f"{config.method.name} ({dataset_read['name']}: {dataset_read['rows']} rows, "
+            f"{dataset_read['columns']} columns)",
+            rows,
+        )
+    )
     console.print(
         f"{result.evaluations} evaluations, {result.cache_hits} cache hits, stop: {result.stop_reason}, "
         f"converged: {result.converged}, {result.elapsed:.2f} s"
