@@ -150,6 +150,13 @@ def test_csv_report_names_headers_and_precision(tmp_path: Path, broker_result: S
     assert any(p.suffix == ".parquet" for p in paths) == (importlib.util.find_spec("pyarrow") is not None)
 
 
+def test_report_of_a_mixed_type_table(tmp_path: Path) -> None:
+    """The summary table mixes booleans, numbers and text in one column: CSV and Parquet both write."""
+    res = run_scenario(default_config("balanced_market"))
+    paths = write_scenario_report(res, tmp_path, "bm")
+    assert (tmp_path / "bm-summary.csv").is_file() and len(paths) >= 3
+
+
 def test_to_dataframe(broker_result: ScenarioResult) -> None:
     frames = broker_result.to_dataframe()
     assert list(frames) == ["pricing", "collection", "deviations", "profit"]

@@ -92,5 +92,9 @@ def _parquet(rows: list[dict[str, Any]], path: Path) -> list[Path]:
     frame = pd.DataFrame(
         [{k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in r.items()} for r in rows]
     )
+    for col in frame.columns:  # a column mixing types (a "quantity, value" table) is stored as text
+        kinds = {type(v) for v in frame[col] if v is not None}
+        if frame[col].dtype == object and len(kinds) > 1:
+            frame[col] = [None if v is None else str(v) for v in frame[col]]
     frame.to_parquet(path, index=False)
     return [path]
