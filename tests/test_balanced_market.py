@@ -21,6 +21,17 @@ from datamarket.scenarios import ScenarioError, parse_scenario, run_scenario
 from datamarket.scenarios.balanced_market import default_config
 
 FIELDS = {"reserve_prices", "rho", "thresholds", "baseline", "intervention", "utility_ratios", "backfire"}
+# added in result schema version 2 (the version-1 fields stay, never renamed)
+ADDED = {
+    "price_of_fairness",
+    "kappa_gamma",
+    "tau_H_max",
+    "equilibria",
+    "payments",
+    "best_response_regrets",
+    "summary",
+    "growth",
+}
 BLOCK = {"forms", "production", "total", "active_groups", "utilities"}
 
 
@@ -101,7 +112,7 @@ def test_bad_markets_name_the_field(kwargs, field) -> None:
 
 def test_scenario_fields_and_demo_config() -> None:
     res = run_scenario(default_config())
-    assert set(res.fields) == FIELDS
+    assert set(res.fields) == FIELDS | ADDED
     for key in ("baseline", "intervention"):
         assert set(res.fields[key]) == BLOCK
         assert set(res.fields[key]["utilities"]) == {"marketplace", "sellers", "buyers"}

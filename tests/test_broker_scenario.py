@@ -41,7 +41,8 @@ def test_default_scenario_fields_and_audits() -> None:
         "over_collect",
     }
     assert all(g < 0 for g in gains.values())
-    assert all(a.holds for a in res.audits.values()), res.audits
+    # ex_post.* audit the one settled realisation, where M* promises nothing (IR holds in expectation)
+    assert all(a.holds for k, a in res.audits.items() if not k.startswith("ex_post.")), res.audits
     assert abs(res.outcome.platform_take) < 1e-9
     assert res.outcome.mechanism == "broker_mstar"
 

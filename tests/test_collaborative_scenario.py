@@ -19,7 +19,7 @@ def test_default_scenario_fields_are_the_public_interface() -> None:
     result = run_scenario(default_config("collaborative", seed=0))
     assert set(result.fields) == {"parties", "characteristic", "balance_residual", "replication", "selected"}
     assert all(set(p) == PARTY_FIELDS for p in result.fields["parties"])
-    assert set(result.fields["replication"]) == {"replicas", "combined_net", "condition_1"}
+    assert set(result.fields["replication"]) == {"replicas", "combined_net", "condition_1", "per_replicas"}
     assert result.fields["balance_residual"] < 1e-9
     assert all(set(s) == {"task", "parties"} for s in result.fields["selected"])
     data = json.loads(json.dumps(result.to_json()))

@@ -156,7 +156,15 @@ def test_declared_properties_hold_and_ic_probe_detects_wrong_effort() -> None:
 # ----------------------------------------------------------------------------------------------
 def test_default_scenario_fields_and_outcome() -> None:
     res = run_scenario(default_config("competing_buyers"))
-    assert set(res.fields) == FIELDS
+    assert set(res.fields) == FIELDS | {
+        # added in result schema version 2
+        "total_gamma",
+        "total_d",
+        "feasible_sources",
+        "effort_social_unconstrained",
+        "equilibrium_status",
+        "best_responses",
+    }
     data = json.loads(json.dumps(res.to_json()))
     assert data["gne_exists"] is True
     assert set(data["contracts"]) == {"c", "d"}

@@ -16,16 +16,20 @@ from datamarket.scenarios import ScenarioError, default_config, parse_scenario, 
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# fields added in result schema version 2 (the version-1 fields above stay, never renamed)
+ADDED = {"shares", "buyer_values", "buyer_prices"}
+SWEEP_ADDED = {"seller", "true_cost", "best_grid_report", "gain"}
+
 
 def test_default_config_fields_and_speed() -> None:
     t0 = time.perf_counter()
     result = run_scenario(default_config("truthful_payments"))
     assert time.perf_counter() - t0 < 15
-    assert set(result.fields) == {"allocation", "payments", "social_cost", "sweep"}
+    assert set(result.fields) == {"allocation", "payments", "social_cost", "sweep"} | ADDED
     assert set(result.fields["payments"]) == {"loo", "shapley", "myerson", "vcg"}
     assert all(len(v) == 3 for v in result.fields["payments"].values())
     sweep = result.fields["sweep"]
-    assert set(sweep) == {"reported_costs", "utility", "best_report", "price_of_anarchy"}
+    assert set(sweep) == {"reported_costs", "utility", "best_report", "price_of_anarchy"} | SWEEP_ADDED
     # exact: best reports are points of the report grid, not computed
     assert sweep["best_report"]["myerson"] == sweep["best_report"]["vcg"] == 5.0
     assert sweep["best_report"]["loo"] > 5.0 > sweep["best_report"]["shapley"]
@@ -51,7 +55,7 @@ def test_mixture_example_and_myerson_equals_vcg() -> None:
 def test_without_sweep_has_no_sweep_field() -> None:
     text = (ROOT / "examples" / "truthful_payments-two-buyers.toml").read_text()
     res = run_scenario(parse_scenario(text))
-    assert set(res.fields) == {"allocation", "payments", "social_cost"}
+    assert set(res.fields) == {"allocation", "payments", "social_cost"} | ADDED
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,9 @@ def test_example_runs_through_cli() -> None:
     res = _value(str(EXAMPLE), "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
-    assert data["method"] == "permutation_shapley" and len(data["values"]) == 10
+    assert data["method"] == "monte_carlo_shapley" and data["estimator"] == "permutation_shapley"
+    assert len(data["values"]) == 10
+    assert data["dataset_read"] == {"source": "bundled", "name": "breast_cancer", "rows": 569, "columns": 30}
     assert data["evaluations"] <= 1000 and data["model_fits"] <= 1000
     # efficiency holds approximately: values sum to v(N) - v(empty) = test accuracy - 0 (about 0.96)
     assert 0.85 < sum(data["values"]) < 1.0
@@ -53,9 +55,17 @@ def test_exact_on_csv_prints_json_and_table(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["model_fits"] == 15 and data["evaluations"] == 16
+    assert data["dataset_read"]["name"] == "d.csv" and data["dataset_read"]["rows"] == 80
     assert abs(data["extra"]["efficiency_gap"]) < 1e-9
     res = CliRunner().invoke(app, ["value", str(cfg)])
-    assert res.exit_code == 0 and "seller_3" in res.stdout and "exact_shapley" in res.stdout
+    assert res.exit_code == 0 and "seller_3" in res.stdout and "exact_shapley (d.csv: 80 rows" in res.stdout
+    # the dirichlet split keeps every training row (as many as the equal split hands out)
+    n_train = sum(data["rows"])
+    cfg.write_text(cfg.read_text().replace("n = 4", 'n = 4\nsplit = "dirichlet"'))
+    res = CliRunner().invoke(app, ["value", str(cfg), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["rows"]
+    assert sum(rows) == n_train and min(rows) >= 1
 
 
 @pytest.mark.parametrize(

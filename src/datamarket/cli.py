@@ -1,9 +1,11 @@
 """Command-line interface: parse, call one library function, print or write files.
 
-Bad input (a malformed scenario, an unknown kind, NaN or negative costs...) prints one line
-``error: FIELD: message`` on standard error and exits with code 2, never a traceback. So does a command
-that needs an optional extra which is not installed (``serve`` and ``ledger`` need ``[service]``, a Dask
-scheduler needs ``[dask]``): the line names the extra to install.
+Exit codes: 0 success; 2 bad input (a malformed scenario, an unknown kind, NaN or negative costs...:
+one line ``error: FIELD: message`` on standard error, never a traceback), and also a command that needs
+an optional extra which is not installed (``serve`` and ``ledger`` need ``[service]``, a Dask scheduler
+needs ``[dask]``: the line names the extra to install); 3 with ``--fail-on-audit`` when a property the
+mechanism guarantees fails; 4 when the market has no equilibrium (the result, with its ``reason``, is
+still printed).
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ from rich.table import Table
 from datamarket import __version__
 from datamarket.core.errors import DatamarketError
 
+EXIT_BAD_INPUT = 2
+EXIT_AUDIT_FAILED = 3
+EXIT_NO_EQUILIBRIUM = 4
+
 app = typer.Typer(
     name="datamarket",
-    help="Data markets: truthful payments, Shapley revenue division, envy-free pricing, exact ledger.",
+    help="Data markets: truthful payments, Shapley revenue division, envy-free pricing, exact ledger.\n\n"
+    "Exit codes: 0 success, 2 bad input, 3 a guaranteed property fails (run --fail-on-audit), "
+    "4 no equilibrium.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -32,13 +40,17 @@ app = typer.Typer(
 from datamarket.service.commands import register as _register_service  # noqa: E402
 
 _register_service(app)
-console = Console()
+# Piped output is not cut to 80 columns: tables keep their full width when stdout is not a terminal.
+console = Console(width=None if sys.stdout.isatty() else 10_000)
 err_console = Console(stderr=True)
 
 Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv).")]
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", min=0, help="Override the seed of every random stream.")
 ]
+
+
+log = logging.getLogger("datamarket.cli")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -69,13 +81,50 @@ def _read_scenario(path: Path, seed: int | None) -> Any:
 
 
 def _print_result(result: Any) -> None:
-    """Rich tables: the scenario's tables and its audits."""
+    """Rich tables: the scenario's tables and its audits (with whether the paper predicts a failure)."""
     console.print(f"[bold]{result.kind}[/bold] (seed {result.seed})")
+    if result.status != "ok":
+        console.print(f"[bold]{result.status}[/bold]: {result.reason}", highlight=False)
     for title, rows in result.tables.items():
         console.print(_rich_table(title, rows))
     if result.audits:
-        rows = [{"audit": k, **a.to_dict()} for k, a in result.audits.items()]
+        rows = [
+            {"audit": k, **{c: v for c, v in a.to_dict().items() if c != "property"}}
+            for k, a in result.audits.items()
+        ]
         console.print(_rich_table("audits", rows))
+        for line in _audit_notes(result):
+            console.print(line, highlight=False, markup=False)
+
+
+def _audit_notes(result: Any) -> list[str]:
+    """One line per failing audit saying whether the mechanism guarantees it or the paper predicts it."""
+    from datamarket.core.audits import AuditStatus
+
+    words = {
+        AuditStatus.FAILS_GUARANTEED: "FAILS although the mechanism guarantees it",
+        AuditStatus.FAILS_AS_PREDICTED: "fails, as the paper predicts (not guaranteed in this scope)",
+        AuditStatus.FAILS_UNCLAIMED: "fails; the paper makes no claim about it",
+    }
+    return [f"{k} ({a.scope}): {words[a.status]}" for k, a in result.audits.items() if not a.holds]
+
+
+def _print_csv(result: Any) -> None:
+    """Every table as CSV (snake_case headers, full precision), each after a ``# table: NAME`` line."""
+    from datamarket.experiments import csv_text
+
+    for name, rows in result.json_tables().items():
+        sys.stdout.write(f"# table: {name}\n{csv_text(rows)}\n")
+
+
+def _exit_code(result: Any, fail_on_audit: bool) -> int:
+    from datamarket.core.audits import AuditStatus
+
+    if result.status == "no_equilibrium":
+        return EXIT_NO_EQUILIBRIUM
+    if fail_on_audit and result.failures(AuditStatus.FAILS_GUARANTEED):
+        return EXIT_AUDIT_FAILED
+    return 0
 
 
 def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
@@ -87,6 +136,10 @@ def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
         table.add_column(c)
     for r in rows:
         table.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in (r.get(c, "") for c in cols)))
+    if not console.is_terminal:
+        table.min_width = None
+        for col in table.columns:
+            col.no_wrap = True
     return table
 
 
@@ -164,27 +217,51 @@ def example_cmd(
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (.toml or .json).")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (same as --format json).")
+    ] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (default), json (one object) or csv (every table).")
+    ] = "table",
     out: Annotated[Path | None, typer.Option("--out", help="Write a report directory.")] = None,
+    fail_on_audit: Annotated[
+        bool, typer.Option("--fail-on-audit", help="Exit 3 when a property the mechanism guarantees fails.")
+    ] = False,
     seed: SeedOpt = None,
     verbose: Verbose = 0,
 ) -> None:
-    """Run a scenario file and print its outcome and audits."""
+    """Run a scenario file and print its outcome and audits.
+
+    Exit codes: 0 success, 2 bad input, 3 a guaranteed property fails (with --fail-on-audit),
+    4 the market has no equilibrium (the result and its reason are printed).
+    """
     from datamarket.experiments import write_scenario_report
     from datamarket.scenarios import run_scenario
 
     _setup_logging(verbose)
+    if fmt not in ("table", "json", "csv"):
+        raise fail(f"--format: must be table, json or csv, got {fmt!r}")
+    fmt = "json" if json_out else fmt
     config = _read_scenario(scenario, seed)
+    t0 = time.perf_counter()
+    log.info("running %s scenario %s", config.kind, scenario)
     try:
         result = run_scenario(config)
     except DatamarketError as exc:
         raise fail(str(exc)) from None
+    log.info("%s ran in %.2f s", config.kind, time.perf_counter() - t0)
     if out is not None:
         write_scenario_report(result, out, scenario.stem)
-    if json_out:
+        log.info("report written to %s", out)
+    if fmt == "json":
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    elif fmt == "csv":
+        _print_csv(result)
     else:
         _print_result(result)
+    code = _exit_code(result, fail_on_audit)
+    if code:
+        raise typer.Exit(code=code)
 
 
 @app.command()
@@ -204,6 +281,7 @@ def demo(
         t = time.perf_counter()
         console.print(f"[bold]== {kind}[/bold]")
         result = run_scenario(default_config(kind, seed=seed))
+        log.info("%s: scenario ran in %.2f s", kind, time.perf_counter() - t)
         write_scenario_report(result, out, kind)
         _print_result(result)
         figs: list[Path] = []
@@ -217,11 +295,15 @@ def demo(
                     for p in reproduce(kind, out / "figures", quick=True, seed=seed, only=names)
                     if p.suffix == ".png"
                 ]
-        failed = [k for k, a in result.audits.items() if not a.holds]
+        from datamarket.core.audits import AuditStatus
+
+        broken = result.failures(AuditStatus.FAILS_GUARANTEED, AuditStatus.FAILS_UNCLAIMED)
+        predicted = result.failures(AuditStatus.FAILS_AS_PREDICTED)
         summary.append(
             {
                 "kind": kind,
-                "audits_not_holding": ", ".join(failed) or "none",
+                "audits_not_holding": ", ".join(broken) or "none",
+                "failing_as_paper_predicts": ", ".join(predicted) or "none",
                 "figures": len(figs),
                 "seconds": round(time.perf_counter() - t, 2),
             }
@@ -242,21 +324,40 @@ def reproduce_cmd(
     kind: Annotated[str, typer.Argument(help="Paper family (e.g. broker, collaborative).")],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("reproduce-out"),
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes (for tests).")] = False,
+    figure: Annotated[
+        list[str] | None,
+        typer.Option("--figure", help="Only this figure (file stem; repeat the option for several)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every random stream.")] = 0,
     verbose: Verbose = 0,
 ) -> None:
-    """Regenerate a paper's figures (PNG) with the data behind them (CSV, JSON)."""
+    """Regenerate a paper's figures (PNG) with the data behind them (CSV, JSON), one figure at a time.
+
+    Prints ``[i/n] kind/figure`` before each figure and its time after it; -v logs each stage.
+    """
     from datamarket.experiments import reproduce
 
     _setup_logging(verbose)
+    t_fig = [time.perf_counter()]
+
+    def progress(message: str) -> None:
+        if message.startswith("[1/"):
+            t_fig[0] = time.perf_counter()
+        else:
+            err_console.print(f"  done in {time.perf_counter() - t_fig[0]:.1f} s", highlight=False)
+            t_fig[0] = time.perf_counter()
+        err_console.print(f"computing {message}", highlight=False)
+
+    t0 = time.perf_counter()
     try:
-        paths = reproduce(
-            kind, out, quick=quick, seed=seed, progress=lambda s: console.print(f"computing {s}")
-        )
+        paths = reproduce(kind, out, quick=quick, seed=seed, only=figure or None, progress=progress)
     except DatamarketError as exc:
         raise fail(str(exc)) from None
+    if paths:
+        err_console.print(f"  done in {time.perf_counter() - t_fig[0]:.1f} s", highlight=False)
     for p in paths:
         console.print(str(p))
+    err_console.print(f"{kind}: {len(paths)} files in {time.perf_counter() - t0:.1f} s", highlight=False)
 
 
 @app.command(name="value")
@@ -294,8 +395,11 @@ def value_cmd(
             if not csv_path.is_file():
                 raise fail(f"dataset.csv: no such file {str(csv_path)!r}")
             x, y = vc.dataset_from_csv_text(csv_path.read_text(), ds.target)
+            dataset_read: dict[str, Any] = {"source": "csv", "path": str(csv_path), "name": csv_path.name}
         else:
             x, y = vc.bundled_dataset(ds.name or "breast_cancer")
+            dataset_read = {"source": "bundled", "name": ds.name or "breast_cancer"}
+        dataset_read.update(rows=int(x.shape[0]), columns=int(x.shape[1]))
         game = vc.build_game(config, x, y)
         cache_dir = (
             cache if cache is not None else (config_path.parent / config.cache if config.cache else None)
@@ -341,6 +445,9 @@ def value_cmd(
             "config": config.model_dump(mode="json"),
         }
         data.update(result.to_dict())
+        # the method as the config names it; the estimator that computed it is ``estimator``
+        data["method"], data["estimator"] = config.method.name, result.method
+        data["dataset_read"] = dataset_read
         data["rows"] = sizes
         data["model_fits"] = game.n_fits
         sys.stdout.write(json.dumps(data) + "\n")
@@ -349,7 +456,13 @@ def value_cmd(
         {"seller": n, "rows": k, "value": float(v), "stderr": float(e)}
         for n, k, v, e in zip(result.names, sizes, result.values, result.stderr, strict=True)
     ]
-    console.print(_rich_table(f"{result.method} ({config.dataset.name or config.dataset.csv})", rows))
+    console.print(
+        _rich_table(
+            f"{config.method.name} ({dataset_read['name']}: {dataset_read['rows']} rows, "
+            f"{dataset_read['columns']} columns)",
+            rows,
+        )
+    )
     console.print(
         f"{result.evaluations} evaluations, {result.cache_hits} cache hits, stop: {result.stop_reason}, "
         f"converged: {result.converged}, {result.elapsed:.2f} s"

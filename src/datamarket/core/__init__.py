@@ -2,11 +2,13 @@
 
 from datamarket.core.audits import (
     AuditResult,
+    AuditStatus,
     ICProbe,
     ICReport,
     MechanismInfo,
     Property,
     Sample,
+    Scope,
     audit_budget_balance,
     audit_declared,
     audit_envy_free,
@@ -14,6 +16,7 @@ from datamarket.core.audits import (
     audit_ir_buyers,
     audit_ir_sellers,
     audit_outcome,
+    judge,
     sweep_misreports,
 )
 from datamarket.core.errors import DatamarketError, InfeasibleError, InvalidMarketError
@@ -31,6 +34,7 @@ from datamarket.core.types import (
 
 __all__ = [
     "AuditResult",
+    "AuditStatus",
     "Buyer",
     "DatamarketError",
     "Dataset",
@@ -44,6 +48,7 @@ __all__ = [
     "Property",
     "Role",
     "Sample",
+    "Scope",
     "Seed",
     "Seller",
     "audit_budget_balance",
@@ -55,6 +60,7 @@ __all__ = [
     "audit_outcome",
     "finite_array",
     "json_safe",
+    "judge",
     "make_rng",
     "spawn_generators",
     "spawn_seeds",

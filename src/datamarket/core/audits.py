@@ -9,15 +9,24 @@ The five papers check the same handful of properties (their abbreviations in bra
 * incentive compatibility (ICC, paper 001 Def. 2, paper 003 Def. 4): no misreport improves utility.
   Checked empirically by sweeping an agent's report over a grid (:func:`audit_incentive_compatibility`).
 
-Each audit returns an :class:`AuditResult` with the worst violation; the tolerance is explicit.
-A mechanism declares what it guarantees as :class:`MechanismInfo` metadata; the shared contract test
-(``tests/test_mechanism_contract.py``) checks every registered mechanism against its declaration.
+Each audit returns an :class:`AuditResult` with the worst violation; the tolerance is explicit. An audit
+has a :class:`Scope`: ``ex_post`` (every realised outcome), ``expected`` (in expectation over the
+mechanism's randomness, estimated by Monte Carlo) or ``ex_ante`` (on the posted quantities, before
+anything is realised).
+
+A mechanism declares what it guarantees as :class:`MechanismInfo` metadata (with the scope of each
+guarantee, and the properties the paper shows can fail); the shared contract test
+(``tests/test_mechanism_contract.py``) checks every registered mechanism against its declaration, and
+:func:`judge` sets an audit's ``expected_to_hold`` from the declaration, so that a report can tell a
+broken guarantee (:attr:`AuditStatus.FAILS_GUARANTEED`) from a failure the paper predicts
+(:attr:`AuditStatus.FAILS_AS_PREDICTED`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+import builtins
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -37,14 +46,48 @@ class Property(StrEnum):
     INCENTIVE_COMPATIBLE = "incentive_compatible"
 
 
+class Scope(StrEnum):
+    """When a property is checked: on every realisation, in expectation, or on posted quantities."""
+
+    EX_POST = "ex_post"
+    EXPECTED = "expected"
+    EX_ANTE = "ex_ante"
+
+
+class AuditStatus(StrEnum):
+    """An audit's verdict read against the mechanism's declaration."""
+
+    HOLDS = "holds"
+    FAILS_GUARANTEED = "fails_guaranteed"  # the mechanism declares it: a bug or a wrong input
+    FAILS_AS_PREDICTED = "fails_as_predicted"  # the paper shows it can fail
+    FAILS_UNCLAIMED = "fails_unclaimed"  # the paper makes no claim either way
+
+
 @dataclass(frozen=True)
 class AuditResult:
-    """Outcome of one audit: ``holds`` and the worst violation found (0 when it holds)."""
+    """Outcome of one audit: ``holds`` and the worst violation found (0 when it holds).
+
+    ``scope`` says when the property is checked; ``mechanism`` names the audited mechanism and
+    ``expected_to_hold`` is its declaration (``True`` guaranteed in this scope, ``False`` the paper
+    shows it can fail, ``None`` no claim), set by :func:`judge`.
+    """
 
     property: Property
     holds: bool
     violation: float
     detail: str = ""
+    scope: Scope = Scope.EX_POST
+    mechanism: str = ""
+    expected_to_hold: bool | None = None
+
+    @builtins.property  # the field ``property`` shadows the builtin in this class body
+    def status(self) -> AuditStatus:
+        """``holds``, or which kind of failure this is (see :class:`AuditStatus`)."""
+        if self.holds:
+            return AuditStatus.HOLDS
+        if self.expected_to_hold is None:
+            return AuditStatus.FAILS_UNCLAIMED
+        return AuditStatus.FAILS_GUARANTEED if self.expected_to_hold else AuditStatus.FAILS_AS_PREDICTED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +95,10 @@ class AuditResult:
             "holds": self.holds,
             "violation": float(self.violation),
             "detail": self.detail,
+            "scope": self.scope.value,
+            "mechanism": self.mechanism,
+            "expected_to_hold": self.expected_to_hold,
+            "status": self.status.value,
         }
 
 
@@ -212,10 +259,46 @@ class MechanismInfo:
     sample: Callable[[int], Sample]
     description: str = ""
     notes: dict[str, str] = field(default_factory=dict)
+    scopes: Mapping[Property, Scope] = field(default_factory=dict)
+    """Scope of each guarantee; unlisted ones are ``ex_post`` (checked on every sample)."""
+    violates: frozenset[Property] = frozenset()
+    """Properties the paper shows can fail (e.g. incentive compatibility of leave-one-out payments)."""
+
+    def expects(self, prop: Property, scope: Scope = Scope.EX_POST) -> bool | None:
+        """Whether ``prop`` audited in ``scope`` should hold: ``True`` guaranteed, ``False`` not.
+
+        An ex post guarantee covers every scope; a guarantee in expectation or ex ante says nothing
+        about single realisations, so an ex post audit of it is expected to fail sometimes
+        (``False``). Properties in ``violates`` are ``False``; anything else ``None`` (no claim).
+
+        >>> info = MechanismInfo("m", "p", frozenset({Property.IR_BUYER}), lambda s: None,  # type: ignore
+        ...                      scopes={Property.IR_BUYER: Scope.EXPECTED})
+        >>> info.expects(Property.IR_BUYER, Scope.EXPECTED), info.expects(Property.IR_BUYER)
+        (True, False)
+        >>> info.expects(Property.ENVY_FREE) is None
+        True
+        """
+        if prop in self.guarantees:
+            return self.scopes.get(prop, Scope.EX_POST) == Scope.EX_POST or scope != Scope.EX_POST
+        if prop in self.violates:
+            return False
+        return None
+
+
+def judge(audit: AuditResult, info: MechanismInfo | None) -> AuditResult:
+    """``audit`` with ``mechanism`` and ``expected_to_hold`` set from ``info``'s declaration."""
+    if info is None:
+        return audit
+    return replace(audit, mechanism=info.name, expected_to_hold=info.expects(audit.property, audit.scope))
 
 
 def audit_declared(info: MechanismInfo, sample: Sample) -> list[AuditResult]:
-    """Audit ``sample`` against every property ``info`` declares; returns the failures."""
+    """Audit ``sample`` against every property ``info`` declares; returns the failures.
+
+    Guarantees in expectation are not checkable on one sample (the family's scenario audits them by
+    Monte Carlo); ex ante guarantees are checked on the sample's outcome, which for such a mechanism is
+    the posted (ex ante) one.
+    """
     checks: dict[Property, Callable[[], AuditResult]] = {
         Property.IR_BUYER: lambda: audit_ir_buyers(sample.outcome, sample.tol),
         Property.IR_SELLER: lambda: audit_ir_sellers(sample.outcome, sample.tol),
@@ -228,4 +311,5 @@ def audit_declared(info: MechanismInfo, sample: Sample) -> list[AuditResult]:
         Property.ENVY_FREE: lambda: audit_envy_free(sample.outcome, sample.tol),
         Property.INCENTIVE_COMPATIBLE: lambda: audit_incentive_compatibility(sample.ic_probes, sample.tol),
     }
-    return [r for r in (checks[p]() for p in sorted(info.guarantees)) if not r.holds]
+    checkable = [p for p in sorted(info.guarantees) if info.scopes.get(p) != Scope.EXPECTED]
+    return [r for r in (checks[p]() for p in checkable) if not r.holds]

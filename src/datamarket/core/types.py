@@ -285,6 +285,19 @@ class Outcome:
             }
         return out
 
+    def to_dataframe(self) -> Any:
+        """One row per participant: ``name``, ``role``, the per-participant arrays, ``utility``.
+
+        pandas is imported on first use (a dependency of the package, kept out of import time).
+
+        >>> o = Outcome("t", ("b", "s"), (Role.BUYER, Role.SELLER), prices=[2.0, 0.0], payments=[0.0, 2.0])
+        >>> o.to_dataframe()[["name", "role", "prices", "payments", "utility"]].values.tolist()
+        [['b', 'buyer', 2.0, 0.0, -2.0], ['s', 'seller', 0.0, 2.0, 2.0]]
+        """
+        import pandas as pd
+
+        return pd.DataFrame(self.to_dict()["participants"])
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
         """Inverse of :meth:`to_dict`; rejects unknown schema versions."""

@@ -5,22 +5,31 @@ from datamarket.experiments._figure import (
     Records,
     available_experiments,
     columns,
+    draw,
     figures,
     render,
     reproduce,
     write_records,
 )
-from datamarket.experiments._report import markdown_table, write_scenario_report
+from datamarket.experiments._report import csv_text, markdown_table, write_scenario_report
+from datamarket.experiments._style import PALETTE, integer_ticks, label_problems, legend_outside, style
 
 __all__ = [
+    "PALETTE",
     "FigureSpec",
     "Records",
     "available_experiments",
     "columns",
+    "csv_text",
+    "draw",
     "figures",
+    "integer_ticks",
+    "label_problems",
+    "legend_outside",
     "markdown_table",
     "render",
     "reproduce",
+    "style",
     "write_records",
     "write_scenario_report",
 ]

@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import pkgutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from datamarket.core.errors import DatamarketError
 from datamarket.core.types import json_safe
+from datamarket.experiments._style import style
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +86,37 @@ def write_records(records: Records, stem: Path) -> list[Path]:
 
 
 def render(spec: FigureSpec, records: Records, path: Path) -> Path:
-    """Plot ``records`` with ``spec.plot`` into a PNG at ``path``."""
+    """Plot ``records`` with ``spec.plot`` into a PNG at ``path`` (shared style, :mod:`._style`)."""
+    import matplotlib.pyplot as plt
+
+    fig = draw(spec, records)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with style():
+            fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def draw(spec: FigureSpec, records: Records) -> Any:
+    """The matplotlib figure of ``spec`` drawn from ``records`` in the shared style (caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     w, h = spec.figsize
-    fig, axes = plt.subplots(1, spec.panels, figsize=(w * spec.panels, h), squeeze=False)
-    try:
-        spec.plot(records, list(axes[0]))
-        fig.suptitle(spec.title)
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    with style():
+        fig, axes = plt.subplots(1, spec.panels, figsize=(w * spec.panels, h), squeeze=False)
+        try:
+            spec.plot(records, list(axes[0]))
+            fig.suptitle(spec.title)
+            fig.tight_layout()
+        except BaseException:
+            plt.close(fig)
+            raise
+    return fig
 
 
 def reproduce(
@@ -112,16 +128,38 @@ def reproduce(
     only: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Compute, save and plot every figure of ``kind`` into ``out_dir/kind``; returns paths."""
+    """Compute, save and plot every figure of ``kind`` (or those named in ``only``) into ``out_dir/kind``.
+
+    ``progress(message)`` is called before each figure with ``"[i/n] kind/name"``; each stage's time is
+    logged at INFO level. An unknown name in ``only`` is an error naming the available figures.
+    """
+    specs = figures(kind)
+    if only:
+        unknown = sorted(set(only) - {s.name for s in specs})
+        if unknown:
+            raise DatamarketError(
+                f"figure: no figure {', '.join(unknown)} for {kind!r} "
+                f"(available: {', '.join(s.name for s in specs)})"
+            )
+        specs = tuple(s for s in specs if s.name in only)
     written: list[Path] = []
-    for spec in figures(kind):
-        if only and spec.name not in only:
-            continue
+    for i, spec in enumerate(specs, 1):
         if progress is not None:
-            progress(f"{kind}/{spec.name}")
-        log.info("computing %s/%s (quick=%s, seed=%d)", kind, spec.name, quick, seed)
+            progress(f"[{i}/{len(specs)}] {kind}/{spec.name}")
+        t0 = time.perf_counter()
         records = spec.compute(quick, seed)
+        t1 = time.perf_counter()
         stem = out_dir / kind / spec.name
         written.extend(write_records(records, stem))
         written.append(render(spec, records, stem.with_suffix(".png")))
+        log.info(
+            "%s/%s: computed %d records in %.2f s, wrote and rendered in %.2f s (quick=%s, seed=%d)",
+            kind,
+            spec.name,
+            len(records),
+            t1 - t0,
+            time.perf_counter() - t1,
+            quick,
+            seed,
+        )
     return written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -34,22 +35,43 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV text: full precision (``repr`` of floats), NaN and infinities as empty cells.
+
+    >>> print(csv_text([{"a": 0.1 + 0.2, "b": float("nan")}]), end="")
+    a,b
+    0.30000000000000004,
+    """
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns(rows), lineterminator="\n")
+    w.writeheader()
+    w.writerows(
+        {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in r.items()} for r in json_safe(rows)
+    )
+    return buf.getvalue()
+
+
 def write_scenario_report(result: ScenarioResult, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem.json``, ``stem.md`` and one CSV per table into ``out_dir``."""
+    """Write ``stem.json``, ``stem.md`` and one CSV per table (``stem-TABLE.csv``) into ``out_dir``.
+
+    CSV names and headers are the snake_case names of the JSON ``tables`` (stable, no spaces); floats
+    keep full precision. With pyarrow installed each table is also written as ``stem-TABLE.parquet``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     jpath = out_dir / f"{stem}.json"
     jpath.write_text(json.dumps(result.to_json(), indent=1))
     written.append(jpath)
     md = [f"# {stem} ({result.kind}, seed {result.seed})", ""]
-    for title, rows in result.tables.items():
+    if result.status != "ok":
+        md += [f"**{result.status}**: {result.reason}", ""]
+    named = zip(result.tables.items(), result.json_tables().items(), strict=True)
+    for (title, rows), (name, snake_rows) in named:
         md += [f"## {title}", "", markdown_table(rows), ""]
-        cpath = out_dir / f"{stem}-{_slug(title)}.csv"
-        with cpath.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=columns(rows))
-            w.writeheader()
-            w.writerows(json_safe(rows))
+        cpath = out_dir / f"{stem}-{name}.csv"
+        cpath.write_text(csv_text(snake_rows))
         written.append(cpath)
+        written.extend(_parquet(snake_rows, cpath.with_suffix(".parquet")))
     if result.audits:
         md += ["## audits", ""]
         md.append(markdown_table([{"audit": k, **a.to_dict()} for k, a in result.audits.items()]))
@@ -59,5 +81,20 @@ def write_scenario_report(result: ScenarioResult, out_dir: Path, stem: str) -> l
     return written
 
 
-def _slug(title: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
+def _parquet(rows: list[dict[str, Any]], path: Path) -> list[Path]:
+    """Write ``rows`` as Parquet when pyarrow is installed (an optional dependency); else nothing."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") is None or not rows:
+        return []
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        [{k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in r.items()} for r in rows]
+    )
+    for col in frame.columns:  # a column mixing types (a "quantity, value" table) is stored as text
+        kinds = {type(v) for v in frame[col] if v is not None}
+        if frame[col].dtype == object and len(kinds) > 1:
+            frame[col] = [None if v is None else str(v) for v in frame[col]]
+    frame.to_parquet(path, index=False)
+    return [path]

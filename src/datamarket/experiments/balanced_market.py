@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from datamarket.experiments._figure import FigureSpec, Records
+from datamarket.experiments._style import PALETTE, integer_ticks, legend_outside
 from datamarket.learning.curves import LearningCurve
 from datamarket.mechanisms.balanced_market import (
     BalancedMarket,
@@ -37,7 +38,8 @@ from datamarket.mechanisms.balanced_market import (
     utility_ratios,
 )
 
-GROUP_COLORS = {"A": "tab:blue", "B": "tab:orange"}
+GROUP_COLORS = {"A": PALETTE[0], "B": PALETTE[1]}
+SCENARIO_COLORS = {"baseline": PALETTE[2], "intervention": PALETTE[4]}
 
 
 # -- (a) quintic ---------------------------------------------------------------------------------------
@@ -279,25 +281,27 @@ def plot_paper_vs_shapley(records: Records, axes: Sequence[Any]) -> None:
     m = [r["n_sellers"] for r in records]
     ax = axes[0]
     ax.plot(m, [r["paper_total"] for r in records], "s--", label="paper model (Lemma 4.1, joint optimum)")
-    ax.plot(m, [r["shapley_nash_total"] for r in records], "o-", label="exact Shapley-Nash")
+    ax.plot(m, [r["shapley_nash_total"] for r in records], "o-", label="exact Shapley-Nash equilibrium")
     sym = [(r["n_sellers"], r["closed_form_total"]) for r in records if r["closed_form_total"] > 0]
     ax.plot(
         [x for x, _ in sym],
         [y for _, y in sym],
         "k+",
         ms=10,
-        label="closed form M y_S (none once kappa > rho c(K))",
+        label="symmetric closed form $M y_S$ (none once $\\kappa > \\rho\\, c(K)$)",
     )
     ax.set_xlabel("number of sellers M")
     ax.set_ylabel("total samples produced")
-    ax.legend(fontsize=8)
+    integer_ticks(ax)
+    legend_outside(ax)
     ax.grid(alpha=0.3)
     ax = axes[1]
     ax.plot(m, [r["paper_seller_utility"] for r in records], "s--", label="paper model")
     ax.plot(m, [r["shapley_nash_seller_utility"] for r in records], "o-", label="exact Shapley-Nash")
     ax.set_xlabel("number of sellers M")
     ax.set_ylabel("utility of seller 1 (cheapest active)")
-    ax.legend(fontsize=8)
+    integer_ticks(ax)
+    legend_outside(ax)
     ax.grid(alpha=0.3)
 
 
@@ -349,7 +353,7 @@ def plot_empirical(records: Records, axes: Sequence[Any]) -> None:
             width,
             yerr=err,
             hatch=hatch,
-            color=[GROUP_COLORS[r["group"]] for r in rs],
+            color=SCENARIO_COLORS[scen],
             edgecolor="k",
             label=scen,
             capsize=3,
@@ -364,9 +368,10 @@ def plot_empirical(records: Records, axes: Sequence[Any]) -> None:
                 color="w",
             )
     ax.set_xticks(range(2), ["group A (digits 0-4)", "group B (digits 5-9)"])
+    ax.set_xlabel("demographic group")
     ax.set_ylabel("test accuracy (mean over buyers; bars = min..max)")
     ax.set_ylim(0, 1.05)
-    ax.legend(title="scenario (hatched = intervention gamma = (0.5, 0.5))", fontsize=8, title_fontsize=8)
+    legend_outside(ax, title="scenario (intervention: $\\gamma = (0.5, 0.5)$)", title_fontsize=8)
     ax.grid(alpha=0.3, axis="y")
 
 

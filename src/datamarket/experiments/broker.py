@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from datamarket.experiments._figure import FigureSpec, Records
+from datamarket.experiments._style import PALETTE, integer_ticks, legend_outside
 from datamarket.mechanisms.broker import (
     BrokerMarket,
     CollectionPlan,
@@ -71,22 +72,17 @@ def plot_pricing_curve(records: Records, axes: Sequence[Any]) -> None:
     buyers = list(dict.fromkeys(r["buyer"] for r in records if r["series"] == "valuation"))
     for k, b in enumerate(buyers):
         rows = [r for r in records if r["series"] == "valuation" and r["buyer"] == b]
-        color = f"C{k}"
+        color = PALETTE[k % len(PALETTE)]
         ax.plot([r["m"] for r in rows], [r["value"] for r in rows], color=color, label=f"$v_j(m)$, {b}")
         ch = next(r for r in records if r["series"] == "choice" and r["buyer"] == b)
-        ax.plot(ch["m"], ch["value"], "o", color=color, ms=9, mfc="none", mew=2)
-        ax.annotate(
-            f"{b}: m={ch['m']}",
-            (ch["m"], ch["value"]),
-            textcoords="offset points",
-            xytext=(6, -14 - 10 * k),
-            fontsize=8,
-            color=color,
+        ax.plot(
+            ch["m"], ch["value"], "o", color=color, ms=9, mfc="none", mew=2, label=f"{b} buys m = {ch['m']}"
         )
     ax.set_xlabel("data points m")
     ax.set_ylabel("value / price")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=8, loc="lower right")
+    integer_ticks(ax)
+    legend_outside(ax)
     ax.grid(alpha=0.3)
 
 
@@ -160,6 +156,7 @@ def plot_expected_prices(records: Records, axes: Sequence[Any]) -> None:
         label=r"Monte Carlo $E\,p^*_j$ $\pm$ 4 SE",
     )
     ax.set_xticks(x, [r["buyer"] for r in records])
+    ax.set_xlabel("buyer")
     ax.set_ylabel("price")
     ax.axhline(0, color="k", lw=0.5)
     ax.legend(fontsize=8)
@@ -197,6 +194,7 @@ def plot_deviation_utility(records: Records, axes: Sequence[Any]) -> None:
         ax.set_yscale("symlog", linthresh=0.1)
         ax.axhline(rows[0]["truthful_utility"], color="C2", ls="--", lw=1, label="truthful utility")
         ax.set_xticks(x, [r["strategy"].replace("_", "\n") for r in rows], fontsize=7)
+        ax.set_xlabel("contributor's strategy")
         ax.set_ylabel(r"worst-case utility $\inf_\mu E[\pi_i - c_i n_i]$")
         ax.set_title(f"{role} ({rows[0]['contributor']})", fontsize=10)
         ax.legend(fontsize=8)

@@ -6,10 +6,11 @@
   splits.
 * ``fig3a_selection`` (Fig. 3a, E2): ten parties holding two random digits (rejection-sampled, seed 4);
   normalised exact Shapley values of :math:`u` for the task "all digits" and for {0,1,2,3,6,8}.
-* ``fig3bc_replication`` (Figs. 3b/3c, E4): P1 holds (0, 8), P2 (2, 8) plus ``k`` replicas of P2; task
-  {0, 2, 8}; shares of the honest P1 and of the replicating group under :math:`u` (3b) and :math:`v` (3c).
-* ``fig4_customised`` (Fig. 4, E3): party ``j`` holds (j, j+1); customised LR on the selected
-  data; accuracy of each party's model on every party's held-out test task.
+* ``fig3bc_replication`` (Figs. 3b/3c, E4): P1 holds (0, 8), P2 (2, 8) (each half of the class-8 training
+  pool) plus ``k`` replicas of P2; task {0, 2, 8}; shares of the honest P1 and of the replicating group
+  under :math:`u` (3b) and :math:`v` (3c).
+* ``fig4_customised`` (Fig. 4, E3): party ``j`` holds (j, j+1); customised LR (the corrected eq. (2))
+  on the selected data; accuracy of each party's model on every party's held-out test task.
 
 ``compute(quick, seed)`` returns tidy records; ``plot(records, axes)`` only draws. Quick mode shrinks the
 number of splits, replica counts and parties so that every figure takes seconds.
@@ -223,7 +224,9 @@ def compute_fig3bc(quick: bool, seed: int) -> Records:
     ks = range(5)
     shares: dict[tuple[str, int, str], list[float]] = {}
     for s in _split_seeds(seed, 3 if quick else 20):
-        market = build_market(x, y, [(0, 8), (2, 8)], (0, 2, 8), seed=s, halve=(8,))
+        # The paper's market: the class-8 training pool is split between P1 and P2, half each (the pool is
+        # not halved first, which would leave each party a quarter).
+        market = build_market(x, y, [(0, 8), (2, 8)], (0, 2, 8), seed=s)
         base = market.parties
         t = base[0].task
         assert t is not None
@@ -348,6 +351,7 @@ def plot_fig4(records: Records, axes: Sequence[Any]) -> None:
             stds.append(sd)
         ax.bar(np.arange(3) + (k - 1) * width, means, width, yerr=stds, capsize=2, label=variant)
     ax.set_xticks(range(3), ["own task", "overlapping task", "other tasks"])
+    ax.set_xlabel("task the model is tested on")
     ax.set_ylabel("held-out accuracy (mean, std over models)")
     ax.set_ylim(0, 1.3)
     ax.legend(fontsize=7, loc="upper right", ncol=2)

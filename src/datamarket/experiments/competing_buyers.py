@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from datamarket.experiments._figure import FigureSpec, Records
+from datamarket.experiments._style import integer_ticks, legend_outside
 from datamarket.mechanisms.competing_buyers import analyse_market, section_iv_market
 
 X2 = 1.0
@@ -181,13 +182,13 @@ def _log_panel(ax: Any, records: Records, key: str, label: str, slope: float) ->
     """``key`` vs ``1 - x1`` on log-log axes with a reference slope (the divergence rate)."""
     for i in (1, 2):
         x, y = _series(records, key, source=i, buyer=1)
-        ax.loglog(1.0 - x, y, lw=1.8, label=f"{label}$_{i}$ (= buyer 2)")
+        ax.loglog(1.0 - x, y, lw=1.8, label=f"source {i} (both buyers: equal)")
     eps = np.logspace(-6, 0, 20)
     ax.loglog(eps, eps**slope, color="grey", ls=":", lw=1, label=f"$(1 - x_1)^{{{slope:g}}}$")
     ax.invert_xaxis()
     ax.set_xlabel("$1 - x_1$ (log scale; $x_1 \\to 1$ to the right)")
     ax.set_ylabel(f"{label} (log scale)")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     ax.grid(True, alpha=0.3, which="major")
 
 
@@ -236,7 +237,13 @@ def plot_poa(records: Records, axes: Sequence[Any]) -> None:
     x, y = _series(records, "poa")
     ax = axes[0]
     ax.plot(x, y, lw=2)
-    ax.axhline(2.0, color="grey", ls="--", lw=1, label="limit 2")
+    ax.axhline(
+        2.0,
+        color="grey",
+        ls="--",
+        lw=1,
+        label="limit 2 as $x_1 \\to 1$ (the paper states $\\infty$; corrected)",
+    )
     ax.set_xlabel("location of source 1, $x_1$ ($x_2 = 1$)")
     ax.set_ylabel("price of anarchy $L(e^*)/L(\\hat e)$")
     ax.set_ylim(0.95, 2.05)
@@ -259,7 +266,8 @@ def plot_competition(records: Records, axes: Sequence[Any]) -> None:
         rows = [r for r in records if r["panel"] == "delta" and r["x1"] == x1]
         d = np.array([r["delta"] for r in rows])
         p = np.array([np.nan if r["poa"] is None else r["poa"] for r in rows], dtype=float)
-        ax.plot(d, p, "o-", ms=2.5, label=f"$x_1 = {x1:g}$")
+        line = ax.plot(d, p, "o-", ms=2.5, label=f"$x_1 = {x1:g}$")[0]
+        _mark_undefined(ax, d, p, line.get_color())
     ax.set_xlabel(f"competition level $\\delta$ (2 identical buyers, $\\alpha = {COMPETITION_ALPHA:g}$)")
     ax.set_ylabel("price of anarchy")
     ax.legend(title="gaps: no GNE or $L(\\hat e) \\leq 0$", fontsize=8)
@@ -272,10 +280,35 @@ def plot_competition(records: Records, axes: Sequence[Any]) -> None:
         gone = [r["n_buyers"] for r in rows if r["spectral_radius"] >= 1.0]
         if gone:
             ax2.axvline(min(gone) - 0.5, color=line.get_color(), ls=":", lw=1.2)
+        ok = np.array([r["spectral_radius"] < 1.0 for r in rows])
+        _mark_undefined(ax2, m[ok], p[ok], line.get_color())
     ax2.set_xlabel("number of identical buyers $M$ ($\\delta = 0$)")
     ax2.set_ylabel("price of anarchy")
+    integer_ticks(ax2)
     ax2.legend(title="dotted: $\\rho(A) \\geq 1$ from here on (no GNE)", fontsize=8)
     ax2.grid(True, alpha=0.3)
+    for a in (ax, ax2):
+        handles, labels = a.get_legend_handles_labels()
+        title = a.get_legend().get_title().get_text()
+        legend_outside(a, handles=handles, labels=labels, title=title)
+
+
+def _mark_undefined(ax: Any, x: np.ndarray, p: np.ndarray, color: str) -> None:
+    """Mark points where the price of anarchy is undefined (no GNE, or social loss <= 0) with an x on the
+    axis, so a missing point is explained rather than silently absent."""
+    gaps = ~np.isfinite(p)
+    if gaps.any():
+        label = "PoA undefined (no GNE or $L(\\hat e) \\leq 0$)"
+        seen = label in ax.get_legend_handles_labels()[1]
+        ax.plot(
+            x[gaps],
+            np.ones(int(gaps.sum())),
+            "x",
+            color=color,
+            ms=7,
+            clip_on=False,
+            label="_nolegend_" if seen else label,
+        )
 
 
 FIGURES: tuple[FigureSpec, ...] = (

@@ -13,7 +13,9 @@ from typing import Any
 
 import pydantic
 
+from datamarket.core.audits import judge
 from datamarket.core.errors import DatamarketError
+from datamarket.mechanisms import registered_mechanisms
 from datamarket.scenarios._base import ScenarioConfig, ScenarioResult
 
 
@@ -89,6 +91,13 @@ def default_config(kind: str, *, seed: int = 0) -> ScenarioConfig:
 
 
 def run_scenario(config: ScenarioConfig) -> ScenarioResult:
-    """Run a validated scenario with the module of its kind."""
+    """Run a validated scenario with the module of its kind; audits are judged against declarations.
+
+    Each audit's ``mechanism`` (or else the outcome's) is looked up among the registered mechanisms and
+    its ``expected_to_hold`` set from that mechanism's declared guarantees (:func:`judge`).
+    """
     result: ScenarioResult = _module(config.kind).run(config)
+    infos = {m.name: m for m in registered_mechanisms()}
+    default = result.outcome.mechanism if result.outcome is not None else ""
+    result.audits = {k: judge(a, infos.get(a.mechanism or default)) for k, a in result.audits.items()}
     return result

@@ -311,8 +311,12 @@ def build_game(config: ValuationConfig, x: NDArray[np.float64], y: NDArray[Any])
         parts = np.array_split(perm, n)
     else:
         shares = rng.dirichlet(np.full(n, config.sellers.alpha))
-        sizes = 1 + np.floor(shares * (xtr.shape[0] - n)).astype(int)
-        parts = np.split(perm[: sizes.sum()], np.cumsum(sizes)[:-1])
+        # no training row is dropped: the rounding remainder goes to the largest fractions
+        raw = shares * (xtr.shape[0] - n)
+        sizes = 1 + np.floor(raw).astype(int)
+        rest = xtr.shape[0] - int(sizes.sum())
+        sizes[np.argsort(np.floor(raw) - raw, kind="stable")[:rest]] += 1
+        parts = np.split(perm, np.cumsum(sizes)[:-1])
     datasets = [Dataset(xtr[p], ytr[p]) for p in parts]
     return ModelGame(
         estimator,

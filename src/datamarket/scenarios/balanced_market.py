@@ -1,15 +1,21 @@
 """Scenario kind ``balanced_market``: paper 000's online data market and the balance intervention.
 
-JSON fields (public interface): ``reserve_prices``, ``rho``, ``thresholds`` (per-group
-participation thresholds tau_g, Claim 4.1), ``baseline`` and ``intervention`` (each ``forms``,
-``production`` sellers x groups, ``total`` per group, ``active_groups``, ``utilities`` {``marketplace``,
-``sellers``, ``buyers``}), ``utility_ratios`` {``marketplace``, ``sellers``, ``buyers``} (NaN -> null when
-the baseline utility is 0) and ``backfire``. ``model = "paper" | "shapley_nash"`` selects the equilibrium
-model; an optional ``[empirical]`` table also runs real rounds on scikit-learn's digits.
+JSON fields (public interface): ``reserve_prices``, ``rho``, ``thresholds`` (per-group participation
+thresholds: tau_g = rho_g c_G of Claim 4.1 with one shared learning curve; with per-buyer curves the general
+threshold sup_S F(S)/S of the group's revenue F over totals S), ``baseline`` and ``intervention`` (each
+``forms``, ``production`` sellers x groups, ``total`` per group, ``active_groups``, ``utilities``
+{``marketplace``, ``sellers``, ``buyers``}), ``utility_ratios`` {``marketplace``, ``sellers``, ``buyers``}
+(NaN -> null when the baseline utility is 0), ``backfire``, ``price_of_fairness``, ``kappa_gamma`` (kappa_j .
+gamma per seller), ``tau_H_max``, ``equilibria`` {``baseline``, ``intervention`` (numbers of equilibria
+found), ``selection`` (the rule that picks one)}, ``payments`` {``baseline``, ``intervention``} (Shapley
+payments per seller, eq. 7), ``best_response_regrets`` (each seller's gain from its exact best response),
+``summary`` (every quantity of the summary table) and ``growth`` (the growth / utility-ratio sequence).
+``model = "paper" | "shapley_nash"`` selects the equilibrium model; an optional ``[empirical]`` table also
+runs real rounds on scikit-learn's digits.
 
 >>> cfg = default_config()
->>> sorted(run(cfg).fields)
-['backfire', 'baseline', 'intervention', 'reserve_prices', 'rho', 'thresholds', 'utility_ratios']
+>>> sorted(run(cfg).fields)[:6]
+['backfire', 'baseline', 'best_response_regrets', 'equilibria', 'growth', 'intervention']
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ from datamarket.mechanisms.balanced_market import (
     analyse,
     digits_market,
     fully_forming,
+    group_terms,
     growth_sequence,
+    intervention_terms,
     optimal_gamma,
+    regrets,
     round_outcome,
     run_empirical_round,
 )
@@ -245,6 +254,38 @@ def _empirical_rows(
     return rnd, rows
 
 
+SELECTION_RULE = {
+    "paper": "the closed-form equilibrium of the paper (Thm 4.1; the intervention's candidate with the "
+    "largest profit that is consistent)",
+    "shapley_nash": "per sub-game: the symmetric equilibrium with production if there is one, else the "
+    "one with the most active sellers, ties to the cheapest active sellers, then to larger total "
+    "production; all-zero only when no equilibrium has production",
+}
+
+
+def _regrets(market: BalancedMarket, b: MarketSolution, f: MarketSolution) -> dict[str, Any]:
+    """Each seller's gain from its exact best response (Shapley game) against the reported production.
+
+    ``baseline``: sellers x groups (each group's sub-game); ``intervention``: one per seller (the scalar
+    game of the target mix; empty without gamma). Zero at a Shapley-Nash equilibrium; under
+    ``model = "paper"`` a positive entry shows the paper's quantity is not a best response.
+    """
+    base = np.column_stack(
+        [
+            regrets(b.production[:, g], market.costs[:, g], group_terms(market, b.prices, g))
+            for g in range(market.shape[2])
+        ]
+    )
+    out: dict[str, Any] = {"baseline": base.tolist(), "intervention": []}
+    gam = market.gamma
+    if gam is not None and np.any(gam > 0):
+        g = int(np.argmax(gam))
+        x = f.production[:, g] / gam[g]
+        terms = intervention_terms(market, f.prices, gam)
+        out["intervention"] = regrets(x, market.costs @ gam, terms).tolist()
+    return out
+
+
 def run(config: Config) -> ScenarioResult:
     """Solve baseline and intervention equilibria, ratios, backfire; optionally real digits rounds."""
     market = config.market()
@@ -262,6 +303,16 @@ def run(config: Config) -> ScenarioResult:
     }
     b, f = a.baseline, a.intervention
     kg = market.costs @ market.gamma if market.gamma is not None else np.zeros(1)
+    fields["price_of_fairness"] = a.price_of_fairness
+    fields["kappa_gamma"] = np.asarray(kg).tolist()
+    fields["tau_H_max"] = a.intervention_threshold
+    fields["equilibria"] = {
+        "baseline": b.n_equilibria,
+        "intervention": f.n_equilibria,
+        "selection": SELECTION_RULE[config.model],
+    }
+    fields["payments"] = {"baseline": b.payments.tolist(), "intervention": f.payments.tolist()}
+    fields["best_response_regrets"] = _regrets(market, b, f)
     tables: dict[str, list[dict[str, Any]]] = {
         "groups": [
             {
@@ -311,10 +362,11 @@ def run(config: Config) -> ScenarioResult:
     }
     if market.identical_curves:
         g_star, t_star = optimal_gamma(a.rho, market.curve)
-        tables["summary"][0]["gamma_maximising_tau"] = [round(float(x), 9) for x in g_star]
+        tables["summary"][0]["gamma_maximising_tau"] = [float(x) for x in g_star]
         tables["summary"][0]["tau_max_over_gamma"] = t_star
+    fields["summary"] = dict(tables["summary"][0])
     tables["summary"] = [
-        {"quantity": k, "value": v if not isinstance(v, list) else ", ".join(f"{x:.6g}" for x in v)}
+        {"quantity": k, "value": v if not isinstance(v, list) else ", ".join(repr(x) for x in v)}
         for k, v in tables["summary"][0].items()
     ]
     sizes = config.growth or list(range(1, market.shape[1] + 1))
@@ -322,6 +374,7 @@ def run(config: Config) -> ScenarioResult:
         from datamarket.core.errors import InvalidMarketError
 
         raise InvalidMarketError("growth", f"buyer counts must be <= {market.shape[1]}")
+    growth = growth_sequence(market, sizes, config.model, **opts)
     tables["growth"] = [
         {
             "n_buyers": r["n_buyers"],
@@ -332,7 +385,11 @@ def run(config: Config) -> ScenarioResult:
             if np.isfinite(r["ur_sellers"]).any()
             else float("nan"),
         }
-        for r in growth_sequence(market, sizes, config.model, **opts)
+        for r in growth
+    ]
+    fields["growth"] = [
+        {**row, "ur_sellers": np.asarray(r["ur_sellers"]).tolist()}
+        for row, r in zip(tables["growth"], growth, strict=True)
     ]
     outcome = round_outcome(market, b, "balanced_market")
     if config.empirical is not None:

@@ -5,6 +5,12 @@ JSON fields (public interface): ``n_plus``, ``allocations`` (m+ per buyer), ``pr
 per contributor) and ``simulation`` with ``expected_prices``, ``expected_payments``,
 ``max_budget_imbalance`` and ``deviation_gain`` (worst case over the true means, largest over the two
 paid contributors, per deviation). See ``docs/broker.md``.
+
+Audits: ``ir_buyer`` and ``ir_seller`` in expectation (eqs. 9, 16), ``envy_free`` on the posted menu (ex
+ante), ``incentive_compatible`` in expectation (worst case over the true mean), ``budget_balance_strong``
+ex post over every simulated realisation, and ``ex_post.ir_buyer`` / ``ex_post.ir_seller`` of the one
+settled outcome (the paper does not guarantee these). The keys ``irb``, ``efb``, ``irc``, ``icc``, ``bb``
+of schema version 1 are deprecated aliases.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, PositiveFloat, model_validator
 
-from datamarket.core.audits import AuditResult, Property
+from datamarket.core.audits import AuditResult, Property, Scope, audit_outcome
 from datamarket.core.random import make_rng
 from datamarket.mechanisms.broker import BrokerMarket, plan_collection, settle, simulate
 from datamarket.pricing.valuations import (
@@ -229,33 +235,44 @@ def run(config: Config) -> ScenarioResult:
     efb = float(max(0.0, (menu.max(axis=1) - (own - plan.prices)).max()))
     irc = max(0.0, -plan.w)
     worst_icc = max(d.gain - 4 * d.gain_se for d in sim.deviations if d.strategy != "truthful")
+    ex_post = audit_outcome(outcome)
     audits = {
-        "irb": AuditResult(Property.IR_BUYER, irb <= 1e-9, irb, "v_j(m+) - E p*_j (= q+, eq. 16)"),
-        "efb": AuditResult(Property.ENVY_FREE, efb <= 1e-9, efb, "posted menu (m+, q+)"),
-        "irc": AuditResult(Property.IR_SELLER, irc <= 1e-9, irc, "E pi*_i - c_i N*_i = W N*_i / N+"),
-        "icc": AuditResult(
+        "ir_buyer": AuditResult(
+            Property.IR_BUYER, irb <= 1e-9, irb, "v_j(m+) - E p*_j (= q+, eq. 16)", Scope.EXPECTED
+        ),
+        "envy_free": AuditResult(Property.ENVY_FREE, efb <= 1e-9, efb, "posted menu (m+, q+)", Scope.EX_ANTE),
+        "ir_seller": AuditResult(
+            Property.IR_SELLER, irc <= 1e-9, irc, "E pi*_i - c_i N*_i = W N*_i / N+", Scope.EXPECTED
+        ),
+        "incentive_compatible": AuditResult(
             Property.INCENTIVE_COMPATIBLE,
             worst_icc <= 0,
             max(0.0, worst_icc),
             "largest worst-case deviation gain minus 4 Monte Carlo standard errors",
+            Scope.EXPECTED,
         ),
-        "bb": AuditResult(
+        "budget_balance_strong": AuditResult(
             Property.BUDGET_BALANCE_STRONG,
             sim.max_budget_imbalance <= 1e-9,
             sim.max_budget_imbalance,
             f"max |sum p - sum pi| over {sim.reps} realisations",
+            Scope.EX_POST,
         ),
+        # The settled outcome is one realisation: prices p*_j and payments pi*_i shift with the
+        # submitted data, so ex post IR can fail even though it holds in expectation (eqs. 9, 16).
+        "ex_post.ir_buyer": ex_post["ir_buyer"],
+        "ex_post.ir_seller": ex_post["ir_seller"],
     }
     po_bound = plan.opt_profit - (plan.c2 - plan.c1) - gap
     rows_pricing = [
         {
             "buyer": b,
-            "m+": int(plan.allocations[j]),
-            "v(m+)": round(float(own[j]), 6),
-            "q+": round(float(plan.prices[j]), 6),
-            "E p* (MC)": round(float(sim.expected_prices[j]), 6),
-            "SE": round(float(sim.price_se[j]), 6),
-            "realised E v^e": round(float(sim.realised_values[j]), 4),
+            "m_plus": int(plan.allocations[j]),
+            "value_at_m_plus": float(own[j]),
+            "q_plus": float(plan.prices[j]),
+            "expected_price_mc": float(sim.expected_prices[j]),
+            "expected_price_se": float(sim.price_se[j]),
+            "realised_expected_value": float(sim.realised_values[j]),
         }
         for j, b in enumerate(market.buyers)
     ]
@@ -263,16 +280,13 @@ def run(config: Config) -> ScenarioResult:
         {
             "contributor": c,
             "cost": float(market.costs[k]),
-            "N*": plan.n_star[c],
-            "E pi* (MC)": round(exp_pay[c], 6),
-            "E pi* (theory)": round(
-                (plan.c1 * plan.n1 + plan.w * plan.n1 / plan.n_plus)
-                if c == paid[0]
-                else (plan.c2 * plan.n2 + plan.w * plan.n2 / plan.n_plus)
-                if c == paid[1]
-                else 0.0,
-                6,
-            ),
+            "n_star": plan.n_star[c],
+            "expected_payment_mc": exp_pay[c],
+            "expected_payment_theory": (plan.c1 * plan.n1 + plan.w * plan.n1 / plan.n_plus)
+            if c == paid[0]
+            else (plan.c2 * plan.n2 + plan.w * plan.n2 / plan.n_plus)
+            if c == paid[1]
+            else 0.0,
         }
         for k, c in enumerate(market.contributors)
     ]
@@ -281,22 +295,22 @@ def run(config: Config) -> ScenarioResult:
             "contributor": d.contributor,
             "deviation": d.strategy,
             "collected": d.n_collected,
-            "gain (MC)": round(d.gain, 6),
-            "SE": round(d.gain_se, 6),
-            "gain (closed form)": round(d.closed_form_gain, 6),
-            "worst mu": d.worst_mu,
+            "gain_mc": d.gain,
+            "gain_se": d.gain_se,
+            "gain_closed_form": d.closed_form_gain,
+            "worst_mu": d.worst_mu,
         }
         for d in sim.deviations
     ]
     rows_profit = [
         {
-            "OPT": round(plan.opt_profit, 6),
-            "N_OPT": plan.opt_n,
-            "N+": plan.n_plus,
-            "profit_N+": round(plan.profit_n_plus, 6),
-            "W (M*)": round(plan.w, 6),
-            "c2 - c1": round(plan.c2 - plan.c1, 6),
-            "PO: W >= OPT - (c2-c1) - gap": plan.w >= po_bound - 1e-9,
+            "opt_profit": plan.opt_profit,
+            "n_opt": plan.opt_n,
+            "n_plus": plan.n_plus,
+            "profit_at_n_plus": plan.profit_n_plus,
+            "mechanism_profit_w": plan.w,
+            "cost_gap_c2_minus_c1": plan.c2 - plan.c1,
+            "profit_bound_holds": plan.w >= po_bound - 1e-9,
             "split": plan.split,
         }
     ]
@@ -307,9 +321,16 @@ def run(config: Config) -> ScenarioResult:
         outcome=outcome,
         audits=audits,
         tables={
-            "pricing (Algorithm 1)": rows_pricing,
-            "collection (Algorithm 2)": rows_collection,
-            "deviations (worst case over mu)": rows_dev,
+            "pricing": rows_pricing,
+            "collection": rows_collection,
+            "deviations": rows_dev,
             "profit": rows_profit,
+        },
+        audit_aliases={
+            "irb": "ir_buyer",
+            "efb": "envy_free",
+            "irc": "ir_seller",
+            "icc": "incentive_compatible",
+            "bb": "budget_balance_strong",
         },
     )

@@ -12,7 +12,9 @@ JSON fields (public interface): ``parties`` (list of {``name``, ``fee``, ``gain`
 Sec. 4.1 "payout :math:`b_i`"), net :math:`t_i - A_i = b_i - a_i`, normalised Shapley share; the
 amount returned :math:`t_i = A_i + \text{net}` is in the ``parties`` table), ``characteristic``,
 ``balance_residual``, ``replication`` (with ``[replication]``: {``replicas``, ``combined_net``,
-``condition_1``} for that many replicas) and ``selected`` (per task: {``task``, ``parties``}, the
+``condition_1``} for that many replicas, and ``per_replicas``: one row per characteristic the market admits
+(u, v, w) and replica count k = 0..replicas with ``original_net``, ``combined_net``, ``share``, the Condition
+1 ``bound`` and whether ``condition_1`` holds) and ``selected`` (per task: {``task``, ``parties``}, the
 parties whose data trains that task's model).
 """
 
@@ -294,6 +296,7 @@ def _replication(
             }
             for rep in reports
         )
+    field["per_replicas"] = rows
     return field, rows
 
 

@@ -11,7 +11,13 @@ JSON fields (public interface; arrays are indexed source first, buyer last):
 ``gamma`` [i][k], ``xi`` [i][l][k], ``spectral_radius``, ``gne_exists``, ``d`` [i][k] (solution of
 (I - A) d = gamma, null when rho(A) >= 1), ``effort_equilibrium`` (e* of that d), ``effort_social``,
 ``loss_equilibrium``, ``loss_social``, ``price_of_anarchy`` (null when no GNE or L(e_social) <= 0),
-``contracts`` {``c``, ``d``} (null when no GNE).
+``contracts`` {``c``, ``d``} (null when no GNE), ``total_gamma`` (Gamma_i = sum_k gamma_ik),
+``total_d`` (D_i = sum_k d_ik, null when no solution), ``feasible_sources`` (2 alpha_i D_i >= 1),
+``effort_social_unconstrained`` (true when some social-optimum effort is negative: the social optimum
+(28) is taken without the constraint e >= 0), ``equilibrium_status`` (one line) and ``best_responses``
+(per buyer: cost at the GNE, best-response cost found by L-BFGS-B, improvement, largest gap between the
+best-response and equilibrium contracts; empty when no GNE). A market without a GNE is a result with
+``status = "no_equilibrium"`` and a ``reason``.
 """
 
 from __future__ import annotations
@@ -279,6 +285,9 @@ def _list(a: np.ndarray | None) -> Any:
     return None if a is None else np.asarray(a).tolist()
 
 
+_BEST_RESPONSES = "best responses (L-BFGS-B)"
+
+
 def _tables(config: Config, an: CompetingAnalysis) -> dict[str, list[dict[str, Any]]]:
     g, mk = an.gne, an.market
     e_star, var = g.effort_equilibrium, an.variances
@@ -348,7 +357,7 @@ def _tables(config: Config, an: CompetingAnalysis) -> dict[str, list[dict[str, A
                 "max |d_br - d_gne|": float(np.max(np.abs(br.d - g.d[:, k]))),
             }
         )
-    tables["best responses (L-BFGS-B)"] = rows
+    tables[_BEST_RESPONSES] = rows
     return tables
 
 
@@ -369,7 +378,23 @@ def run(config: Config) -> ScenarioResult:
         "loss_social": g.loss_social,
         "price_of_anarchy": g.price_of_anarchy,
         "contracts": {"c": _list(g.c), "d": _list(g.d)} if g.gne_exists else None,
+        "total_gamma": _list(g.total_gamma),
+        "total_d": _list(g.total_d),
+        "feasible_sources": list(g.feasible_sources),
+        "effort_social_unconstrained": bool(np.any(np.asarray(g.effort_social) < 0)),
+        "equilibrium_status": g.status,
     }
+    tables = _tables(config, an)
+    fields["best_responses"] = [
+        {
+            "buyer": r["buyer"],
+            "equilibrium_cost": r["cost at GNE"],
+            "best_response_cost": r["best response cost"],
+            "improvement": r["improvement"],
+            "max_abs_d_gap": r["max |d_br - d_gne|"],
+        }
+        for r in tables.get(_BEST_RESPONSES, [])
+    ]
     outcome = None
     audits = {}
     if g.gne_exists:
@@ -385,5 +410,7 @@ def run(config: Config) -> ScenarioResult:
         fields=fields,
         outcome=outcome,
         audits=audits,
-        tables=_tables(config, an),
+        tables=tables,
+        status="ok" if g.gne_exists else "no_equilibrium",
+        reason=None if g.gne_exists else g.status,
     )

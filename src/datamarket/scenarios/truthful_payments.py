@@ -6,19 +6,22 @@ estimate -- or a full SPD ``covariance``) or ``[data_mixture]`` (eqs. (23)-(24):
 several buyers: ``t`` one list per buyer, ``b`` and ``k`` shared or one per buyer). An optional
 ``[sweep]`` names a seller whose misreports are analysed.
 
-JSON fields (public interface): ``allocation`` (W, buyers x sellers), ``payments`` {``loo``,
-``shapley``, ``myerson``, ``vcg``} (one list entry per seller), ``social_cost`` (SC at the true costs)
-and, with ``[sweep]``, ``sweep`` {``reported_costs``, ``utility``, ``best_report``,
-``price_of_anarchy``} (the last three keyed by rule).
+JSON fields (public interface): ``allocation`` (W, buyers x sellers), ``payments`` {``loo``, ``shapley``,
+``myerson``, ``vcg``} (one list entry per seller), ``social_cost`` (SC at the true costs), ``shares`` (f_j per
+seller), ``buyer_values`` and ``buyer_prices`` (keyed by rule: the buyer split (17)) and, with ``[sweep]``,
+``sweep`` {``reported_costs``, ``utility``, ``best_report``, ``price_of_anarchy``, ``best_grid_report``,
+``gain`` (keyed by rule), ``seller``, ``true_cost``}.
 
-The outcome is the Myerson mechanism's (the minimal IC and IR payment, Theorem 4.1) with the buyer
-split (17); the audits cover every rule (``<rule>.<property>``). Non-finite numbers are JSON ``null``:
-the Myerson payment of the only seller of a data-mixture market is infinite (its allocation ``w = 1``
-never depends on its report), and then there is no outcome and no Myerson audit.
+The outcome is the Myerson mechanism's (the minimal IC and IR payment, Theorem 4.1) with the buyer split (17);
+the audits cover every rule (key ``<rule>.<property>``, ``mechanism`` ``truthful_payments.<rule>``; incentive
+compatibility of LOO and Shapley is expected to fail, Claim 2). Non-finite numbers are JSON ``null``: the
+Myerson payment of the only seller of a data-mixture market is infinite (its allocation ``w = 1`` never
+depends on its report), and then there is no outcome and no Myerson audit.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -240,11 +243,14 @@ def run(config: Config) -> ScenarioResult:
     for rule in finite:
         for key, audit in audit_outcome(payment_outcome(market, res, rule), tol=1e-9).items():
             detail = f"{rule}: {audit.detail}" if audit.detail else rule
-            audits[f"{rule}.{key}"] = AuditResult(audit.property, audit.holds, audit.violation, detail)
+            audits[f"{rule}.{key}"] = replace(audit, detail=detail, mechanism=f"truthful_payments.{rule}")
     fields: dict[str, Any] = {
         "allocation": res.allocation.tolist(),
         "payments": {r: res.payments[r].tolist() for r in RULES},
         "social_cost": res.social_cost,
+        "shares": res.shares.tolist(),
+        "buyer_values": res.values.tolist(),
+        "buyer_prices": {r: res.buyer_prices[r].tolist() for r in RULES},
     }
     tables: dict[str, list[dict[str, Any]]] = {
         "sellers": [
@@ -286,6 +292,10 @@ def run(config: Config) -> ScenarioResult:
             "utility": {r: sw.utility[r].tolist() for r in sw_cfg.rules},
             "best_report": dict(sw.best_report),
             "price_of_anarchy": dict(sw.price_of_anarchy),
+            "seller": sw.seller,
+            "true_cost": sw.true_cost,
+            "best_grid_report": dict(sw.best_grid_report),
+            "gain": {r: sw.gain(r) for r in sw_cfg.rules},
         }
         tables["misreport"] = [
             {
@@ -307,6 +317,7 @@ def run(config: Config) -> ScenarioResult:
                 f"{r}: seller {sw.seller} gains {gain:.6g} by reporting {sw.best_report[r]:.6g}"
                 if gain > 1e-9
                 else r,
+                mechanism=f"truthful_payments.{r}",
             )
     return ScenarioResult(
         kind="truthful_payments",

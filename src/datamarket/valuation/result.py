@@ -111,6 +111,20 @@ class ValuationResult:
     def as_dict(self) -> dict[str, float]:
         return {n: float(v) for n, v in zip(self.names, self.values, strict=True)}
 
+    # tabular export (pandas imported on first use)
+    def to_dataframe(self) -> Any:
+        """One row per seller: ``name``, ``value``, ``stderr``, ``count`` (samples of its marginal)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "name": list(self.names),
+                "value": self.values,
+                "stderr": self.stderr,
+                "count": self.counts,
+            }
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,

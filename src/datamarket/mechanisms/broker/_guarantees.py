@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from datamarket.core.audits import MechanismInfo, Property
+from datamarket.core.audits import MechanismInfo, Property, Scope
 from datamarket.core.random import make_rng
 from datamarket.mechanisms.broker._market import (
     PAPER,
@@ -52,8 +52,19 @@ MECHANISMS: tuple[MechanismInfo, ...] = (
         name="broker_mstar",
         paper=PAPER,
         guarantees=frozenset(
-            {Property.BUDGET_BALANCE_STRONG, Property.ENVY_FREE, Property.INCENTIVE_COMPATIBLE}
+            {
+                Property.BUDGET_BALANCE_STRONG,
+                Property.ENVY_FREE,
+                Property.INCENTIVE_COMPATIBLE,
+                Property.IR_BUYER,
+                Property.IR_SELLER,
+            }
         ),
+        scopes={
+            Property.IR_BUYER: Scope.EXPECTED,
+            Property.IR_SELLER: Scope.EXPECTED,
+            Property.ENVY_FREE: Scope.EX_ANTE,
+        },
         sample=_sample_mstar,
         description="Algorithm 2 (M*): discrepancy-adjusted prices (14) and payments (15)",
         notes={

@@ -52,7 +52,7 @@ from functools import partial
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.audits import ICProbe, MechanismInfo, Property, Sample
+from datamarket.core.audits import ICProbe, MechanismInfo, Property, Sample, Scope
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
 from datamarket.core.types import Outcome, Role, finite_array
@@ -422,6 +422,7 @@ MECHANISMS: tuple[MechanismInfo, ...] = (
                 Property.INCENTIVE_COMPATIBLE,
             }
         ),
+        scopes={Property.IR_SELLER: Scope.EX_ANTE},
         sample=sample,
         description="Buyers' contracts p = c - d (y - f_-i(x_i))^2 at the generalized Nash equilibrium",
         notes={

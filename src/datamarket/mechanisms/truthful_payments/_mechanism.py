@@ -127,22 +127,36 @@ def _sample(rule: str, seed: int) -> Sample:
     return Sample(payment_outcome(market, res, rule), probes, tol=1e-9)
 
 
-def _info(rule: str, guarantees: frozenset[Property], description: str) -> MechanismInfo:
+def _info(
+    rule: str, guarantees: frozenset[Property], description: str, violates: frozenset[Property] = frozenset()
+) -> MechanismInfo:
     return MechanismInfo(
         name=f"truthful_payments.{rule}",
         paper=PAPER,
         guarantees=guarantees,
         sample=lambda seed: _sample(rule, seed),
         description=description,
+        violates=violates,
     )
 
 
 _SBB = frozenset({Property.BUDGET_BALANCE_STRONG, Property.BUDGET_BALANCE_WEAK})
+_NOT_IC = frozenset({Property.INCENTIVE_COMPATIBLE})
 _TRUTHFUL = _SBB | {Property.INCENTIVE_COMPATIBLE, Property.IR_SELLER}
 
 MECHANISMS: tuple[MechanismInfo, ...] = (
-    _info("loo", _SBB, "leave-one-out payment (1); not IC (Claim 2); budget balanced by the split (17)"),
-    _info("shapley", _SBB, "Data Shapley payment (8); not IC; budget balanced by the split (17)"),
+    _info(
+        "loo",
+        _SBB,
+        "leave-one-out payment (1); not IC (Claim 2); budget balanced by the split (17)",
+        violates=_NOT_IC,
+    ),
+    _info(
+        "shapley",
+        _SBB,
+        "Data Shapley payment (8); not IC; budget balanced by the split (17)",
+        violates=_NOT_IC,
+    ),
     _info("myerson", _TRUTHFUL, "Myerson payment (9): IC and seller IR, minimal such (Thm 4.1)"),
     _info(
         "vcg", _TRUTHFUL, "VCG payment (10): IC and seller IR (Claim 4); = Myerson unconstrained (Thm 4.2)"
