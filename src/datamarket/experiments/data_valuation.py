@@ -101,6 +101,8 @@ def plot_detection(records: Records, axes: Sequence[Any]) -> None:
     ax.bar(pos + 0.2, [r["auc"] for r in records], 0.4, label="AUC")
     ax.set_xticks(pos, names, rotation=15)
     ax.set_ylim(0, 1)
+    ax.set_xlabel("valuation method")
+    ax.set_ylabel("detection score")
     ax.set_title("noisy-label detection (10% flipped)")
     ax.legend(fontsize=8)
     for r in records:
