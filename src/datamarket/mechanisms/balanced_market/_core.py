@@ -1,4 +1,4 @@
-r"""Market type, reserve prices, revenue terms and settlement of paper 000's market (seed 0).
+r"""Market type, reserve prices, revenue terms and settlement of paper 000's market.
 
 Private helpers of :mod:`datamarket.mechanisms.balanced_market._equilibrium` (the public facade): the market
 (:class:`BalancedMarket`), the marketplace's best response (Fact 4.2), the per-group and
