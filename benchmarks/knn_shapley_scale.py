@@ -1,4 +1,4 @@
-"""Exact KNN-Shapley at scale (issue #18 target: 100,000 training x 1,000 test points in < 30 s, 2 cores).
+"""Exact KNN-Shapley at scale (target: 100,000 training x 1,000 test points in < 30 s, 2 cores).
 
 Baseline in the same process: the per-test-point loop of Jia et al. 2019's Algorithm 1 as usually
 written (argsort + Python-level recursion), timed on a subset of test points and scaled; values must

@@ -1,4 +1,4 @@
-"""Benchmark: exactly-once money under concurrency and hostile load (issue 13), measured.
+"""Benchmark: exactly-once money under concurrency and hostile load, measured.
 
 Run as ``.venv/bin/python benchmarks/service_hostile_load.py [--markets 50] [--postgres URL]``
 (PostgreSQL: ``--postgres`` or ``$DATAMARKET_TEST_POSTGRES_URL``, e.g. after ``source .ci/postgres``).

@@ -1,4 +1,4 @@
-"""Fits to a target error at real sizes: our estimators vs pyDVL 0.10 at its best (issue #18).
+"""Fits to a target error at real sizes: our estimators vs pyDVL 0.10 at its best.
 
 Games: learning-curve markets (the balanced-market paper's setting) with M sellers, each holding
 integer counts ``x[j, g]`` in 0..29 of three data groups, ``v(S) = sum_g rho_g (1 - (1 + t_g / b_g)^-0.7)``
@@ -17,7 +17,7 @@ the exact values at that point. Per seed (default 5) and method:
 * pyDVL 0.10 ``ShapleyValuation`` with its in-memory cache (``InMemoryCacheBackend``) and the samplers
   permutation, antithetic permutation, TMC (``RelativeTruncation(0.05)``) and Owen
   (``GridOwenStrategy``, 2 inner samples, random infinite index iteration); serial (its parallel
-  mode returned wrong values in issue #18's measurements); stopped on the same target, checked at
+  mode returned wrong values in our measurements); stopped on the same target, checked at
   every update, or at the fit cap (then reported as "> cap").
   MSR Banzhaf estimates Banzhaf values (a different target) and group testing needs an LP per run
   at these sizes: not run (see docs/valuation.md).

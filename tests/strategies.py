@@ -85,7 +85,7 @@ def data_mixture_markets(
     return DataMixtureMarket(b, k, t), costs
 
 
-# -- balanced_market (paper 000, seed 0) -------------------------------------------------------------
+# -- balanced_market (paper 000) -------------------------------------------------------------------
 @st.composite
 def learning_curves(draw: st.DrawFn) -> tuple[float, float, float]:
     """(Z, alpha, beta) of a learning curve G(n) = (Z - alpha n^-beta)_+ (paper 000, eq. 2)."""

@@ -1,4 +1,4 @@
-"""Class engine of the balanced market (issue 19): sellers in classes, analytic FOC Jacobian, pruned
+"""Class engine of the balanced market: sellers in classes, analytic FOC Jacobian, pruned
 best responses. Differential tests against the general engine (the reference path) and brute force."""
 
 import numpy as np
@@ -43,7 +43,8 @@ QUINTIC = Terms(
 
 
 def reference_best_response(coal: Coalitions, cost: float, terms: Terms) -> tuple[float, float]:
-    """S0-A2 without pruning or bounds: every interval between breakpoints, every candidate."""
+    """Breakpoint enumeration without pruning or bounds: every interval between breakpoints, every
+    candidate."""
     brk = terms.knots[None, :] - coal.sums[:, None]
     edges = np.concatenate([[0.0], np.unique(brk[brk > 0])])
     cands = [0.0, *edges.tolist()]
@@ -69,7 +70,7 @@ def reference_best_response(coal: Coalitions, cost: float, terms: Terms) -> tupl
 )
 def test_pruned_best_response_never_drops_the_true_best(curves, others, cost, hint) -> None:
     """The revenue cap, slope/value bounds and the hint only skip intervals that cannot hold the maximum:
-    the payoff equals brute-force enumeration's up to the tie tolerance (1e-12 relative, S0-A2)."""
+    the payoff equals brute-force enumeration's up to the tie tolerance (1e-12 relative)."""
     terms = terms_of(curves)
     coal = coalitions_of(others)
     _, ref_val = reference_best_response(coal, cost, terms)
@@ -209,7 +210,7 @@ def class_markets(draw):
 @settings(max_examples=15, deadline=None)
 @given(game=class_markets())
 def test_class_engine_agrees_with_general_engine(game) -> None:
-    """Differential test (S0-A3): the class engine's selection is a Nash equilibrium (global regret check
+    """Differential test: the class engine's selection is a Nash equilibrium (global regret check
     of the general engine, tol 1e-9 of the payoff scale), and equals the general engine's selection
     whenever that one is class-structured (producing/idle splits with equal quantities within a class).
     Tolerance 1e-8 relative: both are FOC roots with residual <= 1e-10 (normalised), so the quantities
@@ -249,7 +250,8 @@ def test_auto_engine_matches_general_engine_on_a_market() -> None:
 
 def test_symmetric_equilibrium_at_100_sellers_is_nash() -> None:
     """One class of 100 sellers (Z = a = b = rho = 1, kappa = 0.001): the class engine's symmetric
-    equilibrium is the closed form y_S (spec S0-4.2) and passes the exact regret check per part."""
+    equilibrium is the closed form y_S (exact symmetric equilibrium) and passes the exact regret check
+    per part."""
     from datamarket.learning.curves import LearningCurve
     from datamarket.mechanisms.balanced_market import symmetric_shapley_quantity
 
@@ -261,8 +263,8 @@ def test_symmetric_equilibrium_at_100_sellers_is_nash() -> None:
 
 
 def test_within_class_option_finds_the_monopoly_split() -> None:
-    """kappa in the monopoly band (S0-4.3): no symmetric equilibrium produces; the split (X, 0, ..., 0)
-    does, found by the class engine like the general engine's supports."""
+    """kappa in the monopoly band (errata: asymmetric equilibria): no symmetric equilibrium produces;
+    the split (X, 0, ..., 0) does, found by the class engine like the general engine's supports."""
     terms = terms_of([(1.0, 1.0, 1.0)])
     for within in (False, True):
         eq = class_equilibria(np.full(4, 0.24), terms, within_class=within)

@@ -49,7 +49,7 @@ def test_engine_payments_equal_valuation_engine_and_budget_balance() -> None:
         out = round_outcome(m, sol)
         assert audit_budget_balance(out, strong=True, tol=1e-12).holds
         assert sol.utilities.marketplace == pytest.approx(sol.payments.sum(), abs=1e-12)
-        # buyers' utility (10) with brackets restored (FIX-0.1)
+        # buyers' utility (10) with the brackets missing in the paper restored
         np.testing.assert_allclose(out.utilities[2:], sol.utilities.buyers, atol=1e-12)
 
 
@@ -165,7 +165,7 @@ def test_payment_division_methods_agree() -> None:
 
 def test_general_thresholds_and_marketplace_best_response() -> None:
     """sup_X F(X)/X equals rho c_G for identical curves; with different curves the marketplace weighs
-    buyers by accuracy (S0-2 general setting) and candidates are the distinct bids."""
+    buyers by accuracy (Section 4's general setting) and candidates are the distinct bids."""
     from datamarket.mechanisms.balanced_market import group_terms, marketplace_best_response, thresholds
 
     m = BalancedMarket.quasi_symmetric([[3.0], [2.0], [1.0]], [0.1], (0.9, 2.0, 0.5), n_sellers=1)
@@ -187,8 +187,8 @@ def test_general_thresholds_and_marketplace_best_response() -> None:
 
 
 def test_reported_reserve_prices_are_the_posted_baseline_prices_with_heterogeneous_curves() -> None:
-    """Review regression: with heterogeneous curves the marketplace posts the price/production fixed
-    point (spec S0-2 "General setting"), here p = 0.96 where S0-A1 alone gives 2.02; the public
+    """With heterogeneous curves the marketplace posts the price/production fixed point (Section 4's
+    general setting), here p = 0.96 where the quasi-symmetric rule alone gives 2.02; the public
     ``reserve_prices``/``rho``/``thresholds`` must describe the prices the baseline actually used."""
     from datamarket.mechanisms.balanced_market import analyse, marketplace_best_response
 

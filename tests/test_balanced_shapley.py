@@ -1,4 +1,5 @@
-"""Exact Shapley-Nash model of paper 000 (spec S0-3, S0-4.2, S0-4.3, S0-8): reference numbers,
+"""Exact Shapley-Nash model of paper 000 (seller payoff (49)/(53), exact symmetric and asymmetric
+equilibria, Example A.1): reference numbers,
 global best response vs dense grids, symmetric closed form vs equilibrium search."""
 
 import numpy as np
@@ -34,7 +35,7 @@ QUINTIC = Terms(
 
 
 def test_quintic_example_a1_root_to_1e9() -> None:
-    """Example A.1 / spec S0-8: x* solves x^5 - x - 1 = 0 (van der Waerden's quintic), via (42)."""
+    """Example A.1: x* solves x^5 - x - 1 = 0 (van der Waerden's quintic), via (42)."""
     br = best_response(coalitions_of([]), 1.0, QUINTIC)
     roots = np.roots([1, 0, 0, 0, -1, -1])
     real = float(roots[np.abs(roots.imag) < 1e-12].real.max())
@@ -44,7 +45,7 @@ def test_quintic_example_a1_root_to_1e9() -> None:
     assert QUINTIC.value(br.quantity) == pytest.approx(9.6557817787, abs=1e-9)
 
 
-def test_reference_equilibria_spec_s0_a3() -> None:
+def test_reference_equilibria_of_the_sellers_game() -> None:
     eq = find_equilibria([1.0, 2.0], quasi(10.0))
     assert len(eq.profiles) == 1  # the full-support FOC point (2.6147, 1.6994) is not an NE
     np.testing.assert_allclose(eq.selected, [np.sqrt(10.0), 0.0], atol=1e-8)
@@ -73,7 +74,8 @@ def test_reference_heterogeneous_buyers() -> None:
 
 
 def test_paper_lemma_4_1_is_not_a_nash_equilibrium_for_m_ge_2() -> None:
-    """FIX-0.2: best response to the paper's quantity (Z=a=b=rho=1, kappa=0.075)."""
+    """Lemma 4.1 is not a Nash equilibrium for M >= 2: best response to the paper's quantity
+    (Z=a=b=rho=1, kappa=0.075)."""
     for m, x_paper, br_ref in ((2, 1.825742, 3.045028), (3, 1.217161, 2.807510)):
         market = BalancedMarket.quasi_symmetric([[1.0]], [0.075], (1, 1, 1), n_sellers=m)
         x = solve_baseline(market, "paper").production[:, 0]
@@ -85,7 +87,7 @@ def test_paper_lemma_4_1_is_not_a_nash_equilibrium_for_m_ge_2() -> None:
         np.testing.assert_allclose(eq.selected, y, atol=1e-8)
 
 
-def test_monopoly_band_spec_s0_4_3() -> None:
+def test_monopoly_band_of_asymmetric_equilibria() -> None:
     """(X_paper, 0) is an NE iff 0.173081441 <= kappa <= 0.25 (Z=a=b=rho=1), independent of M."""
 
     def is_ne(kappa: float, m: int) -> bool:
@@ -105,7 +107,7 @@ def test_monopoly_band_spec_s0_4_3() -> None:
     cost=st.floats(0.01, 1.0),
 )
 def test_global_best_response_beats_dense_grid(curves, others, cost) -> None:
-    """S0-A2 vs a dense grid (differential test): the breakpoint algorithm is never beaten."""
+    """Breakpoint enumeration vs a dense grid (differential test): the breakpoints are never beaten."""
     arr = np.array(curves)
     terms = Terms(np.ones(len(curves)), np.array(1.0), arr[:, 0], arr[:, 1], arr[:, 2])
     coal = coalitions_of(others)
@@ -122,7 +124,7 @@ def test_global_best_response_beats_dense_grid(curves, others, cost) -> None:
 @settings(max_examples=10)
 @given(curve=learning_curves(), m=st.integers(2, 4), rho=st.floats(0.5, 5.0), frac=st.floats(0.05, 0.95))
 def test_symmetric_shapley_closed_form_matches_equilibrium_search(curve, m, rho, frac) -> None:
-    """S0-4.2: y_S = [rho a b H_M/(M kappa)]^(1/(b+1)) exists iff kappa <= rho c(K)."""
+    """Exact symmetric equilibrium: y_S = [rho a b H_M/(M kappa)]^(1/(b+1)) exists iff kappa <= rho c(K)."""
     c = LearningCurve(*curve)
     h = np.sum(np.arange(1, m + 1, dtype=float) ** (-(c.beta + 1)))
     kappa = frac * rho * c.c_k(m**c.beta * h)
@@ -136,7 +138,7 @@ def test_symmetric_shapley_closed_form_matches_equilibrium_search(curve, m, rho,
 
 
 def test_symmetric_threshold_c_k_by_bisection() -> None:
-    """c(K) (spec S0-4.2) is where the symmetric profile's per-seller profit crosses zero."""
+    """c(K) (exact symmetric equilibrium) is where the symmetric profile's per-seller profit crosses zero."""
     for curve, m, ref in (
         ((1, 1, 1), 2, 0.204081633),
         ((1, 1, 1), 3, 0.158022037),
@@ -173,7 +175,7 @@ def test_structured_shapley_matches_valuation_engine(x, curves) -> None:
 @settings(max_examples=12)
 @given(d=heterogeneous_balanced_markets())
 def test_selected_equilibria_are_nash_and_ir_in_general_markets(d) -> None:
-    """S0-A3 (c): every returned profile passes the global best-response check; sellers are IR; the
+    """Equilibrium search: every returned profile passes the global best-response check; sellers are IR; the
     Shapley division is efficient (revenue == payments)."""
     from datamarket.mechanisms.balanced_market import group_terms, intervention_terms, solve_intervention
 

@@ -1,4 +1,4 @@
-"""Paper 000's theorems (corrected per spec S0-4..S0-7) as property tests over quasi-symmetric markets,
+"""Paper 000's theorems (as corrected on the errata page) as property tests over quasi-symmetric markets,
 and closed forms vs numerical optimisation."""
 
 import numpy as np
@@ -40,7 +40,7 @@ def near_edge(kappa, tau, rel=1e-6) -> bool:
 # -- learning curve (Def 3.3) ------------------------------------------------------------------------
 @given(curve=learning_curves())
 def test_c_g_printed_equals_simplified_and_is_max_ratio(curve) -> None:
-    """eq. (19) as printed == simplified form == max_n G(n)/n (spec S0-4.1)."""
+    """eq. (19) as printed == simplified form == max_n G(n)/n."""
     c = LearningCurve(*curve)
     assert c.c_g_printed() == pytest.approx(c.c_g, rel=1e-12)
     res = minimize_scalar(
@@ -60,7 +60,7 @@ def test_c_g_reference_values() -> None:
         assert LearningCurve(*curve).c_g == pytest.approx(ref, rel=1e-5)
 
 
-# -- reserve prices (Fact 4.2, S0-A1) ------------------------------------------------------------------
+# -- reserve prices (Fact 4.2) ------------------------------------------------------------------------
 @given(values=st.lists(st.floats(0.0, 10.0), min_size=1, max_size=8))
 def test_reserve_price_maximises_rho_over_a_grid(values) -> None:
     mu = np.array(values)[:, None]
@@ -118,7 +118,7 @@ def test_corollary_4_1_demographics_and_closed_form_utilities(d) -> None:
 @settings(max_examples=15)
 @given(d=quasi_symmetric_markets(max_groups=2, max_buyers=3))
 def test_paper_and_shapley_nash_agree_at_m_1(d) -> None:
-    """Lemma 4.1 is exact for M = 1 (spec S0-4.1), in both scenarios."""
+    """Lemma 4.1 is exact for M = 1, in both scenarios."""
     m = build(d, n_sellers=1)
     _, rho = reserve_prices(m.values)
     assume(not near_edge(d["kappa"], rho * m.curve.c_g, 1e-5))
@@ -148,7 +148,8 @@ def profit_grid_max(rho, gamma, kappa, c) -> float:
 @settings(max_examples=25)
 @given(d=quasi_symmetric_markets())
 def test_lemma_4_2_solver_matches_numerical_maximisation(d) -> None:
-    """S0-A4 picks the global maximiser of Pi_gamma(N); forms iff kappa'gamma <= max_H tau_H (S0-T2)."""
+    """The intervention solver picks the global maximiser of Pi_gamma(N); forms iff
+    kappa'gamma <= max_H tau_H."""
     m = build(d)
     c = m.curve
     _, rho = reserve_prices(m.values)
@@ -170,7 +171,7 @@ def test_lemma_4_2_solver_matches_numerical_maximisation(d) -> None:
 
 
 def test_intervention_reference_markets() -> None:
-    """Spec S0-5: market with two consistent local optima; S0-T3 example values."""
+    """A market with two consistent local optima (errata: which active set H); intervention utilities."""
     c = LearningCurve(1, 1, 1)
     sol = paper.solve_intervention(np.array([4.0, 1.2]), np.array([0.6, 0.4]), np.array([0.05, 0.01]), c)
     assert sol.total == pytest.approx(16.861605069, abs=1e-8)
@@ -197,7 +198,8 @@ def test_theorem_5_2_uniform_never_backfires_in_fully_forming_markets(d, frac) -
     m = build(d, gamma=np.full(g, 1.0 / g), kappa=kappa)
     base, interv = solve_baseline(m), solve_intervention(m)
     assert np.all(base.total > 0) and interv.forms and not backfires(base, interv)
-    # FIX-0.5: each group gets at least (alpha(1+beta)/Z)^(1/beta) > n0 samples
+    # Theorem 5.2 (|G| where the proof writes M): each group gets at least
+    # (alpha(1+beta)/Z)^(1/beta) > n0 samples
     assert interv.total.min() >= (c.alpha * (1 + c.beta) / c.Z) ** (1 / c.beta) * (1 - 1e-9)
 
 
@@ -210,13 +212,14 @@ def test_theorem_5_3_corrected_full_support_non_uniform_backfires(curve, gamma) 
     rho, kappa = backfire_market(gamma, c, corrected_5_3=True)
     m = BalancedMarket.quasi_symmetric(np.atleast_2d(rho), kappa, c, n_sellers=1, gamma=gamma)
     base = solve_baseline(m)
-    assert np.all(base.total > 0)  # fully forming (at the knife edge kappa = tau, AMB-0j)
+    assert np.all(base.total > 0)  # fully forming (at the knife edge kappa = tau, counted as forming)
     assert backfires(base, solve_intervention(m))
 
 
 @given(d=quasi_symmetric_markets(min_groups=2), frac=st.floats(0.01, 1.0), k=st.integers(1, 3))
 def test_theorem_5_3_printed_statement_fails_for_uniform_on_support(d, frac, k) -> None:
-    """FIX-0.6: gamma uniform on its support (with zeros) never backfires in fully-forming markets."""
+    """Theorem 5.3 as printed fails: gamma uniform on its support (with zeros) never backfires in
+    fully-forming markets."""
     g = len(d["kappa"])
     k = min(k, g - 1)
     gamma = np.zeros(g)
@@ -228,7 +231,7 @@ def test_theorem_5_3_printed_statement_fails_for_uniform_on_support(d, frac, k) 
         backfire_market(gamma, m.curve, corrected_5_3=True)
 
 
-def test_theorem_5_3_spec_example() -> None:
+def test_theorem_5_3_construction_example() -> None:
     c = LearningCurve(1, 1, 1)
     for gamma, forms in (([1.0, 0.0], True), ([0.6, 0.4], False), ([0.9, 0.1], False)):
         m = BalancedMarket.quasi_symmetric([[1.0, 1.0]], [0.25, 0.25], c, n_sellers=1, gamma=gamma)
@@ -298,7 +301,7 @@ def test_utility_ratio_nan_when_baseline_is_zero() -> None:
 
 
 def test_threshold_bisection_matches_tau() -> None:
-    """Claim 4.1 for M = 1: bisection on max_X rho G(X) - kappa X = 0 gives rho c_G (spec S0-4.1)."""
+    """Claim 4.1 for M = 1: bisection on max_X rho G(X) - kappa X = 0 gives rho c_G."""
     c = LearningCurve(5, 1 / 3, 3)
 
     def best(k):
@@ -309,7 +312,7 @@ def test_threshold_bisection_matches_tau() -> None:
 
 
 def test_thresholds_do_not_overflow_for_small_beta() -> None:
-    """Review regression: c_G (19) and tau_H (29) raised OverflowError for beta = 1e-3 (intermediate powers
+    """c_G (19) and tau_H (29) raised OverflowError for beta = 1e-3 (intermediate powers
     R^((beta+1)/beta), Z^((beta+1)/beta)); the stable forms give the same values."""
     import math
 

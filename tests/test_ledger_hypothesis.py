@@ -1,5 +1,5 @@
 """Property: any single-row edit, deletion or insertion in the ledger's tables (or in the round and
-submission rows they are tied to) makes ``verify`` fail (issue 14).
+submission rows they are tied to) makes ``verify`` fail.
 
 The chain of :func:`tests.ledger_support.book_market` is built once; each example applies one change
 inside a transaction, verifies through the same connection and rolls back. Insertions are the

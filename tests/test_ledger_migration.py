@@ -1,4 +1,4 @@
-"""Old chains still verify after the migration to ledger format 2 (issue 14).
+"""Old chains still verify after the migration to ledger format 2.
 
 ``tests/fixtures/ledger_v1.sqlite`` was written by the code before revision 0003 (format-1 entries,
 schema 0001; ``tests/fixtures/make_ledger_v1.py``). It is upgraded here as it is (SQLite) and after

@@ -1,5 +1,5 @@
 """The ledger through the HTTP API: currencies of markets, balances per currency, receipts carrying
-checkpoints, ``POST /ledger/checkpoint`` and ``GET /ledger/export`` (issue 14), on SQLite and
+checkpoints, ``POST /ledger/checkpoint`` and ``GET /ledger/export``, on SQLite and
 PostgreSQL."""
 
 from __future__ import annotations

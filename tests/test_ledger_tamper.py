@@ -1,5 +1,5 @@
 """Tampering as an insider with database access would, on SQLite and PostgreSQL: each edit is found
-and the problem names the entry or the round (issue 14)."""
+and the problem names the entry or the round."""
 
 from __future__ import annotations
 

@@ -8,11 +8,8 @@ arXiv id and their own equation numbers; each deviation from a paper is stated i
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("src", "docs", "examples", "tests", "benchmarks", "README.md", "Makefile", "pyproject.toml")
@@ -30,24 +27,6 @@ FORBIDDEN = {
     r"\b[Rr]eview (fix|regressions?)\b": "review-note language",
 }
 
-# TEMPORARY: files other branches are rewriting while this test lands; the lead removes each entry
-# when the cleaned version is merged. Do not add entries: clean the file instead.
-TEMPORARY_EXCLUSIONS: tuple[str, ...] = (
-    "src/datamarket/mechanisms/balanced_market/*",
-    "src/datamarket/mechanisms/collaborative/__init__.py",
-    "src/datamarket/mechanisms/truthful_payments/__init__.py",
-    "src/datamarket/equilibrium/anarchy.py",
-    "src/datamarket/experiments/data_valuation.py",
-    "src/datamarket/valuation/*",
-    "src/datamarket/service/*",
-    "docs/service.md",
-    "docs/valuation.md",
-    "benchmarks/*",
-    "tests/test_balanced*.py",
-    "tests/test_valuation*.py",
-    "tests/test_service*.py",
-    "tests/test_ledger*.py",
-)
 THIS_FILE = "tests/test_self_contained.py"
 
 
@@ -62,15 +41,11 @@ def _files() -> list[Path]:
     return sorted(p for p in out if "__pycache__" not in p.parts)
 
 
-def _excluded(rel: str) -> bool:
-    return rel == THIS_FILE or any(fnmatch.fnmatch(rel, pat) for pat in TEMPORARY_EXCLUSIONS)
-
-
 def test_no_reference_outside_the_repository_or_to_internal_codes() -> None:
     hits = []
     for path in _files():
         rel = path.relative_to(ROOT).as_posix()
-        if _excluded(rel):
+        if rel == THIS_FILE:
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -112,10 +87,3 @@ def test_tests_cited_by_the_documentation_exist() -> None:
             if not target.is_file() or not re.search(rf"def {name}\b", target.read_text(encoding="utf-8")):
                 missing.append(f"{doc.relative_to(ROOT)}: {file}::{name}")
     assert not missing, "documentation cites missing tests:\n" + "\n".join(missing)
-
-
-@pytest.mark.parametrize("rel", TEMPORARY_EXCLUSIONS)
-def test_temporary_exclusions_are_only_files_of_other_branches(rel: str) -> None:
-    assert rel.startswith(
-        ("src/datamarket/", "docs/service.md", "docs/valuation.md", "tests/test_", "benchmarks/")
-    )

@@ -351,7 +351,8 @@ def test_competing_buyers_round_end_to_end(live, db_url) -> None:  # type: ignor
         assert done["status"] == "cleared", done["error"]
         assert _round_sums(db_url) == {done["id"]: 0}
         contracts = clients["src1"].get(f"/rounds/{done['id']}/models/{ids['src1']}").json()["deliverable"]
-        # paper 002 Section IV (spec S2-3): d_1 = 2.2222 for the sources at x = 0 and 1
+        # paper 002 Section IV, with the parameters it leaves implicit (errata: Section IV's implicit
+        # parameters): d_1 = 2.2222 for the sources at x = 0 and 1
         assert abs(contracts["contracts"]["buyer1"]["d"] - 20 / 9) < 1e-9
         assert clients["src2"].get(f"/rounds/{done['id']}/receipts/{ids['src1']}").status_code == 403
 

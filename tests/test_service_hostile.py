@@ -1,4 +1,4 @@
-"""Hostile and careless inputs (issue 13), through real HTTP on SQLite and PostgreSQL: each test is
+"""Hostile and careless inputs, through real HTTP on SQLite and PostgreSQL: each test is
 the reproduction of a reported failure; none may cause a 5xx, block a market or move money."""
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def test_cli_scheduler_option_uses_dask(dask_client, tmp_path) -> None:
 
 
 def test_lambda_and_closure_games_on_every_backend(processes, dask_client) -> None:
-    # issue 12 point 6: games are shipped with cloudpickle, so a notebook's lambda or closure works
+    # games are shipped with cloudpickle, so a notebook's lambda or closure works
     weights = np.array([3.0, 1.0, 2.0, 5.0])
 
     def closure(s: tuple[int, ...]) -> float:

@@ -1,4 +1,4 @@
-"""Persistent coalition cache: repeated runs refit nothing, interrupted runs resume exactly (issue #18)."""
+"""Persistent coalition cache: repeated runs refit nothing, interrupted runs resume exactly."""
 
 from __future__ import annotations
 

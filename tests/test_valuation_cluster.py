@@ -1,4 +1,4 @@
-"""A real Dask cluster: `dask scheduler` and two `dask worker` programs (issue #18).
+"""A real Dask cluster: `dask scheduler` and two `dask worker` programs.
 
 The scheduler and workers are separate OS processes started from this test (127.0.0.1, random
 ports, a scheduler file to find the address), then ``datamarket value --scheduler tcp://...`` runs

@@ -1,4 +1,4 @@
-"""Valuation config: any scikit-learn estimator by import path, and the sampled methods (issue #18)."""
+"""Valuation config: any scikit-learn estimator by import path, and the sampled methods."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The estimators that need fewer fits (issue #18): exact switch, closed-form and DP oracles."""
+"""The estimators that need fewer fits: exact switch, closed-form and DP oracles."""
 
 from __future__ import annotations
 

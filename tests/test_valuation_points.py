@@ -1,4 +1,4 @@
-"""Point-level valuation: exact KNN-Shapley against enumeration, Data-OOB (issue #18)."""
+"""Point-level valuation: exact KNN-Shapley against enumeration, Data-OOB."""
 
 from __future__ import annotations
 

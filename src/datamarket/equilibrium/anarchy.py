@@ -8,10 +8,12 @@ __all__ = ["price_of_anarchy"]
 
 
 def price_of_anarchy(cost_at_report: float, cost_at_truth: float) -> float:
-    """:math:`SC(\\text{report}) / SC(\\text{truth})` (spec §1.5 [FIX]: a social-cost ratio).
+    """:math:`SC(\\text{report}) / SC(\\text{truth})`, both social costs at the true costs.
 
-    It is >= 1 when the social cost is positive. For any sign it is the literal ratio of the spec: a
-    data-mixture loss with ``b < 0`` can make SC negative, and then the ratio is <= 1 (not clipped to
+    (errata: price of anarchy is a ratio of true-cost social costs)
+
+    It is >= 1 when the social cost is positive. For any sign it is the literal ratio of the definition:
+    a data-mixture loss with ``b < 0`` can make SC negative, and then the ratio is <= 1 (not clipped to
     1). If SC at the truth is exactly 0, the ratio is 1 when the report's SC is 0 too, else ``inf``.
 
     >>> price_of_anarchy(10.2, 10.0)

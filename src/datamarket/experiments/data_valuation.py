@@ -1,6 +1,6 @@
-"""Noisy-label detection, the standard evaluation of point-level data valuation (issue #18).
+"""Noisy-label detection, the standard evaluation of point-level data valuation.
 
-Setting (as in Kwon & Zou 2023, "Data-OOB", §4.2, and Jiang et al. 2023, "OpenDataVal", §4): a
+Setting (as in Kwon & Zou 2023, "Data-OOB", Section 4.2, and Jiang et al. 2023, "OpenDataVal", Section 4): a
 classification data set, a seeded train/validation/test split, **10% of the training labels flipped**
 to another class chosen uniformly at random. Each method values every training point; then
 

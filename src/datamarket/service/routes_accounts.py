@@ -69,7 +69,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
         return S.ParticipantCreated(id=pid, name=body.name, api_key=key)
 
     def participant_out(s: Session, p: Participant) -> S.ParticipantOut:
-        per = chain.balances(s, p.name).get(p.name, {})  # issue 14: one balance per currency, never summed
+        per = chain.balances(s, p.name).get(p.name, {})  # one balance per currency, never summed
         rows = [
             S.BalanceOut(currency=c, balance_minor=v, balance=Currency.parse(c).format(v))
             for c, v in sorted(per.items())
@@ -124,7 +124,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
                 "kind", f"unknown market kind {body.kind!r} (available: {sorted(st.adapters)})"
             )
         params = adapter.validate_params(body.params)
-        # issue 14: the market's currency fixes its scale (10^decimals); unknown currency -> 422
+        # ledger format 2: the market's currency fixes its scale (10^decimals); unknown currency -> 422
         cur = Currency.for_scale(body.scale) if body.currency is None else Currency.parse(body.currency)
         if "scale" in body.model_fields_set and body.scale != cur.scale:
             raise InvalidMarketError(

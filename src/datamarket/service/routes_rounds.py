@@ -198,7 +198,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
         return out
 
     def receipt(s: Session, r: Round, p: Participant) -> S.ReceiptOut:
-        # issue 14: every hashed field of the participant's entries, the round's currency and the
+        # ledger format 2: every hashed field of the participant's entries, the round's currency and the
         # checkpoint (chain head after the round, entry hashes, Merkle root, inclusion proofs)
         m = s.get(Market, r.market_id)
         cur = Currency.parse(m.currency if m is not None else "USD")

@@ -63,7 +63,7 @@ class ParticipantCreated(BaseModel):
     api_key: str = Field(description="shown once; only its hash is stored")
 
 
-# -- ledger (issue 14): balances per currency, currencies of markets, receipts' checkpoints ---------
+# -- ledger (format 2): balances per currency, currencies of markets, receipts' checkpoints ---------
 class BalanceOut(BaseModel):
     currency: str
     balance_minor: int

@@ -34,7 +34,7 @@ Algorithm (one batch; batches repeat until the stopping rule fires)
 4. :math:`\hat\phi_i = \frac1M\sum_k \hat\mu_{i,k}` when every stratum of player :math:`i` has a sample
    (always true after one block of the cyclic sampler); otherwise (random sampler, many players, few
    permutations) collapsed strata: each empty position is merged into the nearest sampled one
-   (Cochran 1977, §5A.12; slightly biased when neighbouring strata differ; ``extra["stratified"]``
+   (Cochran 1977, Section 5A.12; slightly biased when neighbouring strata differ; ``extra["stratified"]``
    says which estimator was used).
    Standard error: :math:`\sqrt{\sum_k (1 - d_{ik}/C_{k})\, s_{ik}^2 / (M^2 d_{ik})}` with
    :math:`d_{ik}` distinct samples, :math:`C_k = \binom{M-1}{k}` and :math:`s_{ik}^2` the stratum's sample

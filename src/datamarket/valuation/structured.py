@@ -1,9 +1,10 @@
 r"""Exact Shapley values of quantity games by dynamic programming (no enumeration of ``2^M`` coalitions).
 
 A *quantity game* values a coalition by its total quantity: :math:`v(T) = f(\sum_{j \in T} q_j)` with
-non-negative integers :math:`q_j` (paper 000's learning-curve markets, seed 0:
-:math:`v_g(T) = \rho_g G_g(\sum_{j\in T} x_{j,g})`, spec ``seed0_balanced_market.md``). Grouped games
-:math:`v = \sum_g v_g` split by linearity of the Shapley value (Shapley 1953, axiom of additivity).
+non-negative integers :math:`q_j` (paper 000's learning-curve markets,
+:math:`v_g(T) = \rho_g G_g(\sum_{j\in T} x_{j,g})`, the balanced market of Chaintreau, Maio and Ziani,
+WWW 2025). Grouped games :math:`v = \sum_g v_g` split by linearity of the Shapley value (Shapley 1953,
+axiom of additivity).
 
 For player :math:`i`, with :math:`c_{-i}(s, t)` the number of coalitions of the *other* players of size
 :math:`s` and total :math:`t`,

@@ -1,4 +1,4 @@
-r"""Sellers in classes: the Shapley-Nash game of paper 000 (seed 0) over class counts.
+r"""Sellers in classes: the Shapley-Nash game of paper 000 over class counts.
 
 Real online data markets have many sellers of a few kinds. Sellers with identical parameters (the same
 unit-cost row; the buyers' curves are common to all sellers) form a *class*. In a profile where every
@@ -18,8 +18,8 @@ indexed by the count vector), so the seller's payoff (7), its slope (42) and the
 system cost :math:`\prod_b (m'_b + 1)` terms: polynomial in the class counts (26^4 for 100 sellers in
 four classes of 25) instead of :math:`2^{M-1}`.
 
-Algorithm (class engine of S0-A3)
----------------------------------
+Algorithm (class engine of the equilibrium search)
+--------------------------------------------------
 1. Classes by exact equality of the sellers' parameter rows (:func:`seller_classes`).
 2. Supports: every set of producing classes (class-symmetric profiles). When asked
    (``within_class=True``), or when all splits are few (:math:`\prod_k (m_k+1) \le` ``SPLIT_LIMIT``), a
@@ -29,11 +29,12 @@ Algorithm (class engine of S0-A3)
 3. For each support, the FOC (42) of one seller per producing part, solved in log quantities with the
    analytic Jacobian (:func:`datamarket.mechanisms.balanced_market._shapley.solve_foc`) from the general
    engine's starts.
-4. Every candidate is verified by the exact global best response (S0-A2, pruned) of one seller of
-   every part, producing or not: a class-symmetric profile is a Nash equilibrium iff no seller of any
-   part gains more than ``tol`` times the payoff scale by deviating (sellers of a part face the same
-   coalitions, so one check per part is exact).
-5. Selection as in S0-A3 (:func:`datamarket.mechanisms.balanced_market._shapley.select_equilibria`).
+4. Every candidate is verified by the exact global best response (breakpoint enumeration, pruned) of
+   one seller of every part, producing or not: a class-symmetric profile is a Nash equilibrium iff no
+   seller of any part gains more than ``tol`` times the payoff scale by deviating (sellers of a part face
+   the same coalitions, so one check per part is exact).
+5. Selection as in the general engine
+   (:func:`datamarket.mechanisms.balanced_market._shapley.select_equilibria`).
 
 Unlike the general engine there is no iterated best response: asymmetric equilibria other than the
 splits of step 2 are not searched.
@@ -238,7 +239,7 @@ def class_equilibria(
         splits = sorted(set(splits) | set(_splits(cls_count, 2, within_class)), key=lambda a: (-sum(a), a))
     for n_act, group in itertools.groupby(splits, key=sum):
         if not within_class and any(int(np.sum(x > 0)) > n_act for x in kept):
-            break  # more producing sellers rank first (S0-A3): fewer cannot be selected
+            break  # more producing sellers rank first (selection rule): fewer cannot be selected
         for split in group:
             diag["supports"] += 1
             for parts, part_members in _support_candidates(split, members, cls_cost, mono, terms):

@@ -1,7 +1,7 @@
-r"""Market type, reserve prices, revenue terms and settlement of paper 000's market (seed 0).
+r"""Market type, reserve prices, revenue terms and settlement of paper 000's market.
 
 Private helpers of :mod:`datamarket.mechanisms.balanced_market._equilibrium` (the public facade): the market
-(:class:`BalancedMarket`), the marketplace's best response (Fact 4.2, S0-A1), the per-group and
+(:class:`BalancedMarket`), the marketplace's best response (Fact 4.2), the per-group and
 intervention revenue terms of the sellers' game, and :func:`settle`, which turns a production profile
 into utilities (8)-(10) and Shapley payments (7).
 """
@@ -48,7 +48,8 @@ class BalancedMarket:
     costs : (M, G) unit costs :math:`\\kappa^{(j)}_g > 0`.
     Z, alpha, beta : (N, G) learning-curve parameters (> 0), broadcast from scalars.
     gamma : (G,) target demographics on the simplex, or ``None`` (no intervention analysis).
-    tie : reserve-price tie rule (spec AMB-0c): ``"lowest"`` (default, best for buyers) or ``"highest"``.
+    tie : reserve-price tie rule, which Fact 4.2 leaves open (errata: reserve prices): ``"lowest"``
+        (default, best for buyers) or ``"highest"``.
     """
 
     values: FloatArray
@@ -159,11 +160,11 @@ class BalancedMarket:
 
 
 def reserve_prices(values: ArrayLike, tie: Tie = "lowest") -> tuple[FloatArray, FloatArray]:
-    r"""Marketplace best response (Fact 4.2, eq. 15) by algorithm S0-A1.
+    r"""Marketplace best response (Fact 4.2, eq. 15).
 
     Sort the positive :math:`\mu_{\cdot,g}` descending; :math:`\rho^*_g = \max_k k\mu_{(k)}` attained at
-    :math:`p_g = \mu_{(k^*)}`; ties (AMB-0c) take the lowest maximising price by default. A group with no
-    positive value gets :math:`p_g = 0`, :math:`\rho_g = 0` (nobody pays).
+    :math:`p_g = \mu_{(k^*)}`; ties (which the paper leaves open) take the lowest maximising price by
+    default. A group with no positive value gets :math:`p_g = 0`, :math:`\rho_g = 0` (nobody pays).
 
     >>> p, rho = reserve_prices([[3.0], [2.0], [1.0]])
     >>> p.tolist(), rho.tolist()            # rho(3)=3, rho(2)=4, rho(1)=3
@@ -190,9 +191,10 @@ def reserve_prices(values: ArrayLike, tie: Tie = "lowest") -> tuple[FloatArray, 
 
 
 def marketplace_best_response(market: BalancedMarket, totals: FloatArray) -> FloatArray:
-    r"""Reserve prices maximising :math:`p_g\sum_{i:\mu_{i,g}\ge p_g}\mathcal G_{i,g}(x_g)` (general setting,
-    S0-2); candidates are the distinct bids. A group with zero accuracy for everybody keeps the
-    :math:`\rho`-maximiser (AMB-0d)."""
+    r"""Reserve prices maximising :math:`p_g\sum_{i:\mu_{i,g}\ge p_g}\mathcal G_{i,g}(x_g)` (Section 4's
+    general setting: with heterogeneous curves Fact 4.2 does not apply, the best price depends on
+    production); candidates are the distinct bids. A group with zero accuracy for everybody keeps the
+    :math:`\rho`-maximiser (any price is optimal there; this one keeps the sellers' incentives defined)."""
     p0, _ = reserve_prices(market.values, market.tie)
     acc = market.accuracy(totals)
     p = p0.copy()
@@ -221,7 +223,8 @@ def group_terms(market: BalancedMarket, p: FloatArray, g: int, scale: float = 1.
 
 
 def intervention_terms(market: BalancedMarket, p: FloatArray, gamma: FloatArray) -> Terms:
-    """All groups' terms with scales :math:`\\gamma_g` (one scalar decision :math:`n^{(j)}`, S0-O7)."""
+    """All groups' terms with scales :math:`\\gamma_g` (one scalar decision :math:`n^{(j)}`: under
+    the intervention :math:`x^{(j)} = \\gamma n^{(j)}`, Def 3.6)."""
     parts = [group_terms(market, p, g, float(gamma[g])) for g in range(market.shape[2])]
     return Terms(*(np.concatenate([getattr(t, k) for t in parts]) for k in Terms._fields()))
 
@@ -275,7 +278,7 @@ class MarketSolution:
         return float(self.values_received.sum() - self.production_cost.sum())
 
     def to_dict(self, groups: Sequence[str]) -> dict[str, Any]:
-        """The per-scenario JSON block of the ``balanced_market`` scenario (issue #4, item 5)."""
+        """The per-scenario JSON block of the ``balanced_market`` scenario."""
         return {
             "forms": self.forms,
             "production": self.production.tolist(),

@@ -1,36 +1,40 @@
-r"""Equilibria of the online data market with a demographic-balance intervention (paper 000, seed 0).
+r"""Equilibria of the online data market with a demographic-balance intervention (paper 000).
 
-Paper: "The Cost of Balanced Training-Data Production in an Online Data Market" (equation numbers are the
-paper's own). Corrections follow ``../shared/spec/seed0_balanced_market.md`` (cited as S0-...).
+Paper: A. Chaintreau, R. Maio, J. Ziani, "The Cost of Balanced Training-Data Production in an Online Data
+Market", WWW 2025, arXiv:2501.19294 (equation numbers are the paper's own). Where the paper is wrong or
+silent, the docstrings say what is implemented instead and why; each such point is an item of the
+documentation's errata page.
 
 Model (Sections 3-4)
 --------------------
 :math:`M` sellers with unit costs :math:`\kappa^{(j)}_g > 0`, :math:`N` buyers with values of accuracy
 :math:`\mu_{i,g} \ge 0` and learning curves :math:`\mathcal G_{i,g}(n) = (Z - \alpha n^{-\beta})_+` (eq. 2).
 Buyers bid truthfully (Fact 4.1). The marketplace posts reserve prices maximising the potential value
-:math:`\rho_g(p) = p\,\#\{i: \mu_{i,g}\ge p\}` (eqs. 14-15, algorithm S0-A1). Sellers then play the
+:math:`\rho_g(p) = p\,\#\{i: \mu_{i,g}\ge p\}` (eqs. 14-15: the best of
+:math:`k\,\mu_{(k)}` over the bids sorted descending). Sellers then play the
 Shapley game (7)/(9).
 
-Two equilibrium models (spec S0-4, FIX-0.2)
-------------------------------------------
+Two equilibrium models (errata: Lemma 4.1 is the sellers' joint optimum)
+-----------------------------------------------------------------------
 ``model="paper"``
     The paper's closed forms (Lemma 4.1/4.2, Claim 4.1/4.2, Thm 4.1/4.2, Cor 4.1) in the quasi-symmetric
     setting (Def 4.1). **The paper's error**: the proof of Lemma 4.1 (A.3, eqs. 54-58) substitutes
     symmetry before differentiating, so (16) is the sellers' *joint* profit optimum split equally, not a
     Nash equilibrium for :math:`M \ge 2`. With :math:`Z=\alpha=\beta=\rho=1`, :math:`\kappa=0.075`,
     :math:`M=2` the paper gives :math:`x^{(j)} = 1.825742` while the best response to it is
-    :math:`3.045028`; the exact symmetric equilibrium is :math:`2.886751` (S0-4.2).
+    :math:`3.045028`; the exact symmetric equilibrium is :math:`2.886751`.
 ``model="shapley_nash"``
     The exact game, for heterogeneous sellers and buyers (the setting of Prop. 4.1): global best response
-    by breakpoint enumeration (S0-A2), all equilibria by support enumeration and iterated best response
-    with a global check (S0-A3), see :mod:`datamarket.mechanisms.balanced_market._shapley`. With heterogeneous
-    learning curves the marketplace's best response depends on production; prices and production are then
-    iterated to a fixed point (S0-2, "General setting").
+    by breakpoint enumeration, all equilibria by support enumeration and iterated best response
+    with a global best-response check, see :mod:`datamarket.mechanisms.balanced_market._shapley`. With
+    heterogeneous learning curves the marketplace's best response depends on production; prices and
+    production are then iterated to a fixed point (errata: reserve prices).
 
-The intervention solver of the paper model enumerates the consistent active sets ``H`` (S0-A4).
+The intervention solver of the paper model enumerates the consistent active sets ``H``
+(errata: which active set H).
 
 >>> m = BalancedMarket.quasi_symmetric([[1.0, 1.0]], [0.25, 0.25], (1, 1, 1), n_sellers=1, gamma=[0.6, 0.4])
->>> solve_baseline(m).forms, solve_intervention(m).forms   # spec S0-6, Thm 5.3 example
+>>> solve_baseline(m).forms, solve_intervention(m).forms   # Thm 5.3's construction
 (True, False)
 """
 
@@ -140,7 +144,7 @@ def solve_intervention(
     engine: Engine = "auto",
     within_class: bool = False,
 ) -> MarketSolution:
-    """Intervention equilibrium (Section 4.2): S0-A4 (paper) or the exact Shapley-Nash game.
+    """Intervention equilibrium (Section 4.2): active-set enumeration (paper) or the exact Shapley-Nash game.
 
     Reserve prices are those of the baseline (Fact 4.2; in the general setting they are iterated with
     production as in the baseline). ``engine``, ``within_class``: as in :func:`solve_baseline`.
@@ -209,8 +213,9 @@ def thresholds(market: BalancedMarket, prices: ArrayLike | None = None) -> Float
     seller breaks even, :math:`\sup_X F_g(X)/X`; equals :math:`\rho_g c_{\mathcal G}` (eq. 18-19) in the
     quasi-symmetric setting (computed in closed form there).
 
-    ``prices``: the posted reserve prices (default: S0-A1's). With heterogeneous curves the posted prices
-    are the baseline's price/production fixed point (S0-2 "General setting"), which can differ from S0-A1.
+    ``prices``: the posted reserve prices (default: the best of :math:`k\,\mu_{(k)}`). With heterogeneous
+    curves the posted prices are the baseline's price/production fixed point (Section 4's general
+    setting), which can differ from the quasi-symmetric prices.
     """
     p, rho = reserve_prices(market.values, market.tie)
     if prices is not None:
@@ -222,7 +227,7 @@ def thresholds(market: BalancedMarket, prices: ArrayLike | None = None) -> Float
 
 
 def intervention_threshold(market: BalancedMarket, gamma: ArrayLike | None = None) -> float:
-    r""":math:`\max_H \tau_H(\rho,\gamma)` (Thm 4.2, eq. 29; spec S0-T2): the intervention forms iff
+    r""":math:`\max_H \tau_H(\rho,\gamma)` (Thm 4.2, eq. 29): the intervention forms iff
     :math:`\kappa^\top\gamma` is at most this (quasi-symmetric); in general :math:`\sup_N F_\gamma(N)/N`."""
     p, rho = reserve_prices(market.values, market.tie)
     gam = market.gamma if gamma is None else validate_gamma(gamma, market.shape[2])
@@ -234,13 +239,13 @@ def intervention_threshold(market: BalancedMarket, gamma: ArrayLike | None = Non
 
 
 def _ratio(a: float, b: float, tol: float = 1e-12) -> float:
-    """``a / b``; NaN when the baseline utility ``b`` is 0 (spec AMB-0h)."""
+    """``a / b``; NaN when the baseline utility ``b`` is 0 (the ratios (36)-(38) are undefined there)."""
     return float("nan") if abs(b) <= tol else float(a / b)
 
 
 def utility_ratios(base: MarketSolution, interv: MarketSolution) -> dict[str, Any]:
     r"""Utility ratios (36)-(38): :math:`UR_{Mkt} = w^f/w`, :math:`UR_{S,j} = v_j^f/v_j`,
-    :math:`UR_{B,i} = u_i^f/u_i`; NaN where the baseline utility is 0 (AMB-0h)."""
+    :math:`UR_{B,i} = u_i^f/u_i`; NaN where the baseline utility is 0 (undefined ratio)."""
     b, f = base.utilities, interv.utilities
     return {
         "marketplace": _ratio(f.marketplace, b.marketplace),
@@ -297,8 +302,9 @@ def backfire_market(
 
     ``corrected_5_3=False``: Theorem 5.1's construction (A.9): one group :math:`h \ne h'` with
     :math:`\kappa_h = \tau_h` and :math:`\kappa_{h'} > \lceil\tau\rceil/\gamma_{h'}` (needs
-    :math:`\gamma_{h'} > 0`, :math:`|G| \ge 2`). ``corrected_5_3=True``: Theorem 5.3 as corrected by spec
-    FIX-0.6 (``gamma`` with full support, not uniform): one buyer with :math:`\mu_g = 1` and
+    :math:`\gamma_{h'} > 0`, :math:`|G| \ge 2`). ``corrected_5_3=True``: Theorem 5.3 as corrected
+    (errata: Theorem 5.3 is false for targets uniform on their support; here ``gamma`` has full support
+    and is not uniform): one buyer with :math:`\mu_g = 1` and
     :math:`\kappa_g = c_{\mathcal G}`, a fully-forming market at the knife edge.
     """
     gam = np.asarray(gamma, dtype=np.float64)

@@ -1,16 +1,16 @@
 r"""Online data market with Shapley revenue division and a demographic-balance intervention (paper 000).
 
-Paper: "The Cost of Balanced Training-Data Production in an Online Data Market" (seed 0); corrections in
-``../shared/spec/seed0_balanced_market.md`` (S0-...). Equilibria live in
-:mod:`._equilibrium`; this module runs the market *mechanics* of Section 3.3 and
-produces auditable :class:`~datamarket.core.Outcome` objects.
+Paper: A. Chaintreau, R. Maio, J. Ziani, "The Cost of Balanced Training-Data Production in an Online Data
+Market", WWW 2025, arXiv:2501.19294. Equilibria live in :mod:`._equilibrium`; this module runs the market
+*mechanics* of Section 3.3 and produces auditable :class:`~datamarket.core.Outcome` objects.
 
 Mechanics (one round, given the sellers' datasets and the buyers' bids)
 ---------------------------------------------------------------------
-1. Reserve prices :math:`p_g` maximise :math:`\rho_g` over the distinct bids (Fact 4.2, eq. 15, S0-A1;
-   ties: lowest price by default, AMB-0c).
+1. Reserve prices :math:`p_g` maximise :math:`\rho_g` over the distinct bids (Fact 4.2, eq. 15: the best
+   of :math:`k\,\mu_{(k)}` over the bids sorted descending; ties, which the paper leaves open: lowest price by
+   default).
 2. Allocation (4)-(5): buyer :math:`i` gets all samples of group :math:`g`,
-   :math:`\mathcal{AF}_g = x_g^{([M])}`, iff :math:`b_{i,g} \ge p_g` (weak inequality, S0-F2).
+   :math:`\mathcal{AF}_g = x_g^{([M])}`, iff :math:`b_{i,g} \ge p_g` (weak inequality, as in (4)).
 3. Revenue (6): :math:`\mathcal{RF}_{i,g} = p_g\,\mathcal G_{i,g}(\tilde x^{([M])})` (posted-price Myerson
    payment). The gain :math:`\mathcal G` is a learning curve (eq. 2) or an **empirical gain**: a
    scikit-learn model trained on the allocated samples of the group and scored on the buyer's test data.
@@ -18,7 +18,8 @@ Mechanics (one round, given the sellers' datasets and the buyers' bids)
    :math:`v(T) = \sum_{i,g}\mathcal{RF}_{i,g}(\tilde x^{(T)})` over sellers, computed by the valuation
    engine (:func:`datamarket.valuation.exact_shapley`); with empirical gains every coalition's value is a
    real retraining. Shapley is efficient, so revenue equals payments (strong budget balance).
-5. Utilities (8)-(10) (brackets of (10) restored, FIX-0.1).
+5. Utilities (8)-(10) (the brackets missing in (10) restored: the sum over :math:`g`
+   covers both terms; errata: eq. (10)).
 
 Buyers' truthfulness (Fact 4.1) is checked empirically by the IC probes of :data:`MECHANISMS`.
 """
@@ -177,8 +178,9 @@ def analyse(
     opts: dict[str, Any] = {"seed": seed, "engine": engine, "within_class": within_class}
     base = solve_baseline(market, model, **opts)
     interv = solve_intervention(market, model, **opts)
-    # Report the prices the marketplace actually posts in the baseline: S0-A1's in the quasi-symmetric
-    # setting; with heterogeneous curves the price/production fixed point (spec S0-2 "General setting"),
+    # Report the prices the marketplace actually posts in the baseline: the best of k * mu_(k) in the
+    # quasi-symmetric setting; with heterogeneous curves the price/production fixed point (Section 4's
+    # general setting, where the best price depends on production),
     # with rho (14) and the thresholds evaluated at those prices.
     p = base.prices.copy()
     rho = potential_value(market.values, p)

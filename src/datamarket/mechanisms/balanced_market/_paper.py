@@ -1,14 +1,17 @@
-r"""Closed forms of paper 000 (seed 0) in the quasi-symmetric setting: the "paper model".
+r"""Closed forms of paper 000 in the quasi-symmetric setting: the "paper model".
 
 All functions are pure and take the potential economic values :math:`\rho_g` (eq. 14), the common unit
 costs :math:`\kappa_g`, the common learning curve :math:`(Z, \alpha, \beta)` and, for the intervention,
 the target demographics :math:`\gamma`.
 
-Spec S0-4.1, FIX-0.2: for :math:`M \ge 2` the printed Lemma 4.1 (eqs. 16-17) is the sellers' *joint*
+For :math:`M \ge 2` the printed Lemma 4.1 (eqs. 16-17) is the sellers' *joint*
 profit optimum split equally, not a Nash equilibrium of the Shapley game (7); the exact game is solved in
-:mod:`datamarket.mechanisms.balanced_market._shapley`. Both coincide for :math:`M = 1`.
+:mod:`datamarket.mechanisms.balanced_market._shapley`. Both coincide for :math:`M = 1`
+(errata: Lemma 4.1 is the sellers' joint optimum).
 
-Knife edges (spec AMB-0j): a group forms when :math:`\kappa_g \le \tau_g (1 + \text{tol})`.
+Knife edges: at :math:`\kappa_g = \tau_g` sellers are indifferent (zero profit) and the paper counts the
+group as formed; so does this module, with a relative tolerance: a group forms when
+:math:`\kappa_g \le \tau_g (1 + \text{tol})`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ EDGE_TOL = 1e-12
 
 def baseline_thresholds(rho: FloatArray, curve: LearningCurve) -> FloatArray:
     r"""Participation thresholds :math:`\tau_g = \rho_g c_{\mathcal G}` (Claim 4.1, eqs. 18-19; the
-    printed ":math:`t_g`" of (18) is :math:`\tau_g`, spec FIX-0.11).
+    printed ":math:`t_g`" of (18) is :math:`\tau_g`; errata: notation).
 
     >>> baseline_thresholds(np.array([1.0, 2.0]), LearningCurve(1, 1, 1)).tolist()
     [0.25, 0.5]
@@ -55,7 +58,8 @@ def baseline_total(rho: FloatArray, kappa: FloatArray, curve: LearningCurve) -> 
 def baseline_demographics(rho: FloatArray, kappa: FloatArray, curve: LearningCurve) -> FloatArray:
     r"""Corollary 4.1 eq. (22): demographics
     :math:`(\rho_g/\kappa_g)^{1/(\beta+1)} / \sum_{h\in F}(\rho_h/\kappa_h)^{1/(\beta+1)}`
-    on the formed groups :math:`F` (called ``H`` in the paper; renamed, spec AMB-0e), 0 elsewhere."""
+    on the formed groups :math:`F` (called ``H`` in the paper, which is not
+    the ``H`` of Lemma 4.2; renamed), 0 elsewhere."""
     total = baseline_total(rho, kappa, curve)
     formed = total > 0
     r = np.where(formed, np.power(np.asarray(rho) / np.asarray(kappa), 1.0 / (curve.beta + 1.0)), 0.0)
@@ -67,7 +71,7 @@ def baseline_demographics(rho: FloatArray, kappa: FloatArray, curve: LearningCur
 def baseline_utilities_closed_form(
     rho: FloatArray, kappa: FloatArray, curve: LearningCurve, n_sellers: int
 ) -> tuple[float, float]:
-    r"""Marketplace and per-seller utility, spec S0-4.1 (from eqs. 215-218, 225-229):
+    r"""Marketplace and per-seller utility of the paper model (from eqs. 215-218, 225-229):
 
     .. math::
        w = Z\sum_F \rho_g - \alpha \sum_F \rho_g^{1/(\beta+1)}(\alpha\beta/\kappa_g)^{-\beta/(\beta+1)},\quad
@@ -104,7 +108,7 @@ def tau_h(rho: FloatArray, gamma: FloatArray, curve: LearningCurve, active: NDAr
     s = float(np.sum(r * g ** (-b)))
     if s <= 0:
         return 0.0
-    # Written as c_G R (R/S)^(1/beta) with R/S <= 1: the printed form overflows for small beta (review fix).
+    # Written as c_G R (R/S)^(1/beta) with R/S <= 1: the printed form overflows for small beta.
     rs = float(r.sum())
     return float(curve.c_g * rs * (rs / s) ** (1 / b))
 
@@ -124,7 +128,7 @@ def intervention_total(
 def intervention_profit(
     n_total: float, rho: FloatArray, gamma: FloatArray, kappa: FloatArray, curve: LearningCurve
 ) -> float:
-    r"""Joint profit (spec S0-5):
+    r"""Sellers' joint profit (Section 4.2, paper model):
     :math:`\Pi_\gamma(N) = \sum_g \rho_g \mathcal G(\gamma_g N) - (\kappa^\top\gamma) N`."""
     acc = curve_value(np.asarray(gamma, dtype=np.float64) * n_total, curve.Z, curve.alpha, curve.beta)
     return float(np.dot(rho, acc) - np.dot(kappa, gamma) * n_total)
@@ -132,7 +136,7 @@ def intervention_profit(
 
 @dataclass(frozen=True)
 class InterventionSolution:
-    """Result of the intervention solver S0-A4 (paper model)."""
+    """Result of the intervention solver (paper model), :func:`solve_intervention`."""
 
     forms: bool
     total: float  # N = n^([M])
@@ -142,7 +146,8 @@ class InterventionSolution:
 
 
 def upper_sets(gamma: FloatArray) -> list[NDArray[np.bool_]]:
-    """Candidate active sets of S0-A4 step 1: top-k groups by gamma (ties enter together)."""
+    """Candidate active sets of :func:`solve_intervention` (step 1): top-k groups by gamma (ties enter
+    together)."""
     gamma = np.asarray(gamma, dtype=np.float64)
     levels = np.unique(gamma[gamma > 0])[::-1]
     return [gamma >= lev for lev in levels]
@@ -151,19 +156,22 @@ def upper_sets(gamma: FloatArray) -> list[NDArray[np.bool_]]:
 def solve_intervention(
     rho: FloatArray, gamma: FloatArray, kappa: FloatArray, curve: LearningCurve
 ) -> InterventionSolution:
-    r"""Exact intervention solver, spec S0-A4 (paper model).
+    r"""Exact intervention solver (paper model; errata: which active set H).
+
+    Lemma 4.2 and Theorem 4.2 say "there exists a group h" but not which consistent active set to
+    pick; several can be consistent local optima, so this takes the global profit maximiser.
 
     1. :math:`\kappa' = \kappa^\top\gamma`; candidate sets :math:`H_k` are the upper sets of :math:`\gamma`.
     2. For each :math:`H_k`: :math:`N_k` by (23) times :math:`M` and :math:`\Pi_\gamma(N_k)`.
     3. :math:`H_k` is consistent iff :math:`\min_{H_k}\gamma_g N_k > n_0` and
        :math:`\max_{g\notin H_k,\gamma_g>0}\gamma_g N_k \le n_0`.
     4. Among consistent :math:`H_k` with :math:`\Pi_\gamma(N_k) \ge 0` (knife edge with relative
-       tolerance, AMB-0j) take the largest profit (AMB-0g). 5. None: no formation.
+       tolerance, as above) take the largest profit. 5. None: no formation.
 
     >>> from datamarket.learning.curves import LearningCurve
     >>> sol = solve_intervention(np.array([4.0, 1.2]), np.array([0.6, 0.4]), np.array([0.05, 0.01]),
     ...                          LearningCurve(1, 1, 1))
-    >>> sol.forms, round(sol.total, 9)          # spec S0-6, Thm 5.4 example
+    >>> sol.forms, round(sol.total, 9)          # Thm 5.4's example
     (True, 16.861605069)
     """
     rho = np.asarray(rho, dtype=np.float64)
@@ -189,7 +197,8 @@ def solve_intervention(
 
 def max_tau(rho: FloatArray, gamma: FloatArray, curve: LearningCurve) -> float:
     r""":math:`\max_{\emptyset \ne H\subseteq \operatorname{supp}\gamma} \tau_H(\rho,\gamma)`: the
-    intervention forms iff :math:`\kappa^\top\gamma` is at most this (spec S0-T2, formation test)."""
+    intervention forms iff :math:`\kappa^\top\gamma` is at most this (the formation test of Thm 4.2,
+    over every non-empty subset of the support)."""
     supp = np.flatnonzero(np.asarray(gamma) > 0)
     best = 0.0
     for k in range(1, supp.size + 1):
@@ -208,7 +217,9 @@ def intervention_utilities_closed_form(
     active: NDArray[np.bool_],
     n_sellers: int,
 ) -> tuple[float, float]:
-    r"""Spec S0-T3 (corrected (222)-(223), (233)-(234), FIX-0.4), with :math:`R=\sum_H\rho_g`,
+    r"""Intervention utilities of the paper model (appendix eqs. (222)-(223), (233)-(234), corrected: they
+    reuse the index g, lose the exponent :math:`-\beta/(\beta+1)` and have a spurious :math:`1/M`; errata:
+    intervention utilities), with :math:`R=\sum_H\rho_g`,
     :math:`S=\sum_H\rho_g\gamma_g^{-\beta}`, :math:`\kappa'=\kappa^\top\gamma`:
 
     .. math::
@@ -225,10 +236,10 @@ def intervention_utilities_closed_form(
 
 
 def optimal_gamma(rho: FloatArray, curve: LearningCurve) -> tuple[FloatArray, float]:
-    r"""Target maximising :math:`\tau_G(\rho,\gamma)` (A.11 step 1, spec S0-6):
+    r"""Target maximising :math:`\tau_G(\rho,\gamma)` (A.11 step 1):
     :math:`\gamma_g \propto \rho_g^{1/(\beta+1)}`, with
     :math:`\max\tau = (\sum\rho/\sum\rho^{1/(\beta+1)})^{(\beta+1)/\beta}c_{\mathcal G}`. (The printed
-    (153) has the wrong normaliser; spec FIX-0.6 typo list.)
+    (153) has the wrong normaliser; errata: Theorem 5.3.)
 
     >>> g, t = optimal_gamma(np.array([4.0, 1.2]), LearningCurve(1, 1, 1))
     >>> g.round(9).tolist(), round(t, 9)
@@ -242,7 +253,8 @@ def optimal_gamma(rho: FloatArray, curve: LearningCurve) -> tuple[FloatArray, fl
 
 
 def symmetric_shapley_quantity(rho: float, kappa: float, curve: LearningCurve, n_sellers: int) -> float:
-    r"""Exact symmetric Shapley-Nash per-seller quantity (spec S0-4.2):
+    r"""Exact symmetric Shapley-Nash per-seller quantity (derived from (42)
+    at a symmetric profile; errata: Lemma 4.1 is the sellers' joint optimum):
     :math:`y_S = [\rho\alpha\beta H_M/(M\kappa)]^{1/(\beta+1)}`, :math:`H_M = \sum_{s=1}^M s^{-(\beta+1)}`;
     it is an equilibrium iff :math:`\kappa \le \rho\,c(K)`, :math:`K = M^\beta H_M` (else 0 is returned).
 
@@ -260,7 +272,8 @@ def symmetric_shapley_quantity(rho: float, kappa: float, curve: LearningCurve, n
 def thm54_bound(
     rho: FloatArray, kappa: FloatArray, gamma: FloatArray, curve: LearningCurve
 ) -> tuple[float, float]:
-    r"""Theorem 5.4 sufficient condition (spec S0-6, FIX-0.7): the market forms under :math:`\gamma` if
+    r"""Theorem 5.4 sufficient condition (exponents of (176) and (198) corrected; errata: Theorem 5.4):
+    the market forms under :math:`\gamma` if
     :math:`\eta < (b/a)^{\beta+1}/(r|G|)` with :math:`\eta = \max_g \kappa_g/\tau_g` (32),
     :math:`1/a = \min_g\gamma_g` (33), :math:`1/b = \max_g\gamma_g` (34), :math:`r = \max_{f,g}\rho_f/\rho_g`
     (181). Returns ``(eta, bound)``; needs :math:`\gamma_g > 0`, :math:`\rho_g > 0`.

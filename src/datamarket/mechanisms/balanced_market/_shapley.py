@@ -1,9 +1,9 @@
-r"""Exact Shapley-Nash model of paper 000 (seed 0): the sellers' game under the Shapley rule (7).
+r"""Exact Shapley-Nash model of paper 000: the sellers' game under the Shapley rule (7).
 
 Every seller decision in the balanced market reduces to one scalar :math:`s_j \ge 0` per independent
-sub-game: the samples of one group in the baseline (the baseline is separable across groups, spec S0-F8)
+sub-game: the samples of one group in the baseline (the baseline is separable across groups)
 or the total :math:`n^{(j)}` under the intervention (then group :math:`g` receives
-:math:`\gamma_g n^{(j)}`, spec S0-O7). The value of a coalition :math:`T` with total
+:math:`\gamma_g n^{(j)}`, Def 3.6). The value of a coalition :math:`T` with total
 :math:`S_T = \sum_{k\in T} s_k` is
 
 .. math::
@@ -11,7 +11,7 @@ or the total :math:`n^{(j)}` under the intervention (then group :math:`g` receiv
 
 a sum of *terms* :math:`t` (one per buyer task sold: weight :math:`w_t = p_g`, scale :math:`a_t = 1` in the
 baseline and :math:`\gamma_g` under the intervention, curve :math:`(Z_t, \alpha_t, \beta_t)`). Seller
-:math:`j`'s payoff (eq. 49/53, spec S0-F8) is
+:math:`j`'s payoff (eq. 49/53) is
 
 .. math::
    v_j(s; s_{-j}) = \sum_{T \subseteq [M]\setminus j} c_T \bigl(F(S_T + s) - F(S_T)\bigr) - k_j s,
@@ -23,12 +23,13 @@ c_{t}`), which makes symmetric profiles cheap for large :math:`M`.
 
 Algorithms
 ----------
-S0-A2 (global best response): breakpoints :math:`n_{0,t}/a_t - S_T > 0`; between consecutive breakpoints
-the payoff is concave, so the FOC (42) is solved by ``brentq`` where the derivative changes sign; all
+Global best response (breakpoint enumeration): the payoff is not concave because of the positive part in
+:math:`\mathcal G`; its breakpoints are :math:`n_{0,t}/a_t - S_T > 0`; between consecutive breakpoints the
+payoff is concave, so the FOC (42) is solved by ``brentq`` where the derivative changes sign; all
 stationary points, interval ends and :math:`s = 0` are compared (ties keep the smaller quantity, so
 :math:`s = 0` wins a tie at zero profit).
 
-S0-A3 (Nash equilibria): (a) support enumeration, solving (42) on the support with ``scipy.optimize.root``
+Nash equilibria: (a) support enumeration, solving (42) on the support with ``scipy.optimize.root``
 from several starts; (b) Gauss-Seidel iterated global best response from several starts, with cycle
 detection; (c) every candidate is accepted only if the global best-response check passes for every
 seller (the largest unilateral gain, the *regret*, is at most ``tol`` relative to the payoff scale).
@@ -159,7 +160,7 @@ def _slope(s: float, coal: Coalitions, cost: float, terms: Terms, mask: NDArray[
 
 @dataclass(frozen=True)
 class BestResponse:
-    """Global best response (S0-A2): quantity, payoff, and every candidate examined."""
+    """Global best response (breakpoint enumeration): quantity, payoff, and every candidate examined."""
 
     quantity: float
     payoff: float
@@ -200,7 +201,7 @@ def revenue_bound(coal: Coalitions, terms: Terms) -> float:
     r"""The revenue there is to share with a newcomer: :math:`\sum_T c_T (\sup F - F(S_T))`.
 
     The payoff (7) of producing ``s`` is at most this minus ``cost * s``, so a best response never
-    exceeds ``revenue_bound / cost`` (the pruning of S0-A2's breakpoints).
+    exceeds ``revenue_bound / cost`` (the pruning of the breakpoints).
     """
     if terms.empty:
         return 0.0
@@ -217,7 +218,7 @@ def best_response(
     hint: float | None = None,
     stop_above: float | None = None,
 ) -> BestResponse:
-    """Exact global best response by breakpoint enumeration (spec S0-A2), pruned and bounded.
+    """Exact global best response by breakpoint enumeration, pruned and bounded.
 
     Between consecutive breakpoints :math:`n_{0,t}/a_t - S_T` every paying term is a concave power
     function, so the payoff is concave there and its slope decreases; at a breakpoint the slope jumps
@@ -267,7 +268,7 @@ def best_response(
     brk_all = terms.knots[None, :] - coal.sums[:, None]
 
     def leaf(k: int) -> list[float]:
-        """Interval ``k`` exactly as S0-A2 treats it (same mask, bracket and ``brentq``)."""
+        """Interval ``k`` as the unpruned enumeration treats it (same mask, bracket and ``brentq``)."""
         lo = float(edges[k])
         mask = brk_all <= lo
         s_lo = _slope(lo, coal, cost, terms, mask)
@@ -430,7 +431,7 @@ def find_equilibria(
     max_sweeps: int = 300,
     tol: float = 1e-9,
 ) -> SellerEquilibria:
-    """All Nash equilibria found of the sellers' scalar game (spec S0-A3).
+    """All Nash equilibria found of the sellers' scalar game.
 
     Candidates come from support enumeration (all supports when ``M <= max_support_sellers``; one
     support per size, cheapest sellers first, when all sellers have the same cost) and from iterated best
@@ -438,7 +439,7 @@ def find_equilibria(
     at ``n_random_starts`` seeded random profiles. A candidate is kept iff its largest regret
     (:func:`regrets`) is at most ``tol * max(1, payoff scale)``.
 
-    Selection (spec S0-A3): the symmetric equilibrium if there is one with production; else the one with
+    Selection: the symmetric equilibrium if there is one with production; else the one with
     the most active sellers; ties go to the cheapest active sellers, then to larger total production.
     The all-zero profile is returned only when no equilibrium with production exists.
     """
@@ -510,7 +511,8 @@ def select_equilibria(
     costs: FloatArray,
     diagnostics: dict[str, int],
 ) -> SellerEquilibria:
-    """Order the verified equilibria by spec S0-A3's selection rule (the selected one first).
+    """Order the verified equilibria by the selection rule of :func:`find_equilibria` (the selected one
+    first).
 
     The symmetric equilibrium if there is one with production; else the one with the most active
     sellers; ties go to the cheapest active sellers, then to larger total production. The all-zero

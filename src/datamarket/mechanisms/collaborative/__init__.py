@@ -6,18 +6,18 @@ Data-Replication-Robust Payments". Every party is seller and buyer at once: it b
 
 Key equations
 -------------
-* fees :math:`A_i = c_i (1 - g_i)` from the own-model gain :math:`g_i` (§3 step 3);
+* fees :math:`A_i = c_i (1 - g_i)` from the own-model gain :math:`g_i` (Section 3, step 3);
 * improvements :math:`a_i = c_i(\mathcal{G}(V_i; \mathcal{M}^i) - g_i)`, pot :math:`\mathbf a = \sum_i a_i`;
-* Shapley values (eq. 1) of the characteristic function ``u``, ``v`` (§4.1) or ``w`` (§4.2),
+* Shapley values (eq. 1) of the characteristic function ``u``, ``v`` (Section 4.1) or ``w`` (Section 4.2),
   normalised shares :math:`\hat\psi_i`, payouts :math:`b_i = \mathbf a\,\hat\psi_i`, amount returned
-  :math:`t_i = (A_i - a_i) + b_i` (§3 step 5); customised training for ``w``: §5 eq. (2);
+  :math:`t_i = (A_i - a_i) + b_i` (Section 3, step 5); customised training for ``w``: Section 5, eq. (2);
 * robustness to replication: Condition 1 / Theorem 1, checked on measured models.
 
 Entry points
 ------------
 :class:`Party`, :class:`CollaborativeConfig`, :func:`clear_round` (one round, a
 :class:`CollaborativeRound` with an ``Outcome``), :func:`validate_market`, :func:`replication_gain`
-(Condition 1), :func:`select_samples` (§5 data selection), :func:`build_market` (seeded splits of a
+(Condition 1), :func:`select_samples` (Section 5, data selection), :func:`build_market` (seeded splits of a
 labelled pool), :class:`GainEngine` / :class:`MarketGame` (the characteristic functions), ``MECHANISMS``.
 
 Modules: ``_types`` (parties, configuration, results, payment division), ``_games`` (gain engine and

@@ -6,7 +6,7 @@ Buyers have losses :math:`l_i(W)`, sellers private cost factors :math:`c_j`; soc
 
 Key equations
 -------------
-* allocation :math:`W(\hat c) = \arg\min_W SC(W; \hat c)` (§4.1): closed form (22) for the
+* allocation :math:`W(\hat c) = \arg\min_W SC(W; \hat c)` (Section 4.1): closed form (22) for the
   mean-estimation market (21), KKT + bisection for the data-mixture market (23)-(24);
 * payments to seller :math:`j`: leave-one-out (1), Data Shapley (8), Myerson (9), VCG (10);
 * buyer prices by the split (17), :math:`P_{i\to j} = \eta_{ij} P_{\to j}` (strong budget balance);
@@ -16,7 +16,7 @@ Entry points
 ------------
 Markets :class:`MeanEstimationMarket`, :class:`DataMixtureMarket`, :class:`CallableMarket`;
 :func:`compute_payments` (all four rules), :func:`payment_outcome` (an ``Outcome`` for one rule),
-:func:`misreport_sweep` (utility vs report, best report, price of anarchy, §6.1.2), ``MECHANISMS``.
+:func:`misreport_sweep` (utility vs report, best report, price of anarchy, Section 6.1.2), ``MECHANISMS``.
 ``fast`` holds the vectorised kernels of the mean-estimation market (the rules' reference loops are
 checked against it).
 

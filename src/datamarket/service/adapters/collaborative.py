@@ -151,7 +151,7 @@ class CollaborativeAdapter:
                 "own_accuracy": float(r.own_accuracy[i]),
                 "delivered_accuracy": float(r.delivered_accuracy[i]),
                 "fee": float(r.fee[i]),
-                "payout": float(r.reward[i]),  # b_i, as the scenario's JSON field (paper 004 §4.1)
+                "payout": float(r.reward[i]),  # b_i, as the scenario's JSON field (paper 004, Section 4.1)
                 "returned": float(r.payout[i]),  # t_i = A_i - a_i + b_i, the money paid back
                 "net": float(r.net[i]),
                 "share": float(r.share[i]),

@@ -5,8 +5,8 @@ residual :math:`r = v - g`: :math:`\phi(v) = \phi(g) + \phi(r)`. If :math:`\phi(
 *exactly* and :math:`g` follows :math:`v` closely, only the small residual is left to sampling, and
 the Monte Carlo error scales with the spread of the residual's marginal contributions instead of
 :math:`v`'s (the classical control-variate argument, e.g. Glasserman 2004, "Monte Carlo methods in
-financial engineering", §4.1; for Shapley values with an *estimated* control variate see Goldwasser &
-Hooker 2024, "Stabilizing estimates of Shapley values with control variates", §3).
+financial engineering", Section 4.1; for Shapley values with an *estimated* control variate see Goldwasser &
+Hooker 2024, "Stabilizing estimates of Shapley values with control variates", Section 3).
 
 The surrogate is a *grouped quantity game* (the learning-curve markets of the balanced-market paper:
 :math:`v_g(T) = \rho_g G_g(\sum_{j \in T} x_{j,g})`):

@@ -19,7 +19,7 @@ Samplers (the sampled regression is re-weighted by :math:`k(S)/\Pr[S]`, so both 
 * ``"kernel"`` — KernelSHAP: :math:`\Pr[S] \propto k(S)` (size :math:`s` with probability
   :math:`\propto 1/(s(M-s))`, then a uniform subset), *paired*: each sample comes with its complement
   (Covert & Lee 2021, "Improving KernelSHAP: practical Shapley value estimation via linear
-  regression", AISTATS, §4.2: paired sampling cancels the odd part of the error).
+  regression", AISTATS, Section 4.2: paired sampling cancels the odd part of the error).
 * ``"leverage"`` — Leverage SHAP (Musco & Witter 2024, "Provably accurate Shapley value estimation via
   leverage score sampling", Theorem 1.1 and Lemma 3.2): the statistical leverage scores of the
   (constraint-projected) regression are equal across sizes, so the size is drawn *uniformly* from

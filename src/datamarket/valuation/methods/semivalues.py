@@ -30,7 +30,7 @@ Stratified estimator (:func:`stratified_semivalue`)
    uniformly random coalition of that size. **Every** evaluation updates the strata of **every**
    player: the ``+`` stratum of each member and the ``-`` stratum of each non-member.
 3. :math:`\hat\phi_i = \sum_k p_k(\hat\mu^+_{i,k} - \hat\mu^-_{i,k})`; an empty stratum takes the mean
-   of the nearest sampled size of the same player (collapsed strata, Cochran 1977 §5A.12).
+   of the nearest sampled size of the same player (collapsed strata, Cochran 1977, Section 5A.12).
 
 Maximum sample reuse (:func:`msr_banzhaf`; Wang & Jia 2023, "Data Banzhaf: a robust data valuation
 framework for machine learning", AISTATS, Alg. 1 and eq. 6): draw coalitions uniformly from
