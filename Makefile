@@ -73,7 +73,7 @@ $(BENCH_VENV)/.installed: pyproject.toml $(BENCH_LOCK)
 	touch $(BENCH_VENV)/.installed
 
 bench: $(BENCH_VENV)/.installed
-	for f in benchmarks/*.py; do echo "== $$f"; $(BENCH_VENV)/bin/python $$f || exit 1; done
+	for f in benchmarks/[!_]*.py; do echo "== $$f"; $(BENCH_VENV)/bin/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) site demo-report .pytest_cache .mypy_cache .ruff_cache dist

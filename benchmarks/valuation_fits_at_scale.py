@@ -33,12 +33,11 @@ import time
 import warnings
 
 import numpy as np
+from _support import ErrorBelow
 from scipy.stats import spearmanr
 
 from datamarket.valuation import (
     MaxEvaluations,
-    RunState,
-    StoppingRule,
     control_variate_shapley,
     grouped_quantity_game_shapley,
     monte_carlo_shapley,
@@ -81,19 +80,6 @@ def market(m: int, seed: int) -> tuple[LearningCurveGame, np.ndarray]:
     x = np.random.default_rng(1000 + seed).integers(0, 30, size=(m, 3))
     exact = grouped_quantity_game_shapley(x, [curve(g) for g in range(3)]).values
     return LearningCurveGame(x), exact
-
-
-class ErrorBelow(StoppingRule):
-    """Benchmark-only rule: stop once max |estimate - exact| <= tol."""
-
-    name = "error_below"
-    accuracy = True
-
-    def __init__(self, exact: np.ndarray, tol: float) -> None:
-        self.exact, self.tol = exact, tol
-
-    def check(self, state: RunState) -> bool:
-        return state.values is not None and float(np.abs(state.values - self.exact).max()) <= self.tol
 
 
 def budget_search(run, exact: np.ndarray, tol: float, cap: int, start: int = 256):

@@ -28,6 +28,7 @@ import time
 import warnings
 
 import numpy as np
+from _support import ErrorBelow
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -39,8 +40,6 @@ from datamarket.valuation import (
     MaxEvaluations,
     ModelGame,
     ProcessBackend,
-    RunState,
-    StoppingRule,
     exact_shapley,
     grouped_quantity_game_shapley,
     monte_carlo_shapley,
@@ -75,19 +74,6 @@ def our_game(data) -> ModelGame:
     xtr, ytr, xte, yte, groups = data
     parts = [Dataset(xtr[groups == k], ytr[groups == k]) for k in range(N_SELLERS)]
     return ModelGame(CountingLR(max_iter=500), parts, Dataset(xte, yte), empty_score=0.0)
-
-
-class ErrorBelow(StoppingRule):
-    """Benchmark-only rule: stop once max |estimate - exact| <= tol (records the first time)."""
-
-    name = "error_below"
-    accuracy = True
-
-    def __init__(self, exact: np.ndarray, tol: float) -> None:
-        self.exact, self.tol = exact, tol
-
-    def check(self, state: RunState) -> bool:
-        return state.values is not None and float(np.abs(state.values - self.exact).max()) <= self.tol
 
 
 CPU = {"last": 0.0}

@@ -48,17 +48,8 @@ Outcome mapping: role PARTY for everybody; ``prices`` = fee :math:`A_i`, ``payme
 gain :math:`a_i`, ``allocated`` = accuracy of the delivered model.
 The platform keeps :math:`\sum A_i - \sum t_i = \mathbf{a} - \sum b_i = 0` (strong budget balance).
 
->>> import numpy as np
->>> from datamarket.core.types import Dataset
->>> rng = np.random.default_rng(0)
->>> def blob(label, n):  # two features, class centred at (label, label)
-...     return rng.normal(label, 0.3, size=(n, 2)), np.full(n, label)
->>> (x0, y0), (x1, y1) = blob(0, 20), blob(1, 20)
->>> task = Dataset(np.vstack([x0[10:], x1[10:]]), np.concatenate([y0[10:], y1[10:]]))
->>> parties = [Party("a", Dataset(x0[:10], y0[:10]), task), Party("b", Dataset(x1[:10], y1[:10]), task)]
->>> r = clear_round(parties, CollaborativeConfig(characteristic="v"), seed=0)
->>> r.share.round(3).tolist(), r.balance_residual < 1e-9
-([0.5, 0.5], True)
+A worked example (two parties, one shared task) is in the package overview,
+:mod:`datamarket.mechanisms.collaborative`.
 """
 
 from __future__ import annotations
