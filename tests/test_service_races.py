@@ -1,6 +1,6 @@
 """Exactly-once money under concurrency: a retry racing a new round and concurrent retries, with real
 concurrent HTTP clients against a live uvicorn server, on SQLite and PostgreSQL
-(``benchmarks/service_races.py`` runs them at 50 markets each).
+(``benchmarks/service_hostile_load.py`` runs them at 50 markets each).
 
 Reproductions: (1) a failed round's retry and a new round of the same market sent at the same instant
 once booked both rounds on the same inputs (buyers charged twice); (2) ten simultaneous retries of a
