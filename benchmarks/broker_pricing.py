@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from datamarket.mechanisms.broker import algorithm1
-from datamarket.pricing.ordered_item import _ef_prices_batch, exact_revenue_curve
+from datamarket.pricing.ordered_item import ef_prices_batch, exact_revenue_curve
 from datamarket.pricing.solvers import solve_milp
 from datamarket.pricing.valuations import Exponential, Gaussian, Threshold, valuation_table
 
@@ -74,7 +74,7 @@ def per_n_vectorised(values: np.ndarray, n: int) -> float:
     allocs = np.array(list(itertools.product(range(n + 1), repeat=nb)), dtype=np.int64)
     best = 0.0
     for s in range(0, allocs.shape[0], 1 << 14):
-        prices, ok = _ef_prices_batch(values, allocs[s : s + (1 << 14)])
+        prices, ok = ef_prices_batch(values, allocs[s : s + (1 << 14)])
         rev = np.where(ok, prices.sum(axis=1), -np.inf)
         best = max(best, float(rev.max()))
     return best

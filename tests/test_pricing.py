@@ -84,7 +84,7 @@ def test_lemma1_both_directions(values, data) -> None:
     assert p.sum() <= solve_exact(values, n).revenue + 1e-9
 
 
-def test_spec_counterexample_shapes() -> None:
+def test_cycle_monotonicity_counterexample() -> None:
     """A negative cycle (cycle monotonicity fails) makes an allocation infeasible."""
     values = np.array([[0, 0.1, 0.9], [0, 0.8, 0.85]])
     assert ef_prices(values, [1, 2]) is None  # swapped allocation: each envies the other

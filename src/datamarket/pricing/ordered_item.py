@@ -94,7 +94,7 @@ def _table(values: object) -> FloatArray:
 # ---------------------------------------------------------------------------------------------------
 # E1 kernel: shortest-path prices for a batch of allocations
 # ---------------------------------------------------------------------------------------------------
-def _ef_prices_batch(values: FloatArray, allocs: IntArray) -> tuple[FloatArray, NDArray[np.bool_]]:
+def ef_prices_batch(values: FloatArray, allocs: IntArray) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Max EF prices ``d(0 -> j)`` for each row of ``allocs`` (shape ``(K, n)``) and feasibility.
 
     Bellman-Ford from node 0, vectorised over the batch: arrays are laid out ``(node, node, K)`` so each
@@ -137,7 +137,7 @@ def ef_prices(values: object, allocations: object) -> FloatArray | None:
         raise InvalidMarketError("allocations", f"need one per buyer ({table.shape[0]})")
     if np.any(alloc < 0) or np.any(alloc >= table.shape[1]):
         raise InvalidMarketError("allocations", f"must lie in 0..{table.shape[1] - 1}")
-    prices, ok = _ef_prices_batch(table, alloc)
+    prices, ok = ef_prices_batch(table, alloc)
     return prices[0] if bool(ok[0]) else None
 
 
@@ -270,7 +270,7 @@ def exact_revenue_curve(
             break
         cur, cur_alloc = -np.inf, np.zeros(nb, dtype=np.int64)
         for allocs in _allocs_with_max(nb, top, batch):
-            prices, ok = _ef_prices_batch(table, allocs)
+            prices, ok = ef_prices_batch(table, allocs)
             evaluated += allocs.shape[0]
             rev = np.where(ok, prices.sum(axis=1), -np.inf)
             mx = rev.max()

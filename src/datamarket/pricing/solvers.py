@@ -38,8 +38,8 @@ from datamarket.pricing.ordered_item import (
     FloatArray,
     IntArray,
     PricingResult,
-    _ef_prices_batch,
     _table,
+    ef_prices_batch,
     price_allocation,
 )
 
@@ -245,7 +245,7 @@ def solve_support(
     combos = np.array(list(product(range(grid.size), repeat=nb)), dtype=np.int64)
     for start in range(0, combos.shape[0], 1 << 16):
         allocs = grid[combos[start : start + (1 << 16)]]
-        prices, ok = _ef_prices_batch(table, allocs)
+        prices, ok = ef_prices_batch(table, allocs)
         rev = np.where(ok, prices.sum(axis=1), -np.inf)
         mx = rev.max()
         if mx > best + REV_TOL:
