@@ -34,7 +34,7 @@ from datamarket.ledger.migrations import upgrade
 from datamarket.service.adapters import builtin_adapters, load_adapter
 from datamarket.service.auth import hash_key
 from datamarket.service.deps import ServiceState, declare_errors
-from datamarket.service.rounds import Database, RoundRunner, fail_interrupted
+from datamarket.service.rounds import Database, Leases, RoundRunner
 from datamarket.service.uploads import UploadLimits
 from datamarket.service.worker import WorkerPool
 
@@ -51,6 +51,7 @@ def create_app(
     dask_address: str | None = None,
     limits: UploadLimits | None = None,
     adapters: Mapping[str, str] | None = None,
+    leases: Leases | None = None,
 ) -> FastAPI:
     """Build the service for the database at ``database_url`` (migrated to the newest schema).
 
@@ -62,24 +63,25 @@ def create_app(
     limits : upload size limits (413 beyond ``max_bytes``).
     adapters : market kind -> ``module:attribute`` of its adapter; default every built-in kind whose
         mechanism is importable.
+    leases : how rounds are claimed, heartbeated and released (:class:`~datamarket.service.rounds.Leases`);
+        several processes may serve the same database.
     """
     key = admin_key or os.environ.get(ADMIN_ENV)
     if not key:
         raise InvalidMarketError("admin_key", f"pass admin_key or set ${ADMIN_ENV}")
     engine = make_engine(database_url)
     upgrade(engine)
-    db = Database(make_sessionmaker(engine), serialise_writes=engine.dialect.name == "sqlite")
+    sqlite = engine.dialect.name == "sqlite"
+    db = Database(make_sessionmaker(engine), serialise_writes=sqlite, postgres=not sqlite)
     refs = dict(builtin_adapters() if adapters is None else adapters)
     lim = limits or UploadLimits()
     pool = WorkerPool(executor, max_workers=max_workers, dask_address=dask_address)
-    runner = RoundRunner(db, pool, refs, lim)
+    runner = RoundRunner(db, pool, refs, lim, leases)
     state = ServiceState(db, {k: load_adapter(r) for k, r in refs.items()}, refs, hash_key(key), lim, runner)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        n = fail_interrupted(db)
-        if n:
-            log.warning("marked %d interrupted round(s) failed", n)
+        runner.start()  # claims pending rounds and rounds whose lease expired (no start-up sweep)
         yield
         runner.shutdown()
         engine.dispose()
