@@ -407,7 +407,7 @@ class RoundRunner:
                 mine = self._held.get(rid)
                 if mine is not None:
                     mine.written = now_m
-            if n != 1:
+            if n != 1 and mine is not None:  # (a round booked meanwhile is no longer held)
                 log.warning("round %s attempt %s: lease lost (taken over or moved)", rid, attempt)
 
     def _report(self, h: Held, stage: str, progress: float) -> None:
