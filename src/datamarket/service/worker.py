@@ -47,6 +47,7 @@ from datamarket.service.adapters import Input, load_adapter
 log = logging.getLogger(__name__)
 EXECUTORS = ("process", "thread", "dask")
 PROGRESS_EVERY_S = 0.2
+DONE = -1.0  # the fraction of a run's last queue item: no more reports follow
 _QUEUE: Any = None  # in a worker process: the pool's progress queue (set by init_worker)
 
 
@@ -99,7 +100,14 @@ def run_clearing(
                 pass
 
         progress = throttled(send)
-    return clear_with(ref, params, inputs, seed, progress)
+    try:
+        return clear_with(ref, params, inputs, seed, progress)
+    finally:
+        if progress is not None:  # the end marker: every report of this run was put before it
+            try:
+                q.put_nowait((token, "", DONE))
+            except Exception:
+                pass
 
 
 PARENT_POLL_S = 0.5
@@ -142,7 +150,7 @@ class WorkerPool:
         self._client: Any = None
         self._reader: _ProgressReader | None = None
         self._tokens = itertools.count(1)
-        self._listeners: dict[int, Progress] = {}
+        self._listeners: dict[int, tuple[Progress, threading.Event]] = {}
 
     def _get(self) -> Executor:
         with self._lock:
@@ -180,12 +188,17 @@ class WorkerPool:
         executor = self._get()
         future: Future[dict[str, Any]]
         if isinstance(executor, ProcessPoolExecutor):
-            token = next(self._tokens)
+            token, done = next(self._tokens), threading.Event()
             if progress is not None:
-                self._listeners[token] = progress
+                self._listeners[token] = (progress, done)
             try:
-                future = executor.submit(run_clearing, ref, dict(params), list(inputs), seed, token)
-                return future.result()
+                future = executor.submit(
+                    run_clearing, ref, dict(params), list(inputs), seed, None if progress is None else token
+                )
+                out = future.result()
+                if progress is not None:  # the reports still in the queue reach the listener first
+                    done.wait(timeout=2.0)
+                return out
             except BrokenProcessPool:
                 self._reset(executor)
                 raise
@@ -229,7 +242,7 @@ class _ProgressReader:
     The service only reads from the queue (never writes), so a worker killed while writing cannot
     block it; :meth:`stop` ends the thread within one poll."""
 
-    def __init__(self, q: Any, listeners: dict[int, Progress], poll_s: float = 0.2):
+    def __init__(self, q: Any, listeners: dict[int, tuple[Progress, threading.Event]], poll_s: float = 0.2):
         self.queue = q
         self._listeners = listeners
         self._poll_s = poll_s
@@ -246,11 +259,15 @@ class _ProgressReader:
             except (OSError, EOFError, ValueError):  # the queue was closed
                 return
             listener = self._listeners.get(token)
-            if listener is not None:
-                try:
-                    listener(str(stage), float(fraction))
-                except Exception:
-                    log.exception("progress listener failed")
+            if listener is None:
+                continue
+            if fraction == DONE:  # exact: the marker value itself
+                listener[1].set()
+                continue
+            try:
+                listener[0](str(stage), float(fraction))
+            except Exception:
+                log.exception("progress listener failed")
 
     def stop(self) -> None:
         self._stopped.set()
