@@ -21,10 +21,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datamarket import __version__
@@ -33,7 +34,7 @@ from datamarket.ledger.db import make_engine, make_sessionmaker
 from datamarket.ledger.migrations import upgrade
 from datamarket.service.adapters import builtin_adapters, load_adapter
 from datamarket.service.auth import hash_key
-from datamarket.service.deps import ServiceState, declare_errors
+from datamarket.service.deps import ServiceState, declare_errors, needs_auth, principal
 from datamarket.service.rounds import Database, Leases, RoundRunner
 from datamarket.service.uploads import UploadLimits
 from datamarket.service.worker import WorkerPool
@@ -105,8 +106,27 @@ def _install_errors(app: FastAPI, max_bytes: int) -> None:
         field_ = getattr(exc, "field", None)
         return JSONResponse({"detail": str(exc), "field": field_}, status_code=422)
 
+    async def unauthenticated(request: Request) -> Any:
+        """The 401 of a route that needs a key, when the caller has none (or a wrong one): FastAPI
+        parses the body before the dependencies run, and an anonymous client must not learn more
+        about a route from its validation errors than from its 401."""
+        route = request.scope.get("route")
+        if route is None or not needs_auth(getattr(route, "dependant", None) or _NoDeps):
+            return None
+        headers = request.headers
+        try:
+            await run_in_threadpool(
+                principal, request, headers.get("x-api-key"), headers.get("authorization")
+            )
+        except HTTPException as exc:
+            return await http_exception_handler(request, exc)
+        return None
+
     @app.exception_handler(RequestValidationError)
-    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _request(request: Request, exc: RequestValidationError) -> Any:
+        denied = await unauthenticated(request)
+        if denied is not None:
+            return denied
         # the offending input is not echoed: it may not be representable in JSON (1e400, NaN)
         problems = [
             {"type": str(e.get("type")), "loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg"))}
@@ -118,6 +138,9 @@ def _install_errors(app: FastAPI, max_bytes: int) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Any:
         if exc.status_code == 400:  # FastAPI's "error parsing the body" is invalid input like any other
+            denied = await unauthenticated(request)
+            if denied is not None:
+                return denied
             return JSONResponse({"detail": str(exc.detail), "field": "body"}, status_code=422)
         return await http_exception_handler(request, exc)
 
@@ -125,6 +148,10 @@ def _install_errors(app: FastAPI, max_bytes: int) -> None:
 
 
 MAX_JSON_BYTES = 1024 * 1024
+
+
+class _NoDeps:
+    dependencies: tuple[Any, ...] = ()
 
 
 class BodyLimit:

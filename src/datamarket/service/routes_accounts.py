@@ -99,7 +99,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
         """A participant's record and balance (itself or the operator)."""
         with db.read() as s:
             p = get_or_404(s, Participant, pid, "participant")
-            check_owner(who, p.id, "participant")
+            check_owner(who, p.id, "participant", pid)
             return participant_out(s, p)
 
     # markets

@@ -271,7 +271,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
     @app.get("/rounds/{rid}/receipts/{pid}", tags=["receipts"], response_model=S.ReceiptOut)
     def get_receipt(rid: Id, pid: Id, who: Who) -> S.ReceiptOut:
         """A participant's receipt: its ledger entries of the round, net amount, deliverable."""
-        check_owner(who, pid, "receipt")
+        check_owner(who, pid, "participant", pid)
         with db.read() as s:
             p = get_or_404(s, Participant, pid, "participant")
             return receipt(s, cleared_round(s, rid), p)
@@ -279,7 +279,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
     @app.get("/rounds/{rid}/models/{pid}", tags=["receipts"], response_model=S.ModelOut)
     def get_model(rid: Id, pid: Id, who: Who) -> S.ModelOut:
         """What a participant received from the round (model, estimate, gain)."""
-        check_owner(who, pid, "model")
+        check_owner(who, pid, "participant", pid)
         with db.read() as s:
             cleared_round(s, rid)
             d = s.execute(
