@@ -10,95 +10,29 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from datamarket.ledger import make_engine, upgrade
-from tests.service_support import ADMIN, BACKENDS, GATE_ENV, audit, fresh_database, setup_broker, wait_round
+from tests.service_support import (
+    BACKENDS,
+    GATE_ENV,
+    Serve,
+    alive,
+    audit,
+    children_of,
+    fresh_database,
+    setup_broker,
+    wait_round,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LEASE_S = 2.0  # short, so that a takeover happens within the test; several heartbeats long
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    """``pid`` runs (a zombie counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(d.name))
-    return out
-
-
-class Serve:
-    """One ``datamarket serve`` subprocess (process executor, one worker, short leases)."""
-
-    def __init__(self, name: str, url: str, env: dict[str, str], tmp_path: Path):
-        self.name, self.port = name, _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / f"serve-{name}.log"
-        exe = Path(sys.executable).with_name("datamarket")
-        cmd = (
-            [str(exe)] if exe.exists() else [sys.executable, "-c", "from datamarket.cli import main; main()"]
-        )
-        cmd += ["serve", "--db", url, "--port", str(self.port), "--workers", "1", "--admin-key", ADMIN]
-        cmd += ["--lease", str(LEASE_S), "--poll", "0.1", "--grace", "0.5"]
-        cmd += ["--adapter", "gated_broker=tests.service_support:GATED"]
-        with self.log_path.open("a") as log:
-            self.proc = subprocess.Popen(
-                cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.admin = self.client(ADMIN)
-        self.instance = ""
-
-    def up(self) -> Serve:
-        """Wait until the process answers ``/health``; note its instance id."""
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = self.admin.get("/health")
-                if health.status_code == 200:
-                    self.instance = str(health.json()["instance"])
-                    break
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None and time.monotonic() < deadline, self.log_path.read_text()
-            time.sleep(0.1)
-        return self
-
-    def client(self, key: str) -> httpx.Client:
-        return httpx.Client(base_url=self.base, headers={"X-API-Key": key}, timeout=60)
-
-    def stop(self) -> None:
-        self.admin.close()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+SERVE_ARGS = ["--workers", "1", "--lease", str(LEASE_S), "--poll", "0.1", "--grace", "0.5"]
+SERVE_ARGS += ["--adapter", "gated_broker=tests.service_support:GATED"]
 
 
 def _open(srv: Serve, market: int) -> int:
@@ -136,7 +70,10 @@ def test_two_processes_clear_every_round_once_through_kill_restart_and_sigterm(
             engine = make_engine(url)
             upgrade(engine)  # as `datamarket ledger migrate` would, before a rolling start
             engine.dispose()
-            a, b = Serve("a", url, env, tmp_path), Serve("b", url, env, tmp_path)
+            a, b = (
+                Serve(url, tmp_path / "a.log", SERVE_ARGS, env),
+                Serve(url, tmp_path / "b.log", SERVE_ARGS, env),
+            )
             procs += [a, b]
             a.up(), b.up()
             assert a.instance != b.instance
@@ -167,7 +104,7 @@ def test_two_processes_clear_every_round_once_through_kill_restart_and_sigterm(
             assert done[r2]["attempts"] == 1 and done[r3]["attempts"] == 1
 
             # 3. restart the killed process while the survivor works; each holds one of two rounds
-            restarted = Serve("restarted", url, env, tmp_path)
+            restarted = Serve(url, tmp_path / "restarted.log", SERVE_ARGS, env)
             procs.append(restarted.up())
             m4, m5 = _markets([restarted, survivor], 2, seed=10)
             (gate / "hold").touch()
@@ -179,7 +116,7 @@ def test_two_processes_clear_every_round_once_through_kill_restart_and_sigterm(
             # 4. SIGTERM of the survivor while it holds a round: it releases the round and exits,
             # leaving no worker behind; the restarted process clears both rounds, the released one
             # without waiting for a lease to expire
-            children = _children(survivor.proc.pid)
+            children = children_of(survivor.proc.pid)
             assert children  # its clearing worker
             survivor.admin.close()
             survivor.proc.send_signal(signal.SIGTERM)
@@ -188,9 +125,9 @@ def test_two_processes_clear_every_round_once_through_kill_restart_and_sigterm(
             assert "Application shutdown complete" in survivor.log_path.read_text()
             procs.remove(survivor)
             deadline = time.monotonic() + 15
-            while any(_alive(c) for c in children) and time.monotonic() < deadline:
+            while any(alive(c) for c in children) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert [c for c in children if _alive(c)] == []
+            assert [c for c in children if alive(c)] == []
             released = restarted.admin.get(f"/rounds/{mine}").json()
             assert released["status"] == "pending" and released["claimed_by"] is None, released
             (gate / "hold").unlink()
