@@ -8,7 +8,9 @@ expiry into the past (no sleeping, no timed assertion).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -17,13 +19,13 @@ import pytest
 from sqlalchemy import select, update
 
 from datamarket.core.types import Dataset, Outcome, Role
-from datamarket.ledger import make_engine, make_sessionmaker, upgrade
+from datamarket.ledger import current_revision, head_revision, make_engine, make_sessionmaker, upgrade
 from datamarket.ledger.models import LedgerEntry, Market, Participant, Round, utcnow
 from datamarket.service.adapters import Input
 from datamarket.service.rounds import Database, Held, Leases, RoundRunner
 from datamarket.service.uploads import UploadLimits
 from datamarket.service.worker import WorkerPool
-from tests.service_support import blobs, db_url  # noqa: F401  (fixture)
+from tests.service_support import PG_ENV, blobs, db_url, fresh_database  # noqa: F401  (fixture)
 
 LEASES = Leases(lease_s=30.0, max_attempts=3, grace_s=0.0)
 
@@ -240,3 +242,17 @@ def test_worker_relays_the_mechanisms_progress_without_changing_the_result(kind:
     fractions = [f for _, f in seen]
     assert all(0.0 <= f <= 1.0 for f in fractions)
     assert fractions == sorted(fractions) and fractions[-1] == 1.0  # exact: the last batch reports 1
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"{PG_ENV} not set")
+def test_processes_starting_together_migrate_a_fresh_postgres_database_once(tmp_path: Any) -> None:
+    with fresh_database("postgres", tmp_path) as url:
+        engines = [make_engine(url) for _ in range(4)]
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(upgrade, engines))  # the advisory lock serialises them
+            assert current_revision(engines[0]) == head_revision()
+        finally:
+            for e in engines:
+                e.dispose()
