@@ -256,3 +256,15 @@ def test_processes_starting_together_migrate_a_fresh_postgres_database_once(tmp_
         finally:
             for e in engines:
                 e.dispose()
+
+
+def test_competing_buyers_report_their_stages_without_changing_the_equilibrium() -> None:
+    from datamarket.mechanisms.competing_buyers import analyse_market, section_iv_market
+
+    seen: list[tuple[str, float]] = []
+    market = section_iv_market(0.0)
+    a = analyse_market(market, progress=lambda s, f: seen.append((s, f)))
+    b = analyse_market(market)
+    assert np.array_equal(np.asarray(a.gne.d), np.asarray(b.gne.d))  # exact: the same closed form
+    assert [s for s, _ in seen] == ["variance weights", "leave-one-out fits", "equilibrium", "equilibrium"]
+    assert [f for _, f in seen] == sorted(f for _, f in seen) and seen[-1][1] == 1.0  # exact: reported 1
