@@ -84,10 +84,11 @@ def world(db_url: str) -> Iterator[tuple[Database, int]]:  # noqa: F811
     engine.dispose()
 
 
-def runner(db: Database, name: str, pool: Any = None, leases: Leases = LEASES) -> RoundRunner:
-    return RoundRunner(
-        db, pool or StubPool(), {"stub": "unused:ADAPTER"}, UploadLimits(), leases, instance=name
-    )
+def runner(
+    db: Database, name: str, pool: Any = None, leases: Leases = LEASES, kinds: tuple[str, ...] = ("stub",)
+) -> RoundRunner:
+    refs = {k: "unused:ADAPTER" for k in kinds}
+    return RoundRunner(db, pool or StubPool(), refs, UploadLimits(), leases, instance=name)
 
 
 def row(db: Database, rid: int) -> Round:
@@ -107,6 +108,7 @@ def expire(db: Database, rid: int) -> None:
 def test_a_live_lease_is_claimed_by_one_process_only(world: tuple[Database, int]) -> None:
     db, rid = world
     a, b = runner(db, "a"), runner(db, "b")
+    assert runner(db, "c", kinds=("broker",))._claim_one() is None  # it cannot clear a stub market
     held = a._claim_one()
     assert held is not None and (held.round_id, held.attempt) == (rid, 1)
     assert b._claim_one() is None  # running, lease not expired: nothing to claim

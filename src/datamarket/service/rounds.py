@@ -14,6 +14,7 @@ by any of several service processes sharing the database.
    (``WHERE id = ... AND attempts = <seen> AND <still claimable>``, row count checked) that sets the
    lease: ``claimed_by`` (this process's instance id), ``lease_expires_at`` and ``attempts + 1``. On
    SQLite the write transaction is ``BEGIN IMMEDIATE``, so the same update is the compare-and-set.
+   A process claims only rounds of market kinds it has an adapter for.
    A ``running`` round is taken over only once its lease has expired (its holder died or hangs); the
    computation starts again from scratch, which is safe because nothing is booked before step 4.
    After :attr:`Leases.max_attempts` expired leases the round is failed with the reason instead.
@@ -324,14 +325,16 @@ class RoundRunner:
             ),
         )
         with self.db.write() as s:
+            # only markets of a kind this process can clear (processes may be configured differently)
+            known = select(Market.id).where(Market.kind.in_(sorted(self.refs)))
             q = (
                 select(Round.id, Round.status, Round.attempts, Round.lease_expiries, Round.claimed_by)
-                .where(claimable)
+                .where(claimable, Round.market_id.in_(known))
                 .order_by(Round.id)
                 .limit(1)
             )
             if self.db.postgres:
-                q = q.with_for_update(skip_locked=True)
+                q = q.with_for_update(skip_locked=True, of=Round)
             row = s.execute(q).first()
             if row is None:
                 return None
