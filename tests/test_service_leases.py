@@ -227,23 +227,27 @@ PARAMS = {"characteristic": "v", "c": 2.0, "model": {"kind": "logreg", "max_iter
 REF = "datamarket.service.adapters.collaborative:ADAPTER"
 
 
-@pytest.mark.parametrize("kind", ["thread", "process"])
-def test_worker_relays_the_mechanisms_progress_without_changing_the_result(kind: str) -> None:
-    seen: list[tuple[str, float]] = []
-    pool = WorkerPool(kind, max_workers=1)
+def test_worker_relays_the_mechanisms_progress_without_changing_the_result() -> None:
+    seen: dict[str, list[tuple[str, float]]] = {"thread": [], "process": []}
+    pools = {kind: WorkerPool(kind, max_workers=1) for kind in seen}
     try:
-        with_progress = pool.run(
-            REF, PARAMS, collaborative_inputs(), 5, progress=lambda s, f: seen.append((s, f))
-        )
-        without = pool.run(REF, PARAMS, collaborative_inputs(), 5)
+        plain = pools["thread"].run(REF, PARAMS, collaborative_inputs(), 5)
+        relayed = {
+            kind: pool.run(
+                REF, PARAMS, collaborative_inputs(), 5, progress=lambda s, f, k=kind: seen[k].append((s, f))
+            )
+            for kind, pool in pools.items()
+        }
     finally:
-        pool.shutdown()
-    assert with_progress == without  # exact: the same seeded computation; progress is only observed
-    stages = [s for s, _ in seen]
-    assert stages[0] == "own models" and "delivered models" in stages and stages[-1] == "shapley"
-    fractions = [f for _, f in seen]
-    assert all(0.0 <= f <= 1.0 for f in fractions)
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # exact: the last batch reports 1
+        for pool in pools.values():
+            pool.shutdown()
+    for kind, reports in seen.items():
+        assert relayed[kind] == plain  # exact: the same seeded computation; progress is only observed
+        stages = [s for s, _ in reports]
+        assert stages[0] == "own models" and "delivered models" in stages and stages[-1] == "shapley", kind
+        fractions = [f for _, f in reports]
+        assert all(0.0 <= f <= 1.0 for f in fractions)
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0  # exact: the last batch reports 1
 
 
 @pytest.mark.postgres
