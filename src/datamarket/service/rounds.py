@@ -294,8 +294,10 @@ class RoundRunner:
 
     def claim_available(self) -> list[int]:
         """Claim rounds while a worker is free; the ids claimed (each handed to a coordinator)."""
-        got = []
-        while not self._closing.is_set():
+        got: list[int] = []
+        for _ in range(4 * self.capacity + 16):  # bounded: each pass claims, fails or finds nothing
+            if self._closing.is_set():
+                break
             with self._held_lock:
                 if len(self._held) >= self.capacity:
                     break
@@ -423,6 +425,8 @@ class RoundRunner:
         (``running -> pending``, guarded by the lease), then stop the workers."""
         self._closing.set()
         self._wake.set()
+        if self._loops:  # a claim in flight completes first (its round is then held, or released)
+            self._loops[0].join(timeout=60)
         deadline = time.monotonic() + self.leases.grace_s
         while self.held() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -451,7 +455,7 @@ class RoundRunner:
                 log.exception("could not release round %s", h.round_id)
         self.pool.shutdown()
         self._threads.shutdown(wait=False, cancel_futures=True)
-        for t in self._loops:
+        for t in self._loops[1:]:
             t.join(timeout=5)
 
     # -- one round -------------------------------------------------------------------------------
