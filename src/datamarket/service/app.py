@@ -2,8 +2,9 @@
 
 Every route is a thin adapter (STYLE practice 12): authenticate, validate, call the ledger or an
 adapter, respond. Errors are JSON ``{"detail": ..., "field": ...}`` (``schemas.ErrorOut``, declared
-on every route in the OpenAPI schema): 401 (missing or wrong API key), 403 (reading what
-belongs to someone else, or a participant calling an operator route), 404, 409 (a round that is
+on every route in the OpenAPI schema): 401 (missing or wrong API key; before any validation error),
+403 (a participant calling an operator route, or the operator a participant's), 404 (also for what
+belongs to another participant: the same answer as for an id that does not exist), 409 (a round that is
 already cleared or in progress, an idempotency key reused with a different body), 413 (a body over
 the size limit, counted while it streams in, before anything else reads it), 422 (invalid input;
 nothing is stored).
@@ -110,8 +111,8 @@ def _install_errors(app: FastAPI, max_bytes: int) -> None:
         """The 401 of a route that needs a key, when the caller has none (or a wrong one): FastAPI
         parses the body before the dependencies run, and an anonymous client must not learn more
         about a route from its validation errors than from its 401."""
-        route = request.scope.get("route")
-        if route is None or not needs_auth(getattr(route, "dependant", None) or _NoDeps):
+        dependant = getattr(request.scope.get("route"), "dependant", None)
+        if dependant is None or not needs_auth(dependant):
             return None
         headers = request.headers
         try:
@@ -148,10 +149,6 @@ def _install_errors(app: FastAPI, max_bytes: int) -> None:
 
 
 MAX_JSON_BYTES = 1024 * 1024
-
-
-class _NoDeps:
-    dependencies: tuple[Any, ...] = ()
 
 
 class BodyLimit:
