@@ -274,3 +274,17 @@ def test_competing_buyers_report_their_stages_without_changing_the_equilibrium()
     assert np.array_equal(np.asarray(a.gne.d), np.asarray(b.gne.d))  # exact: the same closed form
     assert [s for s, _ in seen] == ["variance weights", "leave-one-out fits", "equilibrium", "equilibrium"]
     assert [f for _, f in seen] == sorted(f for _, f in seen) and seen[-1][1] == 1.0  # exact: reported 1
+
+
+def test_a_process_does_not_take_over_a_round_it_is_still_clearing(world: tuple[Database, int]) -> None:
+    db, rid = world
+    a = runner(db, "a")
+    held = a._claim_one()
+    assert held is not None
+    a._held[rid] = held
+    expire(db, rid)  # a heartbeat came late
+    assert a._claim_one() is None
+    a.heartbeat(force=True)  # renewed by the holder, same attempt
+    r = row(db, rid)
+    assert (r.claimed_by, r.attempts) == ("a", 1) and r.lease_expires_at is not None
+    assert r.lease_expires_at > utcnow()

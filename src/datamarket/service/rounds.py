@@ -329,9 +329,10 @@ class RoundRunner:
         with self.db.write() as s:
             # only markets of a kind this process can clear (processes may be configured differently)
             known = select(Market.id).where(Market.kind.in_(sorted(self.refs)))
+            mine = self.held()  # a lease of ours that a late heartbeat let lapse is renewed, not retaken
             q = (
                 select(Round.id, Round.status, Round.attempts, Round.lease_expiries, Round.claimed_by)
-                .where(claimable, Round.market_id.in_(known))
+                .where(claimable, Round.market_id.in_(known), Round.id.not_in(mine))
                 .order_by(Round.id)
                 .limit(1)
             )
