@@ -14,7 +14,7 @@ by any of several service processes sharing the database.
    (``WHERE id = ... AND attempts = <seen> AND <still claimable>``, row count checked) that sets the
    lease: ``claimed_by`` (this process's instance id), ``lease_expires_at`` and ``attempts + 1``. On
    SQLite the write transaction is ``BEGIN IMMEDIATE``, so the same update is the compare-and-set.
-   A process claims only rounds of market kinds it has an adapter for.
+   A process claims only rounds of market kinds it has an adapter for, and never one it holds.
    A ``running`` round is taken over only once its lease has expired (its holder died or hangs); the
    computation starts again from scratch, which is safe because nothing is booked before step 4.
    After :attr:`Leases.max_attempts` expired leases the round is failed with the reason instead.
