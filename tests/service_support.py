@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -379,3 +383,84 @@ def race_concurrent_retries(srv: LiveServer, admin: httpx.Client, n: int, k: int
         statuses.append(done["status"])
         errors.append(done["error"])
     return {"codes": codes, "statuses": statuses, "errors": errors}
+
+
+# -- ``datamarket serve`` in child processes (several processes on one database) ---------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def alive(pid: int) -> bool:
+    """``pid`` runs (a zombie counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+class Serve:
+    """``datamarket serve --db URL`` on a free loopback port, in its own session, logging to
+    ``log_path``; ``args`` are extra options. :meth:`up` waits for ``/health``; :meth:`client`
+    makes httpx clients (``setup_broker`` and friends accept a ``Serve`` like a ``LiveServer``)."""
+
+    def __init__(self, url: str, log_path: Path, args: list[str], env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        exe = Path(sys.executable).with_name("datamarket")
+        cmd = (
+            [str(exe)] if exe.exists() else [sys.executable, "-c", "from datamarket.cli import main; main()"]
+        )
+        cmd += ["serve", "--db", url, "--host", "127.0.0.1", "--port", str(self.port), "--admin-key", ADMIN]
+        with log_path.open("a") as log:
+            self.proc = subprocess.Popen(
+                cmd + list(args),
+                env=env,
+                cwd=log_path.parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.admin = self.client()
+        self.instance = ""
+
+    def up(self, timeout: float = 60.0) -> Serve:
+        """Wait until the process answers ``/health``; note its instance id."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                health = self.admin.get("/health")
+                if health.status_code == 200:
+                    self.instance = str(health.json()["instance"])
+                    return self
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.log_path.read_text()
+            time.sleep(0.1)
+
+    def client(self, key: str | None = ADMIN) -> httpx.Client:
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def stop(self) -> None:
+        """SIGKILL of its process group (the test's clean-up; graceful stops send SIGTERM)."""
+        self.admin.close()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)

@@ -56,21 +56,22 @@ def test_broker_round_end_to_end_and_access_control(live, db_url) -> None:  # ty
         for p in outcome["participants"]:
             booked = sum(e["amount_minor"] for e in entries if e["account"] == p["name"])
             assert abs(booked - 100 * (p["payments"] - p["prices"])) < 1 + 1e-9
-        # a buyer reads its own receipt and data, not another's (403), and not the outcome
+        # a buyer reads its own receipt and data, not another's (404, as for ids that do not exist), and not
+        # the outcome
         a, b = cl["buyer_a"], cl["buyer_b"]
         mine = a.get(f"/rounds/{rid}/receipts/{ids['buyer_a']}")
         assert mine.status_code == 200 and mine.json()["deliverable"]["kind"] == "data"
         assert mine.json()["net_minor"] == sum(e["amount_minor"] for e in mine.json()["entries"])
         assert a.get(f"/rounds/{rid}/models/{ids['buyer_a']}").json()["deliverable"]["points"]
-        assert a.get(f"/rounds/{rid}/receipts/{ids['buyer_b']}").status_code == 403
-        assert a.get(f"/rounds/{rid}/models/{ids['buyer_b']}").status_code == 403
-        assert a.get(f"/participants/{ids['buyer_b']}").status_code == 403
+        assert a.get(f"/rounds/{rid}/receipts/{ids['buyer_b']}").status_code == 404
+        assert a.get(f"/rounds/{rid}/models/{ids['buyer_b']}").status_code == 404
+        assert a.get(f"/participants/{ids['buyer_b']}").status_code == 404
         assert a.get(f"/rounds/{rid}").json()["outcome"] is None
         x_subs = cl["seller_x"].get(f"/markets/{mid}/submissions").json()
         assert all(s["participant_id"] == ids["seller_x"] for s in x_subs)
         data_sub = next(s for s in x_subs if s["kind"] == "dataset")
-        assert b.get(f"/submissions/{data_sub['id']}").status_code == 403
-        assert b.get(f"/submissions/{data_sub['id']}/content").status_code == 403
+        assert b.get(f"/submissions/{data_sub['id']}").status_code == 404
+        assert b.get(f"/submissions/{data_sub['id']}/content").status_code == 404
         content = cl["seller_x"].get(f"/submissions/{data_sub['id']}/content")
         assert content.status_code == 200 and content.content.startswith(b"x0\n")
         # balances: the participant's own, minor units
@@ -107,7 +108,7 @@ def test_collaborative_round_end_to_end(live, db_url) -> None:  # type: ignore[n
             assert model["kind"] == "model" and 0.0 <= model["delivered_accuracy"] <= 1.0
             assert model["delivered_accuracy"] >= model["own_accuracy"] - 1e-12  # zero-element guard
             others = [q for n, q in m["ids"].items() if n != name]
-            assert client.get(f"/rounds/{rid}/models/{others[0]}").status_code == 403
+            assert client.get(f"/rounds/{rid}/models/{others[0]}").status_code == 404
         assert admin.get("/ledger/verify").json()["ok"]
 
 
@@ -270,7 +271,7 @@ def test_truthful_payments_round_end_to_end(live, db_url) -> None:  # type: igno
         assert _round_sums(db_url) == {done["id"]: 0}
         est = clients["b1"].get(f"/rounds/{done['id']}/models/{ids['b1']}").json()["deliverable"]
         assert est["kind"] == "estimate" and len(est["estimate"]) == 2
-        assert clients["b1"].get(f"/rounds/{done['id']}/models/{ids['s1']}").status_code == 403
+        assert clients["b1"].get(f"/rounds/{done['id']}/models/{ids['s1']}").status_code == 404
 
 
 def test_dask_executor_clears_a_round(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -325,7 +326,7 @@ def test_balanced_market_round_end_to_end(live, db_url) -> None:  # type: ignore
         assert _round_sums(db_url) == {done["id"]: 0}
         model = clients["b2"].get(f"/rounds/{done['id']}/models/{ids['b2']}").json()["deliverable"]
         assert model["kind"] == "model" and set(model["accuracy"]) == {"0", "1"}
-        assert clients["s1"].get(f"/rounds/{done['id']}/models/{ids['b2']}").status_code == 403
+        assert clients["s1"].get(f"/rounds/{done['id']}/models/{ids['b2']}").status_code == 404
 
 
 def test_competing_buyers_round_end_to_end(live, db_url) -> None:  # type: ignore[no-untyped-def]
@@ -354,7 +355,7 @@ def test_competing_buyers_round_end_to_end(live, db_url) -> None:  # type: ignor
         # paper 002 Section IV, with the parameters it leaves implicit (errata: Section IV's implicit
         # parameters): d_1 = 2.2222 for the sources at x = 0 and 1
         assert abs(contracts["contracts"]["buyer1"]["d"] - 20 / 9) < 1e-9
-        assert clients["src2"].get(f"/rounds/{done['id']}/receipts/{ids['src1']}").status_code == 403
+        assert clients["src2"].get(f"/rounds/{done['id']}/receipts/{ids['src1']}").status_code == 404
 
 
 def test_service_demo_drives_both_rounds_and_verifies(tmp_path) -> None:  # type: ignore[no-untyped-def]

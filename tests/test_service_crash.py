@@ -1,4 +1,5 @@
-"""Crashes mid-round: a killed worker and a killed service leave the ledger identical; retry succeeds."""
+"""Crashes mid-round: a killed worker and a killed service leave the ledger identical; a killed
+worker's round fails and is retried, a killed service's round is taken over when its lease expires."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from datamarket.service.app import create_app
+from datamarket.service.rounds import Leases
 from tests.service_support import (
     ADMIN,
     BACKENDS,
@@ -30,10 +32,13 @@ ADAPTERS = {
     "broker": "datamarket.service.adapters.broker:ADAPTER",
     "gated_broker": "tests.service_support:GATED",
 }
+LEASES = Leases(lease_s=1.5, poll_s=0.1)
 SERVE = """
 import sys, uvicorn
 from datamarket.service.app import create_app
-app = create_app(sys.argv[1], admin_key=sys.argv[2], executor="process", max_workers=1, adapters={adapters!r})
+from datamarket.service.rounds import Leases
+app = create_app(sys.argv[1], admin_key=sys.argv[2], executor="process", max_workers=1, adapters={adapters!r},
+                 leases=Leases(lease_s=1.5, poll_s=0.1))
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
 """
 
@@ -201,18 +206,16 @@ def test_worker_and_service_crashes_leave_the_ledger_identical(backend: str, tmp
                 proc.wait(timeout=30)
             log.close()
 
-        # 3. restart: the interrupted round is failed, the ledger identical, and a retry clears it
+        # 3. restart: the interrupted round is not failed; once the dead process's lease expires the
+        # new process takes it over and clears it, booking it once
         os.environ[GATE_ENV] = str(gate)
         try:
-            app = create_app(url, admin_key=ADMIN, executor="thread", adapters=ADAPTERS)
+            (gate / "hold").unlink()
+            app = create_app(url, admin_key=ADMIN, executor="thread", adapters=ADAPTERS, leases=LEASES)
             with LiveServer(app) as srv, srv.client() as admin:
-                body = admin.get(f"/rounds/{rid}").json()
-                assert body["status"] == "failed" and "restarted" in body["error"]
-                assert admin.get("/ledger/entries").json() == before
-                (gate / "hold").unlink()
-                assert admin.post(f"/rounds/{rid}/retry").status_code == 202
                 done = wait_round(admin, rid)
                 assert done["status"] == "cleared" and done["attempts"] == 3, done
+                assert done["lease_expiries"] == 1 and done["claimed_by"] == app.state.service.runner.instance
                 after = admin.get("/ledger/entries").json()
                 assert after["entries"][: len(before["entries"])] == before["entries"]
                 assert sum(e["amount_minor"] for e in after["entries"] if e["round_id"] == rid) == 0

@@ -67,7 +67,7 @@ def test_no_accepted_input_can_block_a_market(live) -> None:  # type: ignore[no-
         # withdrawal: own, unconsumed only; the operator excludes instead
         w = cl["buyer_a"].post(url, json={"kind": "bid", "data": {"valuation": "gaussian", "width": 0.3}})
         sid = w.json()["id"]
-        assert cl["buyer_b"].post(f"/submissions/{sid}/withdraw").status_code == 403
+        assert cl["buyer_b"].post(f"/submissions/{sid}/withdraw").status_code == 404
         assert admin.post(f"/submissions/{sid}/withdraw").status_code == 403
         r = cl["buyer_a"].post(f"/submissions/{sid}/withdraw")
         assert r.status_code == 200 and r.json()["excluded_reason"] == "withdrawn by its owner"
@@ -177,3 +177,44 @@ def test_bombs_and_unbounded_bodies_are_refused_early(live) -> None:  # type: ig
             )
             assert r.status_code == 413
         assert admin.get(f"/markets/{mid}/submissions").json() == []
+
+
+def test_probing_learns_nothing_before_authenticating_nor_which_ids_exist(live) -> None:  # type: ignore[no-untyped-def]
+    with live.client() as admin, live.client(None) as anon, live.client("not-a-key") as wrong:
+        m = setup_broker(live, admin)
+        mid, cl = m["market"], m["clients"]
+        # a malformed JSON body: 401 for an anonymous or unknown caller (not the parser's 422)
+        for client in (anon, wrong):
+            for path in ("/markets", f"/markets/{mid}/submissions", f"/markets/{mid}/rounds"):
+                r = client.post(path, content=b"{not json", headers={"content-type": "application/json"})
+                assert r.status_code == 401, (path, r.status_code, r.text)
+            r = client.post("/markets", json={"kind": 7})  # well-formed but invalid: 401 as well
+            assert r.status_code == 401, r.text
+        r = admin.post("/markets", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 422, r.text
+        # another participant's ids answer exactly what ids that do not exist answer
+        buyer_a, buyer_b = cl["buyer_a"], cl["buyer_b"]
+        theirs = buyer_b.get(f"/markets/{mid}/submissions").json()[0]["id"]
+        other = m["ids"]["buyer_b"]
+        absent = 2**31 - 1
+        for path, ident in (
+            ("/submissions/{}", theirs),
+            ("/submissions/{}/content", theirs),
+            ("/participants/{}", other),
+        ):
+            mine, none = buyer_a.get(path.format(ident)), buyer_a.get(path.format(absent))
+            assert mine.status_code == none.status_code == 404, (path, mine.text, none.text)
+            assert mine.json()["detail"].replace(str(ident), "ID") == none.json()["detail"].replace(
+                str(absent), "ID"
+            )
+        for path in ("/rounds/1/receipts/{}", "/rounds/1/models/{}"):
+            mine, none = buyer_a.get(path.format(other)), buyer_a.get(path.format(absent))
+            assert mine.status_code == none.status_code == 404, (path, mine.text, none.text)
+        w = buyer_a.post(f"/submissions/{theirs}/withdraw")
+        assert w.status_code == 404 and w.json()["detail"] == f"submission {theirs} not found"
+        # CSV numbers are plain decimals: digit-group underscores and non-ASCII digits are refused
+        seller = cl["seller_x"]
+        for cell in ("1_000", "\uff11\uff12", "0x10"):
+            body = f"x0\n1.5\n{cell}\n".encode()
+            r = seller.post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=body)
+            assert r.status_code == 422 and "'x0' is not numeric" in r.json()["detail"], (cell, r.text)

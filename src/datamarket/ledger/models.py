@@ -12,7 +12,8 @@ Tables
 ``rounds``        one clearing of a market: status ``pending/running/cleared/failed``, progress, the
                   snapshot of input ids, the outcome (JSON, :meth:`Outcome.to_dict`), attempts, the
                   seed with its commitment; at most one ``pending``/``running`` round per market
-                  (partial unique index ``uq_round_active``).
+                  (partial unique index ``uq_round_active``); the lease of the service process
+                  clearing it (``claimed_by``, ``lease_expires_at``, ``lease_expiries``).
 ``deliverables``  what a participant receives from a round (model, estimate, gain): readable only
                   by that participant and the operator.
 ``ledger_entries`` append-only postings in integer minor units (64-bit; on SQLite a ``CHECK`` on
@@ -125,6 +126,7 @@ class Round(Base):
             postgresql_where=text(ACTIVE_SQL),
             sqlite_where=text(ACTIVE_SQL),
         ),
+        Index("ix_rounds_status_lease", "status", "lease_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -144,6 +146,9 @@ class Round(Base):
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_expiries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Deliverable(Base):

@@ -2,8 +2,9 @@
 
 Every route is a thin adapter (STYLE practice 12): authenticate, validate, call the ledger or an
 adapter, respond. Errors are JSON ``{"detail": ..., "field": ...}`` (``schemas.ErrorOut``, declared
-on every route in the OpenAPI schema): 401 (missing or wrong API key), 403 (reading what
-belongs to someone else, or a participant calling an operator route), 404, 409 (a round that is
+on every route in the OpenAPI schema): 401 (missing or wrong API key; before any validation error),
+403 (a participant calling an operator route, or the operator a participant's), 404 (also for what
+belongs to another participant: the same answer as for an id that does not exist), 409 (a round that is
 already cleared or in progress, an idempotency key reused with a different body), 413 (a body over
 the size limit, counted while it streams in, before anything else reads it), 422 (invalid input;
 nothing is stored).
@@ -21,10 +22,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datamarket import __version__
@@ -33,8 +35,8 @@ from datamarket.ledger.db import make_engine, make_sessionmaker
 from datamarket.ledger.migrations import upgrade
 from datamarket.service.adapters import builtin_adapters, load_adapter
 from datamarket.service.auth import hash_key
-from datamarket.service.deps import ServiceState, declare_errors
-from datamarket.service.rounds import Database, RoundRunner, fail_interrupted
+from datamarket.service.deps import ServiceState, declare_errors, needs_auth, principal
+from datamarket.service.rounds import Database, Leases, RoundRunner
 from datamarket.service.uploads import UploadLimits
 from datamarket.service.worker import WorkerPool
 
@@ -51,6 +53,7 @@ def create_app(
     dask_address: str | None = None,
     limits: UploadLimits | None = None,
     adapters: Mapping[str, str] | None = None,
+    leases: Leases | None = None,
 ) -> FastAPI:
     """Build the service for the database at ``database_url`` (migrated to the newest schema).
 
@@ -62,24 +65,25 @@ def create_app(
     limits : upload size limits (413 beyond ``max_bytes``).
     adapters : market kind -> ``module:attribute`` of its adapter; default every built-in kind whose
         mechanism is importable.
+    leases : how rounds are claimed, heartbeated and released (:class:`~datamarket.service.rounds.Leases`);
+        several processes may serve the same database.
     """
     key = admin_key or os.environ.get(ADMIN_ENV)
     if not key:
         raise InvalidMarketError("admin_key", f"pass admin_key or set ${ADMIN_ENV}")
     engine = make_engine(database_url)
     upgrade(engine)
-    db = Database(make_sessionmaker(engine), serialise_writes=engine.dialect.name == "sqlite")
+    sqlite = engine.dialect.name == "sqlite"
+    db = Database(make_sessionmaker(engine), serialise_writes=sqlite, postgres=not sqlite)
     refs = dict(builtin_adapters() if adapters is None else adapters)
     lim = limits or UploadLimits()
     pool = WorkerPool(executor, max_workers=max_workers, dask_address=dask_address)
-    runner = RoundRunner(db, pool, refs, lim)
+    runner = RoundRunner(db, pool, refs, lim, leases)
     state = ServiceState(db, {k: load_adapter(r) for k, r in refs.items()}, refs, hash_key(key), lim, runner)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        n = fail_interrupted(db)
-        if n:
-            log.warning("marked %d interrupted round(s) failed", n)
+        runner.start()  # claims pending rounds and rounds whose lease expired (no start-up sweep)
         yield
         runner.shutdown()
         engine.dispose()
@@ -103,8 +107,27 @@ def _install_errors(app: FastAPI, max_bytes: int) -> None:
         field_ = getattr(exc, "field", None)
         return JSONResponse({"detail": str(exc), "field": field_}, status_code=422)
 
+    async def unauthenticated(request: Request) -> Any:
+        """The 401 of a route that needs a key, when the caller has none (or a wrong one): FastAPI
+        parses the body before the dependencies run, and an anonymous client must not learn more
+        about a route from its validation errors than from its 401."""
+        dependant = getattr(request.scope.get("route"), "dependant", None)
+        if dependant is None or not needs_auth(dependant):
+            return None
+        headers = request.headers
+        try:
+            await run_in_threadpool(
+                principal, request, headers.get("x-api-key"), headers.get("authorization")
+            )
+        except HTTPException as exc:
+            return await http_exception_handler(request, exc)
+        return None
+
     @app.exception_handler(RequestValidationError)
-    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _request(request: Request, exc: RequestValidationError) -> Any:
+        denied = await unauthenticated(request)
+        if denied is not None:
+            return denied
         # the offending input is not echoed: it may not be representable in JSON (1e400, NaN)
         problems = [
             {"type": str(e.get("type")), "loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg"))}
@@ -116,6 +139,9 @@ def _install_errors(app: FastAPI, max_bytes: int) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Any:
         if exc.status_code == 400:  # FastAPI's "error parsing the body" is invalid input like any other
+            denied = await unauthenticated(request)
+            if denied is not None:
+                return denied
             return JSONResponse({"detail": str(exc.detail), "field": "body"}, status_code=422)
         return await http_exception_handler(request, exc)
 

@@ -171,19 +171,45 @@ def serve(
     dask_address: Annotated[
         str | None, typer.Option("--dask", help="Dask scheduler address (with --executor dask).")
     ] = None,
+    lease: Annotated[
+        float, typer.Option("--lease", help="Seconds a claim on a round lasts without heartbeat.")
+    ] = 30.0,
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between looks for claimable rounds.")] = 1.0,
+    max_attempts: Annotated[
+        int, typer.Option("--max-attempts", min=1, help="Expired leases after which a round is failed.")
+    ] = 3,
+    grace: Annotated[
+        float, typer.Option("--grace", help="On SIGTERM, seconds to let held rounds finish before release.")
+    ] = 10.0,
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option("--adapter", help="Extra market kind KIND=module:attribute (repeatable)."),
+    ] = None,
 ) -> None:
-    """Run the marketplace HTTP API (OpenAPI at /docs) on the ledger database."""
+    """Run the marketplace HTTP API (OpenAPI at /docs) on the ledger database.
+
+    Several processes may serve one database (behind a load balancer): each claims rounds with a
+    lease, and SIGTERM stops claiming, lets held rounds finish for --grace seconds and releases the
+    rest."""
     import secrets
 
     import uvicorn
 
     from datamarket.core.errors import DatamarketError
     from datamarket.ledger import database_url
+    from datamarket.service.adapters import builtin_adapters
     from datamarket.service.app import create_app
+    from datamarket.service.rounds import Leases
 
     if not admin_key:
         admin_key = "dm_admin_" + secrets.token_urlsafe(24)
         typer.echo(f"admin key (not stored, shown once): {admin_key}", err=True)
+    refs = builtin_adapters()
+    for item in adapter or []:
+        kind, sep, ref = item.partition("=")
+        if not sep or not kind or ":" not in ref:
+            raise _fail(f"adapter: expected KIND=module:attribute, got {item!r}")
+        refs[kind] = ref
     try:
         app = create_app(
             database_url(db),
@@ -191,8 +217,10 @@ def serve(
             executor=executor,
             max_workers=workers,
             dask_address=dask_address,
+            adapters=refs,
+            leases=Leases(lease_s=lease, poll_s=poll, max_attempts=max_attempts, grace_s=grace),
         )
-    except (DatamarketError, ValueError) as exc:
+    except (DatamarketError, ValueError, ImportError, AttributeError, TypeError) as exc:
         raise _fail(str(exc)) from None
     uvicorn.run(app, host=host, port=port, log_level="info")
 

@@ -92,16 +92,17 @@ def get_or_404(s: Session, model: Any, ident: int, what: str) -> Any:
     return row
 
 
-def check_owner(who: Principal, owner: int | None, what: str) -> None:
-    """403 unless ``who`` is the operator or owns the resource."""
+def check_owner(who: Principal, owner: int | None, what: str, ident: int) -> None:
+    """404 unless ``who`` is the operator or owns the resource: exactly the answer of
+    :func:`get_or_404` for an id that does not exist, so that nobody learns which ids exist."""
     if not who.may_read(owner):
-        raise HTTPException(403, f"{what} belongs to another participant")
+        raise HTTPException(404, f"{what} {ident} not found")
 
 
 ERROR_TEXT = {
     401: "missing or unknown API key",
-    403: "not the operator, or not the owner of the resource",
-    404: "no such row",
+    403: "an operator route called by a participant, or a participant route by the operator",
+    404: "no such row, or one that belongs to another participant (the same answer)",
     409: "conflict: round in progress or already cleared, inputs already used, idempotency key reused "
     "with another request",
     413: "request body over the size limit",
@@ -109,8 +110,9 @@ ERROR_TEXT = {
 }
 
 
-def _needs_auth(dependant: Any) -> bool:
-    return any(d.call is principal or _needs_auth(d) for d in dependant.dependencies)
+def needs_auth(dependant: Any) -> bool:
+    """Whether a route (its FastAPI dependant) authenticates the caller."""
+    return any(d.call is principal or needs_auth(d) for d in dependant.dependencies)
 
 
 def declare_errors(app: Any) -> None:
@@ -128,7 +130,7 @@ def declare_errors(app: Any) -> None:
         if not isinstance(route, APIRoute):
             continue
         c = set()
-        if _needs_auth(route.dependant):
+        if needs_auth(route.dependant):
             c |= {401, 403, 422}
         if route.dependant.path_params:
             c |= {404, 422}

@@ -40,8 +40,8 @@ def install(app: FastAPI, st: ServiceState) -> None:
     # public
     @app.get("/health", tags=["public"])
     def health() -> dict[str, str]:
-        """Liveness probe."""
-        return {"status": "ok", "version": __version__}
+        """Liveness probe; ``instance`` is this process's id in rounds' ``claimed_by``."""
+        return {"status": "ok", "version": __version__, "instance": st.runner.instance}
 
     @app.get("/kinds", tags=["public"], response_model=list[S.KindOut])
     def kinds() -> list[S.KindOut]:
@@ -99,7 +99,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
         """A participant's record and balance (itself or the operator)."""
         with db.read() as s:
             p = get_or_404(s, Participant, pid, "participant")
-            check_owner(who, p.id, "participant")
+            check_owner(who, p.id, "participant", pid)
             return participant_out(s, p)
 
     # markets

@@ -49,6 +49,9 @@ def install(app: FastAPI, st: ServiceState) -> None:
             progress=r.progress,
             stage=r.stage,
             attempts=r.attempts,
+            claimed_by=r.claimed_by,
+            lease_expires_at=r.lease_expires_at,
+            lease_expiries=r.lease_expiries or 0,
             seed=r.seed if who.is_admin or r.status == "cleared" else None,
             seed_commit=r.seed_commit,
             seed_source=r.seed_source,  # type: ignore[arg-type]
@@ -185,7 +188,16 @@ def install(app: FastAPI, st: ServiceState) -> None:
                 moved = s.execute(  # compare-and-set: only one of concurrent retries matches
                     update(Round)
                     .where(Round.id == rid, Round.status == "failed")
-                    .values(status="pending", progress=0.0, stage="retry", error=None, updated_at=utcnow())
+                    .values(
+                        status="pending",
+                        progress=0.0,
+                        stage="retry",
+                        error=None,
+                        claimed_by=None,
+                        lease_expires_at=None,
+                        lease_expiries=0,
+                        updated_at=utcnow(),
+                    )
                 )
                 if rowcount(moved) != 1:
                     s.refresh(r)
@@ -259,7 +271,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
     @app.get("/rounds/{rid}/receipts/{pid}", tags=["receipts"], response_model=S.ReceiptOut)
     def get_receipt(rid: Id, pid: Id, who: Who) -> S.ReceiptOut:
         """A participant's receipt: its ledger entries of the round, net amount, deliverable."""
-        check_owner(who, pid, "receipt")
+        check_owner(who, pid, "participant", pid)
         with db.read() as s:
             p = get_or_404(s, Participant, pid, "participant")
             return receipt(s, cleared_round(s, rid), p)
@@ -267,7 +279,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
     @app.get("/rounds/{rid}/models/{pid}", tags=["receipts"], response_model=S.ModelOut)
     def get_model(rid: Id, pid: Id, who: Who) -> S.ModelOut:
         """What a participant received from the round (model, estimate, gain)."""
-        check_owner(who, pid, "model")
+        check_owner(who, pid, "participant", pid)
         with db.read() as s:
             cleared_round(s, rid)
             d = s.execute(

@@ -248,7 +248,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
         """One submission's metadata (its owner or the operator)."""
         with db.read() as s:
             x = get_or_404(s, Submission, sid, "submission")
-            check_owner(who, x.participant_id, "submission")
+            check_owner(who, x.participant_id, "submission", sid)
             return sub_out(x)
 
     @app.get("/submissions/{sid}/content", tags=["submissions"], response_class=Response)
@@ -256,7 +256,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
         """The stored bytes of a submission (its owner or the operator)."""
         with db.read() as s:
             x = get_or_404(s, Submission, sid, "submission")
-            check_owner(who, x.participant_id, "submission")
+            check_owner(who, x.participant_id, "submission", sid)
             if x.blob is None:
                 return Response(json.dumps(x.payload.get("data", {})), media_type="application/json")
             return Response(x.blob, media_type=x.media_type or "application/octet-stream")
@@ -264,7 +264,7 @@ def install(app: FastAPI, st: ServiceState) -> None:
     def exclude(who: Principal, sid: int, reason: str) -> S.SubmissionOut:
         with db.write() as s:
             x = get_or_404(s, Submission, sid, "submission")
-            check_owner(who, x.participant_id, "submission")
+            check_owner(who, x.participant_id, "submission", sid)
             # serialise with the opening of rounds (which lock the market row too)
             s.execute(select(Market.id).where(Market.id == x.market_id).with_for_update())
             for rid, ids in s.execute(

@@ -160,9 +160,16 @@ class RoundOut(BaseModel):
     id: int
     market_id: int
     status: Literal["pending", "running", "cleared", "failed"]
-    progress: float
-    stage: str
-    attempts: int
+    progress: float = Field(description="fraction done in [0, 1], reported by the process clearing it")
+    stage: str = Field(description="what the round is doing (stage of the mechanism while running)")
+    attempts: int = Field(description="times the round was started (claims, takeovers and retries)")
+    claimed_by: str | None = Field(
+        default=None, description="instance id of the service process holding (or that cleared) the round"
+    )
+    lease_expires_at: datetime | None = Field(
+        default=None, description="while running: when another process may take the round over"
+    )
+    lease_expiries: int = Field(default=0, description="leases of the round that expired since it opened")
     seed: int | None = Field(description="revealed once the round is cleared (operator: always)")
     seed_commit: str | None = Field(description="sha256(salt ':' seed), published when the round opens")
     seed_source: Literal["csprng", "operator"]

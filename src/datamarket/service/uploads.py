@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 import zlib
 from array import array
@@ -152,6 +153,8 @@ def _read_csv(data: bytes, limits: UploadLimits) -> dict[str, np.ndarray]:
                 raise InvalidMarketError("file", f"row {n} has {len(r)} cells, header has {len(header)}")
             _check_shape(n, len(header), limits)
             try:
+                if not all(map(_NUMBER.fullmatch, r)):
+                    raise ValueError("not a plain decimal number")
                 values.extend([float(c) for c in r])
             except ValueError:
                 j = next(j for j, c in enumerate(r) if not _is_float(c))
@@ -166,7 +169,22 @@ def _read_csv(data: bytes, limits: UploadLimits) -> dict[str, np.ndarray]:
     return {h: table[:, j] for j, h in enumerate(header)}
 
 
+# A CSV cell is a plain ASCII decimal number (or nan/inf, refused later as non-finite): Python's
+# float() also takes digit-group underscores ("1_000") and non-ASCII digits, which no CSV writer
+# means as numbers and which other readers would parse differently.
+_NUMBER = re.compile(
+    r"[ \t]*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)[ \t]*", re.I
+)
+
+
 def _is_float(v: str) -> bool:
+    """``v`` is a cell :func:`_read_csv` accepts.
+
+    >>> [_is_float(v) for v in ("1e3", " -.5 ", "1_000", "１２", "0x10", "")]
+    [True, True, False, False, False, False]
+    """
+    if _NUMBER.fullmatch(v) is None:
+        return False
     try:
         float(v)
     except ValueError:

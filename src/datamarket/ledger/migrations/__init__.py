@@ -41,13 +41,22 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+MIGRATION_LOCK = 0x646D6C67  # PostgreSQL advisory lock key held while migrating ("dmlg")
+
+
 def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
-    """Bring the database to ``revision`` (default: the newest); idempotent."""
+    """Bring the database to ``revision`` (default: the newest); idempotent.
+
+    On PostgreSQL the migration holds a transaction-level advisory lock, so that service processes
+    started at the same time on a fresh database migrate it one after the other (the second finds it
+    at the head and does nothing)."""
     from datamarket.ledger.db import make_engine
 
     engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     cfg = _config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
     if isinstance(engine_or_url, str):

@@ -64,6 +64,7 @@ from numpy.typing import NDArray
 
 from datamarket.core.audits import MechanismInfo, Property, Sample
 from datamarket.core.errors import InvalidMarketError
+from datamarket.core.progress import Progress, report, scaled
 from datamarket.core.random import make_rng, spawn_seeds
 from datamarket.core.types import Dataset, Outcome, Role
 from datamarket.learning.models import ModelSpec
@@ -83,24 +84,33 @@ from datamarket.mechanisms.collaborative._types import (
     round_checks,
     validate_market,
 )
-from datamarket.valuation import MaxPermutations, exact_shapley, monte_carlo_shapley
+from datamarket.valuation import MaxPermutations, ProgressInfo, exact_shapley, monte_carlo_shapley
 
 
 # -- the round -------------------------------------------------------------------------------------
 def _shapley(
-    game: MarketGame, config: CollaborativeConfig, seed: np.random.SeedSequence
+    game: MarketGame,
+    config: CollaborativeConfig,
+    seed: np.random.SeedSequence,
+    progress: Progress | None = None,
+    stage: str = "shapley",
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
+    def batch_done(info: ProgressInfo) -> None:  # after each batch of coalition fits
+        report(progress, stage, info.fraction)
+
+    each_batch = None if progress is None else batch_done
     exact = config.shapley == "exact" or (config.shapley == "auto" and game.n_players <= config.max_exact)
     if exact:
         if game.n_players > 20:
             raise InvalidMarketError("shapley", "exact Shapley values need at most 20 parties")
-        res = exact_shapley(game)
+        res = exact_shapley(game, progress=each_batch)
         return np.asarray(res.values), np.zeros(game.n_players), "exact"
     res = monte_carlo_shapley(
         game,
         seed=int(seed.generate_state(1)[0]),
         stopping=MaxPermutations(int(config.n_permutations)),
         truncation_tol=config.truncation_tol or None,
+        progress=each_batch,
     )
     return np.asarray(res.values), np.asarray(res.stderr), "monte_carlo"
 
@@ -140,17 +150,21 @@ def clear_round(
     *,
     seed: int,
     engine: GainEngine | None = None,
+    progress: Progress | None = None,
 ) -> CollaborativeRound:
     """Run one round of the collaborative market (steps 1-7 of the module docstring).
 
     ``engine`` lets a caller share fitted coalition models between rounds over the same tasks (the
     replication harness does); by default each round builds its own and keeps nothing. BLAS is pinned
     to one thread for the round (STYLE practice 8: oversubscription makes small fits 10-100x slower).
+    ``progress`` (:mod:`datamarket.core.progress`) is called per stage and after each batch of
+    coalition fits of the Shapley estimates, with the fraction of the round done; it does not change
+    the result.
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _clear_round(parties, config, seed=seed, engine=engine)
+        return _clear_round(parties, config, seed=seed, engine=engine, progress=progress)
 
 
 def _clear_round(
@@ -159,8 +173,10 @@ def _clear_round(
     *,
     seed: int,
     engine: GainEngine | None,
+    progress: Progress | None = None,
 ) -> CollaborativeRound:
     t0 = time.perf_counter()
+    report(progress, "own models", 0.0)
     tasks, task_of, labels = validate_market(parties, config)
     if engine is None:
         engine = GainEngine(config.model, [(t.features, np.asarray(t.labels)) for t in tasks])
@@ -189,9 +205,11 @@ def _clear_round(
     evaluations = 0
     if config.tau is not None:
         per_task: dict[int, NDArray[np.float64]] = {}
-        for t in sorted(set(task_of)):
+        distinct = sorted(set(task_of))
+        for k, t in enumerate(distinct):
             game_u = MarketGame(engine, ids, task_of, own, [full] * n, "u", names, task=t)
-            psi_u, _, _ = _shapley(game_u, config, streams[t])
+            part = scaled(progress, 0.05 + 0.4 * k / len(distinct), 0.05 + 0.4 * (k + 1) / len(distinct))
+            psi_u, _, _ = _shapley(game_u, config, streams[t], part, "data selection")
             evaluations += len(game_u._memo)
             per_task[t] = normalise_shares(psi_u)
         selection_share = tuple(tuple(float(v) for v in per_task[task_of[i]]) for i in range(n))
@@ -200,6 +218,7 @@ def _clear_round(
             selected[i] = sum(1 << j for j in keep) if keep else 1 << i
 
     # step 4: delivered models and improvements
+    report(progress, "delivered models", 0.45)
     final = np.array(
         [_delivered_gain(engine, parties, ids, task_of, selected, i, config, labels) for i in range(n)]
     )
@@ -208,7 +227,7 @@ def _clear_round(
 
     # step 5: Shapley values of the payoff characteristic
     game = MarketGame(engine, ids, task_of, own, selected, config.characteristic, names)
-    psi, psi_se, method = _shapley(game, config, streams[-1])
+    psi, psi_se, method = _shapley(game, config, streams[-1], scaled(progress, 0.55, 1.0), "shapley")
     evaluations += len(game._memo)
     raw_share = normalise_shares(psi)
     share = normalise_shares(psi, clip=True) if config.guard else raw_share

@@ -54,6 +54,7 @@ from numpy.typing import NDArray
 
 from datamarket.core.audits import ICProbe, MechanismInfo, Property, Sample, Scope
 from datamarket.core.errors import InvalidMarketError
+from datamarket.core.progress import Progress, report
 from datamarket.core.random import make_rng
 from datamarket.core.types import Outcome, Role, finite_array
 from datamarket.mechanisms.competing_buyers._gne import GNEResult, effort_variance, solve_gne
@@ -265,9 +266,16 @@ class CompetingAnalysis:
 
 
 def analyse_market(
-    market: CompetingMarket, theta: FloatArray | None = None, *, cross_check: bool = True
+    market: CompetingMarket,
+    theta: FloatArray | None = None,
+    *,
+    cross_check: bool = True,
+    progress: Progress | None = None,
 ) -> CompetingAnalysis:
     """Weights and the equilibrium (:func:`~datamarket.equilibrium.gne.solve_gne`) for ``market``.
+
+    ``progress`` (:mod:`datamarket.core.progress`) is told each stage: the variance weights, the
+    leave-one-out fits, the equilibrium; it does not change the result.
 
     >>> a = analyse_market(section_iv_market(0.0))
     >>> round(a.gne.spectral_radius, 12), a.gne.gne_exists
@@ -275,11 +283,15 @@ def analyse_market(
     >>> np.round(a.gne.d, 4).tolist()    # d_1 = (g1 + xi21 g2)/(1 - xi12 xi21)
     [[2.2222, 2.2222], [0.8889, 0.8889]]
     """
+    report(progress, "variance weights", 0.0)
     beta = variance_weights(market)
+    report(progress, "leave-one-out fits", 0.2)
     loo = loo_prediction_matrices(market)
     xi = _xi_from_loo(loo)
     gamma = competition_weights(beta, np.asarray(market.competition), np.asarray(market.eta))
+    report(progress, "equilibrium", 0.7)
     gne = solve_gne(gamma, xi, np.asarray(market.effort_alpha), theta, cross_check=cross_check)
+    report(progress, "equilibrium", 1.0)
     return CompetingAnalysis(market, beta, xi, gamma, loo, gne)
 
 

@@ -15,7 +15,9 @@ The service is mechanism-agnostic. For each market kind an :class:`Adapter` says
   request that creates the round);
 * how to clear it (:meth:`Adapter.clear`, in a worker process: it calls the library mechanism and
   returns an :class:`~datamarket.core.types.Outcome` plus, per participant, what it receives: a model,
-  an estimate, a gain), as a pure, seeded computation.
+  an estimate, a gain), as a pure, seeded computation. An adapter whose mechanism runs long loops
+  may accept a keyword ``progress`` (:data:`datamarket.core.progress.Progress`) and pass it on; the
+  worker then reports the stage and fraction done to the round's row (``GET /rounds/{id}``).
 
 Adapters are registered by kind in :data:`ADAPTERS`; a worker process finds one again by its
 ``module:attribute`` reference (:func:`adapter_ref`, :func:`load_adapter`), so adapters must be module

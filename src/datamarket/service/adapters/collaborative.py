@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from datamarket.core.errors import InvalidMarketError
+from datamarket.core.progress import Progress
 from datamarket.core.types import Dataset
 from datamarket.service.adapters import Clearing, Input, latest_by, number, only_keys
 
@@ -136,13 +137,15 @@ class CollaborativeAdapter:
     def check_inputs(self, params: Mapping[str, Any], inputs: Sequence[Input]) -> None:
         self.plan(params, inputs)
 
-    def clear(self, params: Mapping[str, Any], inputs: Sequence[Input], seed: int) -> Clearing:
+    def clear(
+        self, params: Mapping[str, Any], inputs: Sequence[Input], seed: int, progress: Progress | None = None
+    ) -> Clearing:
         from dataclasses import asdict
 
         from datamarket.mechanisms.collaborative import clear_round
 
         config = self._config(params)
-        r = clear_round(self._parties(inputs), config, seed=seed)
+        r = clear_round(self._parties(inputs), config, seed=seed, progress=progress)
         deliverables = {
             name: {
                 "kind": "model",

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from datamarket.core.errors import InvalidMarketError
+from datamarket.core.progress import Progress
 from datamarket.core.types import Dataset
 from datamarket.service.adapters import Clearing, Input, latest_by, number, only_keys
 
@@ -101,11 +102,13 @@ class CompetingBuyersAdapter:
     def check_inputs(self, params: Mapping[str, Any], inputs: Sequence[Input]) -> None:
         self._market(params, inputs)
 
-    def clear(self, params: Mapping[str, Any], inputs: Sequence[Input], seed: int) -> Clearing:
+    def clear(
+        self, params: Mapping[str, Any], inputs: Sequence[Input], seed: int, progress: Progress | None = None
+    ) -> Clearing:
         from datamarket.mechanisms.competing_buyers import analyse_market, market_outcome
 
         market = self._market(params, inputs)
-        analysis = analyse_market(market)
+        analysis = analyse_market(market, progress=progress)
         outcome = market_outcome(analysis)  # raises with the solver's status when there is no GNE
         g = analysis.gne
         assert g.c is not None and g.d is not None and g.effort_equilibrium is not None
