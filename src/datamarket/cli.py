@@ -478,6 +478,7 @@ EXTRAS = {
     "alembic": "service",
     "httpx": "service",
     "multipart": "service",
+    "jinja2": "service",
     "python_multipart": "service",
     "dask": "dask",
     "distributed": "dask",

@@ -51,10 +51,13 @@ def round_figure(
     with style():
         fig = Figure(figsize=(6.4, 3.6))
         ax = fig.add_subplot()
-        parts = {p["name"]: p for p in (outcome or {}).get("participants", [])}
         if kind == "broker":
             title = "Broker round: posted prices and payments"
-            prices = [float(parts.get(n, {}).get("prices", 0.0)) for n in names]
+            buyers = [p["name"] for p in (outcome or {}).get("participants", []) if p.get("role") == "buyer"]
+            posted = dict(
+                zip(buyers, (outcome or {}).get("extra", {}).get("expected_prices", []), strict=False)
+            )
+            prices = [float(posted.get(n, 0.0)) for n in names]
             _bars(
                 ax,
                 names,
