@@ -343,3 +343,33 @@ def test_static_assets_are_served_by_the_app(app: Any) -> None:
     page = c.get("/portal/login")
     assert "http://" not in page.text.replace("http://127.0.0.1", "") and "https://" not in page.text
     assert 'name="viewport"' in page.text and '<label for="api_key">' in page.text
+
+
+def test_demo_serve_keeps_the_portal_up_on_the_demo_data() -> None:
+    """``datamarket demo --serve``: once the demo's rounds are cleared, the portal serves its data and
+    every printed key signs in."""
+    import httpx
+
+    from datamarket.service.demo import run_service_demo
+
+    seen: dict[str, Any] = {}
+
+    def hold(url: str, admin_key: str, keys: dict[str, str]) -> None:
+        seen["keys"] = sorted(keys)
+        for key in (admin_key, keys["lab_a"]):
+            with httpx.Client(base_url=url, follow_redirects=False) as c:
+                r = c.post(
+                    "/portal/login", data={"api_key": key, "csrf": csrf_of(c.get("/portal/login").text)}
+                )
+                assert r.status_code == 303
+                home = c.get("/portal/")
+                assert home.status_code == 200 and key not in home.text
+                seen.setdefault("homes", []).append(home.text)
+
+    result = run_service_demo(seed=1, hold=hold)
+    assert result["verify"]["ok"]
+    assert seen["keys"] == sorted(
+        ["lab_a", "lab_b", "lab_c", "sensor_x", "sensor_y", "sensor_z", "clinic_1", "clinic_2", "clinic_3"]
+    )
+    assert "mean estimation" in seen["homes"][0] and "hospitals" in seen["homes"][0]
+    assert 'id="my-markets"' in seen["homes"][1] and "mean estimation" in seen["homes"][1]
