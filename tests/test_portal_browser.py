@@ -194,7 +194,7 @@ def test_portal_end_to_end_in_chromium(server: tuple[str, Path], tmp_path: Path)
                 "hospitals",
                 {"characteristic": "v", "c": "2", "model__kind": "logreg", "model__max_iter": "50"},
             )
-            names = ["lab_a", "sensor_x", "sensor_y", "clinic_0", "clinic_1", "clinic_2"]
+            names = ["lab_a", "sensor_x", "sensor_y", "clinic_0", "clinic_1"]
             keys = {n: register(op, n) for n in names}
             shots(op, "operator-participant-created")
             op.goto("/portal/participants")
@@ -227,7 +227,7 @@ def test_portal_end_to_end_in_chromium(server: tuple[str, Path], tmp_path: Path)
                 f.write_bytes(csv_bytes(rng.normal(2.0, 1.0, (count, 1))))
                 upload(p, broker, f)
             shots(pages["sensor_x"], "participant-upload-done")
-            for k, n in enumerate(("clinic_0", "clinic_1", "clinic_2")):
+            for k, n in enumerate(("clinic_0", "clinic_1")):
                 x, y = blobs(rng, 8 + 6 * k)
                 f = tmp_path / f"{n}.csv"
                 f.write_bytes(csv_bytes(x, y))
@@ -236,7 +236,8 @@ def test_portal_end_to_end_in_chromium(server: tuple[str, Path], tmp_path: Path)
             (tmp_path / "task.csv").write_bytes(csv_bytes(x, y))
             upload(pages["clinic_0"], collab, tmp_path / "task.csv", kind="task")
             # a phone-width view of a market page: nothing wider than the screen
-            phone = sign_in(browser, base, keys["clinic_1"], viewport={"width": 390, "height": 844})
+            phone = pages["clinic_1"]
+            phone.set_viewport_size({"width": 390, "height": 844})
             phone.goto(f"/portal/markets/{collab}")
             assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
             shots(phone, "participant-market-phone")
