@@ -170,9 +170,10 @@ def clear_round(op: Any, mid: int) -> int:
     op.click("#form-clear button[type=submit]")
     op.wait_for_url(re.compile(r".*/portal/rounds/\d+$"))
     rid = int(op.url.rsplit("/", 1)[1])
-    # the page polls the round's status and reloads once it is final
-    op.wait_for_selector("#round-state.status-cleared", timeout=120_000)
-    op.wait_for_selector("#receipts")
+    # the page polls the round's status and reloads once it is final (at once if it already was)
+    op.wait_for_selector("#receipts", timeout=120_000)
+    op.wait_for_load_state("load")
+    assert op.get_attribute("#round-state", "class") == "status-cleared"
     return rid
 
 
@@ -247,7 +248,8 @@ def test_portal_end_to_end_in_chromium(server: tuple[str, Path], tmp_path: Path)
                 rounds[label] = clear_round(op, mid)
                 op.wait_for_function(  # the figure, drawn by the server, has loaded
                     "(() => { const i = document.getElementById('round-figure');"
-                    " return i && i.complete && i.naturalWidth > 0; })()"
+                    " return i && i.complete && i.naturalWidth > 0; })()",
+                    timeout=90_000,
                 )
                 shots(op, f"operator-round-{label}")
 

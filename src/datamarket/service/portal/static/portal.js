@@ -4,6 +4,7 @@
 
   // Round status: refresh the fragment until the round is cleared or failed, then reload once.
   function poll(box) {
+    if (box.querySelector("[data-final]")) { return; }  // already cleared or failed when the page was drawn
     var url = box.getAttribute("data-poll");
     var timer = setInterval(function () {
       fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
