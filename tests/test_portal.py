@@ -324,6 +324,8 @@ def test_withdraw_exclude_round_receipt_verify_ledger(app: Any) -> None:
     }
     assert shown == expected and shown
     # a participant's pid field is ignored: the receipt is always the session's own
+    home = c.get("/portal/")
+    assert f'href="/portal/rounds/{rid}/receipt"' in home.text
     v = c.post(f"/portal/rounds/{rid}/receipt/verify", data={"csrf": t, "pid": "1"})
     assert v.status_code == 200 and 'class="ok"' in v.text and "Verified" in v.text
     # the ledger, paged, with its verification

@@ -13,6 +13,7 @@ participant) or 404, with no data of the row. Every POST checks the session's CS
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -129,8 +130,6 @@ def build_router(calls: Calls) -> APIRouter:
     # -- sign-in ---------------------------------------------------------------------------------
     @r.get("/login")
     def login_page(request: Request) -> HTMLResponse:
-        import secrets
-
         token = secrets.token_urlsafe(32)
         resp = page(request, None, "login.html", login_csrf=token)
         resp.set_cookie(
@@ -183,8 +182,27 @@ def build_router(calls: Calls) -> APIRouter:
         if v.who.is_admin:
             return page(request, v, "operator_home.html", markets=markets, kinds=sorted(descr.items()))
         me = calls("me", v.who)
-        mine = {m["id"]: len(calls("list_submissions", v.who, mid=m["id"])) for m in markets}
-        return page(request, v, "participant_home.html", markets=markets, mine=mine, me=me, kinds=descr)
+        subs = {m["id"]: calls("list_submissions", v.who, mid=m["id"]) for m in markets}
+        mine = {mid: len(xs) for mid, xs in subs.items()}
+        names = {m["id"]: m["name"] or f"market {m['id']}" for m in markets}
+        receipts = sorted(
+            {
+                (x["consumed_round_id"], names[mid])
+                for mid, xs in subs.items()
+                for x in xs
+                if x["consumed_round_id"]
+            }
+        )
+        return page(
+            request,
+            v,
+            "participant_home.html",
+            markets=markets,
+            mine=mine,
+            me=me,
+            kinds=descr,
+            receipts=receipts,
+        )
 
     # -- operator: markets, participants, ledger ------------------------------------------------------
     def new_market_page(
