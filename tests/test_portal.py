@@ -375,3 +375,32 @@ def test_demo_serve_keeps_the_portal_up_on_the_demo_data() -> None:
     )
     assert "mean estimation" in seen["homes"][0] and "hospitals" in seen["homes"][0]
     assert 'id="my-markets"' in seen["homes"][1] and "mean estimation" in seen["homes"][1]
+
+
+def test_every_kind_has_labelled_forms_and_its_defaults_create_a_market(app: Any) -> None:
+    """Each built-in kind's parameter form and submission forms are generated (a label for every
+    input; no JSON fallback), and the empty parameter form creates a market with the adapter's
+    defaults."""
+    from datamarket.service.portal import forms
+
+    st = app.state.service
+    op, csrf = sign_in(app, ADMIN)
+    for kind, adapter in sorted(st.adapters.items()):
+        assert kind in forms.PARAMS, kind
+        for sub in adapter.submission_kinds:
+            assert sub in adapter.dataset_kinds or (kind, sub) in forms.SUBMISSIONS, (kind, sub)
+        page = op.get(f"/portal/markets/new?kind={kind}")
+        assert page.status_code == 200
+        for f in forms.fields(forms.PARAMS[kind]):
+            assert f'<label for="{f.name}">' in page.text, (kind, f.name)
+        r = op.post("/portal/markets/new", data={"csrf": csrf, "kind": kind, "name": kind})
+        assert r.status_code == 303, (kind, r.text)
+    key = register(app, op, csrf, "viewer")
+    c, _ = sign_in(app, key)
+    for m in app.state.test_client.get("/markets", headers={"X-API-Key": ADMIN}).json():
+        page = c.get(f"/portal/markets/{m['id']}")
+        assert page.status_code == 200
+        for sub in st.adapters[m["kind"]].submission_kinds:
+            model = forms.SUBMISSIONS.get((m["kind"], sub))
+            for f in forms.fields(model) if model else []:
+                assert f'<label for="{sub}-{f.name}">' in page.text, (m["kind"], sub, f.name)
