@@ -345,6 +345,9 @@ def test_static_assets_are_served_by_the_app(app: Any) -> None:
     page = c.get("/portal/login")
     assert "http://" not in page.text.replace("http://127.0.0.1", "") and "https://" not in page.text
     assert 'name="viewport"' in page.text and '<label for="api_key">' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["cache-control"] == "no-store" and page.headers["x-frame-options"] == "DENY"
 
 
 def test_demo_serve_keeps_the_portal_up_on_the_demo_data() -> None:
