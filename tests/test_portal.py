@@ -106,6 +106,20 @@ def test_sign_in_session_cookie_and_logout(app: Any) -> None:
     assert replay.get("/portal/").status_code == 303
 
 
+def test_an_expired_session_signs_out(app: Any) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from datamarket.ledger.models import PortalSession, utcnow
+
+    c, _ = sign_in(app, ADMIN)
+    with app.state.service.db.write() as s:
+        s.execute(update(PortalSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    r = c.get("/portal/")
+    assert r.status_code == 303 and r.headers["location"] == "/portal/login"
+
+
 def test_cookie_is_secure_off_loopback(app: Any) -> None:
     c = TestClient(app, base_url="https://portal.example", follow_redirects=False)
     page = c.get("/portal/login")
