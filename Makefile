@@ -15,7 +15,7 @@ export MKL_NUM_THREADS ?= 1
 # failure with `make test PYTEST_ARGS=--hypothesis-seed=N`.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-thorough lint docs docs-check bench lock wheel clean
+.PHONY: demo demo-serve test test-thorough lint docs docs-check bench lock wheel clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/datamarket demo --out demo-report
+
+# The service demo's data kept online: the web portal at http://127.0.0.1:8000/portal/ (Ctrl-C stops it).
+demo-serve: $(STAMP)
+	$(BIN)/datamarket demo --serve --out demo-report
 
 lint: $(STAMP)
 	$(BIN)/ruff check

@@ -106,7 +106,8 @@ def test_example_lists_writes_and_rejects(tmp_path: Path) -> None:
 
 
 def test_wheel_is_complete(tmp_path: Path) -> None:
-    """LICENSE, py.typed, the migrations and every example (byte-identical to examples/) are in the wheel."""
+    """LICENSE, py.typed, the migrations, the portal's templates and assets and every example
+    (byte-identical to examples/) are in the wheel."""
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
     build = subprocess.run(
         [*pip_wheel, "-w", str(tmp_path), str(ROOT)],
@@ -121,6 +122,14 @@ def test_wheel_is_complete(tmp_path: Path) -> None:
         assert "datamarket/py.typed" in names
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), sorted(names)[-8:]
         assert "datamarket/ledger/migrations/env.py" in names
+        # the web portal's templates and assets, every one of them
+        portal = ROOT / "src" / "datamarket" / "service" / "portal"
+        assets = sorted(
+            p.relative_to(ROOT / "src") for d in ("templates", "static") for p in (portal / d).iterdir()
+        )
+        assert len(assets) > 10
+        for rel in assets:
+            assert zf.read(rel.as_posix()) == (ROOT / "src" / rel).read_bytes(), rel
         shipped = sorted(p.relative_to(ROOT) for p in EXAMPLES.rglob("*.toml"))
         assert shipped
         for rel in shipped:

@@ -268,6 +268,15 @@ def run(
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Report directory.")] = Path("demo-report"),
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every random stream.")] = 0,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Run only the service demo, then keep the service running on its data and print the "
+            "sign-in keys of the portal (Ctrl-C stops it and removes the data).",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port of --serve.")] = 8000,
     verbose: Verbose = 0,
 ) -> None:
     """The main job: run a small complete market of each family and write a report directory."""
@@ -275,6 +284,9 @@ def demo(
     from datamarket.scenarios import available_kinds, default_config, run_scenario
 
     _setup_logging(verbose)
+    if serve:
+        _demo_serve(out, seed, port)
+        return
     t0 = time.perf_counter()
     summary: list[dict[str, Any]] = []
     for kind in available_kinds():
@@ -317,6 +329,33 @@ def demo(
     from datamarket.service.demo import report_service_demo
 
     report_service_demo(console, out, seed=seed)
+    console.print(
+        "web portal on the demo's data: run [bold]datamarket demo --serve[/bold] "
+        "(or [bold]make demo-serve[/bold]), then open http://127.0.0.1:8000/portal/ and sign in with "
+        "one of the keys it prints"
+    )
+
+
+def _demo_serve(out: Path, seed: int, port: int) -> None:
+    """``demo --serve``: the service demo, then the service kept running until Ctrl-C."""
+    err = missing_extra("service")
+    if err is not None:
+        raise fail(err)
+    from datamarket.service.demo import report_service_demo
+
+    def hold(url: str, admin_key: str, keys: dict[str, str]) -> None:
+        console.print(f"\n[bold]portal:[/bold] {url}/portal/  (JSON API: {url}/docs)")
+        console.print("sign in with one of these keys (valid while this runs; Ctrl-C stops it):")
+        console.print(f"  operator   {admin_key}")
+        for name, key in keys.items():
+            console.print(f"  {name:<10} {key}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopped; the demo's data are removed")
+
+    report_service_demo(console, out, seed=seed, hold=hold, port=port)
 
 
 @app.command(name="reproduce")
@@ -478,6 +517,7 @@ EXTRAS = {
     "alembic": "service",
     "httpx": "service",
     "multipart": "service",
+    "jinja2": "service",
     "python_multipart": "service",
     "dask": "dask",
     "distributed": "dask",

@@ -23,6 +23,8 @@ Tables
                   its entry hashes, currency and the chain head after it (what receipts carry).
 ``ledger_head``   one row: the last sequence number and hash and the number of booked rounds;
                   locked while appending so that concurrent writers serialise on the chain.
+``portal_sessions`` the web portal's signed-in browsers: SHA-256 of the session token, the
+                  participant (or the operator), the session's CSRF token and its expiry.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -208,3 +211,17 @@ class LedgerHead(Base):
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
     rounds: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PortalSession(Base):
+    """A browser signed in to the web portal; only the hash of its session token is stored."""
+
+    __tablename__ = "portal_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), nullable=True)
+    is_operator: Mapped[bool] = mapped_column(Boolean)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -97,6 +97,9 @@ def create_app(
     app.state.service = state
     _install_errors(app, lim.max_bytes)
     _routes(app, state)
+    from datamarket.service.portal import install as install_portal
+
+    install_portal(app)  # the web pages, under /portal (not in the OpenAPI schema)
     return app
 
 

@@ -23,7 +23,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,14 @@ from datamarket.ledger.money import format_minor
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1 (free port) in a daemon thread; yields its base URL."""
+def serve_in_thread(app: Any, port: int = 0) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 (``port``; 0: a free one) in a daemon thread; yields its
+    base URL."""
     import uvicorn
 
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -87,8 +89,12 @@ def _wait(admin: httpx.Client, rid: int, timeout: float = 120.0) -> dict[str, An
         time.sleep(0.05)
 
 
+KEYS: dict[str, str] = {}  # the demo participants' keys, for ``datamarket demo --serve`` (not logged)
+
+
 def _participant(admin: httpx.Client, base: str, name: str) -> tuple[int, httpx.Client]:
     body = _ok(admin.post("/participants", json={"name": name}), 201)
+    KEYS[name] = body["api_key"]
     return body["id"], httpx.Client(base_url=base, headers={"X-API-Key": body["api_key"]}, timeout=120)
 
 
@@ -163,8 +169,14 @@ def _collaborative_round(admin: httpx.Client, base: str, rng: np.random.Generato
     return rid
 
 
-def run_service_demo(seed: int = 0) -> dict[str, Any]:
+def run_service_demo(
+    seed: int = 0, hold: Callable[[str, str, dict[str, str]], None] | None = None, port: int = 0
+) -> dict[str, Any]:
     """Run the demo; returns ``{"receipts": rows, "verify": report, "round_sums": {...}, "seconds": t}``.
+
+    With ``hold``, the service keeps running once the rounds are cleared: ``hold(url, admin_key,
+    participant_keys)`` is called while it serves (on ``port``; 0: a free one) and the demo's data are
+    removed when it returns (``datamarket demo --serve``).
 
     Raises :class:`RuntimeError` when a request fails, a round fails, a round does not sum to zero or
     the ledger does not verify.
@@ -172,12 +184,13 @@ def run_service_demo(seed: int = 0) -> dict[str, Any]:
     from datamarket.service.app import create_app
 
     t0 = time.perf_counter()
+    KEYS.clear()
     rng = make_rng(seed)
     key = "dm_admin_" + secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="datamarket-demo-") as tmp:
         app = create_app(f"sqlite:///{Path(tmp) / 'ledger.db'}", admin_key=key, executor="thread")
         with (
-            serve_in_thread(app) as base,
+            serve_in_thread(app, port) as base,
             httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=120) as admin,
         ):
             rounds = {
@@ -227,6 +240,8 @@ def run_service_demo(seed: int = 0) -> dict[str, Any]:
                         }
                     )
             report = _ok(admin.get("/ledger/verify"))
+            if hold is not None:
+                hold(base, key, dict(KEYS))
     if any(s != 0 for s in sums.values()):
         raise RuntimeError(f"a round does not balance: {sums}")
     if not report["ok"]:
@@ -234,13 +249,20 @@ def run_service_demo(seed: int = 0) -> dict[str, Any]:
     return {"receipts": rows, "verify": report, "round_sums": sums, "seconds": time.perf_counter() - t0}
 
 
-def report_service_demo(console: Any, out: Path, seed: int = 0) -> dict[str, Any]:
+def report_service_demo(
+    console: Any,
+    out: Path,
+    seed: int = 0,
+    hold: Callable[[str, str, dict[str, str]], None] | None = None,
+    port: int = 0,
+) -> dict[str, Any]:
     """Run :func:`run_service_demo`, print the receipts table and the ledger check on ``console`` (rich)
-    and write them to ``out/service-receipts.md``; what ``datamarket demo`` calls last."""
+    and write them to ``out/service-receipts.md``; what ``datamarket demo`` calls last (``hold`` and
+    ``port``: as :func:`run_service_demo`)."""
     from rich.table import Table
 
     console.print("[bold]== service[/bold] (HTTP API, temporary SQLite ledger)")
-    result = run_service_demo(seed)
+    result = run_service_demo(seed, hold=hold, port=port)
     rows = result["receipts"]
     table = Table(title="receipts (major units; paid negative = refund)")
     for col in rows[0]:
