@@ -245,16 +245,20 @@ def test_participants_cannot_open_each_others_pages(app: Any) -> None:
     b, _ = w["users"]["buyer_b"]
     mid = w["mid"]
     subs_b = app.state.test_client.get(f"/markets/{mid}/submissions", headers={"X-API-Key": ADMIN}).json()
-    b_sub = next(x for x in subs_b if x["participant_id"] != subs_b[0]["participant_id"] or True)
     ids_b = [x["id"] for x in subs_b if x["payload"].get("data", {}).get("valuation")]
     b_id = b.get(f"/portal/markets/{mid}").text
     mine_b = [int(i) for i in re.findall(r'id="sub-(\d+)"', b_id)]
-    assert mine_b and b_sub
+    assert mine_b
+    # another participant's ids answer exactly as ids that do not exist (no enumeration)
+    missing = a.get("/portal/submissions/999999")
+    missing_withdraw = a.post("/portal/submissions/999999/withdraw", data={"csrf": at})
+    assert missing.status_code == 404 and missing_withdraw.status_code == 404
     for sid in mine_b:
         r = a.get(f"/portal/submissions/{sid}")
-        assert r.status_code == 403 and "gaussian" not in r.text
+        assert r.status_code == 404 and "gaussian" not in r.text
+        assert r.text == missing.text.replace("999999", str(sid))
         r = a.post(f"/portal/submissions/{sid}/withdraw", data={"csrf": at})
-        assert r.status_code == 403
+        assert r.status_code == 404
     assert ids_b
     # A's market page lists only A's submissions
     page = a.get(f"/portal/markets/{mid}")
@@ -279,6 +283,7 @@ def test_participants_cannot_open_each_others_pages(app: Any) -> None:
 
     assert wait_round(_Admin(), rid)["status"] == "cleared"  # type: ignore[arg-type]
     pid_b = subs_b[-1]["participant_id"]
+    # the operator's receipt pages are closed to participants by role (403, as the JSON API's)
     assert a.get(f"/portal/rounds/{rid}/receipts/{pid_b}").status_code == 403
     mine = a.get(f"/portal/rounds/{rid}/receipt")
     assert mine.status_code == 200 and "buyer_b" not in mine.text

@@ -6,8 +6,8 @@ Operator: home (markets, create one of any kind), participants (register one), a
 submission with exclude, clear a round), a round (progress, failure reason, every receipt, the
 round's figure), the ledger (paged, with the verification result).
 
-A page a visitor may not open answers 403 (the role is wrong, or the row belongs to another
-participant) or 404, with no data of the row. Every POST checks the session's CSRF token first.
+A page for the wrong role answers 403; a row that belongs to another participant answers exactly
+the 404 of a row that does not exist (as the JSON API does), so ids cannot be enumerated. Every POST checks the session's CSRF token first.
 """
 
 from __future__ import annotations
