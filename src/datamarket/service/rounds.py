@@ -214,8 +214,9 @@ class Leases:
 
 
 def instance_id() -> str:
-    """This process's id in ``claimed_by``: ``host-pid-random`` (identifies, grants nothing)."""
-    return f"{socket.gethostname()[:60]}-{os.getpid()}-{secrets.token_hex(3)}"
+    """This process's id in ``claimed_by``: random, so that it names no host to anonymous callers of
+    ``/health`` (identifies, grants nothing); the service logs which host and pid carry it."""
+    return f"dm-{secrets.token_hex(6)}"
 
 
 @dataclass
@@ -256,6 +257,7 @@ class RoundRunner:
         self.limits = limits
         self.leases = leases or Leases()
         self.instance = instance or instance_id()
+        log.info("instance %s: host %s, pid %s", self.instance, socket.gethostname(), os.getpid())
         self.capacity = max(1, pool.max_workers)
         self._threads = ThreadPoolExecutor(self.capacity, thread_name_prefix="round")
         self._held: dict[int, Held] = {}

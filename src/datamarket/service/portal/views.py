@@ -7,7 +7,8 @@ submission with exclude, clear a round), a round (progress, failure reason, ever
 round's figure), the ledger (paged, with the verification result).
 
 A page for the wrong role answers 403; a row that belongs to another participant answers exactly
-the 404 of a row that does not exist (as the JSON API does), so ids cannot be enumerated. Every POST checks the session's CSRF token first.
+the 404 of a row that does not exist (as the JSON API does), so ids cannot be enumerated. Every
+POST checks the session's CSRF token first.
 """
 
 from __future__ import annotations
