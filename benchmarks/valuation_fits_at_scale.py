@@ -29,15 +29,19 @@ Parts (``--parts``):
 ``model``  a model game: scikit-learn's breast-cancer data, seeded stratified 70/30 split, 20 equal
     sellers, ``LogisticRegression(max_iter=500)``, test accuracy, v(empty) = 0. No exact value exists:
     the reference is our ``monte_carlo_shapley`` with ``--reference-fits`` fits on seed 10,000 (a
-    high-budget estimate; its own standard error is printed). pyDVL runs its own ``ModelUtility``
-    with ``InMemoryCacheBackend`` on a ``GroupedDataset`` (its fits are counted in the model's fit).
+    high-budget estimate; its own standard error is printed). pyDVL runs its own ``ModelUtility`` on
+    a ``GroupedDataset``; its fits are distinct coalitions (a memo in the model, ``MemoLR``, instead
+    of pyDVL's ``InMemoryCacheBackend``, whose key hashing dominated its run time; ``--native-cache``
+    restores it).
 
 Budget-driven methods (CV, stratified, MSR) are run at budgets doubling from ``max(256, 8 M)`` and
 then bisected once: the reported fits are the smallest budget tried that met the target (an
 over-estimate by at most 1.41x).
 
-Run (the numbers in docs/valuation.md):
-``.bench-venv/bin/python benchmarks/valuation_fits_at_scale.py --parts lc banzhaf model --sizes 100 200``.
+Runs recorded in docs/valuation.md (``B=benchmarks/valuation_fits_at_scale.py``, from ``benchmarks/``):
+``--parts lc --sizes 100 --cap-ratio 30 --group-testing``; ``--parts lc --sizes 200 --cap-ratio 10``;
+``--parts model``; ``--parts banzhaf --sizes 20 --cap-ratio 3``; and OpenDataVal's estimator with
+``--parts lc --sizes 100 --cap-ratio 30 --ours cv-groups --peers odv odv5`` (likewise 200, 10).
 """
 
 from __future__ import annotations
@@ -521,6 +525,23 @@ def part_model(args) -> None:
             FITS["n"] += 1
             return super().fit(X, y, sample_weight=sample_weight)
 
+    fitted: dict[bytes, tuple] = {}
+
+    class MemoLR(LogisticRegression):
+        """For pyDVL: a coalition's training rows (in any order) are fitted once; a repeat reuses the
+        fitted coefficients and is not counted. Key: row count and column sums rounded to 1e-6 (order
+        changes them by ~1e-13; two coalitions of different sellers differ far more)."""
+
+        def fit(self, X, y, sample_weight=None):
+            x_arr = np.asarray(X)
+            key = np.concatenate([[len(x_arr)], np.round(x_arr.sum(axis=0), 6)]).tobytes()
+            if key not in fitted:
+                FITS["n"] += 1
+                super().fit(X, y, sample_weight=sample_weight)
+                fitted[key] = (self.coef_, self.intercept_, self.classes_, self.n_features_in_)
+            self.coef_, self.intercept_, self.classes_, self.n_features_in_ = fitted[key]
+            return self
+
     m = args.model_sellers
     x, y = load_breast_cancer(return_X_y=True)
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
@@ -551,6 +572,11 @@ def part_model(args) -> None:
     from pydvl.valuation import Dataset as PDataset
     from pydvl.valuation import GroupedDataset, ModelUtility, SupervisedScorer
 
+    def cache_for_model(args):
+        # pyDVL's InMemoryCacheBackend hashes its arguments on every call (83% of its run time on the
+        # learning-curve game, profiled); the MemoLR memo stands in for it
+        return InMemoryCacheBackend() if args.native_cache else None
+
     for seed in range(args.seeds):
         g = game()
         FITS["n"] = 0
@@ -560,7 +586,8 @@ def part_model(args) -> None:
         for kind in [k for k in args.peers if k != "group-testing"]:
             train = GroupedDataset(xtr, ytr, data_groups=groups)
             scorer = SupervisedScorer("accuracy", PDataset(xte, yte), default=0.0)
-            util = ModelUtility(CountingLR(max_iter=500), scorer, cache_backend=InMemoryCacheBackend())
+            fitted.clear()
+            util = ModelUtility(MemoLR(max_iter=500), scorer, cache_backend=cache_for_model(args))
             t = time.perf_counter()
             hit, err, rho, spent = run_pydvl(kind, train, util, ref, tol, pcap, args.time_cap, seed)
             table.add(
@@ -573,7 +600,7 @@ def part_model(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", nargs="+", default=["lc", "banzhaf", "model"])
+    ap.add_argument("--parts", nargs="+", default=["lc", "model"], help="lc banzhaf model")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 200])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--cap", type=int, default=400_000, help="fit cap of our runs")
@@ -599,8 +626,11 @@ def main() -> None:
         f"valuation_fits_at_scale: parts {args.parts}, sizes {args.sizes}, seeds {args.seeds}, "
         f"pyDVL cap {args.cap_ratio:g}x ours, cores {os.cpu_count()}"
     )
-    for part in args.parts:
-        {"lc": part_lc, "banzhaf": part_banzhaf, "model": part_model}[part](args)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # BLAS on one thread for both libraries (ours pins it anyway)
+        for part in args.parts:
+            {"lc": part_lc, "banzhaf": part_banzhaf, "model": part_model}[part](args)
 
 
 if __name__ == "__main__":
