@@ -52,7 +52,9 @@ that size, so the interior term is the mean over the antithetic pairs in which `
 permutation and its reverse put ``i`` at positions ``k`` and ``M - 1 - k``: both interior or both
 ends). On learning curves the ends carry the steepest marginals (a seller alone, a seller added to
 everyone else), the largest residual spread; the singletons also pin the fitted curves near 0.
-A player with no interior pair in a fold keeps the plain mean over all that fold's pairs.
+A player with fewer than two interior pairs in a fold (with ``n`` pairs, probability about
+``n (2/M)^(n-1)``) keeps the plain mean over all that fold's pairs, a fallback that is not
+conditionally unbiased; it matters only for budgets of a few pairs.
 
 If the surrogate fits perfectly (the game *is* a quantity game of the given features) the residual is
 zero and the answer is exact after the first pairs; a poor surrogate costs only variance.
