@@ -156,3 +156,27 @@ def test_lambda_and_closure_games_on_every_backend(processes, dask_client) -> No
     mc = monte_carlo_shapley(FunctionGame(closure, 4), seed=1, max_evaluations=12, backend=processes)
     ref_mc = monte_carlo_shapley(FunctionGame(closure, 4), seed=1, max_evaluations=12)
     np.testing.assert_array_equal(mc.values, ref_mc.values)
+
+
+def test_few_large_tasks_same_values(processes) -> None:
+    from datamarket.valuation import control_variate_shapley, stratified_semivalue
+    from datamarket.valuation.backends import TASK_MAX, TASKS_PER_WORKER, plan_chunks
+
+    masks = list(range(10_000))
+    tasks = plan_chunks(masks, 2)
+    # parallel backends get TASKS_PER_WORKER tasks per worker, larger batches split at TASK_MAX
+    assert len(tasks) == max(-(-len(masks) // TASK_MAX), TASKS_PER_WORKER * 2)
+    assert [m for t in tasks for m in t] == masks  # every coalition once, in order
+    assert len(plan_chunks(list(range(100)), 2)) == 2 * TASKS_PER_WORKER
+    assert plan_chunks([], 2) == [] and plan_chunks([], 1) == []
+    # a batch far larger than one task: values do not depend on how it was cut
+    q = np.arange(1, 25)
+    game = FunctionGame(lambda s: float(np.sqrt(q[list(s)].sum())), 24)
+    for method in (
+        lambda b: control_variate_shapley(game, seed=2, max_evaluations=900, quantities=q, backend=b),
+        lambda b: stratified_semivalue(game, seed=2, max_evaluations=900, backend=b),
+        lambda b: monte_carlo_shapley(game, seed=2, max_evaluations=900, backend=b),
+    ):
+        # exact: every backend evaluates the same coalitions with the same code; values are stored per
+        # coalition and combined in the parent in one order, so the chunking cannot change a bit
+        np.testing.assert_array_equal(method(processes).values, method(None).values)

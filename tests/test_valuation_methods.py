@@ -125,6 +125,12 @@ def test_control_variate_against_dp_and_plain_sampling() -> None:
     df = tot.extra["permutations"] // 4 - 1
     assert np.all(np.abs(tot.values - exact) <= student_t.ppf(1 - 1e-6, df) * tot.stderr + 1e-12)
     assert np.max(np.abs(tot.values - exact)) < np.max(np.abs(mc.values - exact))
+    # exact ends (singletons and leave-one-outs) were used; without them the estimator stays unbiased
+    assert cv.extra["exact_ends"] and tot.extra["exact_ends"]
+    plain = control_variate_shapley(game, seed=0, max_evaluations=budget, quantities=x, exact_ends=False)
+    assert not plain.extra["exact_ends"] and plain.evaluations <= budget
+    df_plain = plain.extra["permutations"] // 4 - 1
+    assert np.all(np.abs(plain.values - exact) <= student_t.ppf(1 - 1e-6, df_plain) * plain.stderr + 1e-12)
 
 
 def test_seeded_and_bad_input() -> None:

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from scipy.special import gammaln
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.valuation.backends import CHUNK_MAX, chunked, evaluate, resolve_backend
+from datamarket.valuation.backends import evaluate, plan_chunks, resolve_backend
 from datamarket.valuation.games import CoalitionGame, MemoCache
 from datamarket.valuation.result import ProgressInfo, ValuationResult, exact_result
 
@@ -92,8 +92,7 @@ def value_table(
             table = np.fromiter((cache.peek(m) for m in range(total)), dtype=np.float64, count=total)
         else:
             masks = list(range(total))
-            n_chunks = max(-(-total // CHUNK_MAX), 1 if be.n_workers == 1 else 4 * be.n_workers)
-            chunks = chunked(masks, n_chunks)
+            chunks = plan_chunks(masks, be.n_workers)
             parts = []
             for vals in be.map_values(game, chunks):
                 parts.append(vals)

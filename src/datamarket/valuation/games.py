@@ -50,7 +50,13 @@ def to_mask(players: Sequence[int]) -> int:
     return m
 
 
-def _names(n_players: int, names: Sequence[str] | None) -> tuple[str, ...]:
+def checked_player_names(n_players: int, names: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Player names of a game: ``player_0 .. player_{M-1}`` by default, else ``names`` checked
+    (one per player, unique).
+
+    >>> checked_player_names(2)
+    ('player_0', 'player_1')
+    """
     if n_players < 1:
         raise InvalidMarketError("players", "a game needs at least one player")
     if names is None:
@@ -61,6 +67,9 @@ def _names(n_players: int, names: Sequence[str] | None) -> tuple[str, ...]:
     if len(set(names)) != n_players:
         raise InvalidMarketError("players", "player names must be unique")
     return names
+
+
+_names = checked_player_names  # the package's short internal name
 
 
 class NamedPlayers:

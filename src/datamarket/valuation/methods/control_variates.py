@@ -38,6 +38,24 @@ Algorithm
 5. :math:`\hat\phi_i = \frac12 \sum_{\text{folds}} (\phi_i(g) + \hat\phi_i(r))`; standard error from
    the spread of the pair means of each fold.
 
+Exact ends (``exact_ends``, on when the budget holds ``4 M`` evaluations and ``M >= 8``): the
+residual's first and last positions are computed exactly from the ``M`` singletons and the ``M``
+leave-one-out coalitions (``2 M`` evaluations, which permutation prefixes share):
+
+.. math::
+   \phi_i(r) = \tfrac1M \bigl(r(\{i\}) - r(\emptyset)\bigr) + \tfrac1M \bigl(r(N) - r(N \setminus i)\bigr)
+   + \tfrac{M-2}{M}\, \mathbb{E}\bigl[r(P \cup i) - r(P) \mid 1 \le |P| \le M-2\bigr],
+
+the Shapley value as the mean over positions (Shapley 1953; stratification by position as in Maleki
+et al. 2013). Given its position, a permutation's prefix before ``i`` is a uniformly random subset of
+that size, so the interior term is the mean over the antithetic pairs in which ``i`` is interior (a
+permutation and its reverse put ``i`` at positions ``k`` and ``M - 1 - k``: both interior or both
+ends). On learning curves the ends carry the steepest marginals (a seller alone, a seller added to
+everyone else), the largest residual spread; the singletons also pin the fitted curves near 0.
+A player with fewer than two interior pairs in a fold (with ``n`` pairs, probability about
+``n (2/M)^(n-1)``) keeps the plain mean over all that fold's pairs, a fallback that is not
+conditionally unbiased; it matters only for budgets of a few pairs.
+
 If the surrogate fits perfectly (the game *is* a quantity game of the given features) the residual is
 zero and the answer is exact after the first pairs; a poor surrogate costs only variance.
 Switches to exact enumeration when the budget reaches :math:`2^M`.
@@ -173,6 +191,7 @@ def control_variate_shapley(
     max_total: int = 1024,
     backend: Any = None,
     batch_size: int = 8,
+    exact_ends: bool = True,
 ) -> ValuationResult:
     """Shapley values = exact Shapley of a fitted learning-curve surrogate + sampled residual.
 
@@ -189,6 +208,9 @@ def control_variate_shapley(
     max_total : coarsening cap of each group's total quantity (step 3).
     backend : where coalitions are evaluated.
     batch_size : antithetic pairs of permutations per batch.
+    exact_ends : evaluate the ``M`` singletons and ``M`` leave-one-out coalitions first and take the
+        residual's first and last positions exactly (used when ``M >= 8`` and the budget is at least
+        ``4 M``; ``extra["exact_ends"]`` says whether it was).
 
     >>> from datamarket.valuation.games import FunctionGame
     >>> q = np.arange(1, 41)
@@ -213,9 +235,14 @@ def control_variate_shapley(
     full = (1 << m) - 1
     perms: list[NDArray[np.int64]] = []
     prefix_vals: list[NDArray[np.float64]] = []
+    ends = bool(exact_ends) and m >= 8 and budget >= 4 * m
+    singles = [1 << j for j in range(m)]
+    loo = [full ^ (1 << j) for j in range(m)]
     try:
         ev.admit([[0, full]])
         v0 = ev.memo.peek(0)
+        if ends:
+            ev.admit([singles + loo])
         while ev.used < budget:
             batch = []
             for _ in range(batch_size):
@@ -254,19 +281,46 @@ def control_variate_shapley(
         [np.zeros((n_perm, 1, q.shape[1]), dtype=np.int64), np.cumsum(qp, axis=1)], axis=1
     )
     fold = (np.arange(n_perm) // 2) % 2  # antithetic pairs stay together
+    pos = np.empty_like(perm_arr)  # position of each player in each permutation
+    np.put_along_axis(pos, perm_arr, np.broadcast_to(np.arange(m), perm_arr.shape), axis=1)
+    total = q.sum(axis=0)
+    end_t, end_v = np.zeros((0, q.shape[1])), np.zeros(0)
+    if ends:
+        end_t = np.vstack([q, total[None, :] - q]).astype(np.float64)
+        end_v = np.concatenate([ev.values(singles), ev.values(loo)])
+    v_full = float(vals[0, -1])
     phi_parts, var_parts = [], []
     for f in (0, 1):
         train = fold != f
         sur = _Surrogate(
-            before[train].reshape(-1, q.shape[1]).astype(np.float64), vals[train].ravel(), q, n_knots
+            np.vstack([before[train].reshape(-1, q.shape[1]).astype(np.float64), end_t]),
+            np.concatenate([vals[train].ravel(), end_v]),
+            q,
+            n_knots,
         )
         resid = dv[fold == f] - sur.marginals(before[fold == f, :-1], qp[fold == f])
         per_player = np.empty_like(resid)  # reorder to player columns
         np.put_along_axis(per_player, perm_arr[fold == f], resid, axis=1)
         pair_means = 0.5 * (per_player[0::2] + per_player[1::2])
         n_pairs = pair_means.shape[0]
-        phi_parts.append(sur.shapley(q) + pair_means.mean(axis=0))
-        var_parts.append(pair_means.var(axis=0, ddof=1) / n_pairs if n_pairs > 1 else np.full(m, np.inf))
+        est = pair_means.mean(axis=0)
+        var = pair_means.var(axis=0, ddof=1) / n_pairs if n_pairs > 1 else np.full(m, np.inf)
+        if ends:
+            p0 = pos[fold == f][0::2]
+            inner = (p0 >= 1) & (p0 <= m - 2)  # the reverse puts the player at m - 1 - p0
+            cnt = inner.sum(axis=0)
+            ok = cnt >= 2
+            g_single = sur.marginals(np.zeros_like(q), q)
+            g_last = sur.marginals(total[None, :] - q, q)
+            r_ends = (end_v[:m] - v0 - g_single) + (v_full - end_v[m:] - g_last)
+            safe = np.maximum(cnt, 1)
+            in_mean = np.where(inner, pair_means, 0.0).sum(axis=0) / safe
+            in_var = np.where(inner, (pair_means - in_mean) ** 2, 0.0).sum(axis=0) / np.maximum(cnt - 1, 1)
+            scale = (m - 2) / m
+            est = np.where(ok, r_ends / m + scale * in_mean, est)
+            var = np.where(ok, scale**2 * in_var / safe, var)
+        phi_parts.append(sur.shapley(q) + est)
+        var_parts.append(var)
     values = 0.5 * (phi_parts[0] + phi_parts[1])
     stderr = 0.5 * np.sqrt(var_parts[0] + var_parts[1])
     return ValuationResult(
@@ -280,5 +334,10 @@ def control_variate_shapley(
         converged=False,
         stop_reason="max_evaluations",
         elapsed=ev.elapsed(),
-        extra={"permutations": n_perm, "switched_to_exact": False, "groups": int(q.shape[1])},
+        extra={
+            "permutations": n_perm,
+            "switched_to_exact": False,
+            "groups": int(q.shape[1]),
+            "exact_ends": ends,
+        },
     )
