@@ -51,7 +51,7 @@ from scipy.special import gammaln
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
 from datamarket.mechanisms.balanced_market._foc import FocAtoms, merged_size_weights, solve_foc
-from datamarket.mechanisms.balanced_market._terms import Terms
+from datamarket.mechanisms.balanced_market._terms import Terms, inverse_power
 
 FloatArray = NDArray[np.float64]
 MAX_COMBINATIONS = 1 << 20
@@ -158,6 +158,34 @@ def _slope(s: float, coal: Coalitions, cost: float, terms: Terms, mask: NDArray[
     return float(coal.weights @ d.sum(axis=1) - cost)
 
 
+class _FixedSlope:
+    r"""The payoff's slope on one interval between breakpoints, the paying (coalition, term) pairs fixed
+    to those with breakpoint :math:`n_{0,t}/a_t - S_T \le` ``lo`` (the mask of :func:`_slope`).
+
+    Per exponent group of the terms (:attr:`Terms.groups`, knots sorted) the paying terms of a coalition
+    are a prefix, so the slope is :math:`\sum_\beta \sum_T e_{T,\beta} (S_T + s)^{-\beta-1} - k` with
+    :math:`e_{T,\beta} = c_T \sum_{t \text{ paying}} w_t \alpha_t \beta a_t^{-\beta}` built once: one
+    power per paying coalition and exponent per evaluation instead of one per pair (the same slope as
+    :func:`_slope`, to rounding).
+    """
+
+    def __init__(self, coal: Coalitions, terms: Terms, lo: float, cost: float) -> None:
+        self.cost = cost
+        self.parts: list[tuple[FloatArray, FloatArray, float]] = []
+        for grp in terms.groups:
+            n = np.count_nonzero((grp.knots[None, :] - coal.sums[:, None]) <= lo, axis=1)
+            rows = np.flatnonzero(n)
+            if rows.size:
+                coef = coal.weights[rows] * grp.cum_slope[n[rows]]
+                self.parts.append((coal.sums[rows], coef, grp.beta + 1.0))
+
+    def __call__(self, s: float) -> float:
+        total = 0.0
+        for sums, coef, p in self.parts:
+            total += float(coef @ inverse_power(sums + s, p))
+        return total - self.cost
+
+
 @dataclass(frozen=True)
 class BestResponse:
     """Global best response (breakpoint enumeration): quantity, payoff, and every candidate examined."""
@@ -184,6 +212,7 @@ class _Pairs:
         self.base = (coal.sums[:, None] * terms.scale[None, :]).ravel()[order]
         self.scale = np.broadcast_to(terms.scale, w.shape).ravel()[order]
         self.expo = np.broadcast_to(-terms.beta - 1.0, w.shape).ravel()[order]
+        self.power = float(terms.beta[0]) + 1.0 if np.all(terms.beta == terms.beta[0]) else None
 
     def count(self, threshold: float, strict: bool = False) -> int:
         """Number of pairs with breakpoint ``<= threshold`` (``< threshold`` when ``strict``)."""
@@ -194,6 +223,8 @@ class _Pairs:
         if n == 0:
             return -cost
         arg = self.base[:n] + self.scale[:n] * s
+        if self.power is not None:  # one exponent: reciprocal powers (terms of equal beta)
+            return float(self.coef[:n] @ inverse_power(arg, self.power) - cost)
         return float(self.coef[:n] @ np.exp(self.expo[:n] * np.log(arg)) - cost)
 
 
@@ -265,13 +296,11 @@ def best_response(
         if pay(s) > best:
             best, best_at = pay(s), s
 
-    brk_all = terms.knots[None, :] - coal.sums[:, None]
-
     def leaf(k: int) -> list[float]:
         """Interval ``k`` as the unpruned enumeration treats it (same mask, bracket and ``brentq``)."""
         lo = float(edges[k])
-        mask = brk_all <= lo
-        s_lo = _slope(lo, coal, cost, terms, mask)
+        slope = _FixedSlope(coal, terms, lo, cost)
+        s_lo = slope(lo)
         left = pairs.slope(lo, int(counts[k - 1]), cost) if k > 0 else np.inf
         out = [lo] if s_lo <= 0 and left >= 0 else []
         if s_lo <= 0:
@@ -281,11 +310,11 @@ def best_response(
             hi = float(above[0])
         else:  # the last interval is unbounded
             hi = max(2.0 * lo, 1.0)
-            while _slope(hi, coal, cost, terms, mask) > 0:
+            while slope(hi) > 0:
                 hi *= 2.0
                 if hi > 1e300:
                     raise InvalidMarketError("costs", "best response is unbounded (cost too small)")
-        s_hi = _slope(hi, coal, cost, terms, mask)
+        s_hi = slope(hi)
         if s_hi >= 0:  # increasing throughout: no maximum inside
             return out
         # concave on [lo, hi]: below both tangent lines, so skip the root when that bound cannot win
@@ -293,13 +322,7 @@ def best_response(
         s_x = min(max((p_hi - s_hi * hi - p_lo + s_lo * lo) / (s_lo - s_hi), lo), hi)
         if p_lo + s_lo * (s_x - lo) < best - tol * max(1.0, abs(best)):
             return out
-        out.append(
-            float(
-                brentq(
-                    lambda s: _slope(s, coal, cost, terms, mask), lo, hi, xtol=1e-15, rtol=_RTOL, maxiter=500
-                )
-            )
-        )
+        out.append(float(brentq(slope, lo, hi, xtol=1e-15, rtol=_RTOL, maxiter=500)))
         return out
 
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
@@ -345,10 +368,14 @@ def regrets(x: FloatArray, costs: FloatArray, terms: Terms) -> FloatArray:
     """Each seller's gain from its global best response against ``x`` (0 at a Nash equilibrium)."""
     x = np.asarray(x, dtype=np.float64)
     out = np.empty(x.size)
+    seen: dict[tuple[float, float], float] = {}  # equal quantity and cost: the same others, same regret
     for j in range(x.size):
-        coal = coalitions_of(np.delete(x, j))
-        br = best_response(coal, float(costs[j]), terms, hint=float(x[j]))
-        out[j] = br.payoff - payoff(float(x[j]), coal, float(costs[j]), terms)
+        key = (float(x[j]), float(costs[j]))
+        if key not in seen:
+            coal = coalitions_of(np.delete(x, j))
+            br = best_response(coal, float(costs[j]), terms, hint=float(x[j]))
+            seen[key] = br.payoff - payoff(float(x[j]), coal, float(costs[j]), terms)
+        out[j] = seen[key]
     return out
 
 
