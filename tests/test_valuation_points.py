@@ -87,3 +87,18 @@ def test_noisy_label_experiment_writes_figure(tmp_path) -> None:
     # both valuations find flipped labels far better than chance (AUC 0.5, F1 about 0.1)
     for name in ("KNN-Shapley (k=5)", "Data-OOB"):
         assert by[name]["auc"] > 0.8 and by[name]["f1"] > 2 * by["random"]["f1"]
+
+
+def test_noisy_digits_and_detection_scores() -> None:
+    from datamarket.experiments.data_valuation import detection_scores, noisy_digits
+
+    split = noisy_digits(quick=True, seed=0)
+    assert [a.shape[0] for a in split] == [500, 500, 300, 300, 997, 997, 500]
+    noisy = split[-1]
+    assert int(noisy.sum()) == 50  # exact: 10% of 500 labels flipped, an integer count
+    # values that put exactly the flipped points lowest: F1 and AUC are 1 up to float rounding
+    f1, auc = detection_scores(np.where(noisy, 0.0, 1.0), noisy)
+    assert abs(f1 - 1.0) < 1e-12 and abs(auc - 1.0) < 1e-12
+    # reversed values: no flipped point flagged, AUC 0
+    f1, auc = detection_scores(np.where(noisy, 1.0, 0.0), noisy)
+    assert f1 < 1e-12 and auc < 1e-12

@@ -13,8 +13,11 @@ to another class chosen uniformly at random. Each method values every training p
 Methods: exact KNN-Shapley (Jia et al. 2019) with the validation set as test points, Data-OOB
 (Kwon & Zou 2023) with a seeded bagging ensemble of decision trees, and random values.
 OpenDataVal's implementations are not run here: ``opendataval`` 1.3.0 pins ``numpy<1.26``,
-``torch~=2.1`` and ``transformers``, which cannot share an environment with this package (see
-``docs/valuation.md``).
+``torch~=2.1`` and ``transformers``, which cannot share an environment with this package. The
+side-by-side comparison with OpenDataVal's evaluators on the same split runs them in a separate
+interpreter: ``benchmarks/noisy_label_vs_opendataval.py``, which builds the data with
+:func:`noisy_digits` and scores both libraries' values with :func:`detection_scores` and
+:func:`removal_accuracy` (results in ``docs/valuation.md``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,13 @@ NOISE = 0.1
 REMOVAL = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 
 
-def _data(quick: bool, seed: int) -> tuple[Any, ...]:
+def noisy_digits(quick: bool, seed: int) -> tuple[Any, ...]:
+    """Seeded digits split with 10% of the training labels flipped to another class.
+
+    Returns ``(x_train, y_train, x_valid, y_valid, x_test, y_test, noisy)``: 1,000 training points
+    (500 if ``quick``), 300 validation points, the rest (497 or 997) as test points, pixel values
+    scaled to [0, 1]; ``noisy`` marks the flipped training labels.
+    """
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
@@ -49,9 +58,25 @@ def _data(quick: bool, seed: int) -> tuple[Any, ...]:
     return x[tr], y_train, x[va], y[va], x[te], y[te], noisy
 
 
-def _removal_accuracy(
+def detection_scores(values: np.ndarray, noisy: np.ndarray) -> tuple[float, float]:
+    """F1 of flagging the lowest-valued 10% as noisy, and the AUC of ``-values`` against ``noisy``.
+
+    Ties in ``values`` are broken by index (stable sort), so the flagged set is deterministic.
+    """
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    v = np.asarray(values, dtype=float)
+    order = np.argsort(v, kind="stable")  # lowest value first
+    flagged = np.zeros(v.size, dtype=bool)
+    flagged[order[: int(NOISE * v.size)]] = True
+    return float(f1_score(noisy, flagged)), float(roc_auc_score(noisy, -v))
+
+
+def removal_accuracy(
     order: np.ndarray, xtr: Any, ytr: Any, xte: Any, yte: Any, fractions: Sequence[float]
 ) -> list[float]:
+    """Test accuracy of ``LogisticRegression(max_iter=200)`` after removing the first
+    ``fraction`` of ``order`` (lowest-valued first) from the training set, per fraction."""
     from sklearn.linear_model import LogisticRegression
 
     out = []
@@ -64,9 +89,7 @@ def _removal_accuracy(
 
 def compute_detection(quick: bool, seed: int) -> Records:
     """One record per method: F1, AUC, and the removal curve (accuracies at ``REMOVAL``)."""
-    from sklearn.metrics import f1_score, roc_auc_score
-
-    xtr, ytr, xva, yva, xte, yte, noisy = _data(quick, seed)
+    xtr, ytr, xva, yva, xte, yte, noisy = noisy_digits(quick, seed)
     fractions = REMOVAL[::3] if quick else REMOVAL
     values = {
         "KNN-Shapley (k=5)": knn_shapley(xtr, ytr, xva, yva, k=5).values,
@@ -76,15 +99,14 @@ def compute_detection(quick: bool, seed: int) -> Records:
     records: Records = []
     for name, v in values.items():
         order = np.argsort(v, kind="stable")  # lowest value first
-        flagged = np.zeros(v.size, dtype=bool)
-        flagged[order[: int(NOISE * v.size)]] = True
+        f1, auc = detection_scores(v, noisy)
         records.append(
             {
                 "method": name,
-                "f1": float(f1_score(noisy, flagged)),
-                "auc": float(roc_auc_score(noisy, -v)),
+                "f1": f1,
+                "auc": auc,
                 "removed": list(fractions),
-                "accuracy": _removal_accuracy(order, xtr, ytr, xte, yte, fractions),
+                "accuracy": removal_accuracy(order, xtr, ytr, xte, yte, fractions),
                 "n_train": int(v.size),
                 "seed": seed,
             }
