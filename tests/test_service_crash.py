@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,9 @@ from tests.service_support import (
     BACKENDS,
     GATE_ENV,
     LiveServer,
+    alive,
+    children_of,
+    free_port,
     fresh_database,
     setup_broker,
     wait_round,
@@ -41,12 +43,6 @@ app = create_app(sys.argv[1], admin_key=sys.argv[2], executor="process", max_wor
                  leases=Leases(lease_s=1.5, poll_s=0.1))
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for(path: Path, timeout: float = 60.0) -> str:
@@ -90,35 +86,13 @@ def _admin_when_up(srv_url: str, proc: subprocess.Popen[bytes], tmp_path: Path) 
         time.sleep(0.1)
 
 
-def _alive(pid: int) -> bool:
-    """``pid`` runs (a zombie waiting for its new parent to reap it counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(d.name))
-    return out
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_workers_die_with_the_service(backend: str, tmp_path: Path) -> None:
     """kill -9 of the service alone (not its process group): its worker processes exit too."""
     gate = tmp_path / "gate"
     gate.mkdir()
     env = {**os.environ, GATE_ENV: str(gate), "PYTHONPATH": str(ROOT)}
-    port = _free_port()
+    port = free_port()
     with fresh_database(backend, tmp_path) as url, (tmp_path / "serve.log").open("w") as log:
         proc = _serve(url, port, env, tmp_path, log)
         try:
@@ -134,17 +108,17 @@ def test_workers_die_with_the_service(backend: str, tmp_path: Path) -> None:
             (gate / "hold").touch()
             admin.post(f"/markets/{m['market']}/rounds")
             worker = int(_wait_for(gate / "pid"))
-            children = _children(proc.pid)
+            children = children_of(proc.pid)
             assert worker in children
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
             admin.close()
             deadline = time.monotonic() + 15
-            while any(_alive(c) for c in children) and time.monotonic() < deadline:
+            while any(alive(c) for c in children) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert [c for c in children if _alive(c)] == []
+            assert [c for c in children if alive(c)] == []
         finally:
-            for c in _children(proc.pid) if proc.poll() is None else []:
+            for c in children_of(proc.pid) if proc.poll() is None else []:
                 os.kill(c, signal.SIGKILL)
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -156,7 +130,7 @@ def test_worker_and_service_crashes_leave_the_ledger_identical(backend: str, tmp
     gate = tmp_path / "gate"
     gate.mkdir()
     env = {**os.environ, GATE_ENV: str(gate), "PYTHONPATH": str(ROOT)}
-    port = _free_port()
+    port = free_port()
     with fresh_database(backend, tmp_path) as url:
         # a cleared round first (in-process, on threads), so that the ledger is not empty
         with LiveServer(create_app(url, admin_key=ADMIN, executor="thread")) as srv, srv.client() as admin:
