@@ -26,8 +26,11 @@ from opendataval.dataval import (
     LavaEvaluator,
     LeaveOneOut,
 )
+from opendataval.metrics import Metrics
 from opendataval.model import ClassifierSkLearnWrapper
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 
@@ -45,14 +48,30 @@ def tree(k: int) -> ClassifierSkLearnWrapper:
     return ClassifierSkLearnWrapper(DecisionTreeClassifier, k)
 
 
-# name -> (factory(seed), model factory or None, configuration text)
-METHODS = {
+def svc(k: int) -> ClassifierSkLearnWrapper:
+    # Platt-scaled RBF SVM (the wrapper predicts with predict_proba), built exactly as on our side
+    return ClassifierSkLearnWrapper(CalibratedClassifierCV, k, estimator=SVC(), ensemble=False)
+
+
+# name -> (factory(seed), model factory or None, configuration text[, metric])
+METHODS: dict[str, tuple] = {
     "KNNShapley (k=5)": (lambda s: KNNShapley(k_neighbors=5, random_state=s), None, "k_neighbors=5"),
     "KNNShapley (k=10, default)": (lambda s: KNNShapley(random_state=s), None, "k_neighbors=10"),
     "DataOob (trees)": (
         lambda s: DataOob(num_models=400, random_state=s),
         tree,
         "num_models=400, DecisionTreeClassifier",
+    ),
+    "DataOob (SVM)": (
+        lambda s: DataOob(num_models=200, random_state=s),
+        svc,
+        "num_models=200, CalibratedClassifierCV(SVC(), ensemble=False), accuracy",
+    ),
+    "DataOob (SVM, neg_mse)": (
+        lambda s: DataOob(num_models=200, random_state=s),
+        svc,
+        "num_models=200, the same SVC, metric NEG_MSE (a probability score)",
+        Metrics.NEG_MSE,
     ),
     "LavaEvaluator": (lambda s: LavaEvaluator(random_state=s), None, "defaults (geomloss OT, CPU)"),
     "DataOob (LR)": (
@@ -93,14 +112,14 @@ def main() -> None:
     )
     out: dict[str, np.ndarray] = {}
     for name in wanted:
-        make, model, _ = METHODS[name]
+        make, model, _, *metric = METHODS[name]
         np.random.seed(seed)  # noqa: NPY002 -- some OpenDataVal code draws from the global RNG
         torch.manual_seed(seed)
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ev = make(seed).train(fetcher, model(k) if model else None)
+                ev = make(seed).train(fetcher, model(k) if model else None, *metric)
                 values = np.asarray(ev.data_values, dtype=float).reshape(-1)
         except Exception:  # report, keep going with the other evaluators
             out[f"error_{name}"] = np.array(traceback.format_exc().strip().splitlines()[-1])

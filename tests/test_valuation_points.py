@@ -66,6 +66,49 @@ def test_data_oob_seeded_and_flags_noise() -> None:
         data_oob(x, y, seed=0, n_estimators=0)
 
 
+def test_data_oob_probability_score() -> None:
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.svm import SVC
+
+    x, y = make_classification(
+        300, n_features=6, n_informative=4, n_redundant=0, n_classes=3, class_sep=2.0, random_state=3
+    )
+    noisy = np.zeros(300, dtype=bool)
+    noisy[::10] = True
+    y = np.where(noisy, (y + 1) % 3, y)
+    # fully grown trees have pure leaves: predict_proba is one-hot (exactly 0.0 and 1.0), so the
+    # probability of the recorded label is the accuracy indicator and the two scores agree bitwise
+    acc = data_oob(x, y, seed=3, n_estimators=30)
+    prob = data_oob(x, y, seed=3, n_estimators=30, score="probability")
+    np.testing.assert_array_equal(acc.values, prob.values)
+    assert prob.extra["score"] == "probability" and acc.extra["score"] == "accuracy"
+    lr = data_oob(
+        x, y, seed=3, n_estimators=30, estimator=LogisticRegression(max_iter=500), score="probability"
+    )
+    assert np.all((lr.values > 0) & (lr.values < 1))  # a logistic model is never certain
+    assert roc_auc_score(noisy, -lr.values) > 0.8
+    with pytest.raises(InvalidMarketError, match=r"score:.*predict_proba"):
+        data_oob(x, y, seed=0, n_estimators=3, estimator=SVC(), score="probability")
+    with pytest.raises(InvalidMarketError, match="score:"):
+        data_oob(x, y, seed=0, n_estimators=3, score="squared_error")
+    with pytest.raises(InvalidMarketError, match="score:"):
+        data_oob(x, y.astype(float), seed=0, n_estimators=3, task="regression", score="probability")
+
+
+def test_data_oob_probability_of_a_label_the_learner_never_saw_is_zero() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from datamarket.valuation.methods.data_oob import _score
+
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model = LogisticRegression().fit(x, np.array([0, 0, 2, 2]))  # class 1 absent from this sample
+    t = _score(model, x, np.array([0, 1, 2, 5]), "probability")
+    assert t[1] == 0.0 and t[3] == 0.0  # exact: the constant 0.0 is returned for unseen labels
+    assert 0.0 < t[0] < 1.0 and 0.0 < t[2] < 1.0
+
+
 def test_knn_shapley_threads_do_not_change_values() -> None:
     rng = np.random.default_rng(0)
     xtr, ytr = rng.normal(size=(500, 3)), rng.integers(0, 3, size=500)
@@ -85,7 +128,7 @@ def test_noisy_label_experiment_writes_figure(tmp_path) -> None:
     records = json.loads(next(p for p in paths if p.suffix == ".json").read_text())
     by = {r["method"]: r for r in records}
     # both valuations find flipped labels far better than chance (AUC 0.5, F1 about 0.1)
-    for name in ("KNN-Shapley (k=5)", "Data-OOB"):
+    for name in ("KNN-Shapley (k=5)", "Data-OOB", "Data-OOB (SVM)"):
         assert by[name]["auc"] > 0.8 and by[name]["f1"] > 2 * by["random"]["f1"]
 
 

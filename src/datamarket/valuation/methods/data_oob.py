@@ -12,6 +12,23 @@ with :math:`w_{bi}` the number of times :math:`i` is in bootstrap sample :math:`
 :math:`T(y, \hat y) = \mathbb 1[y = \hat y]` for classification (:math:`-(y - \hat y)^2` for
 regression). The paper's learners are decision trees with :math:`B = 800`.
 
+Score functions (``score``)
+---------------------------
+``"accuracy"`` is the paper's :math:`T(y, \hat y) = \mathbb 1[y = \hat y]` (``"squared_error"``,
+:math:`-(y - \hat y)^2`, for regression). ``"probability"`` takes
+:math:`T(y_i, \hat f_b(x_i)) = \hat p_b(y_i \mid x_i)`, the probability learner :math:`b` gives the
+*recorded* label (``predict_proba``; 0 when the label is absent from that bootstrap sample, where
+the accuracy score is 0 as well). Eq. (3) leaves :math:`T` to the user ("a score function"); the
+probability is the expected accuracy of a label drawn from :math:`\hat p_b` rather than of its
+argmax. Averaged over the learners that left point :math:`i` out, it is the out-of-bag ensemble's
+probability of the recorded label, the "self-confidence" by which Northcutt, Jiang & Chuang (2021),
+"Confident learning: estimating uncertainty in dataset labels", JAIR 70, rank suspect labels (they
+use cross-validated rather than out-of-bag probabilities). It breaks the ties of the accuracy score
+among points every learner gets right. Whether it detects flipped labels better depends on the
+calibration of the learner: on the digits benchmark (``benchmarks/noisy_label_vs_opendataval.py``)
+it does not beat the accuracy score with a Platt-scaled SVM (the measurements are in the valuation
+guide).
+
 Algorithm
 ---------
 1. Draw the :math:`B` bootstrap index vectors in the parent from one seed (``SeedSequence.spawn``
@@ -44,8 +61,13 @@ def data_oob(
     n_estimators: int = 200,
     estimator: Any = None,
     task: str = "classification",
+    score: str | None = None,
 ) -> ValuationResult:
     """Data-OOB values (see the module docstring); ``estimator`` defaults to a decision tree.
+
+    ``score`` is ``"accuracy"`` (the default for classification), ``"probability"`` (classification
+    with an estimator that has ``predict_proba``) or ``"squared_error"`` (the default, and the only
+    score, for regression); see the module docstring.
 
     ``stderr`` is the binomial/sample standard error of each point's out-of-bag mean; ``counts`` the
     number of learners for which the point was out of bag; ``evaluations`` the number of fits.
@@ -68,6 +90,11 @@ def data_oob(
         raise InvalidMarketError("n_estimators", f"must be a positive integer, got {n_estimators!r}")
     if task not in ("classification", "regression"):
         raise InvalidMarketError("task", f"must be 'classification' or 'regression', got {task!r}")
+    default = "accuracy" if task == "classification" else "squared_error"
+    score = default if score is None else score
+    allowed = ("accuracy", "probability") if task == "classification" else ("squared_error",)
+    if score not in allowed:
+        raise InvalidMarketError("score", f"for {task} must be one of {', '.join(allowed)}; got {score!r}")
     try:
         children = seed_sequence(seed).spawn(int(n_estimators))
     except ValueError as exc:
@@ -79,6 +106,11 @@ def data_oob(
         from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
         estimator = DecisionTreeClassifier() if task == "classification" else DecisionTreeRegressor()
+    if score == "probability" and not hasattr(estimator, "predict_proba"):
+        raise InvalidMarketError(
+            "score",
+            f"'probability' needs an estimator with predict_proba; {type(estimator).__name__} has none",
+        )
     n = x.shape[0]
     num = np.zeros(n)
     num2 = np.zeros(n)
@@ -95,12 +127,9 @@ def data_oob(
             if "random_state" in model.get_params():
                 model.set_params(random_state=int(rng.integers(2**31 - 1)))
             model.fit(x[idx], y[idx])
-            pred = model.predict(x[oob])
-            score = (
-                (pred == y[oob]).astype(np.float64) if task == "classification" else -((pred - y[oob]) ** 2)
-            )
-            num[oob] += score
-            num2[oob] += score**2
+            t = _score(model, x[oob], y[oob], score)
+            num[oob] += t
+            num2[oob] += t**2
             den[oob] += 1
     has = den > 0
     values = np.where(has, num / np.maximum(den, 1), 0.0)
@@ -119,5 +148,18 @@ def data_oob(
         converged=False,
         stop_reason="n_estimators",
         elapsed=time.perf_counter() - t0,
-        extra={"no_oob": int((~has).sum()), "n_estimators": int(n_estimators)},
+        extra={"no_oob": int((~has).sum()), "n_estimators": int(n_estimators), "score": score},
     )
+
+
+def _score(model: Any, x: np.ndarray, y: np.ndarray, score: str) -> np.ndarray:
+    r""":math:`T(y_i, \hat f_b(x_i))` for the out-of-bag rows of one learner (module docstring)."""
+    if score == "accuracy":
+        return (model.predict(x) == y).astype(np.float64)
+    if score == "squared_error":
+        return -((model.predict(x) - y) ** 2)
+    proba = np.asarray(model.predict_proba(x), dtype=np.float64)
+    classes = np.asarray(model.classes_)
+    col = np.minimum(np.searchsorted(classes, y), classes.size - 1)
+    seen = classes[col] == y  # the recorded label was in this learner's bootstrap sample
+    return np.where(seen, proba[np.arange(y.size), col], 0.0)
