@@ -23,6 +23,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 
 from datamarket.service.app import create_app
+from datamarket.service.throttle import AuthThrottle
 from datamarket.service.uploads import UploadLimits
 from tests.service_support import ADMIN, LiveServer, register, setup_broker
 
@@ -50,6 +51,9 @@ def test_schemathesis_with_all_checks_finds_nothing(tmp_path) -> None:  # type: 
         admin_key=ADMIN,
         executor="thread",
         limits=UploadLimits(max_bytes=20_000),
+        # the fuzzer sends hundreds of invalid keys from one address: with the default limit the rest of
+        # the run would be 429s (the throttle has its own tests, test_service_throttle.py)
+        throttle=AuthThrottle(limit=100_000),
     )
     with LiveServer(app) as srv, srv.client() as admin:
         setup_broker(srv, admin)  # market 1 with inputs, participants 1-4

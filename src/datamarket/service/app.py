@@ -37,6 +37,7 @@ from datamarket.service.adapters import builtin_adapters, load_adapter
 from datamarket.service.auth import hash_key
 from datamarket.service.deps import ServiceState, declare_errors, needs_auth, principal
 from datamarket.service.rounds import Database, Leases, RoundRunner
+from datamarket.service.throttle import AuthThrottle
 from datamarket.service.uploads import UploadLimits
 from datamarket.service.worker import WorkerPool
 
@@ -54,6 +55,7 @@ def create_app(
     limits: UploadLimits | None = None,
     adapters: Mapping[str, str] | None = None,
     leases: Leases | None = None,
+    throttle: AuthThrottle | None = None,
 ) -> FastAPI:
     """Build the service for the database at ``database_url`` (migrated to the newest schema).
 
@@ -67,6 +69,8 @@ def create_app(
         mechanism is importable.
     leases : how rounds are claimed, heartbeated and released (:class:`~datamarket.service.rounds.Leases`);
         several processes may serve the same database.
+    throttle : failed-authentication limit per client address
+        (:class:`~datamarket.service.throttle.AuthThrottle`; default 20 unknown keys a minute).
     """
     key = admin_key or os.environ.get(ADMIN_ENV)
     if not key:
@@ -79,7 +83,15 @@ def create_app(
     lim = limits or UploadLimits()
     pool = WorkerPool(executor, max_workers=max_workers, dask_address=dask_address)
     runner = RoundRunner(db, pool, refs, lim, leases)
-    state = ServiceState(db, {k: load_adapter(r) for k, r in refs.items()}, refs, hash_key(key), lim, runner)
+    state = ServiceState(
+        db,
+        {k: load_adapter(r) for k, r in refs.items()},
+        refs,
+        hash_key(key),
+        lim,
+        runner,
+        throttle or AuthThrottle(),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -185,12 +185,24 @@ def serve(
         list[str] | None,
         typer.Option("--adapter", help="Extra market kind KIND=module:attribute (repeatable)."),
     ] = None,
+    auth_failures: Annotated[
+        int,
+        typer.Option(
+            "--auth-failures",
+            min=0,
+            help="Unknown API keys per client address and window before 429 (0: off).",
+        ),
+    ] = 20,
+    auth_window: Annotated[
+        float, typer.Option("--auth-window", min=0.001, help="Seconds of that window.")
+    ] = 60.0,
 ) -> None:
     """Run the marketplace HTTP API (OpenAPI at /docs) on the ledger database.
 
     Several processes may serve one database (behind a load balancer): each claims rounds with a
     lease, and SIGTERM stops claiming, lets held rounds finish for --grace seconds and releases the
-    rest."""
+    rest. A client address that presents --auth-failures unknown keys within --auth-window seconds
+    is answered 429 until the oldest of them leaves the window (per process)."""
     import secrets
 
     import uvicorn
@@ -200,6 +212,7 @@ def serve(
     from datamarket.service.adapters import builtin_adapters
     from datamarket.service.app import create_app
     from datamarket.service.rounds import Leases
+    from datamarket.service.throttle import AuthThrottle
 
     if not admin_key:
         admin_key = "dm_admin_" + secrets.token_urlsafe(24)
@@ -219,6 +232,7 @@ def serve(
             dask_address=dask_address,
             adapters=refs,
             leases=Leases(lease_s=lease, poll_s=poll, max_attempts=max_attempts, grace_s=grace),
+            throttle=AuthThrottle(limit=auth_failures, window_s=auth_window),
         )
     except (DatamarketError, ValueError, ImportError, AttributeError, TypeError) as exc:
         raise _fail(str(exc)) from None

@@ -18,6 +18,7 @@ from datamarket.ledger.models import Participant
 from datamarket.service.adapters import Adapter
 from datamarket.service.auth import Principal, hash_key, same_hash
 from datamarket.service.rounds import Database, RoundRunner
+from datamarket.service.throttle import AuthThrottle
 from datamarket.service.uploads import UploadLimits
 
 Id = Annotated[int, Path(ge=1, le=2**31 - 1, description="row id")]
@@ -34,6 +35,7 @@ class ServiceState:
     admin_hash: str
     limits: UploadLimits
     runner: RoundRunner
+    throttle: AuthThrottle
 
 
 def idem_hash(*parts: Any) -> str:
@@ -46,19 +48,32 @@ def principal(
     x_api_key: Annotated[str | None, Header(description="API key")] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
-    """The caller, from ``X-API-Key`` (or ``Authorization: Bearer``); 401 when missing or unknown."""
+    """The caller, from ``X-API-Key`` (or ``Authorization: Bearer``); 401 when missing or unknown.
+
+    429 (with ``Retry-After``) while the client address has presented too many unknown keys
+    (:class:`~datamarket.service.throttle.AuthThrottle`); the key is not looked at then.
+    """
     st: ServiceState = request.app.state.service
     key = x_api_key
     if key is None and authorization and authorization.lower().startswith("bearer "):
         key = authorization[7:].strip()
     if not key:
         raise HTTPException(401, "missing API key (header X-API-Key)")
+    client = request.client.host if request.client else "unknown"
+    wait = st.throttle.retry_after(client)
+    if wait is not None:
+        raise HTTPException(
+            429,
+            f"too many unknown API keys from this address: retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     h = hash_key(key)
     if same_hash(h, st.admin_hash):
         return Principal(True)
     with st.db.read() as s:
         p = s.execute(select(Participant).where(Participant.api_key_hash == h)).scalar_one_or_none()
     if p is None:
+        st.throttle.failure(client)
         raise HTTPException(401, "invalid API key")
     return Principal.of(p)
 
@@ -107,6 +122,7 @@ ERROR_TEXT = {
     "with another request",
     413: "request body over the size limit",
     422: "invalid input (nothing is stored)",
+    429: "too many unknown API keys from this client address: retry after the Retry-After seconds",
 }
 
 
@@ -117,9 +133,9 @@ def needs_auth(dependant: Any) -> bool:
 
 def declare_errors(app: Any) -> None:
     """Declare, with the :class:`~datamarket.service.schemas.ErrorOut` body, every error a route can
-    answer: 401/403 where a key is needed, 404 with a path id, 409 on writes and rounds, 413 where a
-    body is read, 422 where there is anything to validate (replacing FastAPI's default 422 body, which
-    is not what the domain errors return)."""
+    answer: 401/403 where a key is needed (and 429 after too many unknown keys), 404 with a path id,
+    409 on writes and rounds, 413 where a body is read, 422 where there is anything to validate
+    (replacing FastAPI's default 422 body, which is not what the domain errors return)."""
     from fastapi.openapi.utils import get_openapi
     from fastapi.routing import APIRoute
 
@@ -131,7 +147,7 @@ def declare_errors(app: Any) -> None:
             continue
         c = set()
         if needs_auth(route.dependant):
-            c |= {401, 403, 422}
+            c |= {401, 403, 422, 429}
         if route.dependant.path_params:
             c |= {404, 422}
         methods = route.methods or set()

@@ -163,15 +163,19 @@ def build_router(calls: Calls) -> APIRouter:
         key = str(form.get("api_key") or "").strip()
         try:
             who = await run_in_threadpool(principal, request, key or None, None)
-        except HTTPException:
-            return page(
+        except HTTPException as exc:
+            throttled = exc.status_code == 429
+            refused = page(
                 request,
                 None,
                 "login.html",
-                status=401,
+                status=exc.status_code if throttled else 401,
                 login_csrf=request.cookies.get(LOGIN_COOKIE),
-                error="unknown key: check it and sign in again",
+                error=str(exc.detail) if throttled else "unknown key: check it and sign in again",
             )
+            if throttled and exc.headers:
+                refused.headers.update(exc.headers)
+            return refused
         token, _ = await run_in_threadpool(open_session, _state(request).db, who)
         resp = RedirectResponse("/portal/", status_code=303)
         set_session_cookie(resp, request, token)

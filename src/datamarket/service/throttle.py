@@ -1,0 +1,89 @@
+"""Failed-authentication throttle: too many unknown keys from one client address answer 429.
+
+A client address that has presented ``limit`` unknown API keys within the last ``window_s`` seconds
+is refused, before its key is even looked at, until the oldest of those failures leaves the window
+(``429 Too Many Requests`` with ``Retry-After``). Successful requests neither count nor reset the
+count: a participant holding a valid key cannot interleave it with guesses to keep guessing. A
+request without any key is a 401 but not a guess, so it does not count.
+
+The state is in memory, per process: with several ``datamarket serve`` processes behind one address
+an attacker gets ``limit`` guesses per process and window. Participants' keys carry 256 random bits, so the
+throttle bounds the load of guessing and the noise in the logs, not the odds of a guess (already
+negligible). Behind a reverse proxy the client address is the proxy's unless uvicorn is told to
+trust its ``X-Forwarded-For`` (``--forwarded-allow-ips``); otherwise every client shares one budget.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class AuthThrottle:
+    """Sliding-window count of failed authentications per client address (thread-safe).
+
+    ``limit`` failures within ``window_s`` seconds block the address; ``limit = 0`` disables the
+    throttle. At most ``max_clients`` addresses are tracked (least recently failing dropped first),
+    so a flood of addresses cannot grow memory without bound.
+
+    >>> t = AuthThrottle(limit=2, window_s=60.0, clock=lambda: 0.0)
+    >>> t.retry_after("10.0.0.1") is None
+    True
+    >>> t.failure("10.0.0.1"); t.failure("10.0.0.1")
+    >>> t.retry_after("10.0.0.1")
+    60
+    """
+
+    limit: int = 20
+    window_s: float = 60.0
+    max_clients: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _fails: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.limit < 0 or not self.window_s > 0 or self.max_clients < 1:
+            raise ValueError(
+                f"auth throttle: need limit >= 0, window > 0 and max_clients >= 1; got limit={self.limit}, "
+                f"window={self.window_s}, max_clients={self.max_clients}"
+            )
+
+    def _recent(self, client: str, now: float) -> deque[float] | None:
+        fails = self._fails.get(client)
+        if fails is not None:
+            while fails and fails[0] <= now - self.window_s:
+                fails.popleft()
+            if not fails:
+                del self._fails[client]
+                return None
+        return fails
+
+    def retry_after(self, client: str) -> int | None:
+        """Whole seconds until ``client`` may try again, or None when it is not blocked."""
+        if self.limit == 0:
+            return None
+        with self._lock:
+            now = self.clock()
+            fails = self._recent(client, now)
+            if fails is None or len(fails) < self.limit:
+                return None
+            return max(1, math.ceil(fails[-self.limit] + self.window_s - now))
+
+    def failure(self, client: str) -> None:
+        """Record one unknown key presented by ``client``."""
+        if self.limit == 0:
+            return
+        with self._lock:
+            now = self.clock()
+            fails = self._recent(client, now)
+            if fails is None:
+                fails = self._fails[client] = deque(maxlen=self.limit)
+            fails.append(now)
+            self._fails.move_to_end(client)
+            while len(self._fails) > self.max_clients:
+                self._fails.popitem(last=False)
