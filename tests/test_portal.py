@@ -239,6 +239,29 @@ def _broker_ready(app: Any) -> dict[str, Any]:
     return {"op": op, "csrf": csrf, "mid": mid, "users": users}
 
 
+def test_bad_path_and_query_values_answer_html_pages(app: Any) -> None:
+    c, _ = sign_in(app, ADMIN)
+    missing = c.get("/portal/rounds/999999")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    for path in (
+        "/portal/rounds/abc",
+        "/portal/submissions/1.5",
+        "/portal/rounds/0",
+        f"/portal/rounds/{2**63}",
+    ):
+        r = c.get(path)
+        assert r.status_code == 404, (path, r.status_code)
+        assert r.headers["content-type"].startswith("text/html") and "no such page" in r.text, path
+        assert r.headers["X-Frame-Options"] == "DENY"  # the portal's headers, as on every page
+    r = c.get("/portal/ledger?page_no=abc")
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert 'id="problem"' in r.text and "page_no" not in r.url.path
+    # anonymous visitors are sent to sign in before any value is looked at
+    anon = browser(app)
+    r = anon.get("/portal/rounds/abc")
+    assert r.status_code == 303 and r.headers["location"] == "/portal/login"
+
+
 def test_participants_cannot_open_each_others_pages(app: Any) -> None:
     w = _broker_ready(app)
     a, at = w["users"]["buyer_a"]

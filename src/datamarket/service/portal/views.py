@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from datamarket.service import schemas as S
-from datamarket.service.deps import ServiceState, principal
+from datamarket.service.deps import Id, ServiceState, principal
 from datamarket.service.portal import forms
 from datamarket.service.portal.calls import Calls, Problem, problem_of
 from datamarket.service.portal.session import (
@@ -85,6 +86,16 @@ class PortalRoute(APIRoute):
                 return RedirectResponse("/portal/login", status_code=303)
             except (HTTPException, Problem) as exc:
                 p = problem_of(exc)
+                return page(request, None, "error.html", status=p.status, problem=p)
+            except RequestValidationError as exc:
+                # a path value that cannot be an id (``/portal/rounds/abc``) names no page: 404, as an
+                # id that does not exist; a bad query value is a 422. Both as HTML, like every portal error
+                err = exc.errors()[0] if exc.errors() else {}
+                loc = [str(x) for x in err.get("loc", ())]
+                if loc[:1] == ["path"]:
+                    p = Problem(404, f"no such page ({'/'.join(loc[1:])} is not a valid id)")
+                else:
+                    p = Problem(422, str(err.get("msg", "invalid request")), ".".join(loc[1:]) or None)
                 return page(request, None, "error.html", status=p.status, problem=p)
 
         return handler
@@ -378,11 +389,11 @@ def build_router(calls: Calls) -> APIRouter:
         )
 
     @r.get("/markets/{mid}")
-    def market(request: Request, mid: int, v: Visitor = Any_) -> HTMLResponse:
+    def market(request: Request, mid: Id, v: Visitor = Any_) -> HTMLResponse:
         return market_page(request, v, mid)
 
     @r.post("/markets/{mid}/submit/{kind}")
-    async def submit(request: Request, mid: int, kind: str, v: Visitor = Part) -> Response:
+    async def submit(request: Request, mid: Id, kind: str, v: Visitor = Part) -> Response:
         form = await posted(request, v)
         m = await run_in_threadpool(calls, "get_market", v.who, mid=mid)
         model = forms.SUBMISSIONS.get((m["kind"], kind), forms.JsonData)
@@ -407,7 +418,7 @@ def build_router(calls: Calls) -> APIRouter:
         return RedirectResponse(f"/portal/markets/{mid}?done=submitted", status_code=303)
 
     @r.post("/markets/{mid}/datasets")
-    async def upload(request: Request, mid: int, v: Visitor = Part) -> Response:
+    async def upload(request: Request, mid: Id, v: Visitor = Part) -> Response:
         form = await request.form(max_files=1)
         check_csrf(v, form.get("csrf"))
         file = form.get("file")
@@ -458,7 +469,7 @@ def build_router(calls: Calls) -> APIRouter:
         return RedirectResponse(target, status_code=303)
 
     @r.post("/markets/{mid}/rounds")
-    async def clear(request: Request, mid: int, v: Visitor = Op) -> Response:
+    async def clear(request: Request, mid: Id, v: Visitor = Op) -> Response:
         form = await posted(request, v)
         raw = str(form.get("seed") or "").strip()
         try:
@@ -485,18 +496,18 @@ def build_router(calls: Calls) -> APIRouter:
 
     # -- submissions ----------------------------------------------------------------------------------
     @r.get("/submissions/{sid}")
-    def submission(request: Request, sid: int, v: Visitor = Any_) -> HTMLResponse:
+    def submission(request: Request, sid: Id, v: Visitor = Any_) -> HTMLResponse:
         x = calls("get_submission", v.who, sid=sid)
         return page(request, v, "submission.html", x=x)
 
     @r.post("/submissions/{sid}/withdraw")
-    async def withdraw(request: Request, sid: int, v: Visitor = Part) -> Response:
+    async def withdraw(request: Request, sid: Id, v: Visitor = Part) -> Response:
         await posted(request, v)
         x = await run_in_threadpool(calls, "withdraw_submission", v.who, sid=sid)
         return RedirectResponse(f"/portal/markets/{x['market_id']}?done=withdrawn", status_code=303)
 
     @r.post("/submissions/{sid}/exclude")
-    async def exclude(request: Request, sid: int, v: Visitor = Op) -> Response:
+    async def exclude(request: Request, sid: Id, v: Visitor = Op) -> Response:
         form = await posted(request, v)
         x = await run_in_threadpool(calls, "get_submission", v.who, sid=sid)
         try:
@@ -518,18 +529,18 @@ def build_router(calls: Calls) -> APIRouter:
 
     # -- rounds and receipts --------------------------------------------------------------------------
     @r.get("/rounds/{rid}")
-    def round_page(request: Request, rid: int, v: Visitor = Any_) -> HTMLResponse:
+    def round_page(request: Request, rid: Id, v: Visitor = Any_) -> HTMLResponse:
         rnd = calls("get_round", v.who, rid=rid)
         m = calls("get_market", v.who, mid=rnd["market_id"])
         receipts = calls("receipts", v.who, rid=rid) if v.who.is_admin and rnd["status"] == "cleared" else []
         return page(request, v, "round.html", rnd=rnd, m=m, receipts=receipts)
 
     @r.get("/rounds/{rid}/status")
-    def round_status(request: Request, rid: int, v: Visitor = Any_) -> HTMLResponse:
+    def round_status(request: Request, rid: Id, v: Visitor = Any_) -> HTMLResponse:
         return page(request, v, "round_status.html", rnd=calls("get_round", v.who, rid=rid))
 
     @r.get("/rounds/{rid}/figure.svg")
-    def round_figure(request: Request, rid: int, v: Visitor = Op) -> Response:
+    def round_figure(request: Request, rid: Id, v: Visitor = Op) -> Response:
         from datamarket.service.portal.figures import round_figure as draw
 
         rnd = calls("get_round", v.who, rid=rid)
@@ -543,15 +554,15 @@ def build_router(calls: Calls) -> APIRouter:
         return page(request, v, "receipt.html", rec=rec, m=m, check=check)
 
     @r.get("/rounds/{rid}/receipt")
-    def my_receipt(request: Request, rid: int, v: Visitor = Part) -> HTMLResponse:
+    def my_receipt(request: Request, rid: Id, v: Visitor = Part) -> HTMLResponse:
         return receipt_page(request, v, rid, v.who.participant_id or 0)
 
     @r.get("/rounds/{rid}/receipts/{pid}")
-    def a_receipt(request: Request, rid: int, pid: int, v: Visitor = Op) -> HTMLResponse:
+    def a_receipt(request: Request, rid: Id, pid: Id, v: Visitor = Op) -> HTMLResponse:
         return receipt_page(request, v, rid, pid)
 
     @r.post("/rounds/{rid}/receipt/verify")
-    async def verify_receipt(request: Request, rid: int, v: Visitor = Any_) -> Response:
+    async def verify_receipt(request: Request, rid: Id, v: Visitor = Any_) -> Response:
         form = await posted(request, v)
         pid = v.who.participant_id if not v.who.is_admin else int(str(form.get("pid") or 0))
 
