@@ -715,7 +715,7 @@ def part_knn(args) -> None:
         print(f"\n== K-NN utility, N = {n} training points; target Spearman rho >= {args.rho_target:g}")
         print(f"   load average at start {os.getloadavg()[0]:.1f}", flush=True)
         table = Table(f"K-NN N = {n}")
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             xtr, ytr, xte, yte = digits_split(n, seed, args.knn_test)
             game = KNNGame(xtr, ytr, xte, yte, k)
             ref = knn_shapley(xtr, ytr, xte, yte, k=k).values
@@ -848,6 +848,7 @@ def main() -> None:
     ap.add_argument("--parts", nargs="+", default=["lc", "model"], help="lc banzhaf model knn")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 200])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="knn: run seeds first..first+seeds-1")
     ap.add_argument("--cap", type=int, default=400_000, help="fit cap of our runs")
     ap.add_argument("--cap-ratio", type=float, default=10.0, help="pyDVL fit cap / our best fits")
     ap.add_argument("--time-cap", type=float, default=900.0, help="seconds per pyDVL run (a safety net)")
