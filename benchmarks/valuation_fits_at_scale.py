@@ -57,7 +57,8 @@ most 1.41x; 1.09x with three bisections).
 
 Runs recorded in docs/valuation.md (``B=benchmarks/valuation_fits_at_scale.py``, from ``benchmarks/``):
 ``--parts lc --sizes 100 --cap-ratio 30 --group-testing``; ``--parts lc --sizes 200 --cap-ratio 10``;
-``--parts model --model-data breast_cancer``; ``--parts banzhaf --sizes 20 --cap-ratio 3``;
+``--parts model --model-data breast_cancer``; ``--parts banzhaf --sizes 20 --cap-ratio 3`` (and
+``--sizes 50``, ``--sizes 100 --seeds 3``);
 OpenDataVal's estimator with ``--parts lc --sizes 100 --cap-ratio 30 --ours cv-groups --peers odv odv5``
 (likewise 200, 10); ``--parts knn`` (sizes and seeds as recorded there) and
 ``--parts model --model-data make_classification``.
