@@ -56,6 +56,7 @@ part): the reported fits are the smallest budget tried that met the target (an o
 most 1.41x; 1.09x with three bisections).
 
 Runs recorded in docs/valuation.md (``B=benchmarks/valuation_fits_at_scale.py``, from ``benchmarks/``):
+``--parts lc --sizes 10 50 --cap-ratio 10 --group-testing``;
 ``--parts lc --sizes 100 --cap-ratio 30 --group-testing``; ``--parts lc --sizes 200 --cap-ratio 10``;
 ``--parts model --model-data breast_cancer``; ``--parts banzhaf --sizes 20 --cap-ratio 3`` (and
 ``--sizes 50``, ``--sizes 100 --seeds 3``);
