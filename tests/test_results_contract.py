@@ -123,7 +123,9 @@ def test_exit_codes_for_audits_and_no_equilibrium() -> None:
 
 def test_tables_are_in_the_json_at_full_precision(truthful_result: ScenarioResult) -> None:
     data = json.loads(json.dumps(truthful_result.to_json()))
-    assert set(data["tables"]) == {"sellers", "buyers", "misreport"}
+    assert set(data["tables"]) == {"sellers", "buyers", "misreport", "certificate"}
+    assert data["certificate"]["passed"] and data["status"] == "ok"
+    assert [r["check"] for r in data["tables"]["certificate"]] == list(data["certificate"]["checks"])
     f = data["tables"]["sellers"][0]["f_j"]
     assert f == float(truthful_result.tables["sellers"][0]["f_j"])  # JSON round-trips floats exactly
     sweep = data["sweep"]
@@ -135,7 +137,7 @@ def test_csv_report_names_headers_and_precision(tmp_path: Path, broker_result: S
     paths = write_scenario_report(broker_result, tmp_path, "broker")
     csvs = [p for p in paths if p.suffix == ".csv"]
     assert {p.name for p in csvs} == {
-        f"broker-{t}.csv" for t in ("pricing", "collection", "deviations", "profit")
+        f"broker-{t}.csv" for t in ("pricing", "collection", "deviations", "profit", "certificate")
     }
     for p in csvs:
         assert "--" not in p.name and " " not in p.name
@@ -159,7 +161,8 @@ def test_report_of_a_mixed_type_table(tmp_path: Path) -> None:
 
 def test_to_dataframe(broker_result: ScenarioResult) -> None:
     frames = broker_result.to_dataframe()
-    assert list(frames) == ["pricing", "collection", "deviations", "profit"]
+    assert list(frames) == ["pricing", "collection", "deviations", "profit", "certificate"]
+    assert broker_result.to_dataframe("certificate")["passed"].all()
     pricing = broker_result.to_dataframe("pricing")
     assert list(pricing["buyer"]) == ["lab", "startup", "agency"]
     assert pricing["q_plus"].tolist() == [r["q_plus"] for r in broker_result.tables["pricing"]]
@@ -184,7 +187,7 @@ def test_format_csv_prints_every_table() -> None:
     res = _cli("run", "examples/truthful_payments.toml", "--format", "csv")
     assert res.returncode == 0, res.stderr
     names = re.findall(r"^# table: (\S+)$", res.stdout, flags=re.M)
-    assert names == ["sellers", "buyers", "misreport"]
+    assert names == ["sellers", "buyers", "misreport", "certificate"]
 
 
 def test_piped_tables_are_not_truncated() -> None:

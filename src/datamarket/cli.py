@@ -5,7 +5,8 @@ one line ``error: FIELD: message`` on standard error, never a traceback), and al
 an optional extra which is not installed (``serve`` and ``ledger`` need ``[service]``, a Dask scheduler
 needs ``[dask]``: the line names the extra to install); 3 with ``--fail-on-audit`` when a property the
 mechanism guarantees fails; 4 when the market has no equilibrium (the result, with its ``reason``, is
-still printed).
+still printed), and with ``--fail-on-audit`` also when the result's certificate fails (status
+``unverified`` or ``no_equilibrium_found``: an answer whose claim the engine could not check).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def _print_result(result: Any) -> None:
         console.print(f"[bold]{result.status}[/bold]: {result.reason}", highlight=False)
     for title, rows in result.tables.items():
         console.print(_rich_table(title, rows))
+    if not result.certificate.empty:
+        console.print(_rich_table("certificate", result.certificate.rows()))
     if result.audits:
         rows = [
             {"audit": k, **{c: v for c, v in a.to_dict().items() if c != "property"}}
@@ -122,8 +125,12 @@ def _exit_code(result: Any, fail_on_audit: bool) -> int:
 
     if result.status == "no_equilibrium":
         return EXIT_NO_EQUILIBRIUM
+    if result.status != "ok":  # unverified, no_equilibrium_found: the certificate failed
+        err_console.print(f"warning: {result.status}: {result.reason}", highlight=False, markup=False)
     if fail_on_audit and result.failures(AuditStatus.FAILS_GUARANTEED):
         return EXIT_AUDIT_FAILED
+    if fail_on_audit and result.status != "ok":
+        return EXIT_NO_EQUILIBRIUM
     return 0
 
 
@@ -225,7 +232,12 @@ def run(
     ] = "table",
     out: Annotated[Path | None, typer.Option("--out", help="Write a report directory.")] = None,
     fail_on_audit: Annotated[
-        bool, typer.Option("--fail-on-audit", help="Exit 3 when a property the mechanism guarantees fails.")
+        bool,
+        typer.Option(
+            "--fail-on-audit",
+            help="Exit 3 when a property the mechanism guarantees fails, 4 when the result's certificate "
+            "fails (status unverified or no_equilibrium_found).",
+        ),
     ] = False,
     seed: SeedOpt = None,
     verbose: Verbose = 0,
@@ -233,7 +245,8 @@ def run(
     """Run a scenario file and print its outcome and audits.
 
     Exit codes: 0 success, 2 bad input, 3 a guaranteed property fails (with --fail-on-audit),
-    4 the market has no equilibrium (the result and its reason are printed).
+    4 the market has no equilibrium (the result and its reason are printed), or, with
+    --fail-on-audit, the result's certificate fails (status unverified or no_equilibrium_found).
     """
     from datamarket.experiments import write_scenario_report
     from datamarket.scenarios import run_scenario
@@ -416,6 +429,7 @@ def value_cmd(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from datamarket import scenarios as vc  # the valuation-config functions of its public face
+    from datamarket.core.certificates import status_for
     from datamarket.valuation import ProcessBackend, ProgressInfo, resolve_backend
     from datamarket.valuation.cache import PersistentCache
 
@@ -489,6 +503,8 @@ def value_cmd(
         data["dataset_read"] = dataset_read
         data["rows"] = sizes
         data["model_fits"] = game.n_fits
+        # "certificate" (from result.to_dict) holds the checks; the status follows it
+        data["status"] = status_for(result.certificate)
         sys.stdout.write(json.dumps(data) + "\n")
         return
     rows = [
@@ -506,6 +522,9 @@ def value_cmd(
         f"{result.evaluations} evaluations, {result.cache_hits} cache hits, stop: {result.stop_reason}, "
         f"converged: {result.converged}, {result.elapsed:.2f} s"
     )
+    cert = result.certificate
+    console.print(_rich_table("certificate", cert.rows()))
+    console.print(f"status: {status_for(cert)} ({cert.summary()})", highlight=False, markup=False)
 
 
 # Top-level module of each optional dependency -> the extra that installs it (pyproject.toml).

@@ -65,7 +65,10 @@ def write_scenario_report(result: ScenarioResult, out_dir: Path, stem: str) -> l
     md = [f"# {stem} ({result.kind}, seed {result.seed})", ""]
     if result.status != "ok":
         md += [f"**{result.status}**: {result.reason}", ""]
-    named = zip(result.tables.items(), result.json_tables().items(), strict=True)
+    titled = {**result.tables}
+    if "certificate" not in titled:  # json_tables() adds the certificate's rows under this name
+        titled["certificate"] = result.certificate.rows()
+    named = zip(titled.items(), result.json_tables().items(), strict=True)
     for (title, rows), (name, snake_rows) in named:
         md += [f"## {title}", "", markdown_table(rows), ""]
         cpath = out_dir / f"{stem}-{name}.csv"

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from datamarket.core.audits import AuditResult, AuditStatus
+from datamarket.core.certificates import Certificate, Status, status_for
 from datamarket.core.types import Outcome, json_safe
 
 SCHEMA_VERSION = 2
@@ -22,10 +23,12 @@ SCHEMA_VERSION = 2
 
 Version 2 adds ``schema_version``, ``status``, ``reason``, ``tables``, ``deprecations`` and the audit
 fields ``scope``, ``mechanism``, ``expected_to_hold``, ``status``; nothing of version 1 is removed.
+Within version 2, ``certificate`` (the checks behind the result's claims, and the ``certificate``
+table) and the statuses ``unverified`` and ``no_equilibrium_found`` were added; no field was removed.
 """
 RESULT_SCHEMA = f"datamarket.scenario-result/{SCHEMA_VERSION}"
 
-Status = Literal["ok", "no_equilibrium"]
+__all__ = ["RESULT_SCHEMA", "SCHEMA_VERSION", "ScenarioConfig", "ScenarioResult", "Status", "StrictModel"]
 
 
 def snake_case(text: str) -> str:
@@ -62,8 +65,12 @@ class ScenarioResult:
 
     ``fields`` holds the kind's documented top-level JSON fields (a public interface: keep names
     stable). ``tables`` maps a title to rows (dicts) for the terminal and Markdown/CSV reports; the JSON
-    carries them too, under snake_case names (:func:`snake_case`). ``status`` is ``"no_equilibrium"``
-    (with a ``reason``) when the market has no equilibrium: a result, not an error.
+    carries them too, under snake_case names (:func:`snake_case`), and a ``certificate`` table with one
+    row per check. ``certificate`` holds the check of every claim the result makes
+    (:mod:`datamarket.core.certificates`); the status follows it: a result claimed ``"ok"`` whose
+    certificate fails (or is empty) becomes ``"unverified"``, with the failing checks in ``reason``.
+    ``status`` is ``"no_equilibrium"`` (with a ``reason``) when the market has no equilibrium: a result,
+    not an error; ``"no_equilibrium_found"`` when the search found none that passes its check.
     ``audit_aliases`` maps deprecated audit keys to their current names; the JSON repeats each aliased
     entry under its old key for one schema version and lists it in ``deprecations``.
     """
@@ -77,6 +84,14 @@ class ScenarioResult:
     status: Status = "ok"
     reason: str | None = None
     audit_aliases: dict[str, str] = field(default_factory=dict)
+    certificate: Certificate = field(default_factory=Certificate)
+
+    def __post_init__(self) -> None:
+        status = status_for(self.certificate, self.status)
+        if status != self.status:
+            self.status = status
+            what = self.certificate.summary() if not self.certificate.empty else "no check was made"
+            self.reason = f"certificate failed: {what}" + (f"; {self.reason}" if self.reason else "")
 
     def failures(self, *statuses: AuditStatus) -> list[str]:
         """Keys of the audits whose status is one of ``statuses`` (default: every failure)."""
@@ -85,10 +100,12 @@ class ScenarioResult:
 
     def json_tables(self) -> dict[str, list[dict[str, Any]]]:
         """The tables under snake_case names, with snake_case column names."""
-        return {
+        out = {
             snake_case(t): [{snake_case(c): v for c, v in row.items()} for row in rows]
             for t, rows in self.tables.items()
         }
+        out.setdefault("certificate", self.certificate.rows())
+        return out
 
     def to_dataframe(self, table: str | None = None) -> Any:
         """The tables as pandas DataFrames keyed by snake_case name, or one table by that name.
@@ -128,6 +145,7 @@ class ScenarioResult:
                 }
             )
         data["audits"] = audits
+        data["certificate"] = self.certificate.to_dict()
         data["deprecations"] = deprecations
         data["tables"] = json_safe(self.json_tables())
         return data
