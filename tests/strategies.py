@@ -294,3 +294,24 @@ def heterogeneous_balanced_markets(draw: st.DrawFn, max_sellers: int = 3, max_bu
         "beta": grid((n, g), 0.3, 2.5),
         "gamma": draw(simplex_points(g)),
     }
+
+
+@st.composite
+def class_balanced_markets(draw: st.DrawFn, max_classes: int = 3, max_class_size: int = 4) -> dict:
+    """Balanced markets whose sellers come in classes (equal cost rows), 2-8 sellers, one shared
+    curve, 1-4 buyers: the markets where the class engine can miss asymmetric equilibria (e.g. two
+    cheap sellers producing different amounts beside an idle class)."""
+    g = draw(st.integers(1, 2))
+    k = draw(st.integers(1, max_classes))
+    sizes = [draw(st.integers(1, max_class_size)) for _ in range(k)]
+    assume_ok = 2 <= sum(sizes) <= 8
+    rows = [[draw(st.floats(0.05, 0.9)) for _ in range(g)] for _ in range(k)]
+    n = draw(st.integers(1, 4))
+    values = [[draw(st.sampled_from([0.0, 0.6, 1.0, 1.4, 2.0])) for _ in range(g)] for _ in range(n)]
+    return {
+        "ok": assume_ok and len({tuple(r) for r in rows}) == k and any(any(v) for v in values),
+        "costs": np.repeat(np.array(rows), sizes, axis=0),
+        "values": np.array(values, dtype=float),
+        "curve": draw(learning_curves()),
+        "gamma": draw(simplex_points(g)),
+    }

@@ -7,9 +7,14 @@ threshold sup_S F(S)/S of the group's revenue F over totals S), ``baseline`` and
 {``marketplace``, ``sellers``, ``buyers``}), ``utility_ratios`` {``marketplace``, ``sellers``, ``buyers``}
 (NaN -> null when the baseline utility is 0), ``backfire``, ``price_of_fairness``, ``kappa_gamma`` (kappa_j .
 gamma per seller), ``tau_H_max``, ``equilibria`` {``baseline``, ``intervention`` (numbers of equilibria
-found), ``selection`` (the rule that picks one)}, ``payments`` {``baseline``, ``intervention``} (Shapley
-payments per seller, eq. 7), ``best_response_regrets`` (each seller's gain from its exact best response),
-``summary`` (every quantity of the summary table) and ``growth`` (the growth / utility-ratio sequence).
+found, up to permutations of sellers with equal costs), ``selection`` (the rule that picks one)},
+``payments`` {``baseline``, ``intervention``} (Shapley payments per seller, eq. 7),
+``best_response_regrets`` (each seller's gain from its exact best response; under ``shapley_nash`` the
+regrets of the certificate), ``summary`` (every quantity of the summary table) and ``growth`` (the growth /
+utility-ratio sequence; default buyer counts: every count up to 12 buyers, else a quarter, half and all).
+Every result carries the ``certificate`` of its equilibria (every seller's best-response regret, or the
+joint optimum under ``model = "paper"``), the payments' efficiency and the growth table's markets; its
+status is ``no_equilibrium_found`` when a sub-game's search verified no profile.
 ``model = "paper" | "shapley_nash"`` selects the equilibrium model; an optional ``[empirical]`` table also
 runs real rounds on scikit-learn's digits.
 
@@ -26,10 +31,13 @@ import numpy as np
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 
 from datamarket.core.audits import audit_outcome
+from datamarket.core.certificates import Check
 from datamarket.mechanisms.balanced_market import (
     BalancedMarket,
     MarketSolution,
     analyse,
+    best_response_regrets,
+    default_growth_sizes,
     digits_market,
     fully_forming,
     group_terms,
@@ -143,7 +151,9 @@ class Config(ScenarioConfig):
     )
     growth: list[PositiveInt] | None = Field(
         default=None,
-        description="buyer counts of the growth table (Section 6: utility ratios of the first n buyers)",
+        description="buyer counts of the growth table (Section 6: utility ratios of the first n buyers); "
+        "default: every count up to 12 buyers, else a quarter, half and all of the buyers (each count is a "
+        "full equilibrium solve)",
         json_schema_extra={"unit": "buyers", "symbol": "N"},
     )
     engine: Literal["auto", "classes", "general"] = Field(
@@ -312,7 +322,11 @@ def run(config: Config) -> ScenarioResult:
         "selection": SELECTION_RULE[config.model],
     }
     fields["payments"] = {"baseline": b.payments.tolist(), "intervention": f.payments.tolist()}
-    fields["best_response_regrets"] = _regrets(market, b, f)
+    fields["best_response_regrets"] = (
+        best_response_regrets(a.certificate, market)
+        if config.model == "shapley_nash"
+        else _regrets(market, b, f)
+    )
     tables: dict[str, list[dict[str, Any]]] = {
         "groups": [
             {
@@ -369,12 +383,12 @@ def run(config: Config) -> ScenarioResult:
         {"quantity": k, "value": v if not isinstance(v, list) else ", ".join(repr(x) for x in v)}
         for k, v in tables["summary"][0].items()
     ]
-    sizes = config.growth or list(range(1, market.shape[1] + 1))
+    sizes = config.growth or default_growth_sizes(market.shape[1])
     if max(sizes) > market.shape[1]:
         from datamarket.core.errors import InvalidMarketError
 
         raise InvalidMarketError("growth", f"buyer counts must be <= {market.shape[1]}")
-    growth = growth_sequence(market, sizes, config.model, **opts)
+    growth = growth_sequence(market, sizes, config.model, **opts, solved=(b, f))
     tables["growth"] = [
         {
             "n_buyers": r["n_buyers"],
@@ -404,4 +418,30 @@ def run(config: Config) -> ScenarioResult:
         outcome=outcome,
         audits=audit_outcome(outcome),
         tables=tables,
+        status=a.status,
+        reason=_reason(a, growth),
+        certificate=a.certificate.merge([_growth_check(growth)]),
+    )
+
+
+def _reason(a: Any, growth: list[dict[str, Any]]) -> str | None:
+    """Why the status is not ``ok``: the sub-games where no profile passed the regret check."""
+    if not a.unfound:
+        return None
+    return (
+        "no equilibrium found in " + ", ".join(a.unfound) + ": no candidate profile passed the best-response "
+        "regret check; the reported production is the candidate with the smallest regret (see certificate)"
+    )
+
+
+def _growth_check(growth: list[dict[str, Any]]) -> Check:
+    """Each market of the growth table was solved by profiles that passed the engine's regret check."""
+    bad = [r["n_buyers"] for r in growth if r["no_equilibrium_found"]]
+    return Check(
+        "growth.verified",
+        "every market of the growth table is solved by equilibria that passed the regret check",
+        "the engine's global best-response check of every selected profile (count of markets without one)",
+        float(len(bad)),
+        0.0,
+        {"n_buyers_without_equilibrium": bad},
     )

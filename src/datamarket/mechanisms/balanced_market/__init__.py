@@ -30,6 +30,11 @@ Modules: ``_core`` (market type, reserve prices, settlement), ``_paper`` (closed
 """
 
 from datamarket.mechanisms.balanced_market import _paper as paper
+from datamarket.mechanisms.balanced_market._certificate import (
+    best_response_regrets,
+    certify_empirical_round,
+    certify_solutions,
+)
 from datamarket.mechanisms.balanced_market._classes import class_equilibria, seller_classes, seller_equilibria
 from datamarket.mechanisms.balanced_market._core import (
     SIMPLEX_TOL,
@@ -49,6 +54,7 @@ from datamarket.mechanisms.balanced_market._equilibrium import (
     MAX_PRICE_ROUNDS,
     backfire_market,
     backfires,
+    default_growth_sizes,
     fully_forming,
     growth_sequence,
     intervention_threshold,
@@ -113,8 +119,12 @@ __all__ = [
     "backfire_market",
     "backfires",
     "best_response",
+    "best_response_regrets",
+    "certify_empirical_round",
+    "certify_solutions",
     "class_equilibria",
     "coalitions_of",
+    "default_growth_sizes",
     "digits_market",
     "find_equilibria",
     "fully_forming",

@@ -43,16 +43,27 @@ Algorithm (class engine of the equilibrium search)
 6. Selection as in the general engine
    (:func:`datamarket.mechanisms.balanced_market._shapley.select_equilibria`).
 
-Asymmetric equilibria other than the splits of step 2 (and the iterated best response's fixed points)
-are not searched. Cost: :math:`\prod_b (m_b+1)` grid points per FOC evaluation and per best response;
-four classes of 25 sellers (457 thousand points) solve in seconds when class-symmetric equilibria exist.
+7. When still no candidate with production passes, the classes are *refined*: the iterated best
+   response of step 5 runs over a finer partition (every seller of small classes alone -- then it is
+   the general engine's Gauss-Seidel best response, with the same global best responses; else one
+   seller of a class apart from its peers), started from zero, from the joint start and from every
+   candidate of steps 3-5, and each fixed point is verified as in step 4 (one seller per part: sellers
+   of a part face the same coalitions). Equilibria in which identical sellers produce different
+   positive amounts are found this way (e.g. two cheap sellers at 2.05 and 2.67 while a class of seven
+   stays idle), at any market size whose refined grid stays within ``REFINE_LIMIT``.
+
+Other asymmetric equilibria are not searched. When no candidate passes the check, the answer is the
+candidate with the smallest regret, reported as such (``diagnostics["found"] == 0``): callers report
+``no_equilibrium_found``, never an equilibrium. Cost: :math:`\prod_b (m_b+1)` grid points per FOC
+evaluation and per best response; four classes of 25 sellers (457 thousand points) solve in seconds
+when class-symmetric equilibria exist.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +81,7 @@ from datamarket.mechanisms.balanced_market._shapley import (
     best_response,
     find_equilibria,
     payoff,
+    regrets,
     select_equilibria,
 )
 
@@ -78,6 +90,7 @@ MAX_CLASSES = 12  # 2^12 class supports at most
 GENERAL_FALLBACK = 8  # sellers up to which "auto" retries the general engine when no producing NE is found
 SPLIT_LIMIT = 256  # enumerate every split of every class when there are at most this many
 IBR_LIMIT = 4096  # iterated best response over the parts only up to this many class-count vectors
+REFINE_LIMIT = 1 << 16  # step 7: refined partitions whose grid has at most this many count vectors
 
 
 def seller_classes(params: ArrayLike) -> IntArray:
@@ -197,14 +210,19 @@ def class_equilibria(
     tol: float = 1e-9,
     max_sweeps: int = 300,
     ibr_limit: int = IBR_LIMIT,
+    refine_limit: int = REFINE_LIMIT,
 ) -> SellerEquilibria:
-    r"""Nash equilibria of the sellers' scalar game (7) over class counts (module docstring, steps 1-6).
+    r"""Nash equilibria of the sellers' scalar game (7) over class counts (module docstring, steps 1-7).
 
     ``costs``: (M,) unit costs of the scalar game; ``labels``: class of each seller (default: equal
     costs); sellers of one class must have equal costs. ``within_class``: also search splits of a class
     into producing and idle sellers when there are too many to enumerate all. ``ibr_limit``: markets with
     more class-count vectors :math:`\prod_k (m_k+1)` are *large*: no iterated best response, and per
     support the symmetric start first and the other starts only until one candidate is verified.
+    ``refine_limit``: the largest grid of a refined partition searched by step 7.
+
+    When nothing passes the check (not even the all-zero profile), the result holds the candidate with
+    the smallest regret as evidence, ``diagnostics["found"] == 0`` and its regret in ``regrets``.
     """
     c = np.asarray(costs, dtype=np.float64)
     m = c.size
@@ -221,7 +239,7 @@ def class_equilibria(
             f"{n_cls} seller classes: the class engine enumerates 2^classes supports (at most {MAX_CLASSES})",
         )
     terms = merge_terms(terms)
-    diag = {"classes": n_cls, "supports": 0, "candidates": 0}
+    diag = {"classes": n_cls, "supports": 0, "candidates": 0, "refined": 0}
     if terms.empty:
         z = np.zeros(m)
         return SellerEquilibria((z,), (z.copy(),), (0.0,), diag)
@@ -271,8 +289,87 @@ def class_equilibria(
             diag["candidates"] += 1
             check(polished if polished is not None else ibr, members)
     if not any(x.sum() > 0 for x in kept):
+        _refined_search(members, cls_cost, mono, terms, checked, check, diag, refine_limit)
+    if not any(x.sum() > 0 for x in kept):
         check(Parts(cls_cost, cls_count, np.zeros(n_cls)), members)
-    return select_equilibria(kept, pays, regs, c, diag)
+    eq = select_equilibria(kept, pays, regs, c, diag)
+    if not kept:
+        return _with_evidence(eq, checked, c, terms)
+    return eq
+
+
+def _refinements(members: list[IntArray], limit: int) -> Iterator[list[IntArray]]:
+    r"""Partitions of the sellers finer than the classes (step 7), coarsest grid last: every seller of
+    every class alone, then (per class) one seller apart from its peers; only those whose grid
+    :math:`\prod_b (n_b + 1)` is at most ``limit``."""
+    seen: set[tuple[int, ...]] = set()
+
+    def grid(parts: list[IntArray]) -> int:
+        return math.prod(p.size + 1 for p in parts)
+
+    singles = [idx[i : i + 1] for idx in members for i in range(idx.size)]
+    options = [singles]
+    for k, idx in enumerate(members):
+        if idx.size >= 2:
+            options.append([*members[:k], idx[:1], idx[1:], *members[k + 1 :]])
+    for parts in options:
+        key = tuple(p.size for p in parts)
+        if len(parts) > len(members) and grid(parts) <= limit and key not in seen:
+            seen.add(key)
+            yield parts
+
+
+def _refined_search(
+    members: list[IntArray],
+    cls_cost: FloatArray,
+    mono: FloatArray,
+    terms: Terms,
+    checked: list[FloatArray],
+    check: Callable[[Parts, list[IntArray]], bool],
+    diag: dict[str, int],
+    limit: int,
+    max_sweeps: int = 300,
+) -> None:
+    """Step 7: iterated best response over refined partitions, each fixed point verified by ``check``."""
+    m = int(sum(idx.size for idx in members))
+    seeds = [x.copy() for x in checked]
+    for part_members in _refinements(members, limit):
+        cost = np.array([cls_cost[_class_of(members, p[0])] for p in part_members])
+        count = np.array([p.size for p in part_members], dtype=np.int64)
+        joint = np.array(
+            [max(float(mono[_class_of(members, p[0])]), float(terms.knots.min())) for p in part_members]
+        )
+        starts = [np.zeros(count.size), joint / m] + [
+            np.array([x[p[0]] for p in part_members]) for x in seeds
+        ]
+        for q0 in starts:
+            ibr = _part_ibr(Parts(cost, count, q0), terms, max_sweeps)
+            if ibr is None:
+                continue
+            diag["refined"] += 1
+            polished = _solve(ibr, terms) if np.any(ibr.quantity > 0) else None
+            if check(polished if polished is not None else ibr, part_members) and np.any(ibr.quantity > 0):
+                return
+
+
+def _class_of(members: list[IntArray], seller: int) -> int:
+    return next(k for k, idx in enumerate(members) if seller in idx)
+
+
+def _with_evidence(
+    eq: SellerEquilibria, checked: list[FloatArray], costs: FloatArray, terms: Terms
+) -> SellerEquilibria:
+    """No candidate passed: the candidate with the smallest regret (all-zero first on ties) as the
+    reported fallback, with its regret, so that the caller can show the evidence."""
+    best, best_reg = np.zeros(costs.size), math.inf
+    for x in sorted(checked, key=lambda v: float(v.sum())):
+        try:
+            reg = float(np.max(regrets(x, costs, terms)))
+        except InvalidMarketError:  # too many distinct quantities to enumerate exactly
+            continue
+        if reg < best_reg:
+            best, best_reg = x, reg
+    return SellerEquilibria((best,), (np.zeros(costs.size),), (best_reg,), {**eq.diagnostics, "found": 0})
 
 
 def _support_candidates(
@@ -390,8 +487,11 @@ def seller_equilibria(
     sellers and there are at most ``MAX_CLASSES`` classes, else the general engine
     (:func:`datamarket.mechanisms.balanced_market._shapley.find_equilibria`, the reference path);
     ``"classes"`` / ``"general"`` force one. ``labels`` default to classes of equal costs. When the class
-    engine finds no equilibrium with production and ``M <= GENERAL_FALLBACK``, ``"auto"`` also runs the
-    general engine (whose iterated best response can find equilibria with unequal quantities in a class).
+    engine finds no verified equilibrium with production (its own refinement, step 7, included), it is
+    run again with every split of a class (``within_class``) when the class grid has at most
+    ``REFINE_LIMIT`` count vectors; for ``M <= GENERAL_FALLBACK`` ``"auto"`` also runs the general
+    engine and selects over the equilibria of both (a support can hold several equilibria).
+    ``diagnostics["found"] == 0`` on the result means no profile passed the regret check.
     """
     c = np.asarray(costs, dtype=np.float64)
     lab = seller_classes(c) if labels is None else np.asarray(labels, dtype=np.int64)
@@ -401,8 +501,42 @@ def seller_equilibria(
     if engine == "general" or (engine == "auto" and (n_cls == c.size or n_cls > MAX_CLASSES)):
         return find_equilibria(c, terms, seed=seed, tol=tol)
     eq = class_equilibria(c, terms, labels=lab, within_class=within_class, tol=tol)
-    if engine == "auto" and not eq.forms and c.size <= GENERAL_FALLBACK:
-        # equilibria with unequal positive quantities inside a class are not searched by the class
-        # engine; small markets get the general engine's iterated best responses as well
-        return find_equilibria(c, terms, seed=seed, tol=tol)
+    grid = math.prod(int(np.sum(lab == k)) + 1 for k in range(n_cls))
+    if not _verified_production(eq) and not within_class and grid <= REFINE_LIMIT:
+        # try harder: every split of a class into producing and idle sellers
+        split = class_equilibria(c, terms, labels=lab, within_class=True, tol=tol)
+        if _verified_production(split) or (
+            split.diagnostics.get("found") and not eq.diagnostics.get("found")
+        ):
+            eq = split
+    if engine == "auto" and c.size <= GENERAL_FALLBACK:
+        # small markets: the general engine's candidates as well (a support can hold several
+        # equilibria, and each engine's starts find some of them); one selection over both
+        return _union(eq, find_equilibria(c, terms, seed=seed, tol=tol), c)
     return eq
+
+
+def _union(a: SellerEquilibria, b: SellerEquilibria, costs: FloatArray) -> SellerEquilibria:
+    """The verified equilibria of both searches, selected by one rule."""
+    keep = [
+        (x, p, r)
+        for eq in (a, b)
+        if eq.diagnostics.get("found", 1)
+        for x, p, r in zip(*_lists(eq), strict=True)
+    ]
+    if not keep:
+        return a if math.isfinite(a.regrets[0]) else b
+    diag = {
+        "found_classes": int(a.diagnostics.get("found", 1)),
+        "found_general": int(b.diagnostics.get("found", 1)),
+    }
+    return select_equilibria([k[0] for k in keep], [k[1] for k in keep], [k[2] for k in keep], costs, diag)
+
+
+def _lists(eq: SellerEquilibria) -> tuple[list[FloatArray], list[FloatArray], list[float]]:
+    return list(eq.profiles), list(eq.payoffs), list(eq.regrets)
+
+
+def _verified_production(eq: SellerEquilibria) -> bool:
+    """The selected profile passed the regret check and has production."""
+    return bool(eq.diagnostics.get("found", 1)) and eq.forms

@@ -40,6 +40,7 @@ The intervention solver of the paper model enumerates the consistent active sets
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -264,6 +265,24 @@ def price_of_fairness(base: MarketSolution, interv: MarketSolution) -> float:
     return float("nan") if abs(base.welfare) <= 1e-12 else 1.0 - interv.welfare / base.welfare
 
 
+GROWTH_ALL = 12
+"""Markets of at most this many buyers get a growth row per buyer count by default."""
+
+
+def default_growth_sizes(n_buyers: int) -> list[int]:
+    """The buyer counts of the growth table when none are given: every count up to ``GROWTH_ALL``
+    buyers; beyond, the market at a quarter, half and all of its buyers (two doublings). Each count is
+    a full equilibrium solve of both scenarios, as costly as the market itself (the sellers set the
+    cost), so a row per count would multiply a large market's run time by its number of buyers.
+
+    >>> default_growth_sizes(3), default_growth_sizes(100)
+    ([1, 2, 3], [25, 50, 100])
+    """
+    if n_buyers <= GROWTH_ALL:
+        return list(range(1, n_buyers + 1))
+    return sorted({math.ceil(n_buyers / 4), math.ceil(n_buyers / 2), n_buyers})
+
+
 def growth_sequence(
     market: BalancedMarket,
     sizes: Sequence[int],
@@ -272,14 +291,21 @@ def growth_sequence(
     seed: int = 0,
     engine: Engine = "auto",
     within_class: bool = False,
+    solved: tuple[MarketSolution, MarketSolution] | None = None,
 ) -> list[dict[str, Any]]:
-    """Utility ratios along a growth sequence: the markets of the first ``n`` buyers (Section 6)."""
+    """Utility ratios along a growth sequence: the markets of the first ``n`` buyers (Section 6).
+
+    ``solved``: the baseline and intervention of the whole market, already solved with the same
+    options (reused for ``n`` equal to the number of buyers instead of solving it again)."""
     rows = []
     opts: dict[str, Any] = {"seed": seed, "engine": engine, "within_class": within_class}
     for n in sizes:
         sub = market.first_buyers(int(n))
-        base = solve_baseline(sub, model, **opts)
-        interv = solve_intervention(sub, model, **opts)
+        if solved is not None and int(n) == market.shape[1]:
+            base, interv = solved
+        else:
+            base = solve_baseline(sub, model, **opts)
+            interv = solve_intervention(sub, model, **opts)
         ur = utility_ratios(base, interv)
         rows.append(
             {
@@ -290,6 +316,9 @@ def growth_sequence(
                 "ur_marketplace": ur["marketplace"],
                 "ur_sellers": ur["sellers"],
                 "ur_buyers": ur["buyers"],
+                "no_equilibrium_found": bool(
+                    base.notes.get("no_equilibrium_found") or interv.notes.get("no_equilibrium_found")
+                ),
             }
         )
     return rows

@@ -27,17 +27,19 @@ Buyers' truthfulness (Fact 4.1) is checked empirically by the IC probes of :data
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from datamarket.core.audits import ICProbe, MechanismInfo, Property, Sample
+from datamarket.core.certificates import Certificate, Status, status_for
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
 from datamarket.core.types import Dataset, Outcome, Role, finite_array
 from datamarket.learning.empirical_gain import BuyerTask, GroupGainCache, ModelFactory
+from datamarket.mechanisms.balanced_market._certificate import certify_solutions
 from datamarket.mechanisms.balanced_market._equilibrium import (
     BalancedMarket,
     Engine,
@@ -160,6 +162,21 @@ class MarketAnalysis:
     utility_ratios: dict[str, Any]
     backfire: bool
     price_of_fairness: float
+    certificate: Certificate = field(default_factory=Certificate)
+
+    @property
+    def status(self) -> Status:
+        """``no_equilibrium_found`` when a sub-game's search verified no profile (the reported one is
+        a fallback), else ``ok`` iff the certificate passes (``unverified`` otherwise)."""
+        if self.unfound:
+            return "no_equilibrium_found"
+        return status_for(self.certificate)
+
+    @property
+    def unfound(self) -> list[str]:
+        """The sub-games (``baseline.GROUP``, ``intervention``) where no profile passed the check."""
+        out = [f"baseline.{g}" for g in self.baseline.notes.get("no_equilibrium_found", [])]
+        return out + (["intervention"] if self.intervention.notes.get("no_equilibrium_found") else [])
 
 
 def analyse(
@@ -170,7 +187,9 @@ def analyse(
     engine: Engine = "auto",
     within_class: bool = False,
 ) -> MarketAnalysis:
-    """Solve both scenarios and compute thresholds, utility ratios (36)-(38), backfire (Def 5.2).
+    """Solve both scenarios and compute thresholds, utility ratios (36)-(38), backfire (Def 5.2), and
+    the certificate of both solutions (:mod:`datamarket.mechanisms.balanced_market._certificate`:
+    every seller's best-response regret, or the joint optimum under ``model="paper"``).
 
     ``engine``, ``within_class``: the Shapley-Nash engine (:func:`solve_baseline`)."""
     if market.gamma is None:
@@ -196,6 +215,7 @@ def analyse(
         utility_ratios(base, interv),
         backfires(base, interv),
         price_of_fairness(base, interv),
+        certify_solutions(market, base, interv),
     )
 
 

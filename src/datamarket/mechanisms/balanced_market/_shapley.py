@@ -90,6 +90,7 @@ def _subsets(n: int) -> tuple[FloatArray, NDArray[np.int64]]:
     return bits, sizes
 
 
+PREFIX_SUPPORTS = 10  # general engine, many sellers: supports of the cheapest k <= 10 sellers
 DIRECT_LIMIT = 10  # enumerate subsets directly up to 2**10 coalitions when all quantities differ
 
 
@@ -460,8 +461,8 @@ def find_equilibria(
 ) -> SellerEquilibria:
     """All Nash equilibria found of the sellers' scalar game.
 
-    Candidates come from support enumeration (all supports when ``M <= max_support_sellers``; one
-    support per size, cheapest sellers first, when all sellers have the same cost) and from iterated best
+    Candidates come from support enumeration (all supports when ``M <= max_support_sellers``; else one
+    support per size up to ``PREFIX_SUPPORTS``, the cheapest sellers first) and from iterated best
     response started at zero, at each seller's monopoly quantity, at the joint optimum split equally and
     at ``n_random_starts`` seeded random profiles. A candidate is kept iff its largest regret
     (:func:`regrets`) is at most ``tol * max(1, payoff scale)``.
@@ -489,8 +490,8 @@ def find_equilibria(
         supports = [order[:k] for k in range(1, m + 1)]
     elif m <= max_support_sellers:
         supports = [list(s) for k in range(1, m + 1) for s in itertools.combinations(range(m), k)]
-    else:
-        supports = []
+    else:  # the cheapest k sellers (stable order: equal costs by index), as the class engine's splits
+        supports = [order[:k] for k in range(1, min(m, PREFIX_SUPPORTS) + 1)]
     for sup in supports:
         for scale in (1.0 / len(sup), 1.0):
             base = np.zeros(m)
@@ -531,6 +532,26 @@ def find_equilibria(
     )
 
 
+def _canonical(
+    kept: list[FloatArray], pays: list[FloatArray], regs: list[float], costs: FloatArray
+) -> tuple[list[FloatArray], list[FloatArray], list[float]]:
+    """Each profile with the quantities of equal-cost sellers in non-increasing order of their index
+    (the game is symmetric in them, so this permutation is again an equilibrium with permuted
+    payoffs), duplicates after the permutation dropped: both engines report the same profile."""
+    out: tuple[list[FloatArray], list[FloatArray], list[float]] = ([], [], [])
+    groups = [np.flatnonzero(costs == c) for c in np.unique(costs)]
+    for x, pay, reg in zip(kept, pays, regs, strict=True):
+        x, pay = x.copy(), pay.copy()
+        for idx in groups:
+            order = idx[np.argsort(-x[idx], kind="stable")]
+            x[idx], pay[idx] = x[order], pay[order]
+        if not any(np.allclose(x, k, rtol=1e-9, atol=1e-11) for k in out[0]):
+            out[0].append(x)
+            out[1].append(pay)
+            out[2].append(reg)
+    return out
+
+
 def select_equilibria(
     kept: list[FloatArray],
     pays: list[FloatArray],
@@ -539,7 +560,7 @@ def select_equilibria(
     diagnostics: dict[str, int],
 ) -> SellerEquilibria:
     """Order the verified equilibria by the selection rule of :func:`find_equilibria` (the selected one
-    first).
+    first), each in canonical order (:func:`_canonical`: equal-cost sellers by decreasing quantity).
 
     The symmetric equilibrium if there is one with production; else the one with the most active
     sellers; ties go to the cheapest active sellers, then to larger total production. The all-zero
@@ -555,9 +576,10 @@ def select_equilibria(
         active_cost = float(np.sort(costs[act]).sum()) if act.any() else 0.0
         return (-produces, -symmetric, -float(act.sum()), active_cost, -float(x.sum()))
 
-    if not kept:  # should not happen: IBR always converges on these games in practice
+    if not kept:  # no candidate passed the regret check: callers report no_equilibrium_found
         z = np.zeros(m)
         return SellerEquilibria((z,), (z.copy(),), (math.inf,), {**diagnostics, "found": 0})
+    kept, pays, regs = _canonical(kept, pays, regs, costs)
     idx = sorted(range(len(kept)), key=rank)
     if kept[idx[0]].sum() > 0:
         idx = [i for i in idx if kept[i].sum() > 0]
