@@ -18,6 +18,12 @@ JSON fields (public interface; arrays are indexed source first, buyer last):
 (per buyer: cost at the GNE, best-response cost found by L-BFGS-B, improvement, largest gap between the
 best-response and equilibrium contracts; empty when no GNE). A market without a GNE is a result with
 ``status = "no_equilibrium"`` and a ``reason``.
+
+Every result carries the ``certificate`` of its claims (:func:`certify_gne`): the existence conditions
+of Theorem 1 (spectral radius, conditioning, d >= 0, the feasibility 2 alpha D >= 1), each source's
+and each buyer's best response checked apart from the Leontief solve, and the social optimum, the
+losses and the price of anarchy of Theorem 2 by a second path. Without a GNE the failing existence
+check is the evidence of ``no_equilibrium``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, fie
 from datamarket.core.audits import audit_incentive_compatibility, audit_outcome
 from datamarket.mechanisms.competing_buyers import (
     Z_BOUND,
+    BestResponse,
     CompetingAnalysis,
     CompetingMarket,
     DiscretePoints,
@@ -41,6 +48,7 @@ from datamarket.mechanisms.competing_buyers import (
     UniformInterval,
     analyse_market,
     best_response,
+    certify_gne,
     ic_probes,
     market_outcome,
     simulate_payments,
@@ -288,7 +296,9 @@ def _list(a: np.ndarray | None) -> Any:
 _BEST_RESPONSES = "best responses (L-BFGS-B)"
 
 
-def _tables(config: Config, an: CompetingAnalysis) -> dict[str, list[dict[str, Any]]]:
+def _tables(
+    config: Config, an: CompetingAnalysis, brs: list[BestResponse]
+) -> dict[str, list[dict[str, Any]]]:
     g, mk = an.gne, an.market
     e_star, var = g.effort_equilibrium, an.variances
     tables: dict[str, list[dict[str, Any]]] = {
@@ -345,20 +355,26 @@ def _tables(config: Config, an: CompetingAnalysis) -> dict[str, list[dict[str, A
         }
         for i, sname in enumerate(mk.source_names)
     ]
+    tables[_BEST_RESPONSES] = _best_response_rows(an, brs)
+    return tables
+
+
+def _best_response_rows(an: CompetingAnalysis, brs: list[BestResponse]) -> list[dict[str, Any]]:
+    d = an.gne.d
+    assert d is not None
     rows = []
-    for k, bname in enumerate(mk.buyer_names):
-        br = best_response(k, g)
+    for br, bname in zip(brs, an.market.buyer_names, strict=True):
+        k = br.buyer
         rows.append(
             {
                 "buyer": bname,
                 "cost at GNE": br.equilibrium_cost,
                 "best response cost": br.cost,
                 "improvement": br.improvement,
-                "max |d_br - d_gne|": float(np.max(np.abs(br.d - g.d[:, k]))),
+                "max |d_br - d_gne|": float(np.max(np.abs(br.d - d[:, k]))),
             }
         )
-    tables[_BEST_RESPONSES] = rows
-    return tables
+    return rows
 
 
 def run(config: Config) -> ScenarioResult:
@@ -384,7 +400,8 @@ def run(config: Config) -> ScenarioResult:
         "effort_social_unconstrained": bool(np.any(np.asarray(g.effort_social) < 0)),
         "equilibrium_status": g.status,
     }
-    tables = _tables(config, an)
+    brs = [best_response(k, g) for k in range(market.n_buyers)] if g.gne_exists else []
+    tables = _tables(config, an, brs)
     fields["best_responses"] = [
         {
             "buyer": r["buyer"],
@@ -413,4 +430,5 @@ def run(config: Config) -> ScenarioResult:
         tables=tables,
         status="ok" if g.gne_exists else "no_equilibrium",
         reason=None if g.gne_exists else g.status,
+        certificate=certify_gne(g, best_responses=brs or None),
     )

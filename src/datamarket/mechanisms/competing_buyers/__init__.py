@@ -20,17 +20,19 @@ Entry points
 :class:`LinearSmoother`; evaluation distributions :class:`UniformInterval`, :class:`DiscretePoints`,
 :class:`EmpiricalSamples`), :func:`analyse_market` (weights + GNE), :func:`market_outcome` (an
 ``Outcome``), :func:`solve_gne` (the equilibrium on raw weights), :func:`best_response` (numerical
-verifier), :func:`simulate_payments` (Monte Carlo of the contracts), ``MECHANISMS``.
+verifier), :func:`certify_gne` (the certificate of a result's claims), :func:`simulate_payments`
+(Monte Carlo of the contracts), ``MECHANISMS``.
 
 Modules: ``_models`` (estimators, distributions), ``_gne`` (equilibrium, on
 :mod:`datamarket.equilibrium`'s Leontief tools), ``_mechanism`` (market, weights, analysis, declared
-guarantees), ``_simulation`` (Monte Carlo).
+guarantees), ``_certificate`` (independent checks of the equilibrium), ``_simulation`` (Monte Carlo).
 
 >>> analysis = analyse_market(section_iv_market(0.5))
 >>> analysis.gne.gne_exists, analysis.gne.price_of_anarchy is not None
 (True, True)
 """
 
+from datamarket.mechanisms.competing_buyers._certificate import GAIN_ROUNDING, certify_gne
 from datamarket.mechanisms.competing_buyers._gne import (
     COND_MAX,
     RHO_TOL,
@@ -84,6 +86,7 @@ from datamarket.mechanisms.competing_buyers._simulation import (
 
 __all__ = [
     "COND_MAX",
+    "GAIN_ROUNDING",
     "MECHANISMS",
     "MECHANISM_NAME",
     "PAPER",
@@ -106,6 +109,7 @@ __all__ = [
     "best_response",
     "buyer_cost",
     "canonical_contracts",
+    "certify_gne",
     "competition_weights",
     "effort_sweep",
     "effort_variance",
