@@ -11,6 +11,10 @@ ante), ``incentive_compatible`` in expectation (worst case over the true mean), 
 ex post over every simulated realisation, and ``ex_post.ir_buyer`` / ``ex_post.ir_seller`` of the one
 settled outcome (the paper does not guarantee these). The keys ``irb``, ``efb``, ``irc``, ``icc``, ``bb``
 of schema version 1 are deprecated aliases.
+
+Certificate (:func:`~datamarket.mechanisms.broker.certify_broker`): ``pricing.envy_free``,
+``pricing.ir_buyer``, ``pricing.revenue``, ``pricing.optimality_gap``, ``mstar.expected_profit``,
+``mstar.transfers`` and ``mstar.budget_balance`` of the settled round.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pydantic import Field, PositiveFloat, model_validator
 
 from datamarket.core.audits import AuditResult, Property, Scope, audit_outcome
 from datamarket.core.random import make_rng
-from datamarket.mechanisms.broker import BrokerMarket, plan_collection, settle, simulate
+from datamarket.mechanisms.broker import BrokerMarket, certify_broker, plan_collection, settle, simulate
 from datamarket.pricing.valuations import (
     Exponential,
     Gaussian,
@@ -320,6 +324,7 @@ def run(config: Config) -> ScenarioResult:
         fields=fields,
         outcome=outcome,
         audits=audits,
+        certificate=certify_broker(market, plan, outcome),
         tables={
             "pricing": rows_pricing,
             "collection": rows_collection,

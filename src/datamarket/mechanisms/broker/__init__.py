@@ -19,7 +19,8 @@ Entry points
 strategic Monte Carlo harness of M*), ``MECHANISMS`` (declared guarantees).
 
 Modules: ``_algorithm`` (Algorithm 1 and its E1/E2/E3 pricing oracles), ``_market`` (market, M*),
-``_simulation`` (deviation harness, closed-form utilities, IC probes), ``_guarantees`` (``MECHANISMS``).
+``_simulation`` (deviation harness, closed-form utilities, IC probes), ``_guarantees`` (``MECHANISMS``),
+``_certificate`` (:func:`certify_broker`, the checks behind a round's claims).
 
 >>> from datamarket.pricing.valuations import Gaussian, Threshold
 >>> market = BrokerMarket(buyers=("a", "b"), valuations=(Gaussian(0.5), Threshold(0.4)),
@@ -38,6 +39,7 @@ from datamarket.mechanisms.broker._algorithm import (
     e1_workload,
     n_range_cap,
 )
+from datamarket.mechanisms.broker._certificate import certify_broker
 from datamarket.mechanisms.broker._guarantees import MECHANISMS
 from datamarket.mechanisms.broker._market import (
     MAX_N,
@@ -83,6 +85,7 @@ __all__ = [
     "algorithm1_outcome",
     "applicable",
     "bonus",
+    "certify_broker",
     "closed_form",
     "e1_workload",
     "expected_utility",
