@@ -16,6 +16,11 @@ amount returned :math:`t_i = A_i + \text{net}` is in the ``parties`` table), ``c
 (u, v, w) and replica count k = 0..replicas with ``original_net``, ``combined_net``, ``share``, the Condition
 1 ``bound`` and whether ``condition_1`` holds) and ``selected`` (per task: {``task``, ``parties``}, the
 parties whose data trains that task's model).
+
+The certificate (:func:`~datamarket.mechanisms.collaborative.round_certificate`) checks the round's
+claims: Shapley efficiency and values recomputed from the coalition gains, fees, payouts, the pot, budget
+balance and, under the guard, non-negative payouts. The replication attack is measured (``condition_1``
+may be false) and claims nothing, so it is not certified.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from datamarket.mechanisms.collaborative import (
     GainEngine,
     Party,
     build_market,
-    clear_round,
+    certified_round,
     content_id,
     replication_gain,
 )
@@ -331,7 +336,7 @@ def run(config: Config) -> ScenarioResult:
         for p, pc in zip(market.parties, config.parties, strict=True)
     ]
     lib = _library_config(config)
-    r = clear_round(parties, lib, seed=config.seed)
+    r, certificate = certified_round(parties, lib, seed=config.seed)
     names = list(r.names)
     selected: list[dict[str, Any]] = []
     seen: dict[tuple[Any, ...], int] = {}
@@ -384,5 +389,11 @@ def run(config: Config) -> ScenarioResult:
         )
     }
     return ScenarioResult(
-        kind="collaborative", seed=config.seed, fields=fields, outcome=r.outcome, audits=audits, tables=tables
+        kind="collaborative",
+        seed=config.seed,
+        fields=fields,
+        outcome=r.outcome,
+        audits=audits,
+        tables=tables,
+        certificate=certificate,
     )

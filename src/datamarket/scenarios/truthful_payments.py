@@ -17,6 +17,10 @@ the audits cover every rule (key ``<rule>.<property>``, ``mechanism`` ``truthful
 compatibility of LOO and Shapley is expected to fail, Claim 2). Non-finite numbers are JSON ``null``: the
 Myerson payment of the only seller of a data-mixture market is infinite (its allocation ``w = 1`` never
 depends on its report), and then there is no outcome and no Myerson audit.
+
+The certificate (:func:`~datamarket.mechanisms.truthful_payments.payment_certificate`) checks the payments
+at the true costs (efficiency of Shapley, every rule re-solved per coalition, Myerson = VCG, budget
+balance, seller IR); the misreport sweep is measured, not claimed, and stays in the audits.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from datamarket.mechanisms.truthful_payments import (
     TruthfulMarket,
     compute_payments,
     misreport_sweep,
+    payment_certificate,
     payment_outcome,
 )
 from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
@@ -326,4 +331,5 @@ def run(config: Config) -> ScenarioResult:
         outcome=payment_outcome(market, res, "myerson") if "myerson" in finite else None,
         audits=audits,
         tables=tables,
+        certificate=payment_certificate(market, res, myerson_method=config.myerson_method),
     )

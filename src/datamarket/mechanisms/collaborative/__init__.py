@@ -22,7 +22,8 @@ labelled pool), :class:`GainEngine` / :class:`MarketGame` (the characteristic fu
 
 Modules: ``_types`` (parties, configuration, results, payment division), ``_games`` (gain engine and
 games), ``_data`` (market construction from a pool), ``_mechanism`` (the round, replication, selection,
-declared guarantees).
+declared guarantees), ``_certificate`` (:func:`round_certificate`, :func:`certified_round`: the checks of a
+round's claims).
 
 >>> import numpy as np
 >>> from datamarket.core.types import Dataset
@@ -36,6 +37,12 @@ declared guarantees).
 ([0.5, 0.5], True)
 """
 
+from datamarket.mechanisms.collaborative._certificate import (
+    certified_round,
+    characteristic_table,
+    coalition_gain_table,
+    round_certificate,
+)
 from datamarket.mechanisms.collaborative._data import SplitMarket, build_market, random_pair_holdings
 from datamarket.mechanisms.collaborative._games import (
     Characteristic,
@@ -87,7 +94,10 @@ __all__ = [
     "ShapleyMethod",
     "SplitMarket",
     "build_market",
+    "certified_round",
+    "characteristic_table",
     "clear_round",
+    "coalition_gain_table",
     "content_id",
     "divide_payments",
     "member_matrix",
@@ -95,6 +105,7 @@ __all__ = [
     "random_pair_holdings",
     "replicate",
     "replication_gain",
+    "round_certificate",
     "round_checks",
     "select_samples",
     "v_table",

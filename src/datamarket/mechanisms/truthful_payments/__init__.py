@@ -21,7 +21,8 @@ Markets :class:`MeanEstimationMarket`, :class:`DataMixtureMarket`, :class:`Calla
 checked against it).
 
 Modules: ``_markets`` (markets), ``_rules`` (payment rules), ``_fast`` (kernels), ``_misreport``
-(misreport analysis), ``_mechanism`` (outcomes, sample markets, declared guarantees).
+(misreport analysis), ``_mechanism`` (outcomes, sample markets, declared guarantees), ``_certificate``
+(:func:`payment_certificate`: the checks of a result's claims).
 
 >>> m = MeanEstimationMarket.from_variances([[1.0, 0.0]], [[1.0, 0.0], [0.8, 0.2]], [0.5, 0.5])
 >>> r = compute_payments(m, [1.0, 2.0])
@@ -33,6 +34,7 @@ Modules: ``_markets`` (markets), ``_rules`` (payment rules), ``_fast`` (kernels)
 
 from datamarket.equilibrium import price_of_anarchy
 from datamarket.mechanisms.truthful_payments import _fast as fast
+from datamarket.mechanisms.truthful_payments._certificate import payment_certificate
 from datamarket.mechanisms.truthful_payments._markets import (
     CallableMarket,
     DataMixtureMarket,
@@ -98,6 +100,7 @@ __all__ = [
     "misreport_sweep",
     "myerson_integral",
     "myerson_payments",
+    "payment_certificate",
     "payment_outcome",
     "price_of_anarchy",
     "random_mean_market",
