@@ -91,6 +91,7 @@ from datamarket.valuation import (
     stratified_semivalue,
 )
 from datamarket.valuation.games import FunctionGame, NamedPlayers, checked_player_names
+from datamarket.valuation.methods.knn_shapley import neighbour_order
 
 RHO, B, ALPHA = (1.0, 0.7, 1.3), (20.0, 60.0, 150.0), 0.7
 FITS = {"n": 0}
@@ -137,10 +138,10 @@ class KNNGame(IndexGame):
 
     ``v(S) = (1/T) sum_t (1/K) sum_{k <= min(K, |S|)} 1[label of the k-th nearest member of S to test
     point t == y_t]``, ``v(empty) = 0``. Each test point's neighbour order is computed once, with the
-    distance formula and the argsort of ``knn_shapley`` (blocks of 64 test points), so points at equal
-    distance are ordered as there; a coalition's value reads the first K members in each order, looking
-    first at a prefix long enough for most rows (about ``4 K N / |S|`` places) and at full rows only
-    where that prefix holds fewer than K members.
+    distance formula and the neighbour order of ``knn_shapley`` (blocks of 64 test points; ties by
+    training index), so points at equal distance are ordered as there; a coalition's value reads the
+    first K members in each order, looking first at a prefix long enough for most rows (about
+    ``4 K N / |S|`` places) and at full rows only where that prefix holds fewer than K members.
     """
 
     def __init__(self, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, k: int) -> None:
@@ -150,7 +151,7 @@ class KNNGame(IndexGame):
         for lo in range(0, xte.shape[0], 64):  # as knn_shapley: same blocks, same arithmetic
             xb = xte[lo : lo + 64]
             d2 = sq_tr[None, :] - 2.0 * (xb @ xtr.T) + np.einsum("ij,ij->i", xb, xb)[:, None]
-            orders.append(np.argsort(d2, axis=1))
+            orders.append(neighbour_order(d2))  # ties by training index, as knn_shapley
         self.order = np.concatenate(orders)
         self.match = np.asarray(ytr)[self.order] == np.asarray(yte)[:, None]
         self.k = int(k)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -352,7 +353,28 @@ def run_valuation(
     backend: Any,
     progress: Callable[[ProgressInfo], None] | None = None,
 ) -> ValuationResult:
-    """Run the configured method on ``game`` with ``backend``."""
+    """Run the configured method on ``game`` with ``backend``; the result is certified against the game.
+
+    For Shapley-type methods ``v(N)`` and ``v(empty)`` are recorded (read from the game's memo, where
+    the run put them; evaluated if absent), and for every method the configured
+    ``stopping.stderr_target``, so ``result.certificate`` checks efficiency and the standard errors
+    (:mod:`datamarket.valuation.certificate`).
+    """
+    from datamarket.valuation.certificate import certify, is_efficient
+
+    result = _dispatch(config, game, backend, progress)
+    target = config.stopping.stderr_target
+    if not is_efficient(result.method):  # efficiency is not a claim of these: no extra evaluation
+        return replace(result, stderr_target=target) if target is not None else result
+    return certify(result, game, stderr_target=target)
+
+
+def _dispatch(
+    config: ValuationConfig,
+    game: ModelGame,
+    backend: Any,
+    progress: Callable[[ProgressInfo], None] | None,
+) -> ValuationResult:
     m = config.method
     if m.name == "exact_shapley":
         return exact_shapley(game, backend=backend, progress=progress)

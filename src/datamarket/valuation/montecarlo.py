@@ -61,6 +61,7 @@ from numpy.typing import NDArray
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng, seed_sequence
 from datamarket.valuation.backends import evaluate, resolve_backend
+from datamarket.valuation.certificate import certified
 from datamarket.valuation.exact import shapley_from_table
 from datamarket.valuation.games import CoalitionGame, MemoCache
 from datamarket.valuation.result import ProgressInfo, ValuationResult
@@ -310,24 +311,27 @@ def monte_carlo_shapley(
     if reason == ["exhausted"]:  # every coalition is memoised: the exact values cost nothing more
         values = shapley_from_table(np.array([memo.peek(x) for x in range(1 << m)]))
         stderr, converged = np.zeros(m), True
-    return ValuationResult(
-        "permutation_shapley" if truncation_tol is None else "tmc_shapley",
-        game.player_names,
-        values,
-        stderr,
-        strata.n.copy(),
-        evaluations=used(),
-        cache_hits=memo.hits - hits0,
-        converged=converged,
-        stop_reason="+".join(reason) or "max_evaluations",
-        elapsed=time.perf_counter() - t0,
-        extra={
-            "batches": n_batches,
-            "permutations": int(strata.n.sum() // max(m, 1)),
-            "stratified": bool(np.all(stratified)),
-            "distinct_counts": strata.d.copy(),
-            "truncation_tol": truncation_tol,
-        },
+    return certified(
+        ValuationResult(
+            "permutation_shapley" if truncation_tol is None else "tmc_shapley",
+            game.player_names,
+            values,
+            stderr,
+            strata.n.copy(),
+            evaluations=used(),
+            cache_hits=memo.hits - hits0,
+            converged=converged,
+            stop_reason="+".join(reason) or "max_evaluations",
+            elapsed=time.perf_counter() - t0,
+            extra={
+                "batches": n_batches,
+                "permutations": int(strata.n.sum() // max(m, 1)),
+                "stratified": bool(np.all(stratified)),
+                "distinct_counts": strata.d.copy(),
+                "truncation_tol": truncation_tol,
+            },
+        ),
+        game,
     )
 
 

@@ -1,14 +1,23 @@
-"""Valuation results: values with diagnostics, mergeable like ``scipy.optimize.OptimizeResult``."""
+"""Valuation results: values with diagnostics, mergeable like ``scipy.optimize.OptimizeResult``.
+
+Every result carries its :attr:`ValuationResult.certificate` (:mod:`datamarket.valuation.certificate`):
+the checks of what it claims (efficiency for Shapley-type methods, the standard errors of estimates),
+derived from the result's own fields each time it is read, so a result whose values were altered
+afterwards fails its efficiency check.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from datamarket.core.errors import InvalidMarketError
+
+if TYPE_CHECKING:
+    from datamarket.core.certificates import Certificate
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,11 @@ class ValuationResult:
     converged : whether the stopping rule's accuracy target was met (always True for exact).
     stop_reason : which stopping criterion fired.
     elapsed : wall-clock seconds.
+    utility_full, utility_empty : ``v(N)`` and ``v(empty)`` of the game, when recorded (by the method,
+        or by :func:`datamarket.valuation.certificate.certify`); the efficiency check needs them.
+    stderr_target : the standard error the user asked for (the stopping rule's target), if any.
+    efficiency_terms : number of floating-point terms behind the sum of the values, when the method
+        knows it better than ``evaluations + cache_hits + sum(counts)`` (rounding tolerance).
     """
 
     method: str
@@ -55,6 +69,10 @@ class ValuationResult:
     stop_reason: str = "exact"
     elapsed: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    utility_full: float | None = None
+    utility_empty: float | None = None
+    stderr_target: float | None = None
+    efficiency_terms: int | None = None
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -67,6 +85,17 @@ class ValuationResult:
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "stderr", stderr)
         object.__setattr__(self, "counts", counts)
+        for name in ("utility_full", "utility_empty", "stderr_target"):
+            x = getattr(self, name)
+            if x is not None:
+                object.__setattr__(self, name, float(x))
+
+    @property
+    def certificate(self) -> Certificate:
+        """The checks of this result's claims (recomputed from its fields on every access)."""
+        from datamarket.valuation.certificate import valuation_certificate
+
+        return valuation_certificate(self)
 
     def merge(self, other: ValuationResult) -> ValuationResult:
         """Combine two independent runs (e.g. Monte Carlo with different seeds) of the same game.
@@ -91,6 +120,11 @@ class ValuationResult:
             values = (n1 * self.values + n2 * other.values) / tot
             stderr = np.sqrt((n1 * self.stderr) ** 2 + (n2 * other.stderr) ** 2) / tot
         reasons = sorted({self.stop_reason, other.stop_reason})
+
+        def same(name: str) -> Any:  # a recorded game quantity survives only if both runs agree on it
+            a, b = getattr(self, name), getattr(other, name)
+            return a if a == b else None
+
         return ValuationResult(
             self.method,
             self.names,
@@ -103,6 +137,9 @@ class ValuationResult:
             stop_reason="+".join(reasons),
             elapsed=self.elapsed + other.elapsed,
             extra={"merged": 2},
+            utility_full=same("utility_full"),
+            utility_empty=same("utility_empty"),
+            stderr_target=same("stderr_target"),
         )
 
     def __getitem__(self, name: str) -> float:
@@ -138,6 +175,10 @@ class ValuationResult:
             "stop_reason": self.stop_reason,
             "elapsed": self.elapsed,
             "extra": {k: v for k, v in self.extra.items() if isinstance(v, int | float | str | bool)},
+            "utility_full": self.utility_full,
+            "utility_empty": self.utility_empty,
+            "stderr_target": self.stderr_target,
+            "certificate": self.certificate.to_dict(),
         }
 
 

@@ -70,6 +70,7 @@ from numpy.typing import NDArray
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
+from datamarket.valuation.certificate import certified
 from datamarket.valuation.exact import shapley_from_table
 from datamarket.valuation.games import CoalitionGame
 from datamarket.valuation.methods._common import Evaluator, check_seed_and_budget, exact_if_affordable
@@ -323,21 +324,24 @@ def control_variate_shapley(
         var_parts.append(var)
     values = 0.5 * (phi_parts[0] + phi_parts[1])
     stderr = 0.5 * np.sqrt(var_parts[0] + var_parts[1])
-    return ValuationResult(
-        "control_variate_shapley",
-        game.player_names,
-        values,
-        stderr,
-        np.full(m, n_perm, dtype=np.int64),
-        evaluations=ev.used,
-        cache_hits=ev.hits,
-        converged=False,
-        stop_reason="max_evaluations",
-        elapsed=ev.elapsed(),
-        extra={
-            "permutations": n_perm,
-            "switched_to_exact": False,
-            "groups": int(q.shape[1]),
-            "exact_ends": ends,
-        },
+    return certified(
+        ValuationResult(
+            "control_variate_shapley",
+            game.player_names,
+            values,
+            stderr,
+            np.full(m, n_perm, dtype=np.int64),
+            evaluations=ev.used,
+            cache_hits=ev.hits,
+            converged=False,
+            stop_reason="max_evaluations",
+            elapsed=ev.elapsed(),
+            extra={
+                "permutations": n_perm,
+                "switched_to_exact": False,
+                "groups": int(q.shape[1]),
+                "exact_ends": ends,
+            },
+        ),
+        game,
     )

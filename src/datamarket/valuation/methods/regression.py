@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
+from datamarket.valuation.certificate import certified
 from datamarket.valuation.exact import shapley_from_table
 from datamarket.valuation.games import CoalitionGame
 from datamarket.valuation.methods._common import (
@@ -169,16 +170,19 @@ def regression_shapley(
         stderr = np.sqrt((n_groups - 1) / n_groups * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
     else:
         stderr = np.full(m, np.inf)
-    return ValuationResult(
-        name,
-        game.player_names,
-        values,
-        stderr,
-        np.full(m, 2 * n_pairs, dtype=np.int64),
-        evaluations=ev.used,
-        cache_hits=ev.hits,
-        converged=False,
-        stop_reason="max_evaluations",
-        elapsed=ev.elapsed(),
-        extra={"pairs": n_pairs, "switched_to_exact": False, "sampler": sampler},
+    return certified(
+        ValuationResult(
+            name,
+            game.player_names,
+            values,
+            stderr,
+            np.full(m, 2 * n_pairs, dtype=np.int64),
+            evaluations=ev.used,
+            cache_hits=ev.hits,
+            converged=False,
+            stop_reason="max_evaluations",
+            elapsed=ev.elapsed(),
+            extra={"pairs": n_pairs, "switched_to_exact": False, "sampler": sampler},
+        ),
+        game,
     )

@@ -52,6 +52,7 @@ from scipy.special import betaln, gammaln
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
+from datamarket.valuation.certificate import certified
 from datamarket.valuation.exact import weighted_marginals
 from datamarket.valuation.games import CoalitionGame
 from datamarket.valuation.methods._common import (
@@ -245,18 +246,21 @@ def stratified_semivalue(
 
     v_in, v_out = stratum_var(s_in, q_in, c_in), stratum_var(s_out, q_out, c_out)
     var = (v_in[:, 1:] + v_out[:, :m]) @ p**2
-    return ValuationResult(
-        name,
-        game.player_names,
-        values,
-        np.sqrt(var),
-        (c_in.sum(axis=1) + c_out.sum(axis=1)).astype(np.int64),
-        evaluations=ev.used,
-        cache_hits=ev.hits,
-        converged=False,
-        stop_reason="max_evaluations",
-        elapsed=ev.elapsed(),
-        extra={"samples": n_samples, "switched_to_exact": False},
+    return certified(
+        ValuationResult(
+            name,
+            game.player_names,
+            values,
+            np.sqrt(var),
+            (c_in.sum(axis=1) + c_out.sum(axis=1)).astype(np.int64),
+            evaluations=ev.used,
+            cache_hits=ev.hits,
+            converged=False,
+            stop_reason="max_evaluations",
+            elapsed=ev.elapsed(),
+            extra={"samples": n_samples, "switched_to_exact": False},
+        ),
+        game,
     )
 
 
