@@ -121,7 +121,7 @@ def wait_round(client: httpx.Client, rid: int, timeout: float = 60.0) -> dict[st
         r = client.get(f"/rounds/{rid}")
         assert r.status_code == 200, r.text
         body: dict[str, Any] = r.json()
-        if body["status"] in ("cleared", "failed"):
+        if body["status"] in ("cleared", "failed", "unverified"):
             return body
         if time.monotonic() > deadline:
             raise AssertionError(f"round {rid} still {body['status']} after {timeout} s")
@@ -282,6 +282,32 @@ FLAKY = FlakyBroker()
 FLAKY_REF = "tests.service_support:FLAKY"
 
 
+class UncertifiedBroker(GatedBroker):
+    """The real broker adapter, except that while ``fail`` is set ``clear`` returns the real outcome
+    with a certificate whose budget-balance check fails (a mechanism whose answer does not check out)."""
+
+    kind = "uncertified_broker"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+
+    def clear(self, params: Any, inputs: Any, seed: int) -> Any:
+        import dataclasses
+
+        from datamarket.core.certificates import Certificate, Check
+
+        out = self.inner.clear(params, inputs, seed)
+        if not self.fail:
+            return out
+        bad = Check("mstar.budget_balance", "charges equal payments", "injected", 1.0, 1e-9)
+        return dataclasses.replace(out, certificate=Certificate.of(*out.certificate.checks[:1], bad))
+
+
+UNCERTIFIED = UncertifiedBroker()
+UNCERTIFIED_REF = "tests.service_support:UNCERTIFIED"
+
+
 def failed_rounds(srv: LiveServer, admin: httpx.Client, n: int) -> list[tuple[int, int]]:
     """``n`` flaky-broker markets, each with one failed round: ``[(market, round)]``."""
     markets = [setup_broker(srv, admin, kind="flaky_broker", seed=k)["market"] for k in range(n)]
@@ -322,7 +348,7 @@ def settle(admin: httpx.Client, mid: int, timeout: float = 120.0) -> list[dict[s
     deadline = time.monotonic() + timeout
     while True:
         rounds: list[dict[str, Any]] = admin.get(f"/markets/{mid}/rounds").json()
-        if all(r["status"] in ("cleared", "failed") for r in rounds):
+        if all(r["status"] in ("cleared", "failed", "unverified") for r in rounds):
             return rounds
         assert time.monotonic() < deadline, rounds
         time.sleep(0.05)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
+from datamarket.core.certificates import Certificate, Check
 from datamarket.core.types import Dataset, Outcome, Role
 from datamarket.ledger import current_revision, head_revision, make_engine, make_sessionmaker, upgrade
 from datamarket.ledger.models import LedgerEntry, Market, Participant, Round, utcnow
@@ -32,7 +33,8 @@ LEASES = Leases(lease_s=30.0, max_attempts=3, grace_s=0.0)
 
 class StubPool:
     """A worker pool whose ``run`` reports progress, calls ``during`` (a test's intervention while
-    the round is being cleared) and returns a fixed two-participant outcome."""
+    the round is being cleared) and returns a fixed two-participant outcome, with its certificate
+    (the prices paid equal the payments made)."""
 
     kind = "stub"
     max_workers = 1
@@ -53,7 +55,9 @@ class StubPool:
             values=[3.0, 0.0],
             costs=[0.0, 1.0],
         )
-        return {"outcome": o.to_dict(), "deliverables": {}}
+        gap = abs(sum(o.prices) - sum(o.payments))
+        cert = Certificate.of(Check("balance", "prices equal payments", "sums of the outcome", gap, 1e-12))
+        return {"outcome": o.to_dict(), "deliverables": {}, "certificate": cert.to_dict()}
 
     def shutdown(self) -> None:
         pass

@@ -9,7 +9,8 @@ Tables
                   arrays, bid, cost, task); ``consumed_round_id`` is set, in the clearing
                   transaction, when a round uses it; ``excluded_at``/``excluded_reason`` when the
                   operator excluded it or its owner withdrew it (it then never enters a round).
-``rounds``        one clearing of a market: status ``pending/running/cleared/failed``, progress, the
+``rounds``        one clearing of a market: status ``pending/running/cleared/failed/unverified``, the
+                  certificate of its outcome (revision 0006), progress, the
                   snapshot of input ids, the outcome (JSON, :meth:`Outcome.to_dict`), attempts, the
                   seed with its commitment; at most one ``pending``/``running`` round per market
                   (partial unique index ``uq_round_active``); the lease of the service process
@@ -50,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-ROUND_STATUSES = ("pending", "running", "cleared", "failed")
+ROUND_STATUSES = ("pending", "running", "cleared", "failed", "unverified")
 ACTIVE_SQL = "status IN ('pending', 'running')"  # at most one such round per market (uq_round_active)
 
 
@@ -147,6 +148,7 @@ class Round(Base):
     seed_source: Mapped[str] = mapped_column(String(20), default="operator", server_default="operator")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    certificate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)

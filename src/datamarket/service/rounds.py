@@ -508,6 +508,28 @@ class RoundRunner:
                     del self._held[round_id]
             self._wake.set()
 
+    def _unverified(
+        self, round_id: int, attempt: int, result: dict[str, Any], certificate: dict[str, Any]
+    ) -> None:
+        """The certificate failed: record the round ``unverified`` with the outcome and the failing
+        checks, book nothing and leave its inputs unconsumed (one compare-and-set)."""
+        failed = sorted(k for k, c in certificate.get("checks", {}).items() if not c.get("passed"))
+        why = ", ".join(failed) if failed else "the mechanism made no check"
+        moved = self._cas(
+            round_id,
+            attempt,
+            status="unverified",
+            stage="unverified",
+            progress=1.0,
+            outcome=result["outcome"],
+            certificate=certificate,
+            error=f"certificate failed ({why}); nothing was booked"[:2000],
+            lease_expires_at=None,
+        )
+        if moved != 1:
+            raise LostRound(round_id)
+        log.warning("round %s unverified: %s", round_id, why)
+
     def _clear(self, h: Held) -> None:
         round_id, attempt = h.round_id, h.attempt
         with self.db.read() as s:
@@ -524,6 +546,10 @@ class RoundRunner:
         work = scaled(lambda stage, f: self._report(h, stage, f), WORK_LO, WORK_HI)
         result = self.pool.run(self.refs[kind], params, inputs, seed, progress=work)
         outcome = Outcome.from_dict(result["outcome"])
+        certificate = result.get("certificate") or {"passed": False, "checks": {}}
+        if not certificate.get("passed"):
+            self._unverified(round_id, attempt, result, certificate)
+            return
         postings = outcome_postings(outcome, scale)
         with self.db.write() as s:  # step 4: one short transaction, nothing computed inside
             # the market row first: opening and retrying rounds take it too, so each of them sees the
@@ -535,6 +561,7 @@ class RoundRunner:
                     progress=1.0,
                     stage="cleared",
                     outcome=result["outcome"],
+                    certificate=certificate,
                     lease_expires_at=None,
                     updated_at=utcnow(),
                 )

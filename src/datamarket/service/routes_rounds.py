@@ -60,6 +60,8 @@ def install(app: FastAPI, st: ServiceState) -> None:
             created_at=r.created_at,
             updated_at=r.updated_at,
             outcome=r.outcome if who.is_admin else None,
+            certificate_passed=None if r.certificate is None else bool(r.certificate.get("passed")),
+            certificate=r.certificate if who.is_admin else None,
         )
 
     @app.post(
@@ -164,7 +166,8 @@ def install(app: FastAPI, st: ServiceState) -> None:
 
     @app.get("/rounds/{rid}", tags=["rounds"], response_model=S.RoundOut)
     def get_round(rid: Id, who: Who) -> S.RoundOut:
-        """Status (pending/running/cleared/failed), progress in [0, 1], error; outcome for the operator."""
+        """Status (pending/running/cleared/failed/unverified), progress in [0, 1], error; outcome and
+        certificate for the operator."""
         with db.read() as s:
             return round_out(get_or_404(s, Round, rid, "round"), who)
 

@@ -159,7 +159,10 @@ class RoundIn(Strict):
 class RoundOut(BaseModel):
     id: int
     market_id: int
-    status: Literal["pending", "running", "cleared", "failed"]
+    status: Literal["pending", "running", "cleared", "failed", "unverified"] = Field(
+        description="unverified: the mechanism's certificate failed, nothing was booked and the inputs "
+        "stay unconsumed (the failing checks are in error and certificate)"
+    )
     progress: float = Field(description="fraction done in [0, 1], reported by the process clearing it")
     stage: str = Field(description="what the round is doing (stage of the mechanism while running)")
     attempts: int = Field(description="times the round was started (claims, takeovers and retries)")
@@ -178,6 +181,14 @@ class RoundOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     outcome: dict[str, Any] | None = Field(default=None, description="operator only")
+    certificate_passed: bool | None = Field(
+        default=None,
+        description="whether every check of the outcome's certificate passed (null before clearing)",
+    )
+    certificate: dict[str, Any] | None = Field(
+        default=None,
+        description="operator only: the claims of the outcome, each with its check, residual and tolerance",
+    )
 
 
 class EntryOut(BaseModel):

@@ -54,7 +54,8 @@ _QUEUE: Any = None  # in a worker process: the pool's progress queue (set by ini
 def clear_with(
     ref: str, params: Mapping[str, Any], inputs: Sequence[Input], seed: int, progress: Progress | None = None
 ) -> dict[str, Any]:
-    """Clear one round; returns ``{"outcome": Outcome.to_dict(), "deliverables": {...}}``.
+    """Clear one round; returns ``{"outcome": Outcome.to_dict(), "deliverables": {...}, "certificate":
+    Certificate.to_dict()}``.
 
     ``progress`` reaches the adapter when its ``clear`` takes that keyword."""
     from threadpoolctl import threadpool_limits
@@ -68,6 +69,7 @@ def clear_with(
     return {
         "outcome": result.outcome.to_dict(),
         "deliverables": {str(k): json_safe(dict(v)) for k, v in result.deliverables.items()},
+        "certificate": result.certificate.to_dict(),
     }
 
 

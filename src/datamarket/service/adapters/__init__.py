@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from datamarket.core.certificates import Certificate
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset, Outcome
 
@@ -47,10 +48,13 @@ class Input:
 
 @dataclass(frozen=True)
 class Clearing:
-    """What :meth:`Adapter.clear` returns: the outcome and per-participant deliverables (JSON-safe)."""
+    """What :meth:`Adapter.clear` returns: the outcome, per-participant deliverables (JSON-safe) and
+    the certificate of the outcome's claims (:mod:`datamarket.core.certificates`): a round whose
+    certificate fails (or is empty) is recorded with status ``unverified`` and books nothing."""
 
     outcome: Outcome
     deliverables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    certificate: Certificate = field(default_factory=Certificate)
 
 
 @runtime_checkable

@@ -143,7 +143,7 @@ class BalancedMarketAdapter:
             raise InvalidMarketError("inputs", "exact Shapley over more than 12 sellers is not offered here")
 
     def clear(self, params: Mapping[str, Any], inputs: Sequence[Input], seed: int) -> Clearing:
-        from datamarket.mechanisms.balanced_market import run_empirical_round
+        from datamarket.mechanisms.balanced_market import certify_empirical_round, run_empirical_round
 
         r = self._round_inputs(params, inputs)
         res = run_empirical_round(
@@ -167,7 +167,8 @@ class BalancedMarketAdapter:
             }
         for j, s in enumerate(r["seller_names"]):
             deliverables[s] = {"kind": "sale", "payment": float(res.payments[j])}
-        return Clearing(res.outcome, deliverables)
+        cert = certify_empirical_round(res.prices, res.revenue, res.payments, r["values"])
+        return Clearing(res.outcome, deliverables, certificate=cert)
 
 
 ADAPTER = BalancedMarketAdapter()

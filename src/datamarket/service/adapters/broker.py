@@ -12,7 +12,8 @@ Paper 003's Algorithm 2 has two phases (:mod:`datamarket.mechanisms.broker`); ov
    recomputes exactly the plan participants saw.
 
 Deliverables: a buyer receives its random subset of the pooled points and their mean (its estimate);
-a contributor its requested sample size and payment.
+a contributor its requested sample size and payment. The clearing carries
+:func:`~datamarket.mechanisms.broker.certify_broker`'s certificate of the plan and the settled round.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ class BrokerAdapter:
         self._submissions(market, plan_collection(market), inputs)
 
     def clear(self, params: Mapping[str, Any], inputs: Sequence[Input], seed: int) -> Clearing:
-        from datamarket.mechanisms.broker import plan_collection, settle
+        from datamarket.mechanisms.broker import certify_broker, plan_collection, settle
 
         market = self._market(params, inputs)
         plan = plan_collection(market)
@@ -180,7 +181,7 @@ class BrokerAdapter:
                 "points_requested": int(plan.n_star[c]),
                 "payment": float(np.asarray(outcome.payments)[len(market.buyers) + k]),
             }
-        return Clearing(outcome, deliverables)
+        return Clearing(outcome, deliverables, certificate=certify_broker(market, plan, outcome))
 
 
 ADAPTER = BrokerAdapter()

@@ -12,6 +12,7 @@ Market parameters map onto :class:`~datamarket.mechanisms.collaborative.Collabor
 ``model`` table for :class:`~datamarket.learning.models.ModelSpec`). Clearing calls
 :func:`~datamarket.mechanisms.collaborative.clear_round`: each party pays its fee ``A_i`` and receives
 ``t_i`` (the ledger books both), and its deliverable is the delivered model's description and accuracy.
+The clearing carries the round's certificate (:func:`~datamarket.mechanisms.collaborative.certified_round`).
 """
 
 from __future__ import annotations
@@ -142,10 +143,10 @@ class CollaborativeAdapter:
     ) -> Clearing:
         from dataclasses import asdict
 
-        from datamarket.mechanisms.collaborative import clear_round
+        from datamarket.mechanisms.collaborative import certified_round
 
         config = self._config(params)
-        r = clear_round(self._parties(inputs), config, seed=seed, progress=progress)
+        r, certificate = certified_round(self._parties(inputs), config, seed=seed, progress=progress)
         deliverables = {
             name: {
                 "kind": "model",
@@ -161,7 +162,7 @@ class CollaborativeAdapter:
             }
             for i, name in enumerate(r.names)
         }
-        return Clearing(r.outcome, deliverables)
+        return Clearing(r.outcome, deliverables, certificate=certificate)
 
 
 ADAPTER = CollaborativeAdapter()

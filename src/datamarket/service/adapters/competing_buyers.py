@@ -13,6 +13,8 @@ Clearing computes the weights and the generalized Nash equilibrium (:func:`analy
 the equilibrium's **expected** contract payments (:func:`market_outcome`: buyer ``k`` pays
 ``sum_i E[p_i^k]``, source ``i`` receives ``sum_k E[p_i^k]``); without an equilibrium the round fails
 with the solver's status. A source receives its contracts ``(c_i^k, d_i^k)`` and equilibrium effort.
+The clearing carries :func:`certify_gne`'s certificate (existence, every source's and buyer's best
+response, social optimum): the service books nothing when it fails.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class CompetingBuyersAdapter:
     def clear(
         self, params: Mapping[str, Any], inputs: Sequence[Input], seed: int, progress: Progress | None = None
     ) -> Clearing:
-        from datamarket.mechanisms.competing_buyers import analyse_market, market_outcome
+        from datamarket.mechanisms.competing_buyers import analyse_market, certify_gne, market_outcome
 
         market = self._market(params, inputs)
         analysis = analyse_market(market, progress=progress)
@@ -130,7 +132,7 @@ class CompetingBuyersAdapter:
                     s: float(g.expected_payments[i, k]) for i, s in enumerate(market.source_names)
                 },
             }
-        return Clearing(outcome, deliverables)
+        return Clearing(outcome, deliverables, certificate=certify_gne(g))
 
 
 ADAPTER = CompetingBuyersAdapter()

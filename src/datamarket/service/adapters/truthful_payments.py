@@ -13,7 +13,8 @@ MeanEstimationMarket`) over HTTP:
   compute_payments`; buyers pay the eta-split (17) (:func:`payment_outcome`).
 
 A buyer receives the weights ``W_i`` and its estimate ``sum_j W_ij mu_j``; a seller its share
-``f_j(W)`` and payment.
+``f_j(W)`` and payment. The clearing carries
+:func:`~datamarket.mechanisms.truthful_payments.payment_certificate` of the rule's payments.
 """
 
 from __future__ import annotations
@@ -116,7 +117,11 @@ class TruthfulPaymentsAdapter:
         self._market(inputs)
 
     def clear(self, params: Mapping[str, Any], inputs: Sequence[Input], seed: int) -> Clearing:
-        from datamarket.mechanisms.truthful_payments import compute_payments, payment_outcome
+        from datamarket.mechanisms.truthful_payments import (
+            compute_payments,
+            payment_certificate,
+            payment_outcome,
+        )
 
         market, buyers, sellers, costs = self._market(inputs)
         rule = str(params["rule"])
@@ -141,7 +146,7 @@ class TruthfulPaymentsAdapter:
                 "payment": float(result.payments[rule][j]),
                 "rule": rule,
             }
-        return Clearing(outcome, deliverables)
+        return Clearing(outcome, deliverables, certificate=payment_certificate(market, result))
 
 
 ADAPTER = TruthfulPaymentsAdapter()
