@@ -243,3 +243,25 @@ def test_examples_carry_a_passing_certificate(path: Path) -> None:
     assert res.status == "ok" and res.certificate.passed and not res.certificate.empty
     names = [c.name for c in res.certificate.checks]
     assert "baseline.payments_efficient" in names and "growth.verified" in names
+
+
+def test_thin_demand_at_a_large_grid_finds_a_lone_class_split() -> None:
+    """Four classes of 18 sellers (19^4 = 130321 count vectors, beyond the full split search) and a
+    group valued by two buyers only: no class-symmetric profile with production is an equilibrium
+    there; the supports where only the first sellers of one class produce find the one where the first
+    two sellers of the cheapest class produce (equal amounts), certified, instead of
+    no_equilibrium_found."""
+    n = 40
+    values = np.column_stack([np.where(np.arange(n) % 2 == 0, 2.0, 1.5), np.zeros(n)])
+    values[:2, 1] = [0.5, 0.3]
+    costs = np.repeat(np.array([[0.1 * f, 0.1 * f] for f in (1, 1.05, 1.1, 1.15)]), 18, axis=0)
+    ones = np.ones((n, 2))
+    market = BalancedMarket(
+        values=values, costs=costs, Z=ones, alpha=ones, beta=ones, gamma=np.array([0.5, 0.5])
+    )
+    a = analyse(market, "shapley_nash")
+    assert a.status == "ok" and a.certificate.passed, a.certificate.summary()
+    group_b = a.baseline.production[:, 1]
+    producing = np.flatnonzero(group_b)
+    assert 0 < producing.size < 18 and producing.tolist() == list(range(producing.size))
+    assert np.all(group_b[producing] == group_b[0])

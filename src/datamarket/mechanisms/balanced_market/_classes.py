@@ -65,6 +65,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -90,6 +91,7 @@ MAX_CLASSES = 12  # 2^12 class supports at most
 GENERAL_FALLBACK = 8  # sellers up to which "auto" retries the general engine when no producing NE is found
 SPLIT_LIMIT = 256  # enumerate every split of every class when there are at most this many
 IBR_LIMIT = 4096  # iterated best response over the parts only up to this many class-count vectors
+EVIDENCE_LIMIT = 16  # no verified profile: candidates whose regret is compared for the evidence
 REFINE_LIMIT = 1 << 16  # step 7: refined partitions whose grid has at most this many count vectors
 
 
@@ -211,6 +213,7 @@ def class_equilibria(
     max_sweeps: int = 300,
     ibr_limit: int = IBR_LIMIT,
     refine_limit: int = REFINE_LIMIT,
+    supports: Sequence[tuple[int, ...]] | None = None,
 ) -> SellerEquilibria:
     r"""Nash equilibria of the sellers' scalar game (7) over class counts (module docstring, steps 1-7).
 
@@ -219,7 +222,8 @@ def class_equilibria(
     into producing and idle sellers when there are too many to enumerate all. ``ibr_limit``: markets with
     more class-count vectors :math:`\prod_k (m_k+1)` are *large*: no iterated best response, and per
     support the symmetric start first and the other starts only until one candidate is verified.
-    ``refine_limit``: the largest grid of a refined partition searched by step 7.
+    ``refine_limit``: the largest grid of a refined partition searched by step 7. ``supports``: search
+    only these (producing sellers per class, the first of each class by index), instead of step 2's.
 
     When nothing passes the check (not even the all-zero profile), the result holds the candidate with
     the smallest regret as evidence, ``diagnostics["found"] == 0`` and its regret in ``regrets``.
@@ -269,6 +273,10 @@ def class_equilibria(
     splits = _splits(cls_count, 1, within_class)
     if within_class or math.prod(int(k) + 1 for k in cls_count) <= SPLIT_LIMIT:
         splits = sorted(set(splits) | set(_splits(cls_count, 2, within_class)), key=lambda a: (-sum(a), a))
+    if supports is not None:
+        splits = sorted(
+            {tuple(int(v) for v in a) for a in supports} - {(0,) * n_cls}, key=lambda a: (-sum(a), a)
+        )
     for n_act, group in itertools.groupby(splits, key=sum):
         if not within_class and any(int(np.sum(x > 0)) > n_act for x in kept):
             break  # more producing sellers rank first (selection rule): fewer cannot be selected
@@ -360,9 +368,10 @@ def _with_evidence(
     eq: SellerEquilibria, checked: list[FloatArray], costs: FloatArray, terms: Terms
 ) -> SellerEquilibria:
     """No candidate passed: the candidate with the smallest regret (all-zero first on ties) as the
-    reported fallback, with its regret, so that the caller can show the evidence."""
+    reported fallback, with its regret, so that the caller can show the evidence (the
+    ``EVIDENCE_LIMIT`` candidates of smallest total production are compared)."""
     best, best_reg = np.zeros(costs.size), math.inf
-    for x in sorted(checked, key=lambda v: float(v.sum())):
+    for x in sorted(checked, key=lambda v: float(v.sum()))[:EVIDENCE_LIMIT]:
         try:
             reg = float(np.max(regrets(x, costs, terms)))
         except InvalidMarketError:  # too many distinct quantities to enumerate exactly
@@ -488,8 +497,9 @@ def seller_equilibria(
     (:func:`datamarket.mechanisms.balanced_market._shapley.find_equilibria`, the reference path);
     ``"classes"`` / ``"general"`` force one. ``labels`` default to classes of equal costs. When the class
     engine finds no verified equilibrium with production (its own refinement, step 7, included), it is
-    run again with every split of a class (``within_class``) when the class grid has at most
-    ``REFINE_LIMIT`` count vectors; for ``M <= GENERAL_FALLBACK`` ``"auto"`` also runs the general
+    run again on the supports where the first sellers of one class produce and every other seller is
+    idle (any size), then with every split of a class (``within_class``) when the class grid has at
+    most ``REFINE_LIMIT`` count vectors; for ``M <= GENERAL_FALLBACK`` ``"auto"`` also runs the general
     engine and selects over the equilibria of both (a support can hold several equilibria).
     ``diagnostics["found"] == 0`` on the result means no profile passed the regret check.
     """
@@ -502,13 +512,25 @@ def seller_equilibria(
         return find_equilibria(c, terms, seed=seed, tol=tol)
     eq = class_equilibria(c, terms, labels=lab, within_class=within_class, tol=tol)
     grid = math.prod(int(np.sum(lab == k)) + 1 for k in range(n_cls))
-    if not _verified_production(eq) and not within_class and grid <= REFINE_LIMIT:
-        # try harder: every split of a class into producing and idle sellers
-        split = class_equilibria(c, terms, labels=lab, within_class=True, tol=tol)
-        if _verified_production(split) or (
-            split.diagnostics.get("found") and not eq.diagnostics.get("found")
-        ):
-            eq = split
+    if not _verified_production(eq) and not within_class:
+        # try harder: the first a sellers of one class produce, every other seller idle (cheap at any
+        # size: the grid spans the producing part only); then, on enumerable grids, every split
+        lone = [
+            tuple(a if i == k else 0 for i in range(n_cls))
+            for k in range(n_cls)
+            for a in range(1, _size(lab, k))
+        ]
+        tries: list[dict[str, Any]] = [{"supports": lone}]
+        if grid <= REFINE_LIMIT:
+            tries.append({"within_class": True})
+        for extra in tries:
+            split = class_equilibria(c, terms, labels=lab, tol=tol, **extra)
+            if _verified_production(split) or (
+                split.diagnostics.get("found") and not eq.diagnostics.get("found")
+            ):
+                eq = split
+            if _verified_production(eq):
+                break
     if engine == "auto" and c.size <= GENERAL_FALLBACK:
         # small markets: the general engine's candidates as well (a support can hold several
         # equilibria, and each engine's starts find some of them); one selection over both
@@ -535,6 +557,10 @@ def _union(a: SellerEquilibria, b: SellerEquilibria, costs: FloatArray) -> Selle
 
 def _lists(eq: SellerEquilibria) -> tuple[list[FloatArray], list[FloatArray], list[float]]:
     return list(eq.profiles), list(eq.payoffs), list(eq.regrets)
+
+
+def _size(labels: IntArray, k: int) -> int:
+    return int(np.sum(labels == k))
 
 
 def _verified_production(eq: SellerEquilibria) -> bool:
