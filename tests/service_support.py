@@ -71,6 +71,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
         yield url
 
 
+@contextmanager
+def served_with(
+    backend: str, tmp_path: Any, adapters: dict[str, str]
+) -> Iterator[tuple[str, LiveServer, httpx.Client]]:
+    """A fresh database of ``backend``, the service on it with extra ``adapters`` (kind -> reference),
+    thread executor, 64 kB upload limit: ``(url, server, admin client)``."""
+    from datamarket.service.app import create_app
+    from datamarket.service.uploads import UploadLimits
+
+    with fresh_database(backend, tmp_path) as url:
+        app = create_app(
+            url, admin_key=ADMIN, executor="thread", limits=UploadLimits(max_bytes=64_000), adapters=adapters
+        )
+        with LiveServer(app) as srv, srv.client() as admin:
+            yield url, srv, admin
+
+
 @pytest.fixture
 def live(db_url: str) -> Iterator[LiveServer]:
     """The service on ``db_url`` under uvicorn: thread executor, 64 kB upload limit."""

@@ -12,16 +12,12 @@ from typing import Any
 
 import pytest
 
-from datamarket.service.app import create_app
-from datamarket.service.uploads import UploadLimits
 from tests.service_support import (
-    ADMIN,
     BACKENDS,
     UNCERTIFIED,
     UNCERTIFIED_REF,
-    LiveServer,
     audit,
-    fresh_database,
+    served_with,
     setup_broker,
     wait_round,
 )
@@ -29,16 +25,8 @@ from tests.service_support import (
 
 @pytest.fixture(params=BACKENDS)
 def served(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    with fresh_database(request.param, tmp_path) as url:
-        app = create_app(
-            url,
-            admin_key=ADMIN,
-            executor="thread",
-            limits=UploadLimits(max_bytes=64_000),
-            adapters={"uncertified_broker": UNCERTIFIED_REF},
-        )
-        with LiveServer(app) as srv, srv.client() as admin:
-            yield url, srv, admin
+    with served_with(request.param, tmp_path, {"uncertified_broker": UNCERTIFIED_REF}) as world:
+        yield world
 
 
 def test_a_round_whose_certificate_fails_books_nothing(served: Any) -> None:

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import pytest
 
-from datamarket.service.app import create_app
-from datamarket.service.uploads import UploadLimits
 from tests.service_support import (
-    ADMIN,
     BACKENDS,
     FLAKY_REF,
-    LiveServer,
     audit,
-    fresh_database,
     race_concurrent_retries,
     race_retry_vs_new_round,
+    served_with,
 )
 
 MARKETS = 5
@@ -31,16 +27,8 @@ CLEAN = {"double_booked": [], "booked_not_cleared": [], "cleared_not_booked": []
 
 @pytest.fixture(params=BACKENDS)
 def served(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-def]
-    with fresh_database(request.param, tmp_path) as url:
-        app = create_app(
-            url,
-            admin_key=ADMIN,
-            executor="thread",
-            limits=UploadLimits(max_bytes=64_000),
-            adapters={"flaky_broker": FLAKY_REF},
-        )
-        with LiveServer(app) as srv, srv.client() as admin:
-            yield url, srv, admin
+    with served_with(request.param, tmp_path, {"flaky_broker": FLAKY_REF}) as world:
+        yield world
 
 
 def test_retry_racing_a_new_round_books_once(served) -> None:  # type: ignore[no-untyped-def]

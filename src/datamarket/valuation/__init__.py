@@ -13,6 +13,7 @@ from datamarket.valuation.exact import (
     exact_shapley,
     leave_one_out,
     shapley_from_table,
+    subset_shapley,
     value_table,
 )
 from datamarket.valuation.games import CoalitionGame, FunctionGame, MemoCache, TableGame, members, to_mask
@@ -76,6 +77,7 @@ __all__ = [
     "resolve_backend",
     "shapley_from_table",
     "stratified_semivalue",
+    "subset_shapley",
     "to_mask",
     "value_table",
 ]

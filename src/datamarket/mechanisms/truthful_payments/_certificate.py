@@ -61,6 +61,7 @@ from datamarket.mechanisms.truthful_payments._rules import (
     myerson_quad,
     social_cost,
 )
+from datamarket.valuation import subset_shapley
 
 EPS = float(np.finfo(np.float64).eps)
 SAFETY = 8.0  # the constant of the standard forward-error bounds (Higham 2002, Thms 3.1 and 10.4)
@@ -76,26 +77,6 @@ TELESCOPING = ("exact", "permutation_rank_one")  # estimators whose values sum t
 def fp_tol(terms: float, scale: float, cond: float = 1.0) -> float:
     """``SAFETY * terms * cond * eps * max(1, scale)`` (module docstring)."""
     return SAFETY * max(1.0, float(terms)) * float(cond) * EPS * max(1.0, float(scale))
-
-
-def subset_shapley(table: FloatArray) -> FloatArray:
-    r"""Shapley values from a value table (``table[mask]``) by the subset formula, sums by ``math.fsum``.
-
-    :math:`\phi_i = \sum_{S \not\ni i} \frac{|S|!(n-|S|-1)!}{n!}(v(S\cup i) - v(S))`.
-
-    >>> subset_shapley(np.array([0.0, 1.0, 2.0, 4.0])).tolist()
-    [1.5, 2.5]
-    """
-    table = np.asarray(table, dtype=np.float64)
-    n = int(table.shape[0]).bit_length() - 1
-    masks = np.arange(1 << n, dtype=np.int64)
-    size = np.array([bin(int(m)).count("1") for m in masks])
-    weight = np.array([math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n) for k in range(n)])
-    out = np.empty(n)
-    for i in range(n):
-        without = masks[(masks >> i & 1) == 0]
-        out[i] = math.fsum((weight[size[without]] * (table[without | (1 << i)] - table[without])).tolist())
-    return out
 
 
 @dataclass(frozen=True)
