@@ -301,83 +301,9 @@ def run(config: Config) -> ScenarioResult:
     market = config.market()
     opts: dict[str, Any] = {"seed": config.seed, "engine": config.engine, "within_class": config.within_class}
     a = analyse(market, config.model, **opts)
-    groups = list(market.groups)
-    fields = {
-        "reserve_prices": a.reserve_prices.tolist(),
-        "rho": a.rho.tolist(),
-        "thresholds": a.thresholds.tolist(),
-        "baseline": a.baseline.to_dict(groups),
-        "intervention": a.intervention.to_dict(groups),
-        "utility_ratios": a.utility_ratios,
-        "backfire": a.backfire,
-    }
     b, f = a.baseline, a.intervention
-    kg = market.costs @ market.gamma if market.gamma is not None else np.zeros(1)
-    fields["price_of_fairness"] = a.price_of_fairness
-    fields["kappa_gamma"] = np.asarray(kg).tolist()
-    fields["tau_H_max"] = a.intervention_threshold
-    fields["equilibria"] = {
-        "baseline": b.n_equilibria,
-        "intervention": f.n_equilibria,
-        "selection": SELECTION_RULE[config.model],
-    }
-    fields["payments"] = {"baseline": b.payments.tolist(), "intervention": f.payments.tolist()}
-    fields["best_response_regrets"] = (
-        best_response_regrets(a.certificate, market)
-        if config.model == "shapley_nash"
-        else _regrets(market, b, f)
-    )
-    tables: dict[str, list[dict[str, Any]]] = {
-        "groups": [
-            {
-                "group": g,
-                "reserve_price": float(a.reserve_prices[k]),
-                "rho": float(a.rho[k]),
-                "tau": float(a.thresholds[k]),
-                "gamma": float(config.gamma[k]),
-                "baseline_total": float(b.total[k]),
-                "intervention_total": float(f.total[k]),
-            }
-            for k, g in enumerate(groups)
-        ],
-        "summary": [
-            {
-                "model": config.model,
-                "baseline_forms": b.forms,
-                "intervention_forms": f.forms,
-                "backfire": a.backfire,
-                "kappa_gamma_max": float(np.max(kg)),
-                "tau_H_max": a.intervention_threshold,
-                "ur_marketplace": a.utility_ratios["marketplace"],
-                "price_of_fairness": a.price_of_fairness,
-                "fully_forming": fully_forming(b),
-                "equilibria_baseline": b.n_equilibria,
-                "equilibria_intervention": f.n_equilibria,
-            }
-        ],
-        "sellers": [
-            {
-                "seller": s,
-                "baseline_utility": float(b.utilities.sellers[j]),
-                "intervention_utility": float(f.utilities.sellers[j]),
-                "ur": a.utility_ratios["sellers"][j],
-            }
-            for j, s in enumerate(market.sellers)
-        ],
-        "buyers": [
-            {
-                "buyer": name,
-                "baseline_utility": float(b.utilities.buyers[i]),
-                "intervention_utility": float(f.utilities.buyers[i]),
-                "ur": a.utility_ratios["buyers"][i],
-            }
-            for i, name in enumerate(market.buyers)
-        ],
-    }
-    if market.identical_curves:
-        g_star, t_star = optimal_gamma(a.rho, market.curve)
-        tables["summary"][0]["gamma_maximising_tau"] = [float(x) for x in g_star]
-        tables["summary"][0]["tau_max_over_gamma"] = t_star
+    fields = _fields(config, market, a)
+    tables = _tables(config, market, a)
     fields["summary"] = dict(tables["summary"][0])
     tables["summary"] = [
         {"quantity": k, "value": v if not isinstance(v, list) else ", ".join(repr(x) for x in v)}
@@ -389,18 +315,7 @@ def run(config: Config) -> ScenarioResult:
 
         raise InvalidMarketError("growth", f"buyer counts must be <= {market.shape[1]}")
     growth = growth_sequence(market, sizes, config.model, **opts, solved=(b, f))
-    tables["growth"] = [
-        {
-            "n_buyers": r["n_buyers"],
-            "baseline_forms": r["baseline_forms"],
-            "intervention_forms": r["intervention_forms"],
-            "ur_marketplace": r["ur_marketplace"],
-            "ur_sellers_mean": float(np.nanmean(r["ur_sellers"]))
-            if np.isfinite(r["ur_sellers"]).any()
-            else float("nan"),
-        }
-        for r in growth
-    ]
+    tables["growth"] = [_growth_row(r) for r in growth]
     fields["growth"] = [
         {**row, "ur_sellers": np.asarray(r["ur_sellers"]).tolist()}
         for row, r in zip(tables["growth"], growth, strict=True)
@@ -422,6 +337,102 @@ def run(config: Config) -> ScenarioResult:
         reason=_reason(a, growth),
         certificate=a.certificate.merge([_growth_check(growth)]),
     )
+
+
+def _fields(config: Config, market: BalancedMarket, a: Any) -> dict[str, Any]:
+    """The kind's JSON fields from the analysis (the module docstring lists them)."""
+    b, f = a.baseline, a.intervention
+    groups = list(market.groups)
+    kg = market.costs @ market.gamma if market.gamma is not None else np.zeros(1)
+    return {
+        "reserve_prices": a.reserve_prices.tolist(),
+        "rho": a.rho.tolist(),
+        "thresholds": a.thresholds.tolist(),
+        "baseline": b.to_dict(groups),
+        "intervention": f.to_dict(groups),
+        "utility_ratios": a.utility_ratios,
+        "backfire": a.backfire,
+        "price_of_fairness": a.price_of_fairness,
+        "kappa_gamma": np.asarray(kg).tolist(),
+        "tau_H_max": a.intervention_threshold,
+        "equilibria": {
+            "baseline": b.n_equilibria,
+            "intervention": f.n_equilibria,
+            "selection": SELECTION_RULE[config.model],
+        },
+        "payments": {"baseline": b.payments.tolist(), "intervention": f.payments.tolist()},
+        "best_response_regrets": (
+            best_response_regrets(a.certificate, market)
+            if config.model == "shapley_nash"
+            else _regrets(market, b, f)
+        ),
+    }
+
+
+def _tables(config: Config, market: BalancedMarket, a: Any) -> dict[str, list[dict[str, Any]]]:
+    """The groups, summary (one row, reshaped by ``run``), sellers and buyers tables."""
+    b, f = a.baseline, a.intervention
+    kg = market.costs @ market.gamma if market.gamma is not None else np.zeros(1)
+    summary: dict[str, Any] = {
+        "model": config.model,
+        "baseline_forms": b.forms,
+        "intervention_forms": f.forms,
+        "backfire": a.backfire,
+        "kappa_gamma_max": float(np.max(kg)),
+        "tau_H_max": a.intervention_threshold,
+        "ur_marketplace": a.utility_ratios["marketplace"],
+        "price_of_fairness": a.price_of_fairness,
+        "fully_forming": fully_forming(b),
+        "equilibria_baseline": b.n_equilibria,
+        "equilibria_intervention": f.n_equilibria,
+    }
+    if market.identical_curves:
+        g_star, t_star = optimal_gamma(a.rho, market.curve)
+        summary["gamma_maximising_tau"] = [float(x) for x in g_star]
+        summary["tau_max_over_gamma"] = t_star
+    groups = [
+        {
+            "group": g,
+            "reserve_price": float(a.reserve_prices[k]),
+            "rho": float(a.rho[k]),
+            "tau": float(a.thresholds[k]),
+            "gamma": float(config.gamma[k]),
+            "baseline_total": float(b.total[k]),
+            "intervention_total": float(f.total[k]),
+        }
+        for k, g in enumerate(market.groups)
+    ]
+    return {
+        "groups": groups,
+        "summary": [summary],
+        "sellers": _utility_rows(
+            "seller", market.sellers, b.utilities.sellers, f.utilities.sellers, a, "sellers"
+        ),
+        "buyers": _utility_rows("buyer", market.buyers, b.utilities.buyers, f.utilities.buyers, a, "buyers"),
+    }
+
+
+def _utility_rows(key: str, names: Any, base: Any, interv: Any, a: Any, side: str) -> list[dict[str, Any]]:
+    return [
+        {
+            key: name,
+            "baseline_utility": float(base[i]),
+            "intervention_utility": float(interv[i]),
+            "ur": a.utility_ratios[side][i],
+        }
+        for i, name in enumerate(names)
+    ]
+
+
+def _growth_row(r: dict[str, Any]) -> dict[str, Any]:
+    ur = np.asarray(r["ur_sellers"], dtype=float)
+    return {
+        "n_buyers": r["n_buyers"],
+        "baseline_forms": r["baseline_forms"],
+        "intervention_forms": r["intervention_forms"],
+        "ur_marketplace": r["ur_marketplace"],
+        "ur_sellers_mean": float(np.nanmean(ur)) if np.isfinite(ur).any() else float("nan"),
+    }
 
 
 def _reason(a: Any, growth: list[dict[str, Any]]) -> str | None:

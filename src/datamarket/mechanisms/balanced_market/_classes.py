@@ -229,81 +229,104 @@ def class_equilibria(
     the smallest regret as evidence, ``diagnostics["found"] == 0`` and its regret in ``regrets``.
     """
     c = np.asarray(costs, dtype=np.float64)
-    m = c.size
     lab = seller_classes(c) if labels is None else np.asarray(labels, dtype=np.int64)
-    n_cls = int(lab.max()) + 1
-    members = [np.flatnonzero(lab == k) for k in range(n_cls)]
-    cls_cost = np.array([c[idx[0]] for idx in members])
-    if any(np.any(c[idx] != cls_cost[k]) for k, idx in enumerate(members)):
-        raise InvalidMarketError("labels", "sellers of one class must have equal costs")
-    cls_count = np.array([idx.size for idx in members], dtype=np.int64)
-    if n_cls > MAX_CLASSES:
-        raise InvalidMarketError(
-            "engine",
-            f"{n_cls} seller classes: the class engine enumerates 2^classes supports (at most {MAX_CLASSES})",
-        )
+    members, cls_cost, cls_count = _classes_of(c, lab)
     terms = merge_terms(terms)
-    diag = {"classes": n_cls, "supports": 0, "candidates": 0, "refined": 0}
+    diag = {"classes": len(members), "supports": 0, "candidates": 0, "refined": 0}
     if terms.empty:
-        z = np.zeros(m)
+        z = np.zeros(c.size)
         return SellerEquilibria((z,), (z.copy(),), (0.0,), diag)
     lone = Coalitions(np.zeros(1), np.ones(1))
     mono = np.array([best_response(lone, float(k), terms).quantity for k in cls_cost])
-    kept: list[FloatArray] = []
-    pays: list[FloatArray] = []
-    regs: list[float] = []
-    checked: list[FloatArray] = []
-
-    def check(parts: Parts, part_members: list[IntArray]) -> bool:
-        x = _expand(parts, part_members, m)
-        if np.any(x < 0) or (
-            checked
-            and bool(np.any(np.all(np.abs(x - np.array(checked)) <= 1e-11 + 1e-9 * np.abs(checked), axis=1)))
-        ):
-            return False  # a duplicate within np.allclose(x, k, rtol=1e-9, atol=1e-11) of a checked one
-        checked.append(x)
-        verdict = _verify(parts, terms, tol)
-        if verdict is not None:
-            kept.append(x)
-            pays.append(_expand(Parts(parts.cost, parts.count, verdict[0]), part_members, m))
-            regs.append(verdict[1])
-        return verdict is not None
-
+    found = _Verified(c.size, terms, tol)
     grid_size = math.prod(int(k) + 1 for k in cls_count)
-    splits = _splits(cls_count, 1, within_class)
-    if within_class or math.prod(int(k) + 1 for k in cls_count) <= SPLIT_LIMIT:
-        splits = sorted(set(splits) | set(_splits(cls_count, 2, within_class)), key=lambda a: (-sum(a), a))
-    if supports is not None:
-        splits = sorted(
-            {tuple(int(v) for v in a) for a in supports} - {(0,) * n_cls}, key=lambda a: (-sum(a), a)
-        )
+    splits = _search_supports(cls_count, within_class, supports)
     for n_act, group in itertools.groupby(splits, key=sum):
-        if not within_class and any(int(np.sum(x > 0)) > n_act for x in kept):
+        if not within_class and any(int(np.sum(x > 0)) > n_act for x in found.kept):
             break  # more producing sellers rank first (selection rule): fewer cannot be selected
         for split in group:
             diag["supports"] += 1
             large = grid_size > ibr_limit
             for parts, part_members in _support_candidates(split, members, cls_cost, mono, terms, large):
                 diag["candidates"] += 1
-                if check(parts, part_members) and large:
+                if found.check(parts, part_members) and large:
                     break  # large markets: one equilibrium per support (the symmetric start first)
-    if (within_class or not any(x.sum() > 0 for x in kept)) and grid_size <= ibr_limit:
+    if (within_class or not found.producing) and grid_size <= ibr_limit:
         # FOC kinks can stop MINPACK: iterated best response over the parts from the joint start (the
         # general engine's IBR), polished by the FOC
-        whole = Parts(cls_cost, cls_count, np.maximum(mono, float(terms.knots.min())) / m)
+        whole = Parts(cls_cost, cls_count, np.maximum(mono, float(terms.knots.min())) / c.size)
         ibr = _part_ibr(whole, terms, max_sweeps)
         if ibr is not None:
             polished = _solve(ibr, terms) if np.any(ibr.quantity > 0) else None
             diag["candidates"] += 1
-            check(polished if polished is not None else ibr, members)
-    if not any(x.sum() > 0 for x in kept):
-        _refined_search(members, cls_cost, mono, terms, checked, check, diag, refine_limit)
-    if not any(x.sum() > 0 for x in kept):
-        check(Parts(cls_cost, cls_count, np.zeros(n_cls)), members)
-    eq = select_equilibria(kept, pays, regs, c, diag)
-    if not kept:
-        return _with_evidence(eq, checked, c, terms)
+            found.check(polished if polished is not None else ibr, members)
+    if not found.producing:
+        _refined_search(members, cls_cost, mono, terms, found.checked, found.check, diag, refine_limit)
+    if not found.producing:
+        found.check(Parts(cls_cost, cls_count, np.zeros(len(members))), members)
+    eq = select_equilibria(found.kept, found.pays, found.regs, c, diag)
+    if not found.kept:
+        return _with_evidence(eq, found.checked, c, terms)
     return eq
+
+
+def _classes_of(c: FloatArray, lab: IntArray) -> tuple[list[IntArray], FloatArray, IntArray]:
+    """Members, cost and size of each class (step 1), validated."""
+    n_cls = int(lab.max()) + 1
+    members = [np.flatnonzero(lab == k) for k in range(n_cls)]
+    cls_cost = np.array([c[idx[0]] for idx in members])
+    if any(np.any(c[idx] != cls_cost[k]) for k, idx in enumerate(members)):
+        raise InvalidMarketError("labels", "sellers of one class must have equal costs")
+    if n_cls > MAX_CLASSES:
+        raise InvalidMarketError(
+            "engine",
+            f"{n_cls} seller classes: the class engine enumerates 2^classes supports (at most {MAX_CLASSES})",
+        )
+    return members, cls_cost, np.array([idx.size for idx in members], dtype=np.int64)
+
+
+def _search_supports(
+    cls_count: IntArray, within_class: bool, supports: Sequence[tuple[int, ...]] | None
+) -> list[tuple[int, ...]]:
+    """The supports of step 2 (or the given ones), more producing sellers first."""
+    if supports is not None:
+        chosen = {tuple(int(v) for v in a) for a in supports} - {(0,) * cls_count.size}
+        return sorted(chosen, key=lambda a: (-sum(a), a))
+    splits = _splits(cls_count, 1, within_class)
+    if within_class or math.prod(int(k) + 1 for k in cls_count) <= SPLIT_LIMIT:
+        splits = sorted(set(splits) | set(_splits(cls_count, 2, within_class)), key=lambda a: (-sum(a), a))
+    return splits
+
+
+class _Verified:
+    """The candidates checked so far (step 4) and those that passed: profiles, payoffs, regrets."""
+
+    def __init__(self, m: int, terms: Terms, tol: float) -> None:
+        self.m, self.terms, self.tol = m, terms, tol
+        self.kept: list[FloatArray] = []
+        self.pays: list[FloatArray] = []
+        self.regs: list[float] = []
+        self.checked: list[FloatArray] = []
+
+    @property
+    def producing(self) -> bool:
+        return any(x.sum() > 0 for x in self.kept)
+
+    def check(self, parts: Parts, part_members: list[IntArray]) -> bool:
+        """Verify a candidate unless it duplicates a checked one (``np.allclose``, rtol 1e-9, atol 1e-11)."""
+        x = _expand(parts, part_members, self.m)
+        seen = np.array(self.checked)
+        if np.any(x < 0) or (
+            self.checked and bool(np.any(np.all(np.abs(x - seen) <= 1e-11 + 1e-9 * np.abs(seen), axis=1)))
+        ):
+            return False
+        self.checked.append(x)
+        verdict = _verify(parts, self.terms, self.tol)
+        if verdict is not None:
+            self.kept.append(x)
+            self.pays.append(_expand(Parts(parts.cost, parts.count, verdict[0]), part_members, self.m))
+            self.regs.append(verdict[1])
+        return verdict is not None
 
 
 def _refinements(members: list[IntArray], limit: int) -> Iterator[list[IntArray]]:
