@@ -1,4 +1,5 @@
-"""Benchmark: the balanced market's exact Shapley-Nash model (paper 000) vs the code before the class engine.
+"""Benchmark: the balanced market's exact Shapley-Nash model (Chaintreau et al.) vs the code before the
+class engine.
 
 Baseline: the ``src`` tree of commit ``01f4c7f`` (the last commit before the class engine), extracted
 with ``git archive`` into a temporary directory and run in a subprocess with ``PYTHONPATH`` pointing

@@ -1,4 +1,4 @@
-"""Benchmark: exact ordered-item pricing for the broker (paper 003, Chen, Clinton, Kandasamy).
+"""Benchmark: exact ordered-item pricing for the broker (Chen, Clinton, Kandasamy).
 
 Run as ``.venv/bin/python benchmarks/broker_pricing.py [--quick]``. Five buyers with the
 valuations (Sec. 2.6: thresholds ``1[e <= t]``, ``exp(-e^2)``, ``exp(-e / tau)`` and scaled versions),

@@ -1,4 +1,4 @@
-"""Benchmark: all four payment rules for every seller of a mean-estimation market (paper 001 Sec. 6.1).
+"""Benchmark: all four payment rules for every seller of a mean-estimation market (Fan et al., Sec. 6.1).
 
 Market: 1 buyer, S = 200 sellers, dimension 10 (seeded). Rules: LOO (1), Shapley (8) by Monte Carlo
 over the same ``R`` permutations, Myerson (9), VCG (10).

@@ -46,12 +46,12 @@ def monotone_games(draw: st.DrawFn, min_players: int = 1, max_players: int = 6) 
     return TableGame(table.astype(np.float64))
 
 
-# --- truthful payments (paper 001) ---------------------------------------------------------------------
+# --- truthful payments (Fan et al.) ---------------------------------------------------------------------
 @st.composite
 def mean_estimation_markets(
     draw: st.DrawFn, max_buyers: int = 2, min_sellers: int = 2, max_sellers: int = 4, max_dim: int = 4
 ) -> tuple[object, np.ndarray]:
-    """A mean-estimation market (paper 001 eq. 21) and non-negative costs: (market, costs)."""
+    """A mean-estimation market (Fan et al., eq. 21) and non-negative costs: (market, costs)."""
     from datamarket.mechanisms.truthful_payments import MeanEstimationMarket
 
     nb = draw(st.integers(1, max_buyers))
@@ -72,7 +72,7 @@ def mean_estimation_markets(
 def data_mixture_markets(
     draw: st.DrawFn, min_sellers: int = 2, max_sellers: int = 4, negative_t: bool = False
 ) -> tuple[object, np.ndarray]:
-    """A data-mixture market (paper 001 eq. 23) with distinct t and positive costs: (market, costs)."""
+    """A data-mixture market (Fan et al., eq. 23) with distinct t and positive costs: (market, costs)."""
     from datamarket.mechanisms.truthful_payments import DataMixtureMarket
 
     ns = draw(st.integers(min_sellers, max_sellers))
@@ -88,10 +88,10 @@ def data_mixture_markets(
     return DataMixtureMarket(b, k, t), costs
 
 
-# -- balanced_market (paper 000) -------------------------------------------------------------------
+# -- balanced_market (Chaintreau et al.) -------------------------------------------------------------------
 @st.composite
 def learning_curves(draw: st.DrawFn) -> tuple[float, float, float]:
-    """(Z, alpha, beta) of a learning curve G(n) = (Z - alpha n^-beta)_+ (paper 000, eq. 2)."""
+    """(Z, alpha, beta) of a learning curve G(n) = (Z - alpha n^-beta)_+ (Chaintreau et al., eq. 2)."""
     return (
         draw(st.floats(0.5, 2.0)),
         draw(st.floats(0.2, 3.0)),
@@ -128,7 +128,7 @@ def quasi_symmetric_markets(
     }
 
 
-# --- broker / ordered-item pricing (paper 003) -------------------------------------------------------
+# --- broker / ordered-item pricing (Chen et al.) -------------------------------------------------------
 @st.composite
 def value_tables(draw: st.DrawFn, max_buyers: int = 3, max_n: int = 4) -> np.ndarray:
     """Buyers' data valuations ``v[j, m]``: non-decreasing in m, in [0, 1], ``v[:, 0] = 0``."""
@@ -150,7 +150,7 @@ def single_crossing_tables(draw: st.DrawFn, max_buyers: int = 4, max_n: int = 8)
 
 
 # --------------------------------------------------------------------------------------------------
-# competing buyers (paper 002): small markets of sources and separable-estimator buyers
+# competing buyers (Westenbroek et al.): small markets of sources and separable-estimator buyers
 # --------------------------------------------------------------------------------------------------
 @st.composite
 def competing_markets(
@@ -211,7 +211,7 @@ def competing_markets(
     )
 
 
-# -- collaborative market (paper 004) ---------------------------------------------------------------
+# -- collaborative market (Ohrimenko et al.) ---------------------------------------------------------------
 unit_floats = st.floats(min_value=0.0, max_value=1.0, allow_nan=False, allow_infinity=False)
 
 
@@ -230,7 +230,8 @@ def payment_divisions(draw: st.DrawFn, max_parties: int = 8) -> tuple[np.ndarray
 def supermodular_gain_markets(
     draw: st.DrawFn, min_parties: int = 2, max_parties: int = 4
 ) -> tuple[np.ndarray, float]:
-    """Idealised markets of paper 004 Sec. 2 at party level: ``G(S) = (sum_{j in S} w_j / sum w)^p`` with
+    """Idealised markets of Ohrimenko et al., Sec. 2 at party level: ``G(S) = (sum_{j in S} w_j / sum w)^p``
+    with
     ``p >= 1``: monotone (ii), supermodular including at the empty set (iii), bounded by 1 (iv). Returns
     the positive weights ``w`` and the exponent ``p``; replication invariance (i) is imposed by
     evaluating ``G`` on the set of distinct parties."""
@@ -242,7 +243,7 @@ def supermodular_gain_markets(
 
 @st.composite
 def broker_markets(draw: st.DrawFn, max_buyers: int = 3):
-    """Small broker markets (paper 003): 1-3 buyers of the paper's valuation families, 2-3 contributors
+    """Small broker markets (Chen et al.): 1-3 buyers of the paper's valuation families, 2-3 contributors
     with costs >= 0.1 (so that Algorithm 1 searches at most 30 sample sizes)."""
     from datamarket.mechanisms.broker import BrokerMarket
     from datamarket.pricing.valuations import Exponential, Gaussian, Threshold
@@ -280,7 +281,8 @@ def quantity_games(draw: st.DrawFn, min_players: int = 1, max_players: int = 8, 
 
 @st.composite
 def heterogeneous_balanced_markets(draw: st.DrawFn, max_sellers: int = 3, max_buyers: int = 3) -> dict:
-    """General markets of paper 000 (Prop. 4.1 setting): per-buyer-and-group curves, per-seller costs."""
+    """General markets of Chaintreau et al. (Prop. 4.1 setting): per-buyer-and-group curves, per-seller
+    costs."""
     g = draw(st.integers(1, 2))
     n = draw(st.integers(1, max_buyers))
     m = draw(st.integers(1, max_sellers))

@@ -378,7 +378,7 @@ def test_grid_foc_is_the_part_atoms_system(curves, counts, n_zero, z, costs) -> 
 
 def test_symmetric_root_is_the_closed_form() -> None:
     """GridFoc.symmetric_root for one class of M sellers (one curve, rho = 1) is the symmetric closed
-    form y_S (paper 000, the symmetric Shapley-Nash quantity) to 1e-10 (brentq to 1e-14 in log y)."""
+    form y_S (Chaintreau et al., the symmetric Shapley-Nash quantity) to 1e-10 (brentq to 1e-14 in log y)."""
     from datamarket.learning.curves import LearningCurve
     from datamarket.mechanisms.balanced_market import symmetric_shapley_quantity
 

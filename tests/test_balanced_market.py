@@ -1,4 +1,4 @@
-"""Mechanics, empirical rounds and the ``balanced_market`` scenario (paper 000)."""
+"""Mechanics, empirical rounds and the ``balanced_market`` scenario (Chaintreau et al.)."""
 
 import numpy as np
 import pytest

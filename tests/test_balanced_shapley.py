@@ -1,4 +1,4 @@
-"""Exact Shapley-Nash model of paper 000 (seller payoff (49)/(53), exact symmetric and asymmetric
+"""Exact Shapley-Nash model of Chaintreau et al. (seller payoff (49)/(53), exact symmetric and asymmetric
 equilibria, Example A.1): reference numbers,
 global best response vs dense grids, symmetric closed form vs equilibrium search."""
 

@@ -1,4 +1,5 @@
-"""Paper 000's theorems (as corrected on the errata page) as property tests over quasi-symmetric markets,
+"""Chaintreau et al.'s theorems (as corrected on the errata page) as property tests over quasi-symmetric
+markets,
 and closed forms vs numerical optimisation."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Broker mechanism M* and Algorithm 1 (paper 003: Chen, Clinton, Kandasamy, Algorithms 1-2)."""
+"""Broker mechanism M* and Algorithm 1 (Chen, Clinton, Kandasamy, Algorithms 1-2)."""
 
 import numpy as np
 import pytest

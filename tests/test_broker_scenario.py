@@ -1,4 +1,4 @@
-"""Scenario kind ``broker`` and its figures (paper 003)."""
+"""Scenario kind ``broker`` and its figures (Chen et al.)."""
 
 import json
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Certificate of the broker family (paper 003: Chen, Clinton & Kandasamy, Algorithms 1-2, M*).
+"""Certificate of the broker family (Chen, Clinton & Kandasamy, Algorithms 1-2, M*).
 
 The property tests compare :func:`certify_broker` with an independent brute force on tiny markets:
 envy recomputed option by option in plain Python, and OPT of eq. (3) by enumerating every allocation in

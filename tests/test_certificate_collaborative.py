@@ -1,4 +1,4 @@
-"""Certificates of the collaborative market (paper 004: Ohrimenko, Tople, Tschiatschek, arXiv:1911.09052).
+"""Certificates of the collaborative market (Ohrimenko, Tople, Tschiatschek, arXiv:1911.09052).
 
 The property tests clear rounds on small generated markets (2 to 4 parties, two Gaussian classes in
 2-d, the 1-nearest-neighbour learner: its predictions do not depend on the order of the training rows,

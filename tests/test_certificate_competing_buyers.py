@@ -1,4 +1,4 @@
-"""Certificate of the competing-buyers equilibrium (paper 002): residuals vs independent brute force.
+"""Certificate of the competing-buyers equilibrium (Westenbroek et al.): residuals vs independent brute force.
 
 Oracles, each independent of the certificate's own path:
 

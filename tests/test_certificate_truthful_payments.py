@@ -1,4 +1,4 @@
-"""Certificates of truthful payments (paper 001: Fan, Rotello, Karimireddy, arXiv:2504.05563).
+"""Certificates of truthful payments (Fan, Rotello, Karimireddy, arXiv:2504.05563).
 
 The property tests compare every certified claim with a brute force written here: coalition values
 from the means by ``numpy.linalg.solve`` (LU, not the Cholesky paths of the library) on the

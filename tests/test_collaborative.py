@@ -1,4 +1,4 @@
-"""Collaborative ML market (paper 004: Ohrimenko, Tople, Tschiatschek).
+"""Collaborative ML market (Ohrimenko, Tople, Tschiatschek).
 
 Theory tests run on idealised gain functions (exact closed forms, Lemma 1 and Theorem 1 as
 hypothesis properties); market tests run on scikit-learn's digits with at most six parties (<= 63 fits).
@@ -82,7 +82,7 @@ def test_counterexample_market_c_closed_forms(k: int) -> None:
 
 @given(supermodular_gain_markets(), st.data())
 def test_lemma1_replica_marginal_bounded_by_improvement(market, data) -> None:
-    """Paper 004 Lemma 1: under (i) and (ii), if i' in S then v(S+i) - v(S) <= a_i."""
+    """Ohrimenko et al., Lemma 1: under (i) and (ii), if i' in S then v(S+i) - v(S) <= a_i."""
     w, p = market
     n = w.size
 
@@ -99,7 +99,7 @@ def test_lemma1_replica_marginal_bounded_by_improvement(market, data) -> None:
 
 @given(supermodular_gain_markets(), st.data())
 def test_theorem1_condition1_holds_for_supermodular_gains(market, data) -> None:
-    """Paper 004 Theorem 1 (k = 1): with (i)-(iv), including supermodularity at the empty set,
+    """Ohrimenko et al., Theorem 1 (k = 1): with (i)-(iv), including supermodularity at the empty set,
     a party gains nothing by adding a replica: t^R <= t."""
     w, p = market
     n = w.size
@@ -211,7 +211,7 @@ def test_zero_element_party_in_multitask_market() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_robustness_claim_single_task_digits_under_v(seed: int) -> None:
-    """Paper 004 Sec. 6.3 / Theorem 1 on market A (P1 digits 0, 8; P2 digits 2, 8; task
+    """Ohrimenko et al., Sec. 6.3 / Theorem 1 on market A (P1 digits 0, 8; P2 digits 2, 8; task
     {0, 2, 8}; the class-8 pool halved): with 0..4 replicas of either party the replicating group's net
     gain never exceeds its original one (the k-replica Condition 1)."""
     parties = digits_market([(0, 8), (2, 8)], (0, 2, 8), seed=seed, halve=(8,))
@@ -239,7 +239,7 @@ def test_counterexample_market_c_on_digits(seed: int) -> None:
 
 
 def test_data_selection_gives_zero_value_to_party_without_task_labels() -> None:
-    """Paper 004 Sec. 5 / : a party holding no digit of the task (P4: digits 4, 5; task {0,1,2,3}) has
+    """Ohrimenko et al., Sec. 5 / : a party holding no digit of the task (P4: digits 4, 5; task {0,1,2,3}) has
     |psi_hat(u)| < 0.01 and is dropped at tau = 0.01. Tolerance 0.01 from : its images can
     only move the LR boundaries, never add a task class, so its marginals are tiny but not exactly 0."""
     parties = digits_market([(0, 1), (1, 2), (2, 3), (4, 5), (3, 0)], (0, 1, 2, 3), seed=2)
@@ -349,7 +349,7 @@ def test_integer_sample_weight_equals_replicated_rows() -> None:
 
 
 def test_sample_level_selection_drops_mislabelled_points() -> None:
-    """Paper 004 Sec. 5 at sample level (truncated Monte Carlo): with 1-NN, two mislabelled training
+    """Ohrimenko et al., Sec. 5 at sample level (truncated Monte Carlo): with 1-NN, two mislabelled training
     points can
     only turn correct task predictions into wrong ones, so their Shapley values are negative and they are
     dropped at tau = 0, while the correctly labelled points are kept."""

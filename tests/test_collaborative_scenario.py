@@ -88,7 +88,7 @@ def test_quick_reproduce_writes_every_figure(tmp_path: Path) -> None:
 
 
 def test_party_fields_match_a_brute_force_v_market() -> None:
-    """Regression (review): JSON ``payout`` is the paper's payout b_i = a * share (paper 004 Sec. 4.1
+    """Regression (review): JSON ``payout`` is the paper's payout b_i = a * share (Ohrimenko et al., Sec. 4.1
     table), not the amount returned t_i; every party field is recomputed here by brute force: sklearn LR
     per coalition (concatenated data), v(S) = (|S|+1) G(S) - sum_j g_j, Shapley over all permutations."""
     from itertools import permutations

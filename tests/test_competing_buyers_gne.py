@@ -1,4 +1,4 @@
-"""Paper 002 (competing buyers): weights, Theorem 1 (GNE), Theorem 2 (social optimum, PoA).
+"""Westenbroek et al. (competing buyers): weights, Theorem 1 (GNE), Theorem 2 (social optimum, PoA).
 
 Oracles: the corrected Section IV closed forms, the Leontief system itself, Jacobi iteration, a
 numerical best response per buyer, and

@@ -1,4 +1,4 @@
-"""Paper 002 (competing buyers): Monte Carlo of the contracts, the scenario kind and the figures.
+"""Westenbroek et al. (competing buyers): Monte Carlo of the contracts, the scenario kind and the figures.
 
 Monte Carlo tolerances: CLT with z = 5 on the *exact* standard deviation of a payment
 (``datamarket.mechanisms._competing_simulation``; two-sided normal tail 5.7e-7 per comparison).

@@ -1,4 +1,4 @@
-"""Customised model training (paper 004 Sec. 5 eq. (2), corrected loss)."""
+"""Customised model training (Ohrimenko et al., Sec. 5 eq. (2), corrected loss)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def _overlap_market():
 
 
 def test_customised_model_is_better_on_own_task_than_on_others() -> None:
-    """Paper 004 Sec. 6.2 / Fig. 4 claim (): trained on all parties' data with the masked penalty
+    """Ohrimenko et al., Sec. 6.2 / Fig. 4 claim (): trained on all parties' data with the masked penalty
     at lambda = 1, each party's model keeps its own held-out task (>= 0.95) and is far worse on the task
     that shares no label with it; with lambda > 0 the accuracy on other tasks drops below the lambda = 0
     model's."""

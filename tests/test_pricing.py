@@ -1,4 +1,4 @@
-"""Ordered-item / envy-free pricing (paper 003 Sec. 2: Lemma 1, exact and approximate solvers)."""
+"""Ordered-item / envy-free pricing (Chen et al., Sec. 2: Lemma 1, exact and approximate solvers)."""
 
 import numpy as np
 import pytest

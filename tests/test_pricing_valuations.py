@@ -1,4 +1,4 @@
-"""Buyer valuations v^d(m) = E v^e(sigma |Z| / sqrt m) (paper 003 eqs. 6, 11)."""
+"""Buyer valuations v^d(m) = E v^e(sigma |Z| / sqrt m) (Chen et al., eqs. 6, 11)."""
 
 import numpy as np
 import pytest

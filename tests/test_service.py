@@ -99,7 +99,7 @@ def test_collaborative_round_end_to_end(live, db_url) -> None:  # type: ignore[n
         rid = done["id"]
         parties = done["outcome"]["participants"]
         assert {p["role"] for p in parties} == {"party"}
-        # strong budget balance of paper 004: fees in, payouts out, nothing left to the platform
+        # strong budget balance of Ohrimenko et al.: fees in, payouts out, nothing left to the platform
         assert abs(done["outcome"]["platform_take"]) < 1e-9
         assert _round_sums(db_url) == {rid: 0}
         for name, client in m["clients"].items():
@@ -265,7 +265,7 @@ def test_truthful_payments_round_end_to_end(live, db_url) -> None:  # type: igno
         done = wait_round(admin, admin.post(f"/markets/{mid}/rounds").json()["id"])
         assert done["status"] == "cleared", done["error"]
         rows = {p["name"]: p for p in done["outcome"]["participants"]}
-        # Myerson payments are seller-IR (paper 001, Theorem 4.1): payment >= reported cost x share
+        # Myerson payments are seller-IR (Fan et al., Theorem 4.1): payment >= reported cost x share
         for s in ("s1", "s2", "s3"):
             assert rows[s]["payments"] >= rows[s]["costs"] - 1e-9
         assert _round_sums(db_url) == {done["id"]: 0}
@@ -321,7 +321,8 @@ def test_balanced_market_round_end_to_end(live, db_url) -> None:  # type: ignore
         assert r.status_code == 422 and "groups [1]" in r.json()["detail"]
         done = wait_round(admin, admin.post(f"/markets/{mid}/rounds").json()["id"])
         assert done["status"] == "cleared", done["error"]
-        # Shapley division is efficient: revenue in, payments out, strong budget balance (paper 000, (7))
+        # Shapley division is efficient: revenue in, payments out, strong budget balance
+        # (Chaintreau et al., (7))
         assert abs(done["outcome"]["platform_take"]) < 1e-9
         assert _round_sums(db_url) == {done["id"]: 0}
         model = clients["b2"].get(f"/rounds/{done['id']}/models/{ids['b2']}").json()["deliverable"]
@@ -352,7 +353,8 @@ def test_competing_buyers_round_end_to_end(live, db_url) -> None:  # type: ignor
         assert done["status"] == "cleared", done["error"]
         assert _round_sums(db_url) == {done["id"]: 0}
         contracts = clients["src1"].get(f"/rounds/{done['id']}/models/{ids['src1']}").json()["deliverable"]
-        # paper 002 Section IV, with the parameters it leaves implicit (errata: Section IV's implicit
+        # Westenbroek et al., Section IV, with the parameters it leaves implicit (errata: Section IV's
+        # implicit
         # parameters): d_1 = 2.2222 for the sources at x = 0 and 1
         assert abs(contracts["contracts"]["buyer1"]["d"] - 20 / 9) < 1e-9
         assert clients["src2"].get(f"/rounds/{done['id']}/receipts/{ids['src1']}").status_code == 404

@@ -1,4 +1,4 @@
-"""Paper 001 (Fan, Rotello, Karimireddy): payment rules, markets and theorems as tests.
+"""Fan et al. (Fan, Rotello, Karimireddy): payment rules, markets and theorems as tests.
 
 Corrections to the printed paper are listed on the documentation's errata page.
 """

@@ -1,4 +1,4 @@
-"""Conventions of the truthful-payments implementation (paper 001) that the paper leaves open.
+"""Conventions of the truthful-payments implementation (Fan et al.) that the paper leaves open.
 
 Each test pins one convention an independent reference computation also assumes.
 """

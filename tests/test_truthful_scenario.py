@@ -1,4 +1,4 @@
-"""Scenario kind ``truthful_payments`` and its experiments (paper 001)."""
+"""Scenario kind ``truthful_payments`` and its experiments (Fan et al.)."""
 
 from __future__ import annotations
 

@@ -2,11 +2,11 @@
 
 The five papers check the same handful of properties (their abbreviations in brackets):
 
-* individual rationality of buyers (IRB, paper 003) and of sellers (IRC / seller IR, papers 001, 003):
-  no participant who reports truthfully ends with negative utility;
+* individual rationality of buyers (IRB, Chen et al.) and of sellers (IRC / seller IR, Fan et al. and
+  Chen et al.): no participant who reports truthfully ends with negative utility;
 * budget balance (BB): strong (platform take is zero) or weak (the platform never pays out of pocket);
-* envy-freeness (EFB, paper 003 Def. 2): no buyer prefers another option of the menu at its price;
-* incentive compatibility (ICC, paper 001 Def. 2, paper 003 Def. 4): no misreport improves utility.
+* envy-freeness (EFB, Chen et al., Def. 2): no buyer prefers another option of the menu at its price;
+* incentive compatibility (ICC, Fan et al., Def. 2, Chen et al., Def. 4): no misreport improves utility.
   Checked empirically by sweeping an agent's report over a grid (:func:`audit_incentive_compatibility`).
 
 Each audit returns an :class:`AuditResult` with the worst violation; the tolerance is explicit. An audit

@@ -4,7 +4,7 @@ Every mechanism family of the five papers maps onto the same vocabulary:
 
 * a **seller** (contributor, data source) is paid for data and may incur a cost;
 * a **buyer** pays a price for a model, an estimate or a prediction and values what it receives;
-* a **party** (paper 004's collaborative market) is both at once;
+* a **party** (Ohrimenko et al.'s collaborative market) is both at once;
 * the **platform** (marketplace, broker) keeps the difference ``sum(prices) - sum(payments)``.
 
 An :class:`Outcome` records, per participant, what was allocated, the price paid, the payment received,
@@ -61,7 +61,7 @@ class Role(StrEnum):
 
     BUYER = "buyer"
     SELLER = "seller"
-    PARTY = "party"  # both buyer and seller (paper 004)
+    PARTY = "party"  # both buyer and seller (Ohrimenko et al.)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Generic equilibrium tools: Leontief fixed-point systems and the price of anarchy.
 
-Family-specific equilibria live in their family's package (paper 000's market equilibria in
-:mod:`datamarket.mechanisms.balanced_market`, paper 002's generalized Nash equilibrium in
+Family-specific equilibria live in their family's package (Chaintreau et al.'s market equilibria in
+:mod:`datamarket.mechanisms.balanced_market`, Westenbroek et al.'s generalized Nash equilibrium in
 :mod:`datamarket.mechanisms.competing_buyers`); they build on these helpers.
 
 >>> price_of_anarchy(10.2, 10.0)

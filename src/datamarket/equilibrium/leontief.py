@@ -2,7 +2,8 @@ r"""Generic linear fixed-point tools for Leontief systems :math:`d = A d + \gamm
 
 A Leontief (input-output) system has the unique solution :math:`d = (I - A)^{-1}\gamma` when the spectral
 radius :math:`\rho(A) < 1`; the Jacobi iteration :math:`d \leftarrow A d + \gamma` then converges at
-geometric rate :math:`\rho(A)` and serves as an independent cross-check of the direct solve. Paper 002's
+geometric rate :math:`\rho(A)` and serves as an independent cross-check of the direct solve. Westenbroek et
+al.'s
 generalized Nash equilibrium (:mod:`datamarket.mechanisms.competing_buyers`, Westenbroek et al.,
 eqs. 25-26) is one such system.
 

@@ -1,4 +1,5 @@
-"""Figures for paper 000 (seed 0): the balanced online data market (``datamarket reproduce balanced_market``).
+"""Figures for Chaintreau et al. (seed 0): the balanced online data market
+(``datamarket reproduce balanced_market``).
 
 (a) ``quintic``: van der Waerden's quintic, Example A.1, solved through the general best-response
     condition (42) (x* = 1.1673039783).

@@ -1,4 +1,4 @@
-"""Figures for the broker marketplace of paper 003 (the paper has no numerical figures; these check its
+"""Figures for the broker marketplace of Chen et al. (the paper has no numerical figures; these check its
 claims on the default market of ``examples/broker.toml``, see ``docs/broker.md``).
 
 * ``pricing_curve``: the posted ordered-item curve ``q_{N+}`` with each buyer's valuation ``v_j(m)`` and

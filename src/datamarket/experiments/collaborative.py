@@ -1,4 +1,4 @@
-"""Figures of paper 004 (Ohrimenko et al.) on scikit-learn's bundled digits (adapted from MNIST).
+"""Figures of Ohrimenko et al. (Ohrimenko et al.) on scikit-learn's bundled digits (adapted from MNIST).
 
 * ``fig2_replicas`` (paper Fig. 2): party ``d`` holds 100 images of digit ``d``; the party of
   digit 0 (or 4) is replicated ``r`` times; accuracy of LR and of an MLP trained on the concatenation,

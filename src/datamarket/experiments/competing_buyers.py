@@ -1,4 +1,4 @@
-"""Figures of paper 002 (Westenbroek et al.), Section IV, and two the paper lacks.
+"""Figures of Westenbroek et al. (Westenbroek et al.), Section IV, and two the paper lacks.
 
 Section IV example with the paper's parameters: two sources at ``x1`` and ``x2 = 1`` with ``alpha = 1``,
 two identical buyers fitting a line (``phi = [x, 1]``) evaluated on ``U[-1, 1]``, ``delta = 0`` and
@@ -312,12 +312,14 @@ def _mark_undefined(ax: Any, x: np.ndarray, p: np.ndarray, color: str) -> None:
 
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("fig1_gamma", "Paper 002 Fig. 1: $\\gamma$ vs $x_1$", compute_gamma, plot_gamma, panels=2),
-    FigureSpec("fig2_xi", "Paper 002 Fig. 2: $\\xi$ vs $x_1$", compute_xi, plot_xi),
-    FigureSpec("fig3_d", "Paper 002 Fig. 3: equilibrium $d$ vs $x_1$", compute_d, plot_d, panels=2),
+    FigureSpec(
+        "fig1_gamma", "Westenbroek et al., Fig. 1: $\\gamma$ vs $x_1$", compute_gamma, plot_gamma, panels=2
+    ),
+    FigureSpec("fig2_xi", "Westenbroek et al., Fig. 2: $\\xi$ vs $x_1$", compute_xi, plot_xi),
+    FigureSpec("fig3_d", "Westenbroek et al., Fig. 3: equilibrium $d$ vs $x_1$", compute_d, plot_d, panels=2),
     FigureSpec(
         "fig4_poa",
-        "Paper 002 Fig. 4: price of anarchy vs $x_1$",
+        "Westenbroek et al., Fig. 4: price of anarchy vs $x_1$",
         compute_poa,
         plot_poa,
         panels=2,

@@ -1,4 +1,4 @@
-"""Figures 1-4 of paper 001 (Fan, Rotello, Karimireddy), recomputed correctly.
+"""Figures 1-4 of Fan et al. (Fan, Rotello, Karimireddy), recomputed correctly.
 
 * Figure 1: LOO and Shapley payments, the seller's cost, its utilities and the social cost vs its
   reported cost (true cost 5) on the documented 3-seller mean-estimation market

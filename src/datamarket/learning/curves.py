@@ -1,4 +1,4 @@
-r"""Parametric learning curves of paper 000 (seed 0), Definition 3.3.
+r"""Parametric learning curves of Chaintreau et al. (seed 0), Definition 3.3.
 
 .. math::
    \mathcal G(n) = (Z - \alpha n^{-\beta})_+ \quad (n > 0), \qquad \mathcal G(0) = 0     \tag{eq. 2}
@@ -50,7 +50,7 @@ def _positive(field: str, value: Any) -> float:
 
 
 def curve_value(n: ArrayLike, Z: ArrayLike, alpha: ArrayLike, beta: ArrayLike) -> FloatArray:
-    r"""Vectorised :math:`(Z - \alpha n^{-\beta})_+` with :math:`\mathcal G(0) = 0` (paper 000, eq. 2).
+    r"""Vectorised :math:`(Z - \alpha n^{-\beta})_+`, :math:`\mathcal G(0) = 0` (Chaintreau et al., eq. 2).
 
     Broadcasts over all arguments; ``n`` must be non-negative.
 
@@ -98,7 +98,7 @@ def c_k(K: float, Z: float, alpha: float, beta: float) -> float:
     r"""Threshold constant
     :math:`c(K) = \beta K Z^{(\beta+1)/\beta} / (\alpha^{1/\beta}(1+\beta K)^{(\beta+1)/\beta})`.
 
-    ``K = 1`` gives :math:`c_{\mathcal G}` of paper 000 eq. (19) in its simplified form.
+    ``K = 1`` gives :math:`c_{\mathcal G}` of Chaintreau et al., eq. (19) in its simplified form.
 
     >>> round(c_k(2.5, 1, 1, 1), 9), round(c_k(1.0, 5, 1 / 3, 3), 5)
     (0.204081633, 5.82606)
@@ -112,7 +112,7 @@ def c_k(K: float, Z: float, alpha: float, beta: float) -> float:
 
 @dataclass(frozen=True)
 class LearningCurve:
-    r"""The learning curve :math:`\mathcal G(n) = (Z - \alpha n^{-\beta})_+` (paper 000, Def. 3.3, eq. 2).
+    r"""Learning curve :math:`\mathcal G(n) = (Z - \alpha n^{-\beta})_+` (Chaintreau et al., Def. 3.3, eq. 2).
 
     Parameters
     ----------

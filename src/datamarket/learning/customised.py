@@ -1,4 +1,4 @@
-r"""Customised model training (paper 004, Ohrimenko et al., Sec. 5, eq. (2)), as corrected.
+r"""Customised model training (Ohrimenko et al., Sec. 5, eq. (2)), as corrected.
 
 Party :math:`i` should get a model that is good on its own task and poor on the others' tasks, so that
 it cannot profit from submitting a task other than its own (Sec. 3.1, "validation-task honesty").
@@ -191,7 +191,7 @@ class _CustomisedBase:
 
 
 class CustomisedLogisticRegression(_CustomisedBase):
-    """Multinomial logistic regression with the customisation penalty (paper 004 eq. (2), corrected).
+    """Multinomial logistic regression with the customisation penalty (Ohrimenko et al., eq. (2), corrected).
 
     ``fit(X, y, penalty_sets=[(Xv, yv), ...], own_labels=None)``: ``penalty_sets`` are the other parties'
     validation tasks; ``own_labels`` the party's task labels (for ``mask_own_labels``; default the

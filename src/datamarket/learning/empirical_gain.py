@@ -1,6 +1,7 @@
-r"""Empirical gain functions: the accuracy a model trained on allocated samples achieves (paper 000).
+r"""Empirical gain functions: the accuracy a model trained on allocated samples achieves (Chaintreau et al.).
 
-Paper 000 models a buyer's gain by a learning curve :math:`\mathcal G_{i,g}(x_g)` (eq. 2) of the number of
+Chaintreau et al. models a buyer's gain by a learning curve :math:`\mathcal G_{i,g}(x_g)` (eq. 2) of the
+number of
 samples of group :math:`g` allocated to its task (zero inter-group transfer, Assumption 3.1, eq. 1). The
 empirical gain replaces the curve by the real thing: a scikit-learn classifier is trained on the
 allocated samples *of group g only* and scored (accuracy) on the buyer's labelled test data for group g.

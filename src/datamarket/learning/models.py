@@ -1,8 +1,8 @@
-r"""scikit-learn model utilities for the collaborative market (paper 004, Ohrimenko et al.).
+r"""scikit-learn model utilities for the collaborative market (Ohrimenko et al.).
 
 The market needs a learner :math:`\mathcal{M}(\cdot)` that maps a training multiset to a classifier
 and a gain :math:`\mathcal{G}(\mathcal{V}, \mathcal{M})`, the accuracy on a validation task
-(paper 004, Sec. 2):
+(Ohrimenko et al., Sec. 2):
 
 .. math::
    \mathcal{G}(\mathcal{V}, \mathcal{M}) = \frac{1}{|\mathcal{V}|}
@@ -65,13 +65,14 @@ class ModelSpec:
     Parameters
     ----------
     kind : ``"logreg"`` (multinomial logistic regression, lbfgs), ``"mlp"`` (one hidden layer, Adam)
-        or ``"knn1"`` (1-nearest neighbour; satisfies the replication invariance (i) of paper 004 Sec. 2
+        or ``"knn1"`` (1-nearest neighbour; satisfies the replication invariance (i) of Ohrimenko et al.,
+        Sec. 2
         exactly).
     C : inverse L2 strength of logistic regression (scikit-learn's sum-of-losses scaling).
     max_iter, tol : optimiser budget. Small values make the ``2^M`` coalition fits cheap; results stay
         deterministic because every fit starts from the same point (no warm starts).
     hidden : hidden-layer width of the MLP (the paper uses 500).
-    alpha, learning_rate : MLP L2 penalty and Adam step (paper 004 Sec. 6.1: 1e-4 and 1e-2).
+    alpha, learning_rate : MLP L2 penalty and Adam step (Ohrimenko et al., Sec. 6.1: 1e-4 and 1e-2).
     random_state : seed of the MLP's initialisation (fixed, so the learner is deterministic).
     """
 
@@ -165,7 +166,8 @@ def fit_model(
 
 
 def accuracy(model: Classifier | None, x: NDArray[np.float64], y: NDArray[Any]) -> float:
-    """Gain :math:`\\mathcal{G}(\\mathcal{V}, \\mathcal{M})` (paper 004 Sec. 2): accuracy on ``(x, y)``;
+    """Gain :math:`\\mathcal{G}(\\mathcal{V}, \\mathcal{M})` (Ohrimenko et al., Sec. 2): accuracy on ``(x,
+    y)``;
     0 for no model."""
     if model is None:
         return 0.0
@@ -176,7 +178,7 @@ def accuracy(model: Classifier | None, x: NDArray[np.float64], y: NDArray[Any]) 
 
 
 def accuracy_by_label(model: Classifier, x: NDArray[np.float64], y: NDArray[Any]) -> dict[Any, float]:
-    """Per-label accuracy (paper 004 Fig. 2 reports digits 0 and 4 separately).
+    """Per-label accuracy (Ohrimenko et al., Fig. 2 reports digits 0 and 4 separately).
 
     >>> m = ConstantClassifier(0)
     >>> accuracy_by_label(m, np.zeros((3, 1)), np.array([0, 1, 1]))

@@ -214,7 +214,7 @@ def outcome_postings(outcome: Outcome, scale: int = 100) -> list[Posting]:
     """The balanced postings of one round: buyer debits, seller credits and the platform take.
 
     Every participant with a non-zero price is debited it (memo ``price``), every one with a non-zero
-    payment credited it (memo ``payment``; a party of paper 004 may have both), and the platform books
+    payment credited it (memo ``payment``; a party of Ohrimenko et al. may have both), and the platform books
     ``sum(prices) - sum(payments)`` (memo ``platform take``). Amounts are converted together by
     :func:`largest_remainder` with total zero, so ``sum(p.amount_minor for p in postings) == 0``.
     Postings that round to zero minor units are dropped.

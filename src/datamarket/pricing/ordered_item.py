@@ -1,4 +1,4 @@
-r"""Envy-free pricing through ordered-item pricing (paper 003, Chen, Clinton & Kandasamy, Sec. 2.1-2.3).
+r"""Envy-free pricing through ordered-item pricing (Chen, Clinton & Kandasamy, Sec. 2.1-2.3).
 
 Buyers ``j`` have non-decreasing data valuations ``v_j: {0..N} -> [0, 1]`` with ``v_j(0) = 0``, given as a
 table ``values[j, m]``. An envy-free scheme ``(m_j, p_j)`` satisfies IRB ``v_j(m_j) - p_j >= 0`` and EFB

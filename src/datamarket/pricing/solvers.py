@@ -1,4 +1,4 @@
-r"""More ordered-item pricing solvers (paper 003 Sec. 2.2): E2, E3 and approximations.
+r"""More ordered-item pricing solvers (Chen et al., Sec. 2.2): E2, E3 and approximations.
 
 * :func:`solve_milp` (E2, exact, any valuations): binaries ``x_{j,m}`` (one-hot allocation) and prices
   ``p_j in [0, 1]`` with ``sum_m x_jm = 1``, IRB ``sum_m v_j(m) x_jm - p_j >= 0`` and EFB

@@ -1,4 +1,4 @@
-r"""Buyer valuations of data for normal mean estimation (paper 003, Chen, Clinton & Kandasamy, Sec. 3).
+r"""Buyer valuations of data for normal mean estimation (Chen, Clinton & Kandasamy, Sec. 3).
 
 A buyer values its *estimation error* ``e`` through a non-increasing error valuation
 :math:`v^e: \mathbb{R}_+ \to [0, 1]`. With ``m`` i.i.d. points from :math:`N(\mu, \sigma^2)` the sample

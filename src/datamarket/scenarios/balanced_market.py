@@ -1,4 +1,4 @@
-"""Scenario kind ``balanced_market``: paper 000's online data market and the balance intervention.
+"""Scenario kind ``balanced_market``: Chaintreau et al.'s online data market and the balance intervention.
 
 JSON fields (public interface): ``reserve_prices``, ``rho``, ``thresholds`` (per-group participation
 thresholds: tau_g = rho_g c_G of Claim 4.1 with one shared learning curve; with per-buyer curves the general
@@ -52,7 +52,7 @@ from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictMod
 
 
 class CurveConfig(StrictModel):
-    """Learning curve G(n) = (Z - alpha n^-beta)_+ (paper 000, eq. 2); all parameters > 0."""
+    """Learning curve G(n) = (Z - alpha n^-beta)_+ (Chaintreau et al., eq. 2); all parameters > 0."""
 
     Z: PositiveFloat = Field(
         default=1.0,

@@ -1,4 +1,4 @@
-"""Scenario kind ``broker``: the mean-estimation broker of paper 003 (Algorithms 1 and 2, M*).
+"""Scenario kind ``broker``: the mean-estimation broker of Chen et al. (Algorithms 1 and 2, M*).
 
 JSON fields (public interface): ``n_plus``, ``allocations`` (m+ per buyer), ``prices`` (q+ per buyer),
 ``opt_profit`` (OPT, eq. 3), ``mechanism_profit`` (W, the expected profit of M*), ``collection`` (N*_i

@@ -1,4 +1,4 @@
-r"""Scenario kind ``collaborative``: the collaborative ML market of paper 004 on scikit-learn's digits.
+r"""Scenario kind ``collaborative``: the collaborative ML market of Ohrimenko et al. on scikit-learn's digits.
 
 A file lists ``[[parties]]``, each with the ``digits`` it holds (training data) and, for the multi-task
 market (``characteristic = "w"``), its own ``task`` digits; a single-task market (``"u"``, ``"v"``) gives
@@ -8,7 +8,7 @@ features scaled to [0, 1]), split per class with the scenario's seed: ``train_fr
 validation. An optional ``[replication]`` table runs the replication attack of one party.
 
 JSON fields (public interface): ``parties`` (list of {``name``, ``fee``, ``gain``, ``payout``, ``net``,
-``share``}: fee :math:`A_i`, gain :math:`a_i`, payout :math:`b_i = \mathbf{a}\hat\psi_i` (paper 004
+``share``}: fee :math:`A_i`, gain :math:`a_i`, payout :math:`b_i = \mathbf{a}\hat\psi_i` (Ohrimenko et al.,
 Sec. 4.1 "payout :math:`b_i`"), net :math:`t_i - A_i = b_i - a_i`, normalised Shapley share; the
 amount returned :math:`t_i = A_i + \text{net}` is in the ``parties`` table), ``characteristic``,
 ``balance_residual``, ``replication`` (with ``[replication]``: {``replicas``, ``combined_net``,

@@ -1,4 +1,4 @@
-"""Scenario kind ``competing_buyers``: buyers competing for effort-averse sources (paper 002).
+"""Scenario kind ``competing_buyers``: buyers competing for effort-averse sources (Westenbroek et al.).
 
 A scenario lists the sources (location, ``effort_alpha``), the buyers (estimator, evaluation
 distribution ``F_j``, conversion ``eta``, optional share ``theta`` of each source's effort cost),
@@ -418,7 +418,7 @@ def run(config: Config) -> ScenarioResult:
         outcome = market_outcome(an)
         audits = {
             k: v for k, v in audit_outcome(outcome, tol=1e-9).items() if k != "ir_buyer"
-        }  # buyers have no money value in paper 002: IR of buyers is not a property here
+        }  # buyers have no money value in Westenbroek et al.: IR of buyers is not a property here
         ic = audit_incentive_compatibility(ic_probes(an), tol=1e-9)
         audits[ic.property.value] = ic
     return ScenarioResult(

@@ -1,4 +1,4 @@
-"""Scenario kind ``truthful_payments``: LOO, Shapley, Myerson and VCG payments (paper 001).
+"""Scenario kind ``truthful_payments``: LOO, Shapley, Myerson and VCG payments (Fan et al.).
 
 A file names true cost factors ``costs`` and exactly one market table: ``[mean_estimation]`` (eqs.
 (21)-(22): ``buyer_means``, ``seller_means`` and either ``variances`` -- total variance of each seller's
@@ -49,7 +49,7 @@ Rule = Literal["loo", "shapley", "myerson", "vcg"]
 
 
 class MeanEstimationConfig(StrictModel):
-    """Mean-estimation market (paper 001 Sec. 6.1)."""
+    """Mean-estimation market (Fan et al., Sec. 6.1)."""
 
     buyer_means: list[list[float]] = Field(
         min_length=1,
@@ -80,7 +80,7 @@ class MeanEstimationConfig(StrictModel):
 
 
 class DataMixtureConfig(StrictModel):
-    """Data-mixture market (paper 001 Sec. 6.2): L_i(w) = b_i + k_i exp(t_i.w), each row on the simplex.
+    """Data-mixture market (Fan et al., Sec. 6.2): L_i(w) = b_i + k_i exp(t_i.w), each row on the simplex.
 
     One buyer (the paper): scalars ``b``, ``k`` and ``t`` a list with one entry per seller. Several
     buyers: ``t`` a list of such lists (one per buyer) and ``b``, ``k`` scalars (shared) or one per buyer.

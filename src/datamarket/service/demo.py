@@ -4,9 +4,9 @@ Starts the app (:func:`~datamarket.service.app.create_app`) under uvicorn on 127
 a background thread) against a temporary SQLite file, then, as an operator and several participants
 talking HTTP (httpx):
 
-1. a **broker** market (paper 003): two buyers bid, two contributors report costs, read the plan
+1. a **broker** market (Chen et al.): two buyers bid, two contributors report costs, read the plan
    (``N*_i``), upload their points as CSV; the operator clears a round;
-2. a **collaborative** market (paper 004): three parties upload training data (CSV), one uploads the
+2. a **collaborative** market (Ohrimenko et al.): three parties upload training data (CSV), one uploads the
    shared validation task; the operator clears a round;
 
 polls each round until it is cleared, collects every receipt, verifies the hash-chained ledger and

@@ -13,7 +13,7 @@ Algorithm
 2. For each player, gather the table at all masks without the player and with it and contract the
    marginal contributions with the size weights, in vectorised numpy. No coalition is evaluated twice.
 
-Leave-one-out: :math:`\mathrm{LOO}_i = v(N) - v(N \setminus \{i\})` (paper 001, eq. 1).
+Leave-one-out: :math:`\mathrm{LOO}_i = v(N) - v(N \setminus \{i\})` (Fan et al., eq. 1).
 Banzhaf: :math:`\beta_i = 2^{-(M-1)} \sum_{S \not\ni i} (v(S\cup i) - v(S))`.
 """
 
@@ -229,7 +229,7 @@ def leave_one_out(
     backend: Any = None,
     progress: Callable[[ProgressInfo], None] | None = None,
 ) -> ValuationResult:
-    """Leave-one-out values ``v(N) - v(N \\ {i})`` with ``M + 1`` evaluations (paper 001, eq. 1).
+    """Leave-one-out values ``v(N) - v(N \\ {i})`` with ``M + 1`` evaluations (Fan et al., eq. 1).
 
     >>> from datamarket.valuation.games import FunctionGame
     >>> leave_one_out(FunctionGame(lambda s: float(len(s) >= 2), 3)).values.tolist()

@@ -2,7 +2,7 @@ r"""The data-valuation game: a model trained on a coalition's pooled data, score
 
 For sellers :math:`1..M` with datasets :math:`D_1..D_M`, a learning algorithm :math:`A` and a test set,
 the characteristic function is the test score of the model trained on the pooled data
-(Ghorbani & Zou 2019, "Data Shapley", eq. 1; paper 001's utility of a coalition):
+(Ghorbani & Zou 2019, "Data Shapley", eq. 1; Fan et al.'s utility of a coalition):
 
 .. math::
    v(S) = \mathrm{score}\bigl(A(\textstyle\bigcup_{j \in S} D_j);\ D_{\mathrm{test}}\bigr),

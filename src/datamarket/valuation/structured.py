@@ -1,7 +1,7 @@
 r"""Exact Shapley values of quantity games by dynamic programming (no enumeration of ``2^M`` coalitions).
 
 A *quantity game* values a coalition by its total quantity: :math:`v(T) = f(\sum_{j \in T} q_j)` with
-non-negative integers :math:`q_j` (paper 000's learning-curve markets,
+non-negative integers :math:`q_j` (Chaintreau et al.'s learning-curve markets,
 :math:`v_g(T) = \rho_g G_g(\sum_{j\in T} x_{j,g})`, the balanced market of Chaintreau, Maio and Ziani,
 WWW 2025). Grouped games :math:`v = \sum_g v_g` split by linearity of the Shapley value (Shapley 1953,
 axiom of additivity).

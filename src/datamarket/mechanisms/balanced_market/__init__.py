@@ -1,4 +1,5 @@
-r"""Online data market with Shapley revenue division and a demographic-balance intervention (paper 000).
+r"""Online data market with Shapley revenue division and a demographic-balance intervention
+(Chaintreau et al.).
 
 Paper: "The Cost of Balanced Training-Data Production in an Online Data Market". :math:`M` sellers with
 unit costs :math:`\kappa_g` produce samples of demographic groups :math:`g`; buyers with values of

@@ -1,4 +1,4 @@
-r"""Sellers in classes: the Shapley-Nash game of paper 000 over class counts.
+r"""Sellers in classes: the Shapley-Nash game of Chaintreau et al. over class counts.
 
 Real online data markets have many sellers of a few kinds. Sellers with identical parameters (the same
 unit-cost row; the buyers' curves are common to all sellers) form a *class*. In a profile where every

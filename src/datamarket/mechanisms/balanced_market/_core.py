@@ -1,4 +1,4 @@
-r"""Market type, reserve prices, revenue terms and settlement of paper 000's market.
+r"""Market type, reserve prices, revenue terms and settlement of Chaintreau et al.'s market.
 
 Private helpers of :mod:`datamarket.mechanisms.balanced_market._equilibrium` (the public facade): the market
 (:class:`BalancedMarket`), the marketplace's best response (Fact 4.2), the per-group and
@@ -40,7 +40,7 @@ def validate_gamma(gamma: ArrayLike, n_groups: int, field_name: str = "gamma") -
 
 @dataclass(frozen=True)
 class BalancedMarket:
-    """A market of paper 000: buyers' values and curves, sellers' costs, optional target ``gamma``.
+    """A market of Chaintreau et al.: buyers' values and curves, sellers' costs, optional target ``gamma``.
 
     Attributes
     ----------

@@ -1,4 +1,4 @@
-r"""Equilibria of the online data market with a demographic-balance intervention (paper 000).
+r"""Equilibria of the online data market with a demographic-balance intervention (Chaintreau et al.).
 
 Paper: A. Chaintreau, R. Maio, J. Ziani, "The Cost of Balanced Training-Data Production in an Online Data
 Market", WWW 2025, arXiv:2501.19294 (equation numbers are the paper's own). Where the paper is wrong or

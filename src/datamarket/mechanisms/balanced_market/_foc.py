@@ -1,4 +1,4 @@
-r"""First-order conditions (42) of paper 000's Shapley game with an analytic Jacobian.
+r"""First-order conditions (42) of Chaintreau et al.'s Shapley game with an analytic Jacobian.
 
 Private helper of :mod:`datamarket.mechanisms.balanced_market._shapley` (general engine) and
 :mod:`datamarket.mechanisms.balanced_market._classes` (class engine): a FOC system is a list of equations, one

@@ -1,4 +1,5 @@
-r"""Online data market with Shapley revenue division and a demographic-balance intervention (paper 000).
+r"""Online data market with Shapley revenue division and a demographic-balance intervention
+(Chaintreau et al.).
 
 Paper: A. Chaintreau, R. Maio, J. Ziani, "The Cost of Balanced Training-Data Production in an Online Data
 Market", WWW 2025, arXiv:2501.19294. Equilibria live in :mod:`._equilibrium`; this module runs the market
@@ -59,7 +60,7 @@ from datamarket.mechanisms.balanced_market._equilibrium import (
 from datamarket.valuation import FunctionGame, exact_shapley, to_mask
 
 FloatArray = NDArray[np.float64]
-PAPER = "000: The Cost of Balanced Training-Data Production in an Online Data Market"
+PAPER = "Chaintreau, Maio, Ziani: The Cost of Balanced Training-Data Production in an Online Data Market"
 
 
 # -- curve-based mechanics -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-r"""Closed forms of paper 000 in the quasi-symmetric setting: the "paper model".
+r"""Closed forms of Chaintreau et al. in the quasi-symmetric setting: the "paper model".
 
 All functions are pure and take the potential economic values :math:`\rho_g` (eq. 14), the common unit
 costs :math:`\kappa_g`, the common learning curve :math:`(Z, \alpha, \beta)` and, for the intervention,

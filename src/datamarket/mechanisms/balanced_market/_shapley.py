@@ -1,4 +1,4 @@
-r"""Exact Shapley-Nash model of paper 000: the sellers' game under the Shapley rule (7).
+r"""Exact Shapley-Nash model of Chaintreau et al.: the sellers' game under the Shapley rule (7).
 
 Every seller decision in the balanced market reduces to one scalar :math:`s_j \ge 0` per independent
 sub-game: the samples of one group in the baseline (the baseline is separable across groups)

@@ -1,4 +1,4 @@
-r"""Broker marketplace for normal mean estimation (paper 003).
+r"""Broker marketplace for normal mean estimation (Chen et al.).
 
 Paper: Chen, Clinton and Kandasamy, "Incentivizing Truthful Data Contributions in a Marketplace for Mean
 Estimation". Buyers value ``m`` points through :math:`v_j(m) = E\,v^e_j(\sigma|Z|/\sqrt m)` (eqs. 6, 11);

@@ -1,4 +1,4 @@
-"""Algorithm 1 of paper 003 (profit-optimal envy-free pricing with non-strategic contributors).
+"""Algorithm 1 of Chen et al. (profit-optimal envy-free pricing with non-strategic contributors).
 
 Line numbers refer to the paper's Algorithm 1:
 

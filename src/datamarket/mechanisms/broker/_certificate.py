@@ -1,4 +1,4 @@
-r"""Certificate of a broker round (paper 003: Chen, Clinton & Kandasamy, arXiv:2502.16052).
+r"""Certificate of a broker round (Chen, Clinton & Kandasamy, arXiv:2502.16052).
 
 :func:`certify_broker` checks every claim a planned (and settled) round of mechanism M* makes, each by a
 path independent of the one that produced it where one exists (:mod:`datamarket.core.certificates`):

@@ -1,4 +1,4 @@
-"""Declared guarantees of paper 003's two mechanisms (the shared contract test runs them).
+"""Declared guarantees of Chen et al.'s two mechanisms (the shared contract test runs them).
 
 Kept apart from :mod:`._market` so that the simulation harness (:mod:`._simulation`, which backs M*'s IC
 probes) can import the market without an import cycle: ``_guarantees -> _simulation -> _market``.

@@ -1,4 +1,4 @@
-r"""Broker marketplace for normal mean estimation (paper 003: Chen, Clinton & Kandasamy, "Incentivizing
+r"""Broker marketplace for normal mean estimation (Chen, Clinton & Kandasamy, "Incentivizing
 Truthful Data Contributions in a Marketplace for Mean Estimation", arXiv:2502.16052).
 
 Buyers ``j in B`` value data through ``v_j(m) = E v^e_j(sigma |Z| / sqrt m)`` (eqs. 6, 11;
@@ -72,7 +72,7 @@ from datamarket.mechanisms.broker._algorithm import Algorithm1Result, algorithm1
 from datamarket.pricing.valuations import Valuation, valuation_table
 
 FloatArray = NDArray[np.float64]
-PAPER = "Chen, Clinton & Kandasamy: Incentivizing Truthful Data Contributions (paper 003)"
+PAPER = "Chen, Clinton, Kandasamy: Incentivizing Truthful Data Contributions (mean estimation)"
 #: Largest data range floor(|B|/c_1) accepted (the valuation table has this many columns).
 MAX_N = 100_000
 #: Accepted noise scales: ``sigma^2`` and ``d_i = c_i N*_i^2 / sigma^2`` stay finite and non-zero.

@@ -1,4 +1,4 @@
-r"""Strategic simulation of mechanism M* (paper 003 Sec. 3, Thm 5.1).
+r"""Strategic simulation of mechanism M* (Chen et al., Sec. 3, Thm 5.1).
 
 A contributor's strategy is ``(n_i, f_i)``: collect ``n_i`` points of ``N(mu, sigma^2)`` at cost
 ``c_i n_i`` and submit ``Y_i = f_i(X_i)``. The harness plays one of the two paid contributors' deviations

@@ -1,4 +1,4 @@
-r"""Collaborative ML market with replication-robust payments (paper 004).
+r"""Collaborative ML market with replication-robust payments (Ohrimenko et al.).
 
 Paper: Ohrimenko, Tople and Tschiatschek, "Collaborative Machine Learning Markets with
 Data-Replication-Robust Payments". Every party is seller and buyer at once: it brings training data

@@ -1,4 +1,4 @@
-r"""Certificate of a collaborative round (paper 004: Ohrimenko, Tople, Tschiatschek, arXiv:1911.09052).
+r"""Certificate of a collaborative round (Ohrimenko, Tople, Tschiatschek, arXiv:1911.09052).
 
 What a :class:`~datamarket.mechanisms.collaborative.CollaborativeRound` claims, and the check of each
 claim (:mod:`datamarket.core.certificates`):

@@ -1,4 +1,4 @@
-"""Seeded splits of a labelled pool among parties (paper 004 Sec. 6 adapted to digits).
+"""Seeded splits of a labelled pool among parties (Ohrimenko et al., Sec. 6 adapted to digits).
 
 Pure functions on arrays: the caller loads the data (``sklearn.datasets.load_digits`` stands in for MNIST
 offline). Per class, the rows are shuffled with the seed and cut into a training pool, a validation pool

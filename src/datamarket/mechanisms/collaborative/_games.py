@@ -1,4 +1,4 @@
-r"""Coalition models and the characteristic functions u, v, w of paper 004 (Ohrimenko et al.).
+r"""Coalition models and the characteristic functions u, v, w of Ohrimenko et al. (Ohrimenko et al.).
 
 One model is fitted per distinct training multiset :math:`\oplus_{k \in S} X_k` and evaluated on every
 validation task, so that the gain table :math:`G[t, S] = \mathcal{G}(\mathcal{V}_t; \mathcal{M}_S)` serves
@@ -9,7 +9,7 @@ Canonical order: the training set of a coalition concatenates the parties' data 
 a content id (a hash of the data), so replicas and identical parties share the id and every coalition
 model is bit-identical whichever copy is in the coalition. Duplicates are kept (``⊕``).
 
-Characteristic functions (paper 004 Sec. 4.1, Sec. 4.2, Sec. 5), with :math:`g_j = \mathcal{G}(V_j;
+Characteristic functions (Ohrimenko et al., Sec. 4.1, Sec. 4.2, Sec. 5), with :math:`g_j = \mathcal{G}(V_j;
 \mathcal{M}(X_j))` the own-model gain and :math:`\mathcal{M}^i_S = \mathcal{M}_{S \cap D_i}`:
 
 .. math::
@@ -107,7 +107,7 @@ class GainEngine:
 
 
 class MarketGame(NamedPlayers):
-    """A characteristic function of paper 004 over the parties of one market (CoalitionGame protocol).
+    """A characteristic function of Ohrimenko et al. over the parties of one market (CoalitionGame protocol).
 
     Parameters
     ----------
@@ -192,7 +192,7 @@ def member_matrix(n_players: int) -> NDArray[np.bool_]:
 
 
 def v_table(gain: NDArray[np.float64], own_gain: NDArray[np.float64]) -> NDArray[np.float64]:
-    r"""Vectorised :math:`v` (paper 004 Sec. 4.1) on every mask from the task gains
+    r"""Vectorised :math:`v` (Ohrimenko et al., Sec. 4.1) on every mask from the task gains
     ``gain[mask]`` :math:`= \mathcal{G}(V; \mathcal{M}_S)` (``gain[0] = 0``).
 
     >>> v_table(np.array([0.0, 0.5, 0.5, 0.9]), np.array([0.5, 0.5])).round(12).tolist()
@@ -209,7 +209,7 @@ def v_table(gain: NDArray[np.float64], own_gain: NDArray[np.float64]) -> NDArray
 
 
 def w_table(gains: NDArray[np.float64], own_gain: NDArray[np.float64]) -> NDArray[np.float64]:
-    r"""Vectorised :math:`w` (paper 004 Sec. 4.2) from ``gains[i, mask]`` :math:`=
+    r"""Vectorised :math:`w` (Ohrimenko et al., Sec. 4.2) from ``gains[i, mask]`` :math:`=
     \mathcal{G}(V_i; \mathcal{M}^i_S)` (selection already applied; ``gains[:, 0] = 0``).
 
     >>> w_table(np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]]), np.array([1.0, 1.0])).tolist()
@@ -226,7 +226,7 @@ def w_table(gains: NDArray[np.float64], own_gain: NDArray[np.float64]) -> NDArra
 
 
 class SampleGame:
-    r"""Data points as players (paper 004 Sec. 5, "sample level").
+    r"""Data points as players (Ohrimenko et al., Sec. 5, "sample level").
 
     :math:`u(S) = \mathcal{G}(V; \mathcal{M}(\{x_j\}_{j \in S}))`, memoised by mask (masks are Python
     ints, so any number of samples works)."""

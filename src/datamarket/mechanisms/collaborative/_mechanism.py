@@ -1,4 +1,4 @@
-r"""Collaborative ML market with replication-robust payments (paper 004).
+r"""Collaborative ML market with replication-robust payments (Ohrimenko et al.).
 
 Ohrimenko, Tople, Tschiatschek, *Collaborative Machine Learning Markets with Data-Replication-Robust
 Payments* (arXiv:1911.09052), with the corrections listed below.
@@ -44,7 +44,8 @@ Deviations from the printed paper
   party :math:`j`.
 
 Outcome mapping: role PARTY for everybody; ``prices`` = fee :math:`A_i`, ``payments`` = amount returned
-:math:`t_i` (what the market pays back; the JSON ``payout`` is :math:`b_i`, paper 004 Sec. 4.1), ``values`` =
+:math:`t_i` (what the market pays back; the JSON ``payout`` is :math:`b_i`, Ohrimenko et al., Sec. 4.1),
+``values`` =
 gain :math:`a_i`, ``allocated`` = accuracy of the delivered model.
 The platform keeps :math:`\sum A_i - \sum t_i = \mathbf{a} - \sum b_i = 0` (strong budget balance).
 
@@ -295,7 +296,7 @@ def replicate(parties: Sequence[Party], index: int, k: int) -> list[Party]:
 
 @dataclass(frozen=True)
 class ReplicationReport:
-    r"""Replication attack of one party with ``k`` replicas (paper 004 Sec. 4.1).
+    r"""Replication attack of one party with ``k`` replicas (Ohrimenko et al., Sec. 4.1).
 
     ``original_net`` :math:`t = \hat\psi(i)\mathbf{a} - a_i`; ``combined_net`` :math:`t^R`, the summed net
     gain of the party and its replicas, measured; ``replicated_share`` :math:`\hat\psi^R(i)`; ``bound`` the
@@ -405,7 +406,8 @@ MECHANISMS: tuple[MechanismInfo, ...] = (
 
 @dataclass(frozen=True)
 class SampleSelection:
-    """Sample-level data selection (paper 004 Sec. 5): normalised values, standard errors, kept rows."""
+    """Sample-level data selection (Ohrimenko et al., Sec. 5): normalised values, standard errors, kept
+    rows."""
 
     share: NDArray[np.float64]
     stderr: NDArray[np.float64]
@@ -423,7 +425,7 @@ def select_samples(
     n_permutations: int = 100,
     truncation_tol: float = 0.0,
 ) -> SampleSelection:
-    r"""Sample-level training-data selection (paper 004 Sec. 5).
+    r"""Sample-level training-data selection (Ohrimenko et al., Sec. 5).
 
     Truncated Monte Carlo Shapley values (:func:`~datamarket.valuation.monte_carlo_shapley`, every
     player sampled in at least ``n_permutations`` permutations) of the data points of ``train`` for

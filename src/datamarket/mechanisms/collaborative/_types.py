@@ -1,4 +1,4 @@
-"""Domain values, payment maths and validation of the collaborative market (paper 004).
+"""Domain values, payment maths and validation of the collaborative market (Ohrimenko et al.).
 
 Split from :mod:`datamarket.mechanisms.collaborative` (which re-exports every public name here); see
 that module's docstring for the paper, the algorithm and the deviations.
@@ -117,7 +117,7 @@ class CollaborativeConfig:
 
 @dataclass(frozen=True)
 class PropertyCheck:
-    """A property of paper 004 checked on one round: ``holds`` and the worst violation."""
+    """A property of Ohrimenko et al. checked on one round: ``holds`` and the worst violation."""
 
     name: str
     holds: bool
@@ -170,7 +170,7 @@ class CollaborativeRound:
         r"""Per-party rows with the scenario's JSON names: name, fee, gain, payout, net, share.
 
         ``payout`` is :math:`b_i = \mathbf{a}\hat\psi_i`, the paper's word for it ("i obtains
-        :math:`\mathcal{M}_\mathbf{M}` and payout :math:`b_i`", paper 004 Sec. 4.1 and Sec. 4.2 table
+        :math:`\mathcal{M}_\mathbf{M}` and payout :math:`b_i`", Ohrimenko et al., Sec. 4.1 and Sec. 4.2 table
         "payout | :math:`b_i`"), not the amount returned :math:`t_i` (attribute ``payout`` of this class,
         which is ``fee + net``).
         """
@@ -189,7 +189,7 @@ class CollaborativeRound:
 
 # -- pure payment maths ----------------------------------------------------------------------------
 def normalise_shares(psi: NDArray[np.float64], *, clip: bool = False) -> NDArray[np.float64]:
-    r""":math:`\hat\psi_i = \psi_i / \sum_j \psi_j` (paper 004 Sec. 4.1 "normalized using 1/v(M)"),
+    r""":math:`\hat\psi_i = \psi_i / \sum_j \psi_j` (Ohrimenko et al., Sec. 4.1 "normalized using 1/v(M)"),
     ``1/M`` when the sum vanishes; with ``clip`` the zero-element guard, :math:`\max(\hat\psi,0)`
     renormalised.
 
@@ -215,7 +215,7 @@ def divide_payments(
     share: NDArray[np.float64],
     fee_constant: NDArray[np.float64] | float = 1.0,
 ) -> dict[str, NDArray[np.float64]]:
-    r"""Payment division of paper 004 Sec. 3 step 5 and Sec. 4.1.
+    r"""Payment division of Ohrimenko et al., Sec. 3 step 5 and Sec. 4.1.
 
     :math:`A_i = c_i(1 - g_i)`, :math:`a_i = c_i(G_i - g_i)`, :math:`b_i = \mathbf{a}\hat\psi_i` with
     :math:`\mathbf{a} = \sum a_i`, :math:`t_i = (A_i - a_i) + b_i`, net :math:`t_i - A_i`. Balance
@@ -328,7 +328,7 @@ def round_checks(
     residual: float,
     tol: float = 1e-9,
 ) -> dict[str, PropertyCheck]:
-    """Balance, symmetry, zero-element buyer and non-negative payouts (paper 004 Sec. 3.1, Sec. 4)."""
+    """Balance, symmetry, zero-element buyer and non-negative payouts (Ohrimenko et al., Sec. 3.1, Sec. 4)."""
     out = {
         "balance": PropertyCheck(
             "balance", residual <= tol, residual, "" if residual <= tol else "sum of net gains != 0"

@@ -1,4 +1,4 @@
-r"""Competing buyers and strategic, effort-averse data sources (paper 002).
+r"""Competing buyers and strategic, effort-averse data sources (Westenbroek et al.).
 
 Paper: Westenbroek, Dong, Ratliff and Sastry, "Statistical Estimation with Strategic Data Sources in
 Competitive Settings". Sources exert effort :math:`e_i` for reports with noise

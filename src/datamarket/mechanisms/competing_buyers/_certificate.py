@@ -1,4 +1,5 @@
-r"""Certificate of the competing-buyers equilibrium (paper 002), checked apart from the Leontief solve.
+r"""Certificate of the competing-buyers equilibrium (Westenbroek et al.), checked apart from the
+Leontief solve.
 
 Westenbroek, Dong, Ratliff and Sastry, "Statistical Estimation with Strategic Data Sources in
 Competitive Settings" (IEEE CDC 2017, arXiv:1704.01195); equation numbers are the paper's, as in

@@ -1,4 +1,4 @@
-r"""Generalized Nash equilibrium of buyers competing for effort-averse data sources (paper 002).
+r"""Generalized Nash equilibrium of buyers competing for effort-averse data sources (Westenbroek et al.).
 
 Westenbroek, Dong, Ratliff and Sastry, "Statistical Estimation with Strategic Data Sources in
 Competitive Settings" (equation numbers (1)-(31) are

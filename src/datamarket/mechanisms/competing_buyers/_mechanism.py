@@ -1,8 +1,9 @@
-r"""Competing buyers and strategic, effort-averse data sources (paper 002).
+r"""Competing buyers and strategic, effort-averse data sources (Westenbroek et al.).
 
 Westenbroek, Dong, Ratliff and Sastry, "Statistical Estimation with Strategic Data Sources in
 Competitive Settings" (IEEE CDC 2017, arXiv:1704.01195), with the corrections stated below. Parameter
-names are explicit (``effort_alpha``, ``competition``, ``eta``) because paper 000 uses alpha, beta, gamma
+names are explicit (``effort_alpha``, ``competition``, ``eta``) because Chaintreau et al. use alpha, beta,
+gamma
 for other things.
 
 Model (Section II)
@@ -66,7 +67,7 @@ from datamarket.mechanisms.competing_buyers._models import (
 )
 
 FloatArray = NDArray[np.float64]
-PAPER = "002: Westenbroek, Dong, Ratliff, Sastry - Statistical Estimation with Strategic Data Sources"
+PAPER = "Westenbroek, Dong, Ratliff, Sastry: Statistical Estimation with Strategic Data Sources"
 MECHANISM_NAME = "competing_buyers"
 
 

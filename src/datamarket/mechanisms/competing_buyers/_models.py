@@ -1,4 +1,4 @@
-r"""Separable estimators and evaluation distributions for the competing-buyers market (paper 002).
+r"""Separable estimators and evaluation distributions for the competing-buyers market (Westenbroek et al.).
 
 Assumption 3 of Westenbroek et al. asks for estimators whose integrated mean squared error is linear
 in the sources' variances, :math:`g_k(x, F, \sigma^2) = \sum_i h_k(x_i, x, F)\sigma_i^2`, :math:`h\ge0`.

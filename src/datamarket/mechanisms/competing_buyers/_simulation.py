@@ -1,4 +1,4 @@
-r"""Monte Carlo of the competing-buyers contracts (paper 002, eq. 8 and the text before (9)).
+r"""Monte Carlo of the competing-buyers contracts (Westenbroek et al., eq. 8 and the text before (9)).
 
 Sources draw reports under the equilibrium contracts, each buyer fits its leave-one-out estimator and
 pays :math:`p_i^k = c_i^k - d_i^k (y_i^k - \hat f^k_{-i}(x_i))^2`. Everything is vectorised over

@@ -1,4 +1,4 @@
-r"""Truthful payments to sellers with private costs: LOO, Shapley, Myerson, VCG (paper 001).
+r"""Truthful payments to sellers with private costs: LOO, Shapley, Myerson, VCG (Fan et al.).
 
 Paper: Fan, Rotello and Karimireddy, "From Fairness to Truthfulness: Rethinking Data Valuation Design".
 Buyers have losses :math:`l_i(W)`, sellers private cost factors :math:`c_j`; social cost (Def. 1)

@@ -1,4 +1,4 @@
-r"""Certificate of a truthful-payments result (paper 001: Fan, Rotello, Karimireddy, arXiv:2504.05563).
+r"""Certificate of a truthful-payments result (Fan, Rotello, Karimireddy, arXiv:2504.05563).
 
 What a :class:`~datamarket.mechanisms.truthful_payments.PaymentResult` claims, and the check of each
 claim (:mod:`datamarket.core.certificates`). Every check recomputes the claim by a second path that

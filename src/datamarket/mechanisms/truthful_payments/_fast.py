@@ -1,4 +1,4 @@
-r"""Closed forms and rank-one updates for the mean-estimation market (paper 001 Sec. 6.1).
+r"""Closed forms and rank-one updates for the mean-estimation market (Fan et al., Sec. 6.1).
 
 With :math:`M = G + N + A` (:math:`A = \mathrm{diag}(\hat c)`), :math:`H = M^{-1}` (one Cholesky
 factorisation), :math:`W = BH` and :math:`h = \mathrm{diag}(H)`, every payment of every seller follows

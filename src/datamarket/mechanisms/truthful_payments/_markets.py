@@ -1,4 +1,4 @@
-r"""Markets for the truthful-payment framework of paper 001 (Fan, Rotello, Karimireddy, Sec. 3 and Sec. 6).
+r"""Markets for the truthful-payment framework of Fan et al. (Fan, Rotello, Karimireddy, Sec. 3 and Sec. 6).
 
 A market fixes the buyers' losses :math:`l_i(W_{i,:})`, the sellers' cost shapes :math:`f_j(W_{:,j})` and
 the feasible domain :math:`\mathcal W`; the costs :math:`\hat c` are an argument, so that the payment
@@ -6,7 +6,7 @@ rules can re-solve the allocation at any report. Every market implements the sma
 :class:`TruthfulMarket`:
 
 * ``allocate(costs, coalition)`` -- :math:`W(\hat c) = \arg\min_{W\in\mathcal W} \sum_i l_i(W) +
-  \sum_j \hat c_j f_j(W)` (paper 001, eq. before Claim 1), with only the sellers of
+  \sum_j \hat c_j f_j(W)` (Fan et al., eq. before Claim 1), with only the sellers of
   ``coalition`` present (the others' columns are 0 and the domain is restricted to them,
   "seller removal is a reduced problem, never a large number");
 * ``losses(W)``, ``base_losses()`` (:math:`l_i(0)`) and ``cost_shapes(W)`` (:math:`f_j`).
@@ -101,7 +101,7 @@ def _spd_matrix(name: str, matrix: Any, n: int) -> FloatArray:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Mean-estimation market (paper 001, Sec. 6.1, eqs. (21)-(22))
+# Mean-estimation market (Fan et al., Sec. 6.1, eqs. (21)-(22))
 # ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MeanEstimationMarket:
@@ -205,7 +205,7 @@ class MeanEstimationMarket:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Data-mixture market (paper 001, Sec. 6.2, eqs. (23)-(24))
+# Data-mixture market (Fan et al., Sec. 6.2, eqs. (23)-(24))
 # ----------------------------------------------------------------------------------------------------
 def _simplex_qp(a: FloatArray, c: FloatArray) -> FloatArray:
     """``argmin sum c_j w_j^2 + a_j w_j`` over the simplex (exact active-set solve)."""

@@ -1,6 +1,6 @@
 r"""Truthful payments to sellers with private costs: LOO, Shapley, Myerson, VCG.
 
-Paper 001: Fan, Rotello, Karimireddy, "From Fairness to Truthfulness: Rethinking Data Valuation Design"
+Fan, Rotello, Karimireddy, "From Fairness to Truthfulness: Rethinking Data Valuation Design"
 (arXiv:2504.05563), with the corrections stated below.
 
 Definitions
@@ -66,7 +66,7 @@ from datamarket.mechanisms.truthful_payments._rules import (
     compute_payments,
 )
 
-PAPER = "001: Fan, Rotello, Karimireddy - From Fairness to Truthfulness (eqs. 1, 8, 9, 10, 17)"
+PAPER = "Fan, Rotello, Karimireddy: From Fairness to Truthfulness (eqs. 1, 8, 9, 10, 17)"
 
 
 def payment_outcome(

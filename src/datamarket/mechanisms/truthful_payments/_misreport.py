@@ -1,4 +1,4 @@
-r"""Misreport analysis of paper 001 (Sec. 4.2, Figures 1 and 4).
+r"""Misreport analysis of Fan et al. (Sec. 4.2, Figures 1 and 4).
 
 For seller j with true cost :math:`c_j`, others truthful, the utility of reporting :math:`\hat c_j` under
 rule R is :math:`u^R_j(\hat c_j) = P^R_j(\hat c_j, c_{-j}) - c_j f_j(W(\hat c_j, c_{-j}))`.

@@ -1,4 +1,4 @@
-r"""Payment rules of paper 001 on any :class:`~._truthful_markets.TruthfulMarket`.
+r"""Payment rules of Fan et al. on any :class:`~._truthful_markets.TruthfulMarket`.
 
 Notation: :math:`V(\pi) = \sum_i v_i(W'_\pi)` with :math:`V(\emptyset) = 0`, :math:`v_i = l_i(0) - l_i`,
 :math:`SC^*(\hat c) = \min_W \sum_i l_i(W) + \sum_j \hat c_j f_j(W)` (Def. 1 with the index sets of

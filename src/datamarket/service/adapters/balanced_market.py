@@ -1,6 +1,6 @@
-"""Adapter of the online data market with Shapley revenue division (paper 000, empirical mechanics).
+"""Adapter of the online data market with Shapley revenue division (Chaintreau et al., empirical mechanics).
 
-Paper 000's round (:func:`~datamarket.mechanisms.balanced_market.run_empirical_round`) over HTTP; the
+Chaintreau et al.'s round (:func:`~datamarket.mechanisms.balanced_market.run_empirical_round`) over HTTP; the
 market's ``groups`` parameter lists the demographic groups (integers) the data are split into:
 
 * a seller uploads a ``dataset`` (features, ``label`` and ``group`` columns) and reports a ``cost``
@@ -38,7 +38,7 @@ def _integral(ds: Dataset) -> Dataset:
 
 class BalancedMarketAdapter:
     kind = "balanced_market"
-    description = "Online data market with Shapley revenue division (paper 000, empirical gains)"
+    description = "Online data market with Shapley revenue division (Chaintreau et al., empirical gains)"
     submission_kinds: ClassVar[dict[str, str]] = {
         "dataset": "seller: labelled samples with a group column (upload)",
         "cost": 'seller: {"costs": [unit cost per group, > 0]}',

@@ -1,6 +1,6 @@
-"""Adapter of the broker marketplace for mean estimation (paper 003, mechanism M*).
+"""Adapter of the broker marketplace for mean estimation (Chen et al., mechanism M*).
 
-Paper 003's Algorithm 2 has two phases (:mod:`datamarket.mechanisms.broker`); over HTTP they are:
+Chen et al.'s Algorithm 2 has two phases (:mod:`datamarket.mechanisms.broker`); over HTTP they are:
 
 1. buyers submit a ``bid`` (their error valuation: ``{"valuation": "gaussian"|"threshold"|
    "exponential", "width": tau_or_t, "scale": alpha}``), contributors a ``cost`` (``{"cost": c_i}``,
@@ -33,7 +33,7 @@ SOLVERS = ("E1", "E2", "E3", "support")
 
 class BrokerAdapter:
     kind = "broker"
-    description = "Broker marketplace for mean estimation, mechanism M* (paper 003)"
+    description = "Broker marketplace for mean estimation, mechanism M* (Chen et al.)"
     submission_kinds: ClassVar[dict[str, str]] = {
         "bid": 'buyer: {"valuation": "gaussian|threshold|exponential", "width": >0, "scale": (0, 1]}',
         "cost": 'contributor: {"cost": per-sample cost > 0}',

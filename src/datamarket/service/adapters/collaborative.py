@@ -1,4 +1,4 @@
-"""Adapter of the collaborative ML market with replication-robust payments (paper 004).
+"""Adapter of the collaborative ML market with replication-robust payments (Ohrimenko et al.).
 
 Every participant is a party (buyer and seller at once). Submissions:
 
@@ -43,7 +43,7 @@ def _integral_labels(ds: Dataset | None) -> Dataset | None:
 
 class CollaborativeAdapter:
     kind = "collaborative"
-    description = "Collaborative ML market with replication-robust Shapley payments (paper 004)"
+    description = "Collaborative ML market with replication-robust Shapley payments (Ohrimenko et al.)"
     submission_kinds: ClassVar[dict[str, str]] = {
         "dataset": "party: labelled training data (upload)",
         "task": "party: labelled validation task (upload)",
@@ -155,7 +155,9 @@ class CollaborativeAdapter:
                 "own_accuracy": float(r.own_accuracy[i]),
                 "delivered_accuracy": float(r.delivered_accuracy[i]),
                 "fee": float(r.fee[i]),
-                "payout": float(r.reward[i]),  # b_i, as the scenario's JSON field (paper 004, Section 4.1)
+                "payout": float(
+                    r.reward[i]
+                ),  # b_i, as the scenario's JSON field (Ohrimenko et al., Section 4.1)
                 "returned": float(r.payout[i]),  # t_i = A_i - a_i + b_i, the money paid back
                 "net": float(r.net[i]),
                 "share": float(r.share[i]),

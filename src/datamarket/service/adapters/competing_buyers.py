@@ -1,6 +1,6 @@
-"""Adapter of competing buyers and strategic, effort-averse data sources (paper 002).
+"""Adapter of competing buyers and strategic, effort-averse data sources (Westenbroek et al.).
 
-Paper 002's market (:class:`~datamarket.mechanisms.competing_buyers.CompetingMarket`) over HTTP:
+Westenbroek et al.'s market (:class:`~datamarket.mechanisms.competing_buyers.CompetingMarket`) over HTTP:
 
 * a source submits ``source`` ``{"location": x_i, "effort_alpha": alpha_i > 0}`` (its common-knowledge
   location and effort sensitivity, Assumption 2);
@@ -32,7 +32,7 @@ from datamarket.service.adapters import Clearing, Input, latest_by, number, only
 
 class CompetingBuyersAdapter:
     kind = "competing_buyers"
-    description = "Competing buyers and strategic data sources, equilibrium contracts (paper 002)"
+    description = "Competing buyers and strategic data sources, equilibrium contracts (Westenbroek et al.)"
     submission_kinds: ClassVar[dict[str, str]] = {
         "source": 'source: {"location": x, "effort_alpha": > 0}',
         "estimator": 'buyer: {"degree": 0..5, "low": a, "high": b > a, "eta": > 0}',

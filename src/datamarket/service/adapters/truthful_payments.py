@@ -1,6 +1,6 @@
-"""Adapter of truthful payments to sellers with private costs (paper 001, mean-estimation market).
+"""Adapter of truthful payments to sellers with private costs (Fan et al., mean-estimation market).
 
-Paper 001's mean-estimation market (eq. (21), :class:`~datamarket.mechanisms.truthful_payments.
+Fan et al.'s mean-estimation market (eq. (21), :class:`~datamarket.mechanisms.truthful_payments.
 MeanEstimationMarket`) over HTTP:
 
 * a buyer submits a ``task`` ``{"target": [mu_1, ..., mu_d]}``, the mean it wants to estimate;
@@ -33,7 +33,7 @@ RULES = ("myerson", "vcg", "loo", "shapley")
 
 class TruthfulPaymentsAdapter:
     kind = "truthful_payments"
-    description = "Truthful payments to sellers with private costs (paper 001, mean estimation)"
+    description = "Truthful payments to sellers with private costs (Fan et al., mean estimation)"
     submission_kinds: ClassVar[dict[str, str]] = {
         "task": 'buyer: {"target": [d numbers]}, the mean to estimate',
         "dataset": "seller: rows of d numeric columns (its estimate is their mean)",

@@ -1,8 +1,8 @@
 """A cleared round's key figure, drawn on the server (matplotlib, SVG) in the project's figure style.
 
-* broker (paper 003): the posted expected price ``q_j+`` of each buyer (Algorithm 2, phase 1) next to
+* broker (Chen et al.): the posted expected price ``q_j+`` of each buyer (Algorithm 2, phase 1) next to
   each contributor's payment (its eq. (15));
-* collaborative (paper 004): each party's fee ``A_i`` and the money ``t_i`` paid back to it
+* collaborative (Ohrimenko et al.): each party's fee ``A_i`` and the money ``t_i`` paid back to it
   (Section 4.1), whose difference is the Shapley-based net;
 * any other kind: the payments and prices of the outcome, per participant.
 

@@ -28,7 +28,7 @@ def _f(title: str, symbol: str = "", unit: str = "", help: str = "") -> Any:
     return Field(default=None, title=title, json_schema_extra={"symbol": symbol, "unit": unit, "help": help})
 
 
-# -- broker marketplace for mean estimation (paper 003) ---------------------------------------------
+# -- broker marketplace for mean estimation (Chen et al.) ---------------------------------------------
 class BrokerParams(BaseModel):
     sigma: float | None = _f("noise of a data point", "σ", "data units", "standard deviation, default 1")
     solver: Literal["E1", "E2", "E3", "support"] | None = _f("price solver", help="default E1")
@@ -47,7 +47,7 @@ class BrokerCost(BaseModel):
     cost: float | None = _f("cost per data point", "c_i", "{currency} per point", "> 0")
 
 
-# -- collaborative ML market with replication-robust payments (paper 004) ---------------------------
+# -- collaborative ML market with replication-robust payments (Ohrimenko et al.) ---------------------------
 class CollaborativeParams(BaseModel):
     characteristic: Literal["u", "v", "w"] | None = _f(
         "characteristic function", "v", help="u: accuracy, v: single task, w: multi-task; default v"
@@ -67,7 +67,7 @@ class CollaborativeFee(BaseModel):
     fee_scale: float | None = _f("fee multiplier", "s_i", "× c", "multiplies the fee constant, ≥ 0")
 
 
-# -- online data market with Shapley revenue division (paper 000) ------------------------------------
+# -- online data market with Shapley revenue division (Chaintreau et al.) ------------------------------------
 class BalancedParams(BaseModel):
     groups: list[int] | None = _f("groups", "g", "integers, comma-separated", "default 0, 1")
     tie: Literal["lowest", "highest"] | None = _f("tie-break", help="default lowest")
@@ -81,7 +81,7 @@ class BalancedBid(BaseModel):
     values: list[float] | None = _f("value per group", "v_g", "{currency} per sample, comma-separated")
 
 
-# -- competing buyers and strategic data sources (paper 002) ------------------------------------------
+# -- competing buyers and strategic data sources (Westenbroek et al.) ---------------------------------
 class CompetingParams(BaseModel):
     competition: float | None = _f("competition", "δ", "in [0, 1]", "default 0")
 
@@ -98,7 +98,7 @@ class CompetingEstimator(BaseModel):
     eta: float | None = _f("learning weight", "η", "", "> 0, default 1")
 
 
-# -- truthful payments to sellers with private costs (paper 001) --------------------------------------
+# -- truthful payments to sellers with private costs (Fan et al.) --------------------------------------
 class TruthfulParams(BaseModel):
     rule: Literal["myerson", "vcg", "loo", "shapley"] | None = _f("payment rule", help="default myerson")
 
