@@ -174,6 +174,8 @@ def clear_round(op: Any, mid: int) -> int:
     op.wait_for_selector("#receipts", timeout=120_000)
     op.wait_for_load_state("load")
     assert op.get_attribute("#round-state", "class") == "status-cleared"
+    assert "every check passed" in op.inner_text("#round-certificate")  # the outcome's certificate
+    assert op.locator("#certificate-checks tbody tr").count() >= 1
     return rid
 
 
