@@ -19,7 +19,15 @@ from datamarket.core.audits import (
     judge,
     sweep_misreports,
 )
-from datamarket.core.errors import DatamarketError, InfeasibleError, InvalidMarketError
+from datamarket.core.errors import (
+    ConfigurationError,
+    DatamarketError,
+    InfeasibleError,
+    InvalidInputError,
+    InvalidMarketError,
+    LeaseSettingsError,
+    UploadError,
+)
 from datamarket.core.random import Seed, make_rng, spawn_generators, spawn_seeds
 from datamarket.core.types import (
     Buyer,
@@ -36,12 +44,15 @@ __all__ = [
     "AuditResult",
     "AuditStatus",
     "Buyer",
+    "ConfigurationError",
     "DatamarketError",
     "Dataset",
     "ICProbe",
     "ICReport",
     "InfeasibleError",
+    "InvalidInputError",
     "InvalidMarketError",
+    "LeaseSettingsError",
     "MechanismInfo",
     "Offers",
     "Outcome",
@@ -51,6 +62,7 @@ __all__ = [
     "Scope",
     "Seed",
     "Seller",
+    "UploadError",
     "audit_budget_balance",
     "audit_declared",
     "audit_envy_free",

@@ -137,6 +137,16 @@ SUBMISSIONS: dict[tuple[str, str], type[BaseModel]] = {
 }
 
 
+def params_model(kind: str) -> type[BaseModel]:
+    """The input model the portal renders for a new market of ``kind`` (JSON fallback)."""
+    return PARAMS.get(kind, JsonData)
+
+
+def submission_model(kind: str, submission: str) -> type[BaseModel]:
+    """The input model the portal renders for a ``submission`` to a market of ``kind``."""
+    return SUBMISSIONS.get((kind, submission), JsonData)
+
+
 @dataclass(frozen=True)
 class FormField:
     """One input as a template draws it."""

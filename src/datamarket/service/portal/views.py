@@ -243,7 +243,7 @@ def build_router(calls: Calls) -> APIRouter:
         status: int = 200,
     ) -> HTMLResponse:
         st = _state(request)
-        model = forms.PARAMS.get(kind, forms.JsonData) if kind in st.adapters else None
+        model = forms.params_model(kind) if kind in st.adapters else None
         return page(
             request,
             v,
@@ -269,7 +269,7 @@ def build_router(calls: Calls) -> APIRouter:
         kind = str(form.get("kind") or "")
         if kind not in st.adapters:
             return new_market_page(request, v, kind, form, {}, f"unknown market kind {kind!r}", 422)
-        model = forms.PARAMS.get(kind, forms.JsonData)
+        model = forms.params_model(kind)
         params, errors = forms.parse(model, form)
         if errors:
             return new_market_page(request, v, kind, form, errors, "some fields could not be read", 422)
@@ -373,7 +373,7 @@ def build_router(calls: Calls) -> APIRouter:
                 if k in adapter.dataset_kinds:
                     upload_kinds.append((k, text))
                 else:
-                    model = forms.SUBMISSIONS.get((m["kind"], k), forms.JsonData)
+                    model = forms.submission_model(m["kind"], k)
                     json_kinds.append((k, text, forms.fields(model, m["currency"])))
         mine = (plan or {}).get("n_star", {}).get(v.who.name) if isinstance(plan, dict) else None
         return page(
@@ -396,7 +396,7 @@ def build_router(calls: Calls) -> APIRouter:
     async def submit(request: Request, mid: Id, kind: str, v: Visitor = Part) -> Response:
         form = await posted(request, v)
         m = await run_in_threadpool(calls, "get_market", v.who, mid=mid)
-        model = forms.SUBMISSIONS.get((m["kind"], kind), forms.JsonData)
+        model = forms.submission_model(m["kind"], kind)
         data, errors = forms.parse(model, form)
 
         def again(errs: dict[str, str], message: str | None, status: int) -> HTMLResponse:
