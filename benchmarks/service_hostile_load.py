@@ -38,19 +38,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.service_support import (  # noqa: E402
-    ADMIN,
     FLAKY_REF,
     LiveServer,
     audit,
     csv_bytes,
     fresh_database,
+    make_app,
     race_concurrent_retries,
     race_retry_vs_new_round,
     register,
     wait_round,
 )
-
-from datamarket.service.app import create_app  # noqa: E402
 
 CAP_MB = 256
 
@@ -65,7 +63,7 @@ def races(backend: str, markets: int, tmp: str, only: str | None = None) -> dict
         if only is not None and name != only:
             continue
         with fresh_database(backend, tmp) as url:
-            app = create_app(url, admin_key=ADMIN, executor="thread", adapters={"flaky_broker": FLAKY_REF})
+            app = make_app(url, adapters={"flaky_broker": FLAKY_REF})
             t0 = time.perf_counter()
             with LiveServer(app) as srv, srv.client() as admin:
                 res = fn(srv, admin, markets)
@@ -92,7 +90,7 @@ def races(backend: str, markets: int, tmp: str, only: str | None = None) -> dict
 CHILD = """
 import sys, time
 from pathlib import Path
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import UploadError
 from datamarket.service.uploads import UploadLimits, parse_dataset
 data = Path(sys.argv[1]).read_bytes()
 def hwm():  # peak resident set of this process image (VmHWM, kB; unlike ru_maxrss not inherited)
@@ -102,7 +100,7 @@ t0 = time.perf_counter()
 try:
     ds = parse_dataset(data, sys.argv[2], limits=UploadLimits())
     verdict = f"accepted {ds.n_samples}x{ds.n_features}"
-except InvalidMarketError as exc:
+except UploadError as exc:
     verdict = f"422 {exc.message[:70]}"
 dt = time.perf_counter() - t0
 peak = hwm()
@@ -212,7 +210,7 @@ def memory(tmp: str) -> list[dict[str, object]]:
 def latency(backend: str, samples: int, tmp: str) -> dict[str, object]:
     rng = np.random.default_rng(1)
     with fresh_database(backend, tmp) as url:
-        app = create_app(url, admin_key=ADMIN, executor="process", max_workers=2)
+        app = make_app(url, executor="process", max_workers=2)
         with LiveServer(app) as srv, srv.client() as admin:
             mid = admin.post("/markets", json={"kind": "truthful_payments", "params": {}}).json()["id"]
             _, key = register(admin, "buyer")

@@ -152,6 +152,45 @@ def private_violations(root: Path, top: str = "datamarket") -> list[str]:
     return bad
 
 
+# --------------------------------------------------------------------------------------------------
+# Roles inside the service
+# --------------------------------------------------------------------------------------------------
+# ``service.store`` (queries and state transitions) and ``service.clearing`` (leases, runner, worker) are
+# below the HTTP layer: the JSON API (``service.api``) and the portal (``service.portal``) call them,
+# never the reverse; the store does not import FastAPI (or Starlette) at all.
+LOWER_ROLES = ("datamarket.service.store", "datamarket.service.clearing")
+UPPER_ROLES = ("datamarket.service.api", "datamarket.service.portal")
+WEB_FRAMEWORKS = ("fastapi", "starlette")
+
+
+def _all_imports(path: Path) -> list[str]:
+    """Every module ``path`` imports (absolute names; any package, wherever the statement sits)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+    return found
+
+
+def service_role_violations(root: Path, top: str = "datamarket") -> list[str]:
+    """Imports that break the service's roles: ``store``/``clearing`` importing ``api``/``portal``, or
+    ``store`` importing a web framework."""
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        me = _module_name(path, root, top)
+        lower = next((r for r in LOWER_ROLES if _inside(me, r)), None)
+        if lower is None:
+            continue
+        for module in _all_imports(path):
+            if any(_inside(module, u) for u in UPPER_ROLES):
+                bad.append(f"{path.relative_to(root)} imports {module}")
+            elif lower.endswith(".store") and module.split(".")[0] in WEB_FRAMEWORKS:
+                bad.append(f"{path.relative_to(root)} imports {module}")
+    return bad
+
+
 def import_graph(root: Path, top: str = "datamarket") -> dict[str, set[str]]:
     """Module -> modules it imports (within ``top``); ``from m import x`` points at ``m.x`` when that is a
     module, else at ``m``."""

@@ -3,6 +3,8 @@
 * :func:`database_urls` -- SQLite always, PostgreSQL when ``DATAMARKET_TEST_POSTGRES_URL`` is set
   (``.ci/postgres`` starts one); each test gets a fresh database (a temp file, or a new PostgreSQL
   database created and dropped around the test).
+* :func:`make_app` -- the app on a database with test defaults (the :data:`ADMIN` key, thread
+  executor) and any settings overridden by keyword.
 * :class:`LiveServer` -- the real app under uvicorn on 127.0.0.1 (a free port) in a thread, with an
   httpx client: the tests go through real HTTP.
 """
@@ -28,6 +30,7 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 PG_ENV = "DATAMARKET_TEST_POSTGRES_URL"
 ADMIN = "admin-test-key"
@@ -71,19 +74,31 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
         yield url
 
 
+def make_app(database_url: str, **overrides: Any) -> FastAPI:
+    """The service on ``database_url`` with test defaults (admin key :data:`ADMIN`, ``executor="thread"``)
+    and ``overrides``: any :class:`~datamarket.service.config.ServiceSettings` field (``admin_key``,
+    ``executor``, ``max_workers``, ``dask_address``, ``limits``, ``adapters``, ``leases``, ``throttle``;
+    ``throttle`` may also be an :class:`~datamarket.service.throttle.AuthThrottle`, whose limits are used)."""
+    from datamarket.service.app import create_app
+    from datamarket.service.config import ServiceSettings
+    from datamarket.service.throttle import AuthThrottle
+
+    if isinstance(overrides.get("throttle"), AuthThrottle):
+        overrides["throttle"] = overrides["throttle"].settings
+    settings = {"admin_key": ADMIN, "executor": "thread", **overrides}
+    return create_app(ServiceSettings(database_url=database_url, **settings))
+
+
 @contextmanager
 def served_with(
     backend: str, tmp_path: Any, adapters: dict[str, str]
 ) -> Iterator[tuple[str, LiveServer, httpx.Client]]:
     """A fresh database of ``backend``, the service on it with extra ``adapters`` (kind -> reference),
     thread executor, 64 kB upload limit: ``(url, server, admin client)``."""
-    from datamarket.service.app import create_app
     from datamarket.service.uploads import UploadLimits
 
     with fresh_database(backend, tmp_path) as url:
-        app = create_app(
-            url, admin_key=ADMIN, executor="thread", limits=UploadLimits(max_bytes=64_000), adapters=adapters
-        )
+        app = make_app(url, limits=UploadLimits(max_bytes=64_000), adapters=adapters)
         with LiveServer(app) as srv, srv.client() as admin:
             yield url, srv, admin
 
@@ -91,10 +106,9 @@ def served_with(
 @pytest.fixture
 def live(db_url: str) -> Iterator[LiveServer]:
     """The service on ``db_url`` under uvicorn: thread executor, 64 kB upload limit."""
-    from datamarket.service.app import create_app
     from datamarket.service.uploads import UploadLimits
 
-    app = create_app(db_url, admin_key=ADMIN, executor="thread", limits=UploadLimits(max_bytes=64_000))
+    app = make_app(db_url, limits=UploadLimits(max_bytes=64_000))
     with LiveServer(app) as srv:
         yield srv
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from datamarket.core.audits import audit_budget_balance
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.learning.curves import LearningCurve
 from datamarket.learning.empirical_gain import BuyerTask, empirical_gain
 from datamarket.mechanisms.balanced_market import (
@@ -159,7 +159,7 @@ def test_payment_division_methods_agree() -> None:
     assert np.all(np.abs(part.values - exact) <= 5 * part.stderr + 1e-12)
     # exact: same seed, same game, same estimator code: the mechanism only forwards the seed
     np.testing.assert_array_equal(mc, part.values)  # the mechanism passes the seed through
-    with pytest.raises(InvalidMarketError, match="method"):
+    with pytest.raises(ConfigurationError, match="method"):
         payment_division(m, p, prod, method="nope")  # type: ignore[arg-type]
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.types import Dataset
 from datamarket.learning.models import ModelSpec
 from datamarket.mechanisms.collaborative import (
@@ -324,11 +324,11 @@ def test_bad_input_raises_before_any_fit(what: str) -> None:
 
 
 def test_config_validation() -> None:
-    with pytest.raises(InvalidMarketError, match=r"^c:"):
+    with pytest.raises(ConfigurationError, match=r"^c:"):
         CollaborativeConfig(c=-1.0)
-    with pytest.raises(InvalidMarketError, match=r"^customise:"):
+    with pytest.raises(ConfigurationError, match=r"^customise:"):
         CollaborativeConfig(characteristic="v", customise="masked", lam=1.0)
-    with pytest.raises(InvalidMarketError, match=r"^characteristic:"):
+    with pytest.raises(ConfigurationError, match=r"^characteristic:"):
         CollaborativeConfig(characteristic="z")  # type: ignore[arg-type]
 
 
@@ -344,7 +344,7 @@ def test_integer_sample_weight_equals_replicated_rows() -> None:
     a = fit_model(spec, x, y, sample_weight=w)
     b = fit_model(spec, x[dup], y[dup])
     np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-4)
-    with pytest.raises(InvalidMarketError, match=r"^sample_weight:"):
+    with pytest.raises(ConfigurationError, match=r"^sample_weight:"):
         fit_model(ModelSpec("knn1"), x, y, sample_weight=w)
 
 

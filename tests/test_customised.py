@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.learning.customised import CustomisedLogisticRegression, CustomisedMLP, choose_lambda
 from datamarket.mechanisms.collaborative import build_market
 from datamarket.scenarios.collaborative import load_digits_arrays
@@ -114,7 +114,7 @@ def test_choose_lambda_honours_epsilon() -> None:
 
 def test_customised_bad_input() -> None:
     x, y, _ = _small_problem()
-    with pytest.raises(InvalidMarketError, match=r"^lam:"):
+    with pytest.raises(ConfigurationError, match=r"^lam:"):
         CustomisedLogisticRegression(lam=-1.0).fit(x, y)
     with pytest.raises(InvalidMarketError, match=r"^train.labels: label 2"):
         CustomisedLogisticRegression(classes=[0, 1]).fit(x, y)

@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 
 from datamarket.ledger import entry_hash_v2, verify_export
-from datamarket.service.app import create_app
 from datamarket.service.uploads import UploadLimits
 from tests.service_support import (
-    ADMIN,
     BACKENDS,
     BROKER_BIDS,
     BROKER_COSTS,
     LiveServer,
     csv_bytes,
     fresh_database,
+    make_app,
     setup_broker,
     wait_round,
 )
@@ -26,7 +25,7 @@ from tests.service_support import (
 @pytest.fixture(params=BACKENDS)
 def live(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-def]
     with fresh_database(request.param, tmp_path) as url:
-        app = create_app(url, admin_key=ADMIN, executor="thread", limits=UploadLimits(max_bytes=64_000))
+        app = make_app(url, limits=UploadLimits(max_bytes=64_000))
         with LiveServer(app) as srv:
             yield srv
 

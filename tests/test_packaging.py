@@ -145,11 +145,11 @@ def test_wheel_is_complete(tmp_path: Path) -> None:
 def test_parquet_upload_without_the_extra_names_it() -> None:
     res = _core_only(
         """
-        from datamarket.core.errors import InvalidMarketError
+        from datamarket.core.errors import UploadError
         from datamarket.service.uploads import UploadLimits, parse_dataset
         try:
             parse_dataset(b"PAR1", "parquet", limits=UploadLimits())
-        except InvalidMarketError as exc:
+        except UploadError as exc:
             print(exc)
         """
     )

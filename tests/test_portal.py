@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.service_support import ADMIN, csv_bytes, db_url  # noqa: F401  (fixture)
+from tests.service_support import ADMIN, csv_bytes, db_url, make_app  # noqa: F401  (fixture)
 
 BID = {"valuation": "gaussian", "width": "0.5"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -23,10 +23,9 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 @pytest.fixture
 def app(db_url: str) -> Iterator[Any]:  # noqa: F811
-    from datamarket.service.app import create_app
     from datamarket.service.uploads import UploadLimits
 
-    app = create_app(db_url, admin_key=ADMIN, executor="thread", limits=UploadLimits(max_bytes=64_000))
+    app = make_app(db_url, limits=UploadLimits(max_bytes=64_000))
     with TestClient(app, base_url="http://127.0.0.1") as c:
         app.state.test_client = c
         yield app
@@ -169,7 +168,7 @@ def test_invalid_fields_show_their_messages_and_store_nothing(app: Any) -> None:
     b, bcsrf = sign_in(app, key)
     for data, field, text in [
         ({"width": "0.5"}, "bid-valuation", "must be one of"),
-        ({"valuation": "gaussian", "width": "-2"}, "bid-width", "must be &gt;= 0"),
+        ({"valuation": "gaussian", "width": "-2"}, "bid-width", "must be positive"),
         ({"valuation": "gaussian", "width": "nan"}, "bid-width", "finite"),
         ({"valuation": "gaussian", "width": "0.5", "scale": "7"}, "bid-scale", "(0, 1]"),
         ({"valuation": "gaussian", "width": "wide"}, "bid-width", "must be a number"),
@@ -423,20 +422,21 @@ def test_demo_serve_keeps_the_portal_up_on_the_demo_data() -> None:
 
 
 def test_every_kind_has_labelled_forms_and_its_defaults_create_a_market(app: Any) -> None:
-    """Each built-in kind's parameter form and submission forms are generated (a label for every
-    input; no JSON fallback), and the empty parameter form creates a market with the adapter's
-    defaults."""
+    """Each built-in kind's parameter form and submission forms are generated from the input models
+    its adapter validates with (a label for every input; no JSON fallback), and the empty parameter
+    form creates a market with the model's defaults."""
     from datamarket.service.portal import forms
 
     st = app.state.service
     op, csrf = sign_in(app, ADMIN)
     for kind, adapter in sorted(st.adapters.items()):
-        assert kind in forms.PARAMS, kind
+        assert forms.params_model(kind) is adapter.params_model, kind
         for sub in adapter.submission_kinds:
-            assert sub in adapter.dataset_kinds or (kind, sub) in forms.SUBMISSIONS, (kind, sub)
+            if sub not in adapter.dataset_kinds:
+                assert forms.submission_model(kind, sub) is adapter.submission_models[sub], (kind, sub)
         page = op.get(f"/portal/markets/new?kind={kind}")
         assert page.status_code == 200
-        for f in forms.fields(forms.PARAMS[kind]):
+        for f in forms.fields(forms.params_model(kind)):
             assert f'<label for="{f.name}">' in page.text, (kind, f.name)
         r = op.post("/portal/markets/new", data={"csrf": csrf, "kind": kind, "name": kind})
         assert r.status_code == 303, (kind, r.text)
@@ -446,6 +446,7 @@ def test_every_kind_has_labelled_forms_and_its_defaults_create_a_market(app: Any
         page = c.get(f"/portal/markets/{m['id']}")
         assert page.status_code == 200
         for sub in st.adapters[m["kind"]].submission_kinds:
-            model = forms.SUBMISSIONS.get((m["kind"], sub))
-            for f in forms.fields(model) if model else []:
+            if sub in st.adapters[m["kind"]].dataset_kinds:
+                continue
+            for f in forms.fields(forms.submission_model(m["kind"], sub)):
                 assert f'<label for="{sub}-{f.name}">' in page.text, (m["kind"], sub, f.name)

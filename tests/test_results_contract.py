@@ -233,3 +233,33 @@ def test_run_verbose_logs_stage_timings() -> None:
     assert res.returncode == 0
     assert re.search(r"truthful_payments ran in [0-9.]+ s", res.stderr)
     json.loads(res.stdout)  # logging goes to stderr: stdout stays one JSON object
+
+
+def test_committed_result_schema_is_the_generated_one() -> None:
+    """``result.schema.json`` is generated from each kind's ``Fields`` model (``python -m
+    datamarket.schemas`` rewrites it); the committed file must be up to date."""
+    from datamarket.families import BUILTIN
+    from datamarket.schemas import RESULT_SCHEMA_FILE, build_result_schema, result_schema, schema_text
+
+    generated = build_result_schema(BUILTIN)
+    assert result_schema() == generated
+    committed = ROOT / "src" / "datamarket" / "schemas" / RESULT_SCHEMA_FILE
+    assert committed.read_text() == schema_text(generated)
+    kinds = [f.kind for f in BUILTIN if f.scenario is not None]
+    assert generated["properties"]["kind"]["enum"] == sorted(kinds)
+
+
+def test_every_kind_documents_its_fields_and_the_default_result_has_them() -> None:
+    """Each kind's ``Fields`` lists exactly the top-level fields its result carries (the default
+    market's result has every required field and no undocumented one)."""
+    from datamarket.scenarios import available_kinds, scenario_module
+
+    for kind in ["broker", "truthful_payments", "competing_buyers"]:
+        fields = scenario_module(kind).Fields
+        cfg = default_config(kind)
+        if kind == "broker":
+            cfg = cfg.model_copy(update={"reps": 500})
+        got = set(run_scenario(cfg).fields)
+        required = {n for n, f in fields.model_fields.items() if f.is_required()}
+        assert required <= got <= set(fields.model_fields), kind
+    assert all(hasattr(scenario_module(k), "Fields") for k in available_kinds())

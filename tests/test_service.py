@@ -8,12 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from datamarket.ledger import make_engine, make_sessionmaker, round_sums
-from datamarket.service.app import create_app
 from tests import service_support
 from tests.service_support import (
-    ADMIN,
     LiveServer,
     csv_bytes,
+    make_app,
     register,
     setup_broker,
     setup_collaborative,
@@ -279,7 +278,7 @@ def test_dask_executor_clears_a_round(tmp_path) -> None:  # type: ignore[no-unty
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         url = f"sqlite:///{tmp_path}/dask.db"
-        app = create_app(url, admin_key=ADMIN, executor="dask", dask_address=cluster.scheduler_address)
+        app = make_app(url, executor="dask", dask_address=cluster.scheduler_address)
         with LiveServer(app) as srv, srv.client() as admin:
             m = setup_broker(srv, admin)
             done = wait_round(admin, admin.post(f"/markets/{m['market']}/rounds").json()["id"])

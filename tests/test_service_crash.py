@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from datamarket.service.app import create_app
-from datamarket.service.rounds import Leases
+from datamarket.service.clearing.leases import Leases
 from tests.service_support import (
     ADMIN,
     BACKENDS,
@@ -25,6 +24,7 @@ from tests.service_support import (
     children_of,
     free_port,
     fresh_database,
+    make_app,
     setup_broker,
     wait_round,
 )
@@ -38,9 +38,11 @@ LEASES = Leases(lease_s=1.5, poll_s=0.1)
 SERVE = """
 import sys, uvicorn
 from datamarket.service.app import create_app
-from datamarket.service.rounds import Leases
-app = create_app(sys.argv[1], admin_key=sys.argv[2], executor="process", max_workers=1, adapters={adapters!r},
-                 leases=Leases(lease_s=1.5, poll_s=0.1))
+from datamarket.service.clearing.leases import Leases
+from datamarket.service.config import ServiceSettings
+settings = ServiceSettings(database_url=sys.argv[1], admin_key=sys.argv[2], executor="process", max_workers=1,
+                           adapters={adapters!r}, leases=Leases(lease_s=1.5, poll_s=0.1))
+app = create_app(settings)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
 """
 
@@ -133,7 +135,7 @@ def test_worker_and_service_crashes_leave_the_ledger_identical(backend: str, tmp
     port = free_port()
     with fresh_database(backend, tmp_path) as url:
         # a cleared round first (in-process, on threads), so that the ledger is not empty
-        with LiveServer(create_app(url, admin_key=ADMIN, executor="thread")) as srv, srv.client() as admin:
+        with LiveServer(make_app(url)) as srv, srv.client() as admin:
             m0 = setup_broker(srv, admin)
             r0 = admin.post(f"/markets/{m0['market']}/rounds").json()["id"]
             assert wait_round(admin, r0)["status"] == "cleared"
@@ -185,7 +187,7 @@ def test_worker_and_service_crashes_leave_the_ledger_identical(backend: str, tmp
         os.environ[GATE_ENV] = str(gate)
         try:
             (gate / "hold").unlink()
-            app = create_app(url, admin_key=ADMIN, executor="thread", adapters=ADAPTERS, leases=LEASES)
+            app = make_app(url, adapters=ADAPTERS, leases=LEASES)
             with LiveServer(app) as srv, srv.client() as admin:
                 done = wait_round(admin, rid)
                 assert done["status"] == "cleared" and done["attempts"] == 3, done

@@ -23,9 +23,11 @@ from datamarket.core.types import Dataset, Outcome, Role
 from datamarket.ledger import current_revision, head_revision, make_engine, make_sessionmaker, upgrade
 from datamarket.ledger.models import LedgerEntry, Market, Participant, Round, utcnow
 from datamarket.service.adapters import Input
-from datamarket.service.rounds import Database, Held, Leases, RoundRunner
+from datamarket.service.clearing.leases import Held, Leases
+from datamarket.service.clearing.runner import RoundRunner
+from datamarket.service.clearing.worker import WorkerPool
+from datamarket.service.store.db import Database
 from datamarket.service.uploads import UploadLimits
-from datamarket.service.worker import WorkerPool
 from tests.service_support import PG_ENV, blobs, db_url, fresh_database  # noqa: F401  (fixture)
 
 LEASES = Leases(lease_s=30.0, max_attempts=3, grace_s=0.0)

@@ -23,7 +23,8 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 
 from datamarket.service.app import create_app
-from datamarket.service.throttle import AuthThrottle
+from datamarket.service.config import ServiceSettings
+from datamarket.service.throttle import ThrottleSettings
 from datamarket.service.uploads import UploadLimits
 from tests.service_support import ADMIN, LiveServer, register, setup_broker
 
@@ -46,15 +47,16 @@ def test_schemathesis_with_all_checks_finds_nothing(tmp_path) -> None:  # type: 
     load_all_checks()
     checks = list(CHECKS.get_all())
     assert len(checks) >= 13
-    app = create_app(
-        f"sqlite:///{tmp_path}/schema.db",
+    config = ServiceSettings(
+        database_url=f"sqlite:///{tmp_path}/schema.db",
         admin_key=ADMIN,
         executor="thread",
         limits=UploadLimits(max_bytes=20_000),
         # the fuzzer sends hundreds of invalid keys from one address: with the default limit the rest of
         # the run would be 429s (the throttle has its own tests, test_service_throttle.py)
-        throttle=AuthThrottle(limit=100_000),
+        throttle=ThrottleSettings(limit=100_000),
     )
+    app = create_app(config)
     with LiveServer(app) as srv, srv.client() as admin:
         setup_broker(srv, admin)  # market 1 with inputs, participants 1-4
         key = register(admin, "fuzzer")[1]

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from datamarket.service.throttle import AuthThrottle
-from tests.service_support import ADMIN, db_url  # noqa: F401  (fixture)
+from datamarket.service.throttle import AuthThrottle, ThrottleSettings
+from tests.service_support import ADMIN, db_url, make_app  # noqa: F401  (fixture)
 
 
 class Clock:
@@ -56,11 +56,7 @@ def test_tracked_addresses_are_bounded() -> None:
 
 
 def _app(url: str, limit: int = 3) -> Any:
-    from datamarket.service.app import create_app
-
-    return create_app(
-        url, admin_key=ADMIN, executor="thread", throttle=AuthThrottle(limit=limit, window_s=60.0)
-    )
+    return make_app(url, throttle=ThrottleSettings(limit=limit, window_s=60.0))
 
 
 def test_api_answers_429_after_too_many_unknown_keys(db_url: str) -> None:  # noqa: F811

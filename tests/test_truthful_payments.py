@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.mechanisms.truthful_payments import (
     RULES,
     CallableMarket,
@@ -450,7 +450,7 @@ def test_bad_costs_and_variances() -> None:
         MeanEstimationMarket.from_variances([[1.0]], [[1.0], [2.0]], [1.0, 0.0])
     with pytest.raises(InvalidMarketError, match="k: must be positive"):
         DataMixtureMarket(0.0, -1.0, [1.0])
-    with pytest.raises(InvalidMarketError, match="rules"):
+    with pytest.raises(ConfigurationError, match="rules"):
         compute_payments(market, [1.0, 1.0], rules=["nope"])
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.types import Dataset
 from datamarket.valuation import (
     AirportGame,
@@ -155,7 +155,7 @@ def test_model_game_bad_inputs() -> None:
         ModelGame(LogisticRegression(), [Dataset(np.zeros((4, 3)), np.zeros(4))], d)
     with pytest.raises(InvalidMarketError, match=r"datasets\[0\]: seller data must have labels"):
         ModelGame(LogisticRegression(), [Dataset(np.zeros((4, 2)))], d)
-    with pytest.raises(InvalidMarketError, match="on_fit_error"):
+    with pytest.raises(ConfigurationError, match="on_fit_error"):
         ModelGame(LogisticRegression(), [d], d, on_fit_error="ignore")  # type: ignore[arg-type]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.types import Dataset
 from datamarket.valuation import (
     DaskBackend,
@@ -108,11 +108,11 @@ def test_worker_failure_raises(processes, dask_client) -> None:
 
 
 def test_backend_arguments() -> None:
-    with pytest.raises(InvalidMarketError, match="backend: unknown backend"):
+    with pytest.raises(ConfigurationError, match="backend: unknown backend"):
         exact_shapley(FunctionGame(len, 2), backend="gpu")
-    with pytest.raises(InvalidMarketError, match="n_workers"):
+    with pytest.raises(ConfigurationError, match="n_workers"):
         ProcessBackend(0)
-    with pytest.raises(InvalidMarketError, match="backend: give exactly one"):
+    with pytest.raises(ConfigurationError, match="backend: give exactly one"):
         DaskBackend()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError
 from datamarket.core.types import Dataset
 from datamarket.valuation import ModelGame, exact_shapley, monte_carlo_shapley
 from datamarket.valuation.cache import FILE_NAME, PersistentCache
@@ -65,7 +65,7 @@ def test_two_writers_share_a_directory(tmp_path: Path) -> None:
     assert c.stored == 2 and c.restore([1, 2, 3]) == [3]
     for x in (a, b, c):
         x.close()
-    with pytest.raises(InvalidMarketError, match="cache"):
+    with pytest.raises(ConfigurationError, match="cache"):
         PersistentCache(tmp_path / FILE_NAME / "sub", "g")  # a file where a directory should be
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError
 from datamarket.valuation import (
     AirportGame,
     FunctionGame,
@@ -110,15 +110,15 @@ def test_progress_callback() -> None:
 
 def test_mc_bad_input() -> None:
     g = VotingGame(3, 2)
-    with pytest.raises(InvalidMarketError, match="stopping: give max_evaluations or a stopping rule"):
+    with pytest.raises(ConfigurationError, match="stopping: give max_evaluations or a stopping rule"):
         monte_carlo_shapley(g, seed=0)
-    with pytest.raises(InvalidMarketError, match="seed"):
+    with pytest.raises(ConfigurationError, match="seed"):
         monte_carlo_shapley(g, seed=-1, max_evaluations=10)
-    with pytest.raises(InvalidMarketError, match="max_evaluations: must be a positive integer"):
+    with pytest.raises(ConfigurationError, match="max_evaluations: must be a positive integer"):
         monte_carlo_shapley(g, seed=0, max_evaluations=0)
-    with pytest.raises(InvalidMarketError, match="truncation_tol"):
+    with pytest.raises(ConfigurationError, match="truncation_tol"):
         monte_carlo_shapley(g, seed=0, max_evaluations=5, truncation_tol=float("nan"))
-    with pytest.raises(InvalidMarketError, match="stderr_target"):
+    with pytest.raises(ConfigurationError, match="stderr_target"):
         StderrTarget(float("nan"))
 
 

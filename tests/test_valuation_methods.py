@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.valuation import AirportGame, FunctionGame, TableGame, grouped_quantity_game_shapley
 from datamarket.valuation.exact import banzhaf_from_table, shapley_from_table, value_table
 from datamarket.valuation.methods import (
@@ -138,17 +138,17 @@ def test_seeded_and_bad_input() -> None:
     a = regression_shapley(g, seed=3, max_evaluations=200)
     b = regression_shapley(g, seed=3, max_evaluations=200)
     np.testing.assert_array_equal(a.values, b.values)  # same seed, same arithmetic: bitwise
-    with pytest.raises(InvalidMarketError, match="sampler"):
+    with pytest.raises(ConfigurationError, match="sampler"):
         regression_shapley(g, seed=0, max_evaluations=100, sampler="owen")
-    with pytest.raises(InvalidMarketError, match="max_evaluations"):
+    with pytest.raises(ConfigurationError, match="max_evaluations"):
         stratified_semivalue(g, seed=0, max_evaluations=10)
-    with pytest.raises(InvalidMarketError, match="max_evaluations"):
+    with pytest.raises(ConfigurationError, match="max_evaluations"):
         msr_banzhaf(g, seed=0, max_evaluations=1.5)
-    with pytest.raises(InvalidMarketError, match="seed"):
+    with pytest.raises(ConfigurationError, match="seed"):
         msr_banzhaf(g, seed=-1, max_evaluations=100)
-    with pytest.raises(InvalidMarketError, match="weights"):
+    with pytest.raises(ConfigurationError, match="weights"):
         stratified_semivalue(g, seed=0, max_evaluations=100, weights="owen")
-    with pytest.raises(InvalidMarketError, match="beta"):
+    with pytest.raises(ConfigurationError, match="beta"):
         beta_shapley(g, alpha=0.0, seed=0, max_evaluations=100)
     with pytest.raises(InvalidMarketError, match="quantities"):
         control_variate_shapley(g, seed=0, max_evaluations=100, quantities=[1, 2])

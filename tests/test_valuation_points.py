@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.valuation import FunctionGame, data_oob, exact_shapley, knn_shapley
 
 
@@ -40,7 +40,7 @@ def test_knn_shapley_equals_enumeration(k: int) -> None:
 def test_knn_shapley_bad_input() -> None:
     with pytest.raises(InvalidMarketError, match="x:"):
         knn_shapley(np.zeros((3, 2)), np.zeros(3), np.zeros((1, 3)), np.zeros(1))
-    with pytest.raises(InvalidMarketError, match="k:"):
+    with pytest.raises(ConfigurationError, match="k:"):
         knn_shapley(np.zeros((3, 2)), np.zeros(3), np.zeros((1, 2)), np.zeros(1), k=0)
     with pytest.raises(InvalidMarketError, match="y:"):
         knn_shapley(np.zeros((3, 2)), np.zeros(2), np.zeros((1, 2)), np.zeros(1))
@@ -62,7 +62,7 @@ def test_data_oob_seeded_and_flags_noise() -> None:
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(noisy, -a.values) > 0.8
-    with pytest.raises(InvalidMarketError, match="n_estimators"):
+    with pytest.raises(ConfigurationError, match="n_estimators"):
         data_oob(x, y, seed=0, n_estimators=0)
 
 
@@ -89,11 +89,11 @@ def test_data_oob_probability_score() -> None:
     )
     assert np.all((lr.values > 0) & (lr.values < 1))  # a logistic model is never certain
     assert roc_auc_score(noisy, -lr.values) > 0.8
-    with pytest.raises(InvalidMarketError, match=r"score:.*predict_proba"):
+    with pytest.raises(ConfigurationError, match=r"score:.*predict_proba"):
         data_oob(x, y, seed=0, n_estimators=3, estimator=SVC(), score="probability")
-    with pytest.raises(InvalidMarketError, match="score:"):
+    with pytest.raises(ConfigurationError, match="score:"):
         data_oob(x, y, seed=0, n_estimators=3, score="squared_error")
-    with pytest.raises(InvalidMarketError, match="score:"):
+    with pytest.raises(ConfigurationError, match="score:"):
         data_oob(x, y.astype(float), seed=0, n_estimators=3, task="regression", score="probability")
 
 

@@ -277,6 +277,52 @@ def run(
         raise typer.Exit(code=code)
 
 
+def _demo_kind(kind: str, out: Path, seed: int) -> dict[str, Any]:
+    """Run the default scenario of ``kind``, write its report and demo figures; its summary row."""
+    from datamarket.core.audits import AuditStatus
+    from datamarket.experiments import available_experiments, reproduce, write_scenario_report
+    from datamarket.scenarios import default_config, run_scenario
+
+    t = time.perf_counter()
+    console.print(f"[bold]== {kind}[/bold]")
+    result = run_scenario(default_config(kind, seed=seed))
+    log.info("%s: scenario ran in %.2f s", kind, time.perf_counter() - t)
+    write_scenario_report(result, out, kind)
+    _print_result(result)
+    figs: list[Path] = []
+    if kind in available_experiments():
+        from datamarket.experiments import figures
+
+        names = [f.name for f in figures(kind) if f.in_demo]
+        if names:
+            made = reproduce(kind, out / "figures", quick=True, seed=seed, only=names)
+            figs = [p for p in made if p.suffix == ".png"]
+    broken = result.failures(AuditStatus.FAILS_GUARANTEED, AuditStatus.FAILS_UNCLAIMED)
+    predicted = result.failures(AuditStatus.FAILS_AS_PREDICTED)
+    return {
+        "kind": kind,
+        "audits_not_holding": ", ".join(broken) or "none",
+        "failing_as_paper_predicts": ", ".join(predicted) or "none",
+        "figures": len(figs),
+        "seconds": round(time.perf_counter() - t, 2),
+    }
+
+
+def _demo_service(out: Path, seed: int) -> None:
+    """The service part of the demo (skipped, with the reason, without the ``service`` extra)."""
+    if missing_extra("service") is not None:
+        console.print(f"service demo skipped: {missing_extra('service')}")
+        return
+    from datamarket.service.demo import report_service_demo
+
+    report_service_demo(console, out, seed=seed)
+    console.print(
+        "web portal on the demo's data: run [bold]datamarket demo --serve[/bold] "
+        "(or [bold]make demo-serve[/bold]), then open http://127.0.0.1:8000/portal/ and sign in with "
+        "one of the keys it prints"
+    )
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Report directory.")] = Path("demo-report"),
@@ -293,60 +339,19 @@ def demo(
     verbose: Verbose = 0,
 ) -> None:
     """The main job: run a small complete market of each family and write a report directory."""
-    from datamarket.experiments import available_experiments, markdown_table, reproduce, write_scenario_report
-    from datamarket.scenarios import available_kinds, default_config, run_scenario
+    from datamarket.experiments import markdown_table
+    from datamarket.scenarios import available_kinds
 
     _setup_logging(verbose)
     if serve:
         _demo_serve(out, seed, port)
         return
     t0 = time.perf_counter()
-    summary: list[dict[str, Any]] = []
-    for kind in available_kinds():
-        t = time.perf_counter()
-        console.print(f"[bold]== {kind}[/bold]")
-        result = run_scenario(default_config(kind, seed=seed))
-        log.info("%s: scenario ran in %.2f s", kind, time.perf_counter() - t)
-        write_scenario_report(result, out, kind)
-        _print_result(result)
-        figs: list[Path] = []
-        if kind in available_experiments():
-            from datamarket.experiments import figures
-
-            names = [f.name for f in figures(kind) if f.in_demo]
-            if names:
-                figs = [
-                    p
-                    for p in reproduce(kind, out / "figures", quick=True, seed=seed, only=names)
-                    if p.suffix == ".png"
-                ]
-        from datamarket.core.audits import AuditStatus
-
-        broken = result.failures(AuditStatus.FAILS_GUARANTEED, AuditStatus.FAILS_UNCLAIMED)
-        predicted = result.failures(AuditStatus.FAILS_AS_PREDICTED)
-        summary.append(
-            {
-                "kind": kind,
-                "audits_not_holding": ", ".join(broken) or "none",
-                "failing_as_paper_predicts": ", ".join(predicted) or "none",
-                "figures": len(figs),
-                "seconds": round(time.perf_counter() - t, 2),
-            }
-        )
+    summary = [_demo_kind(kind, out, seed) for kind in available_kinds()]
     (out / "README.md").write_text("# datamarket demo report\n\n" + markdown_table(summary) + "\n")
     console.print(_rich_table("demo summary", summary))
     console.print(f"report written to {out}/ in {time.perf_counter() - t0:.1f} s")
-    if missing_extra("service") is not None:
-        console.print(f"service demo skipped: {missing_extra('service')}")
-        return
-    from datamarket.service.demo import report_service_demo
-
-    report_service_demo(console, out, seed=seed)
-    console.print(
-        "web portal on the demo's data: run [bold]datamarket demo --serve[/bold] "
-        "(or [bold]make demo-serve[/bold]), then open http://127.0.0.1:8000/portal/ and sign in with "
-        "one of the keys it prints"
-    )
+    _demo_service(out, seed)
 
 
 def _demo_serve(out: Path, seed: int, port: int) -> None:
@@ -412,6 +417,123 @@ def reproduce_cmd(
     err_console.print(f"{kind}: {len(paths)} files in {time.perf_counter() - t0:.1f} s", highlight=False)
 
 
+def _valuation_inputs(
+    config_path: Path, scheduler: str | None, seed: int | None
+) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """The valuation config (``--scheduler`` applied), its dataset ``(x, y)`` and what was read."""
+    from datamarket import scenarios as vc  # the valuation-config functions of its public face
+
+    if not config_path.is_file():
+        raise fail(f"config: no such file {str(config_path)!r}")
+    fmt = "json" if config_path.suffix.lower() == ".json" else "toml"
+    config = vc.parse_valuation_config(config_path.read_text(), fmt, seed=seed)
+    if scheduler is not None:
+        config = config.model_copy(update={"backend": vc.BackendSpec(name="dask", scheduler=scheduler)})
+    ds = config.dataset
+    if ds.csv is not None:
+        csv_path = (config_path.parent / ds.csv).resolve()
+        if not csv_path.is_file():
+            raise fail(f"dataset.csv: no such file {str(csv_path)!r}")
+        x, y = vc.dataset_from_csv_text(csv_path.read_text(), ds.target)
+        dataset_read: dict[str, Any] = {"source": "csv", "path": str(csv_path), "name": csv_path.name}
+    else:
+        x, y = vc.bundled_dataset(ds.name or "breast_cancer")
+        dataset_read = {"source": "bundled", "name": ds.name or "breast_cancer"}
+    dataset_read.update(rows=int(x.shape[0]), columns=int(x.shape[1]))
+    return config, x, y, dataset_read
+
+
+def _valuation_game(config: Any, x: Any, y: Any, cache_dir: Path | None) -> Any:
+    """The config's game on ``(x, y)``, with its persistent coalition cache in ``cache_dir``."""
+    from datamarket import scenarios as vc
+    from datamarket.valuation.cache import PersistentCache
+
+    game = vc.build_game(config, x, y)
+    if cache_dir is not None:
+        game.cache = PersistentCache(cache_dir, game.fingerprint())
+    return game
+
+
+def _run_valuation(config: Any, game: Any, json_out: bool) -> Any:
+    """Run the valuation on the config's backend with a progress bar on stderr (when a terminal)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from datamarket import scenarios as vc
+    from datamarket.valuation import ProcessBackend, ProgressInfo, resolve_backend
+    from datamarket.valuation.cache import PersistentCache
+
+    be = config.backend
+    backend: Any = (
+        ProcessBackend(be.n_workers)
+        if be.name == "processes"
+        else resolve_backend(be.scheduler if be.name == "dask" else None)
+    )
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[evals]} evaluations"),
+        TextColumn("max stderr {task.fields[stderr]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(
+        *columns, console=err_console, transient=json_out, disable=not err_console.is_terminal
+    ) as bar:
+        task = bar.add_task(config.method.name, total=1.0, evals=0, stderr="-")
+
+        def report(p: ProgressInfo) -> None:
+            se = "-" if p.max_stderr is None else f"{p.max_stderr:.4f}"
+            bar.update(task, completed=p.fraction, evals=p.evaluations, stderr=se)
+
+        try:
+            return vc.run_valuation(config, game, backend, progress=report)
+        finally:
+            backend.close()
+            if isinstance(game.cache, PersistentCache):
+                game.cache.close()
+
+
+def _print_valuation_json(config: Any, game: Any, result: Any, dataset_read: dict[str, Any]) -> None:
+    from datamarket.core.certificates import status_for
+
+    data: dict[str, Any] = {
+        "schema": "datamarket.valuation-result/1",
+        "config": config.model_dump(mode="json"),
+    }
+    data.update(result.to_dict())
+    # the method as the config names it; the estimator that computed it is ``estimator``
+    data["method"], data["estimator"] = config.method.name, result.method
+    data["dataset_read"] = dataset_read
+    data["rows"] = [d.n_samples for d in game.datasets]
+    data["model_fits"] = game.n_fits
+    # "certificate" (from result.to_dict) holds the checks; the status follows it
+    data["status"] = status_for(result.certificate)
+    sys.stdout.write(json.dumps(data) + "\n")
+
+
+def _print_valuation_table(config: Any, game: Any, result: Any, dataset_read: dict[str, Any]) -> None:
+    from datamarket.core.certificates import status_for
+
+    sizes = [d.n_samples for d in game.datasets]
+    rows = [
+        {"seller": n, "rows": k, "value": float(v), "stderr": float(e)}
+        for n, k, v, e in zip(result.names, sizes, result.values, result.stderr, strict=True)
+    ]
+    title = (
+        f"{config.method.name} ({dataset_read['name']}: {dataset_read['rows']} rows, "
+        f"{dataset_read['columns']} columns)"
+    )
+    console.print(_rich_table(title, rows))
+    console.print(
+        f"{result.evaluations} evaluations, {result.cache_hits} cache hits, stop: {result.stop_reason}, "
+        f"converged: {result.converged}, {result.elapsed:.2f} s"
+    )
+    cert = result.certificate
+    console.print(_rich_table("certificate", cert.rows()))
+    console.print(f"status: {status_for(cert)} ({cert.summary()})", highlight=False, markup=False)
+
+
 @app.command(name="value")
 def value_cmd(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Valuation config (.toml or .json).")],
@@ -426,105 +548,20 @@ def value_cmd(
     verbose: Verbose = 0,
 ) -> None:
     """Value each seller's data (exact/Monte Carlo Shapley, LOO, Banzhaf) with a progress bar."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from datamarket import scenarios as vc  # the valuation-config functions of its public face
-    from datamarket.core.certificates import status_for
-    from datamarket.valuation import ProcessBackend, ProgressInfo, resolve_backend
-    from datamarket.valuation.cache import PersistentCache
-
     _setup_logging(verbose)
-    if not config_path.is_file():
-        raise fail(f"config: no such file {str(config_path)!r}")
     try:
-        config = vc.parse_valuation_config(
-            config_path.read_text(), "json" if config_path.suffix.lower() == ".json" else "toml", seed=seed
-        )
-        if scheduler is not None:
-            config = config.model_copy(update={"backend": vc.BackendSpec(name="dask", scheduler=scheduler)})
-        ds = config.dataset
-        if ds.csv is not None:
-            csv_path = (config_path.parent / ds.csv).resolve()
-            if not csv_path.is_file():
-                raise fail(f"dataset.csv: no such file {str(csv_path)!r}")
-            x, y = vc.dataset_from_csv_text(csv_path.read_text(), ds.target)
-            dataset_read: dict[str, Any] = {"source": "csv", "path": str(csv_path), "name": csv_path.name}
-        else:
-            x, y = vc.bundled_dataset(ds.name or "breast_cancer")
-            dataset_read = {"source": "bundled", "name": ds.name or "breast_cancer"}
-        dataset_read.update(rows=int(x.shape[0]), columns=int(x.shape[1]))
-        game = vc.build_game(config, x, y)
+        config, x, y, dataset_read = _valuation_inputs(config_path, scheduler, seed)
         cache_dir = (
             cache if cache is not None else (config_path.parent / config.cache if config.cache else None)
         )
-        if cache_dir is not None:
-            game.cache = PersistentCache(cache_dir, game.fingerprint())
-        be = config.backend
-        backend: Any = (
-            ProcessBackend(be.n_workers)
-            if be.name == "processes"
-            else resolve_backend(be.scheduler if be.name == "dask" else None)
-        )
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[evals]} evaluations"),
-            TextColumn("max stderr {task.fields[stderr]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=json_out,
-            disable=not err_console.is_terminal,
-        ) as bar:
-            task = bar.add_task(config.method.name, total=1.0, evals=0, stderr="-")
-
-            def report(p: ProgressInfo) -> None:
-                se = "-" if p.max_stderr is None else f"{p.max_stderr:.4f}"
-                bar.update(task, completed=p.fraction, evals=p.evaluations, stderr=se)
-
-            try:
-                result = vc.run_valuation(config, game, backend, progress=report)
-            finally:
-                backend.close()
-                if isinstance(game.cache, PersistentCache):
-                    game.cache.close()
+        game = _valuation_game(config, x, y, cache_dir)
+        result = _run_valuation(config, game, json_out)
     except DatamarketError as exc:
         raise fail(str(exc)) from None
-    sizes = [d.n_samples for d in game.datasets]
     if json_out:
-        data: dict[str, Any] = {
-            "schema": "datamarket.valuation-result/1",
-            "config": config.model_dump(mode="json"),
-        }
-        data.update(result.to_dict())
-        # the method as the config names it; the estimator that computed it is ``estimator``
-        data["method"], data["estimator"] = config.method.name, result.method
-        data["dataset_read"] = dataset_read
-        data["rows"] = sizes
-        data["model_fits"] = game.n_fits
-        # "certificate" (from result.to_dict) holds the checks; the status follows it
-        data["status"] = status_for(result.certificate)
-        sys.stdout.write(json.dumps(data) + "\n")
-        return
-    rows = [
-        {"seller": n, "rows": k, "value": float(v), "stderr": float(e)}
-        for n, k, v, e in zip(result.names, sizes, result.values, result.stderr, strict=True)
-    ]
-    console.print(
-        _rich_table(
-            f"{config.method.name} ({dataset_read['name']}: {dataset_read['rows']} rows, "
-            f"{dataset_read['columns']} columns)",
-            rows,
-        )
-    )
-    console.print(
-        f"{result.evaluations} evaluations, {result.cache_hits} cache hits, stop: {result.stop_reason}, "
-        f"converged: {result.converged}, {result.elapsed:.2f} s"
-    )
-    cert = result.certificate
-    console.print(_rich_table("certificate", cert.rows()))
-    console.print(f"status: {status_for(cert)} ({cert.summary()})", highlight=False, markup=False)
+        _print_valuation_json(config, game, result, dataset_read)
+    else:
+        _print_valuation_table(config, game, result, dataset_read)
 
 
 # Top-level module of each optional dependency -> the extra that installs it (pyproject.toml).

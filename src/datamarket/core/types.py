@@ -27,7 +27,10 @@ from datamarket.core.errors import InvalidMarketError
 
 OUTCOME_SCHEMA = "datamarket.outcome/1"
 
+# The array aliases of the package, declared here once and imported everywhere else.
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
 
 
 def finite_array(name: str, values: Any, *, ndim: int | None = None, nonneg: bool = False) -> FloatArray:

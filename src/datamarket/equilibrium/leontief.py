@@ -18,9 +18,8 @@ eqs. 25-26) is one such system.
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
+from datamarket.core.types import FloatArray
 
 __all__ = ["jacobi_solve", "spectral_radius"]
 

@@ -1,6 +1,7 @@
 """Figure specifications and the runner that writes data and PNGs (STYLE practice 12).
 
-An experiment module ``datamarket.experiments.<kind>`` exposes ``FIGURES``, a tuple of
+An experiment module (``datamarket.experiments.<kind>`` by convention; its family in
+:mod:`datamarket.families` says where) exposes ``FIGURES``, a tuple of
 :class:`FigureSpec`. ``compute(quick, seed)`` returns tidy records (a list of flat dicts) and never
 plots; ``plot(records, axes)`` draws on the given matplotlib axes and never computes.
 """
@@ -11,7 +12,6 @@ import csv
 import importlib
 import json
 import logging
-import pkgutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from typing import Any
 from datamarket.core.errors import DatamarketError
 from datamarket.core.types import json_safe
 from datamarket.experiments._style import style
+from datamarket.families import families
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +41,23 @@ class FigureSpec:
     in_demo: bool = False  # drawn (in quick mode) by ``datamarket demo``
 
 
+def experiment_modules() -> dict[str, str]:
+    """Kind -> experiments module path, for every registered family with experiments
+    (:mod:`datamarket.families`), in kind order."""
+    return dict(sorted((f.kind, f.experiments) for f in families() if f.experiments is not None))
+
+
 def available_experiments() -> list[str]:
     """Kinds with an experiments module (``datamarket reproduce KIND``)."""
-    here = [str(Path(__file__).parent)]  # this package's folder, without importing the package itself
-    return sorted(m.name for m in pkgutil.iter_modules(here) if not m.name.startswith("_"))
+    return list(experiment_modules())
 
 
 def figures(kind: str) -> tuple[FigureSpec, ...]:
     """The figure specs of ``kind``."""
-    if kind not in available_experiments():
-        raise DatamarketError(
-            f"kind: no experiments for {kind!r} (available: {', '.join(available_experiments())})"
-        )
-    module = importlib.import_module(f"datamarket.experiments.{kind}")
+    modules = experiment_modules()
+    if kind not in modules:
+        raise DatamarketError(f"kind: no experiments for {kind!r} (available: {', '.join(modules)})")
+    module = importlib.import_module(modules[kind])
     specs: tuple[FigureSpec, ...] = module.FIGURES
     return specs
 

@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from datamarket.core.errors import InvalidMarketError
-
-FloatArray = NDArray[np.float64]
+from datamarket.core.types import FloatArray
 
 
 def _positive(field: str, value: Any) -> float:

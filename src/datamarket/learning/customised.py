@@ -53,7 +53,7 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.random import make_rng
 
 Penalty = Literal["softacc", "log1m"]
@@ -131,11 +131,11 @@ class _CustomisedBase:
 
     def _validate(self) -> None:
         if not np.isfinite(self.lam) or self.lam < 0:
-            raise InvalidMarketError("lam", "must be a non-negative finite number")
+            raise ConfigurationError("lam", "must be a non-negative finite number")
         if not np.isfinite(self.C) or self.C <= 0:
-            raise InvalidMarketError("C", "must be positive")
+            raise ConfigurationError("C", "must be positive")
         if self.penalty not in ("softacc", "log1m"):
-            raise InvalidMarketError("penalty", "must be 'softacc' or 'log1m'")
+            raise ConfigurationError("penalty", "must be 'softacc' or 'log1m'")
 
     def _prepare(
         self,
@@ -304,7 +304,7 @@ class CustomisedMLP(_CustomisedBase):
         own_labels: Sequence[Any] | None = None,
     ) -> CustomisedMLP:
         if int(self.hidden) < 1:
-            raise InvalidMarketError("hidden", "must be a positive integer")
+            raise ConfigurationError("hidden", "must be a positive integer")
         xs, yi, pen = self._prepare(x, y, penalty_sets, own_labels)
         d, k = xs.shape[1], self.classes_.shape[0]
         rng = make_rng(self.seed)
@@ -340,7 +340,7 @@ def choose_lambda(
     party's own task is at least :math:`\mathcal{G}(V_i; \theta_0) - \varepsilon`, with its model.
     """
     if not np.isfinite(epsilon) or epsilon < 0:
-        raise InvalidMarketError("epsilon", "must be a non-negative finite number")
+        raise ConfigurationError("epsilon", "must be a non-negative finite number")
     xv, yv = own_task
     base = make(0.0).fit(x, y, penalty_sets, own_labels)  # type: ignore[attr-defined]
     floor = float(np.mean(base.predict(xv) == np.asarray(yv))) - epsilon

@@ -32,7 +32,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 
 ModelKind = Literal["logreg", "mlp", "knn1"]
 MODEL_KINDS: tuple[str, ...] = ("logreg", "mlp", "knn1")
@@ -87,18 +87,18 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
-            raise InvalidMarketError(
+            raise ConfigurationError(
                 "model", f"unknown model {self.kind!r} (one of {', '.join(MODEL_KINDS)})"
             )
         for name in ("C", "tol", "alpha", "learning_rate"):
             v = float(getattr(self, name))
             if not np.isfinite(v) or v <= 0:
-                raise InvalidMarketError(f"model.{name}", "must be a positive finite number")
+                raise ConfigurationError(f"model.{name}", "must be a positive finite number")
         for name in ("max_iter", "hidden"):
             if int(getattr(self, name)) < 1:
-                raise InvalidMarketError(f"model.{name}", "must be a positive integer")
+                raise ConfigurationError(f"model.{name}", "must be a positive integer")
         if int(self.random_state) < 0:
-            raise InvalidMarketError("model.random_state", "must be non-negative")
+            raise ConfigurationError("model.random_state", "must be non-negative")
 
     def build(self) -> Any:
         """A fresh, unfitted scikit-learn estimator."""
@@ -146,7 +146,7 @@ def fit_model(
     if y.shape[0] == 0:
         raise InvalidMarketError("train", "cannot fit a model on no data")
     if sample_weight is not None and spec.kind != "logreg":
-        raise InvalidMarketError(
+        raise ConfigurationError(
             "sample_weight", f"only supported for logistic regression, not {spec.kind!r}"
         )
     classes = np.unique(y)

@@ -263,17 +263,11 @@ def _check_database(
     recs: Mapping[int, Mapping[str, Any]],
 ) -> list[str]:
     """Step 4 of the module docstring."""
-    problems = []
     rounds = {r.id: r for r in session.execute(select(Round)).scalars()}
     markets = {m.id: m for m in session.execute(select(Market)).scalars()}
     names = dict(session.execute(select(Participant.id, Participant.name)).all())
     ids = {n: i for i, n in names.items()}
-    for mk in markets.values():
-        try:
-            if Currency.parse(mk.currency).scale != mk.scale:
-                problems.append(f"market {mk.id}: scale {mk.scale} does not match its currency {mk.currency}")
-        except DatamarketError:
-            problems.append(f"market {mk.id}: unknown currency {mk.currency!r}")
+    problems = _market_problems(markets)
     cleared = {rid for rid, r in rounds.items() if r.status == "cleared"}
     for rid in sorted(cleared - set(recs)):
         problems.append(f"round {rid}: cleared but the ledger has no record of it (entries deleted?)")
@@ -281,26 +275,67 @@ def _check_database(
         state = rounds[rid].status if rid in rounds else "missing"
         problems.append(f"round {rid}: has ledger entries or a record but is {state}, not cleared")
     for e in seen:
-        where = f"entry {e.seq} (round {e.round_id})"
-        rnd = rounds.get(e.round_id)
-        if rnd is not None and e.market_id != rnd.market_id:
-            problems.append(
-                f"{where}: market {e.market_id}, but round {e.round_id} is of market {rnd.market_id}"
-            )
-        em = markets.get(rnd.market_id) if rnd is not None else None
-        if em is not None and e.currency != em.currency:
-            problems.append(f"{where}: currency {e.currency}, but market {em.id} is in {em.currency}")
-        if e.participant_id is not None and names.get(e.participant_id) != e.account:
-            problems.append(
-                f"{where}: account {e.account!r} but participant {e.participant_id} is "
-                f"{names.get(e.participant_id)!r} (entry re-pointed)"
-            )
-        if e.participant_id is None and e.account in ids:
-            problems.append(f"{where}: account {e.account!r} is participant {ids[e.account]} but has none")
+        problems += _entry_problems(e, rounds, markets, names, ids)
+    problems += _outcome_problems(seen, rounds, markets, sorted(cleared & set(summaries)))
+    for sid, crid in session.execute(select(Submission.id, Submission.consumed_round_id)):
+        if crid is not None and crid not in cleared:
+            problems.append(f"submission {sid}: consumed by round {crid}, which is not cleared")
+    for did, drid in session.execute(select(Deliverable.id, Deliverable.round_id)):
+        if drid not in cleared:
+            problems.append(f"deliverable {did}: of round {drid}, which is not cleared")
+    return problems
+
+
+def _market_problems(markets: Mapping[int, Market]) -> list[str]:
+    """Markets whose scale is not their currency's, or whose currency is unknown."""
+    problems = []
+    for mk in markets.values():
+        try:
+            if Currency.parse(mk.currency).scale != mk.scale:
+                problems.append(f"market {mk.id}: scale {mk.scale} does not match its currency {mk.currency}")
+        except DatamarketError:
+            problems.append(f"market {mk.id}: unknown currency {mk.currency!r}")
+    return problems
+
+
+def _entry_problems(
+    e: EntryRecord,
+    rounds: Mapping[int, Round],
+    markets: Mapping[int, Market],
+    names: Mapping[int, str],
+    ids: Mapping[str, int],
+) -> list[str]:
+    """An entry whose market or currency is not its round's, or whose account and participant disagree."""
+    problems = []
+    where = f"entry {e.seq} (round {e.round_id})"
+    rnd = rounds.get(e.round_id)
+    if rnd is not None and e.market_id != rnd.market_id:
+        problems.append(f"{where}: market {e.market_id}, but round {e.round_id} is of market {rnd.market_id}")
+    em = markets.get(rnd.market_id) if rnd is not None else None
+    if em is not None and e.currency != em.currency:
+        problems.append(f"{where}: currency {e.currency}, but market {em.id} is in {em.currency}")
+    if e.participant_id is not None and names.get(e.participant_id) != e.account:
+        problems.append(
+            f"{where}: account {e.account!r} but participant {e.participant_id} is "
+            f"{names.get(e.participant_id)!r} (entry re-pointed)"
+        )
+    if e.participant_id is None and e.account in ids:
+        problems.append(f"{where}: account {e.account!r} is participant {ids[e.account]} but has none")
+    return problems
+
+
+def _outcome_problems(
+    seen: Sequence[EntryRecord],
+    rounds: Mapping[int, Round],
+    markets: Mapping[int, Market],
+    booked: Sequence[int],
+) -> list[str]:
+    """Cleared, booked rounds whose entries are not the postings of their stored outcome."""
+    problems = []
     by_round: dict[int, list[EntryRecord]] = {}
     for e in seen:
         by_round.setdefault(e.round_id, []).append(e)
-    for rid in sorted(cleared & set(summaries)):
+    for rid in booked:
         r, m = rounds[rid], markets.get(rounds[rid].market_id)
         if r.outcome is None or m is None:
             continue
@@ -317,12 +352,6 @@ def _check_database(
             problems.append(
                 f"round {rid}: ledger entries differ from the postings of the round's stored outcome"
             )
-    for sid, crid in session.execute(select(Submission.id, Submission.consumed_round_id)):
-        if crid is not None and crid not in cleared:
-            problems.append(f"submission {sid}: consumed by round {crid}, which is not cleared")
-    for did, drid in session.execute(select(Deliverable.id, Deliverable.round_id)):
-        if drid not in cleared:
-            problems.append(f"deliverable {did}: of round {drid}, which is not cleared")
     return problems
 
 

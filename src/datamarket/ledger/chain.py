@@ -211,6 +211,37 @@ def append_round(
     do not sum to zero minor units, when the round was booked already, or when an account's balance
     would leave the 64-bit range. The caller commits; on rollback nothing of the round remains.
     """
+    market, code = _bookable(session, round_id, postings, currency)
+    ids = participant_ids or {}
+    head = session.execute(select(LedgerHead).where(LedgerHead.id == 1).with_for_update()).scalar_one()
+    _check_balances(session, postings, code)  # under the head lock: no concurrent round in between
+    now = utcnow()
+    entries, seq, prev = _chained(postings, round_id, market.id, ids, code, head.seq, head.hash, now)
+    session.add_all(entries)
+    session.add(
+        LedgerRound(
+            round_id=round_id,
+            market_id=market.id,
+            currency=code,
+            entry_count=len(entries),
+            first_seq=entries[0].seq if entries else None,
+            last_seq=entries[-1].seq if entries else None,
+            merkle_root=merkle_root([e.hash for e in entries]),
+            head_seq=seq,
+            head_hash=prev,
+            created_at=now,
+        )
+    )
+    head.seq, head.hash, head.rounds = seq, prev, head.rounds + 1
+    session.flush()
+    return entries
+
+
+def _bookable(
+    session: Session, round_id: int, postings: Sequence[Posting], currency: str | None
+) -> tuple[Market, str]:
+    """The round's market and currency code, after checking that the round exists, is in ``currency``
+    (when given), balances to zero and is not booked yet."""
     rnd = session.get(Round, round_id)
     if rnd is None:
         raise InvalidMarketError("round_id", f"round {round_id} does not exist")
@@ -227,47 +258,40 @@ def append_round(
         raise InvalidMarketError("postings", f"round {round_id} does not balance: sum is {total} minor units")
     if session.get(LedgerRound, round_id) is not None:
         raise InvalidMarketError("round_id", f"round {round_id} is already booked in the ledger")
-    ids = participant_ids or {}
-    head = session.execute(select(LedgerHead).where(LedgerHead.id == 1).with_for_update()).scalar_one()
-    _check_balances(session, postings, cur.code)  # under the head lock: no concurrent round in between
-    seq, prev = head.seq, head.hash
-    now = utcnow()
+    return market, cur.code
+
+
+def _chained(
+    postings: Sequence[Posting],
+    round_id: int,
+    market_id: int,
+    ids: Mapping[str, int],
+    code: str,
+    seq: int,
+    prev: str,
+    now: Any,
+) -> tuple[list[LedgerEntry], int, str]:
+    """One entry per posting, numbered after ``seq`` and hash-chained after ``prev``; also the last
+    entry's number and hash (``seq`` and ``prev`` when there are no postings)."""
     entries = []
     for p in postings:
         seq += 1
         fields: dict[str, Any] = {
             "seq": seq,
             "round_id": round_id,
-            "market_id": market.id,
+            "market_id": market_id,
             "participant_id": ids.get(p.account),
             "account": p.account,
             "kind": p.kind,
             "amount_minor": p.amount_minor,
-            "currency": cur.code,
+            "currency": code,
             "memo": p.memo,
             "created_at": now,
             "prev_hash": prev,
         }
         prev = entry_hash_v2(**fields)
         entries.append(LedgerEntry(version=FORMAT_VERSION, hash=prev, **fields))
-    session.add_all(entries)
-    session.add(
-        LedgerRound(
-            round_id=round_id,
-            market_id=market.id,
-            currency=cur.code,
-            entry_count=len(entries),
-            first_seq=entries[0].seq if entries else None,
-            last_seq=entries[-1].seq if entries else None,
-            merkle_root=merkle_root([e.hash for e in entries]),
-            head_seq=seq,
-            head_hash=prev,
-            created_at=now,
-        )
-    )
-    head.seq, head.hash, head.rounds = seq, prev, head.rounds + 1
-    session.flush()
-    return entries
+    return entries, seq, prev
 
 
 def _check_balances(session: Session, postings: Sequence[Posting], currency: str) -> None:

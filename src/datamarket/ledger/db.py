@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError
 
 DEFAULT_URL = "sqlite:///datamarket.db"
 ENV_VAR = "DATAMARKET_DATABASE_URL"
@@ -40,12 +40,12 @@ def make_engine(url: str) -> Engine:
     >>> make_engine("mysql://x")
     Traceback (most recent call last):
     ...
-    datamarket.core.errors.InvalidMarketError: database_url: unsupported database 'mysql' ...
+    datamarket.core.errors.ConfigurationError: database_url: unsupported database 'mysql' ...
     """
     url = normalise_url(url)
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme not in ("sqlite", "postgresql"):
-        raise InvalidMarketError(
+        raise ConfigurationError(
             "database_url", f"unsupported database {scheme!r} (use sqlite:///FILE or postgresql://...)"
         )
     kwargs: dict[str, Any] = {}

@@ -1,24 +1,21 @@
 """Mechanisms, one package per paper family (private modules behind a public ``__init__``).
 
 Each family declares its mechanisms' guarantees in a module-level ``MECHANISMS`` tuple of
-:class:`~datamarket.core.MechanismInfo`; :func:`registered_mechanisms` collects them for the shared
-contract test.
+:class:`~datamarket.core.MechanismInfo`; :func:`registered_mechanisms` collects them, from every family
+of the registry (:mod:`datamarket.families`) that has mechanisms, for the shared contract test.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 
 from datamarket.core.audits import MechanismInfo
+from datamarket.families import families
 
 
 def registered_mechanisms() -> list[MechanismInfo]:
-    """Every ``MechanismInfo`` declared by a family (package) of this package, in name order."""
+    """Every ``MechanismInfo`` declared by a registered family, families in module-name order."""
     found: list[MechanismInfo] = []
-    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if mod.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{mod.name}")
-        found.extend(getattr(module, "MECHANISMS", ()))
+    for path in sorted(f.mechanisms for f in families() if f.mechanisms is not None):
+        found.extend(getattr(importlib.import_module(path), "MECHANISMS", ()))
     return found

@@ -45,10 +45,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from datamarket.core.errors import InvalidMarketError
+from datamarket.core.types import FloatArray, IntArray
 from datamarket.pricing.valuations import check_value_table
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
 #: Tolerance of buyers' argmax ties in eq. (4).
 TIE_TOL = 1e-9

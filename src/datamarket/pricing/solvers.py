@@ -33,10 +33,9 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import lil_matrix
 
 from datamarket.core.errors import InvalidMarketError
+from datamarket.core.types import FloatArray, IntArray
 from datamarket.pricing.ordered_item import (
     REV_TOL,
-    FloatArray,
-    IntArray,
     PricingResult,
     _table,
     ef_prices_batch,
@@ -46,7 +45,7 @@ from datamarket.pricing.ordered_item import (
 
 def _milp_model(
     table: FloatArray, n: int, cost: float | None
-) -> tuple[FloatArray, LinearConstraint, NDArrayInt, Bounds, int]:
+) -> tuple[FloatArray, LinearConstraint, IntArray, Bounds, int]:
     nb = table.shape[0]
     nm = n + 1
     nx = nb * nm
@@ -95,9 +94,6 @@ def _milp_model(
     integrality[nx : nx + nb] = 0
     bounds = Bounds(np.zeros(nvar), np.ones(nvar))
     return c, cons, integrality, bounds, nx
-
-
-NDArrayInt = IntArray
 
 
 def _decode(x: FloatArray, nb: int, nm: int) -> IntArray:

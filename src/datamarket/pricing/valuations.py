@@ -44,9 +44,7 @@ from numpy.typing import NDArray
 from scipy import integrate, special
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.core.types import finite_array
-
-FloatArray = NDArray[np.float64]
+from datamarket.core.types import FloatArray, finite_array
 
 #: Absolute tolerance for monotonicity and range checks of valuation tables.
 TABLE_TOL = 1e-9

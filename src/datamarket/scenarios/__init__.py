@@ -4,13 +4,22 @@
 True
 """
 
-from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios._base import (
+    RESULT_SCHEMA,
+    SCHEMA_VERSION,
+    ResultFields,
+    ScenarioConfig,
+    ScenarioResult,
+    StrictModel,
+)
 from datamarket.scenarios._loader import (
     ScenarioError,
     available_kinds,
     default_config,
     parse_scenario,
     run_scenario,
+    scenario_module,
+    scenario_modules,
 )
 from datamarket.scenarios._valuation_config import (
     BackendSpec,
@@ -23,7 +32,10 @@ from datamarket.scenarios._valuation_config import (
 )
 
 __all__ = [
+    "RESULT_SCHEMA",
+    "SCHEMA_VERSION",
     "BackendSpec",
+    "ResultFields",
     "ScenarioConfig",
     "ScenarioError",
     "ScenarioResult",
@@ -38,4 +50,6 @@ __all__ = [
     "parse_valuation_config",
     "run_scenario",
     "run_valuation",
+    "scenario_module",
+    "scenario_modules",
 ]

@@ -1,9 +1,10 @@
 """Scenario configuration base class and result container.
 
-A scenario file (TOML or JSON) names a mechanism family in ``kind``; the module
-``datamarket.scenarios.<kind>`` defines its pydantic ``Config`` (a subclass of
-:class:`ScenarioConfig`), a ``default_config()`` (the embedded default market the demo runs) and
-``run(config) -> ScenarioResult``.
+A scenario file (TOML or JSON) names a mechanism family in ``kind``; the family's scenario module
+(``datamarket.scenarios.<kind>`` by convention, see :mod:`datamarket.families`) defines its pydantic
+``Config`` (a subclass of :class:`ScenarioConfig`), a ``default_config()`` (the embedded default market
+the demo runs), ``run(config) -> ScenarioResult`` and ``Fields`` (a :class:`ResultFields`: the kind's
+documented JSON fields, from which the result's JSON Schema is generated).
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ table) and the statuses ``unverified`` and ``no_equilibrium_found`` were added; 
 """
 RESULT_SCHEMA = f"datamarket.scenario-result/{SCHEMA_VERSION}"
 
-__all__ = ["RESULT_SCHEMA", "SCHEMA_VERSION", "ScenarioConfig", "ScenarioResult", "Status", "StrictModel"]
+__all__ = [
+    "RESULT_SCHEMA",
+    "SCHEMA_VERSION",
+    "ResultFields",
+    "ScenarioConfig",
+    "ScenarioResult",
+    "Status",
+    "StrictModel",
+]
 
 
 def snake_case(text: str) -> str:
@@ -57,6 +66,19 @@ class ScenarioConfig(StrictModel):
     name: str = ""
     description: str = ""
     seed: int = Field(default=0, ge=0, description="seed of every random stream of the run")
+
+
+class ResultFields(BaseModel):
+    """The documented top-level JSON fields of a kind's result: a public interface (names are added or
+    deprecated, never renamed).
+
+    One field per JSON field, with its ``description``; the annotation gives the JSON type (``int``,
+    ``float``, ``bool``, ``str``, ``list[...]``, ``dict[...]``; ``| None`` when it may be ``null``) and
+    a field without a default is always present. :func:`datamarket.schemas.build_result_schema`
+    generates the result's JSON Schema from these models.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass

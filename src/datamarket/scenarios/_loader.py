@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
-import pkgutil
 import re
 import tomllib
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -15,6 +13,7 @@ import pydantic
 
 from datamarket.core.audits import judge
 from datamarket.core.errors import DatamarketError
+from datamarket.families import families
 from datamarket.mechanisms import registered_mechanisms
 from datamarket.scenarios._base import ScenarioConfig, ScenarioResult
 
@@ -23,17 +22,23 @@ class ScenarioError(DatamarketError):
     """A scenario that cannot be parsed, validated or run; the message is one line."""
 
 
+def scenario_modules() -> dict[str, str]:
+    """Kind -> scenario module path, for every registered family with a scenario
+    (:mod:`datamarket.families`), in kind order."""
+    return dict(sorted((f.kind, f.scenario) for f in families() if f.scenario is not None))
+
+
 def available_kinds() -> list[str]:
-    """Scenario kinds implemented by modules of :mod:`datamarket.scenarios`."""
-    here = [str(Path(__file__).parent)]  # this package's folder, without importing the package itself
-    return sorted(m.name for m in pkgutil.iter_modules(here) if not m.name.startswith("_"))
+    """Scenario kinds of the registered families (:mod:`datamarket.families`)."""
+    return list(scenario_modules())
 
 
-def _module(kind: Any) -> ModuleType:
-    kinds = available_kinds()
-    if not isinstance(kind, str) or not re.fullmatch(r"[a-z_]+", kind) or kind not in kinds:
-        raise ScenarioError(f"kind: unknown scenario kind {kind!r} (available: {', '.join(kinds)})")
-    return importlib.import_module(f"datamarket.scenarios.{kind}")
+def scenario_module(kind: Any) -> ModuleType:
+    """The scenario module of ``kind``: ``Config``, ``default_config()``, ``run(config)``."""
+    modules = scenario_modules()
+    if not isinstance(kind, str) or not re.fullmatch(r"[a-z0-9_]+", kind) or kind not in modules:
+        raise ScenarioError(f"kind: unknown scenario kind {kind!r} (available: {', '.join(modules)})")
+    return importlib.import_module(modules[kind])
 
 
 def format_validation_error(exc: pydantic.ValidationError) -> str:
@@ -51,7 +56,7 @@ def validate_scenario(data: Any) -> ScenarioConfig:
         raise ScenarioError("scenario: top level must be a table/object")
     if "kind" not in data:
         raise ScenarioError("kind: missing (one of: " + ", ".join(available_kinds()) + ")")
-    module = _module(data["kind"])
+    module = scenario_module(data["kind"])
     try:
         config: ScenarioConfig = module.Config.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -86,7 +91,7 @@ def parse_scenario(text: str, fmt: str = "toml", *, seed: int | None = None) -> 
 
 def default_config(kind: str, *, seed: int = 0) -> ScenarioConfig:
     """The embedded default market of ``kind`` (what ``datamarket demo`` runs)."""
-    config: ScenarioConfig = _module(kind).default_config()
+    config: ScenarioConfig = scenario_module(kind).default_config()
     return config.model_copy(update={"seed": seed})
 
 
@@ -96,7 +101,7 @@ def run_scenario(config: ScenarioConfig) -> ScenarioResult:
     Each audit's ``mechanism`` (or else the outcome's) is looked up among the registered mechanisms and
     its ``expected_to_hold`` set from that mechanism's declared guarantees (:func:`judge`).
     """
-    result: ScenarioResult = _module(config.kind).run(config)
+    result: ScenarioResult = scenario_module(config.kind).run(config)
     infos = {m.name: m for m in registered_mechanisms()}
     default = result.outcome.mechanism if result.outcome is not None else ""
     result.audits = {k: judge(a, infos.get(a.mechanism or default)) for k, a in result.audits.items()}

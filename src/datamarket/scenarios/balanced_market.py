@@ -48,7 +48,8 @@ from datamarket.mechanisms.balanced_market import (
     round_outcome,
     run_empirical_round,
 )
-from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios._base import ResultFields, ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios.inputs.balanced_market import Bid, Cost, Market
 
 
 class CurveConfig(StrictModel):
@@ -71,22 +72,16 @@ class CurveConfig(StrictModel):
     )
 
 
-class SellerConfig(StrictModel):
+class SellerConfig(Cost):
+    """A seller: its name and unit costs per group (the service's ``cost`` submission)."""
+
     name: str = Field(min_length=1, description="seller name, unique", json_schema_extra={"symbol": "j"})
-    costs: list[PositiveFloat] = Field(
-        min_length=1,
-        description="unit production cost per group, in the order of `groups`",
-        json_schema_extra={"unit": "money per sample", "symbol": "κ^(j)_g"},
-    )
 
 
-class BuyerConfig(StrictModel):
+class BuyerConfig(Bid):
+    """A buyer: its name, values per group (the service's ``bid`` submission) and learning curves."""
+
     name: str = Field(min_length=1, description="buyer name, unique", json_schema_extra={"symbol": "i"})
-    values: list[NonNegativeFloat] = Field(
-        min_length=1,
-        description="value of accuracy per group (the buyer's truthful bid, Fact 4.1)",
-        json_schema_extra={"unit": "money per unit of accuracy", "symbol": "μ_{i,g}"},
-    )
     curves: list[CurveConfig] | None = Field(
         default=None,
         description="one learning curve per group for this buyer (default: `curve`)",
@@ -119,7 +114,11 @@ class EmpiricalConfig(StrictModel):
     )
 
 
-class Config(ScenarioConfig):
+class Config(Market, ScenarioConfig):
+    """A balanced-market scenario: the market parameters
+    (:class:`~datamarket.scenarios.inputs.balanced_market.Market`, shared with the service), the named
+    groups, the target demographics, the learning curves, sellers and buyers."""
+
     kind: Literal["balanced_market"] = "balanced_market"
     model: Literal["paper", "shapley_nash"] = Field(
         default="paper",
@@ -132,11 +131,6 @@ class Config(ScenarioConfig):
         min_length=1,
         description="target demographics of the intervention, on the simplex",
         json_schema_extra={"unit": "share", "symbol": "γ"},
-    )
-    tie: Literal["lowest", "highest"] = Field(
-        default="lowest",
-        description="reserve price on ties of rho_g(p) (Fact 4.2): the lowest or highest maximiser",
-        json_schema_extra={"symbol": "p_g"},
     )
     curve: CurveConfig = Field(
         default=CurveConfig(),
@@ -207,6 +201,45 @@ class Config(ScenarioConfig):
             buyers=tuple(b.name for b in self.buyers),
             tie=self.tie,
         )
+
+
+class Fields(ResultFields):
+    """The kind's JSON fields (public interface)."""
+
+    reserve_prices: list[Any] = Field(description="reserve price p_g per group")
+    rho: list[Any] = Field(description="potential economic value rho_g per group (eq. 14)")
+    thresholds: list[Any] = Field(
+        description="participation threshold per group: rho_g c_G (one curve) or sup_S F(S)/S (per-buyer "
+        "curves)"
+    )
+    baseline: dict[str, Any] = Field(
+        description="baseline equilibrium: forms, production, total, active_groups, utilities"
+    )
+    intervention: dict[str, Any] = Field(description="intervention equilibrium, same fields as baseline")
+    utility_ratios: dict[str, Any] = Field(
+        description="marketplace, sellers, buyers: intervention / baseline utility (null when undefined)"
+    )
+    backfire: bool = Field(description="Def 5.2: the intervention lowers every party's utility")
+    price_of_fairness: float | None = Field(default=None, description="price of fairness")
+    kappa_gamma: list[Any] = Field(default_factory=list, description="kappa_j . gamma per seller")
+    tau_H_max: float | None = Field(default=None, description="largest intervention threshold tau_H")
+    equilibria: dict[str, Any] = Field(
+        default_factory=dict,
+        description="baseline, intervention: numbers of equilibria found (up to permutations of sellers "
+        "with equal costs); selection: the rule that picks one",
+    )
+    payments: dict[str, Any] = Field(
+        default_factory=dict, description="baseline, intervention: Shapley payments per seller (eq. 7)"
+    )
+    best_response_regrets: dict[str, Any] = Field(
+        default_factory=dict,
+        description="baseline (sellers x groups), intervention (per seller): gain from the exact best "
+        "response",
+    )
+    summary: dict[str, Any] = Field(default_factory=dict, description="every quantity of the summary table")
+    growth: list[Any] = Field(
+        default_factory=list, description="growth / utility-ratio sequence: one row per number of buyers"
+    )
 
 
 def default_config() -> Config:

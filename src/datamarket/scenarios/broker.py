@@ -19,15 +19,34 @@ Certificate (:func:`~datamarket.mechanisms.broker.certify_broker`): ``pricing.en
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, PositiveFloat, model_validator
 
-from datamarket.core.audits import AuditResult, Property, Scope, audit_outcome
+from datamarket.core.audits import (
+    AuditResult,
+    Property,
+    Scope,
+    audit_envy_free,
+    audit_ir_buyers,
+    audit_ir_sellers,
+    audit_outcome,
+)
+from datamarket.core.certificates import Certificate
 from datamarket.core.random import make_rng
-from datamarket.mechanisms.broker import BrokerMarket, certify_broker, plan_collection, settle, simulate
+from datamarket.core.types import Offers, Outcome, Role
+from datamarket.mechanisms.broker import (
+    BrokerMarket,
+    CollectionPlan,
+    SimulationResult,
+    certify_broker,
+    plan_collection,
+    settle,
+    simulate,
+)
 from datamarket.pricing.valuations import (
     Exponential,
     Gaussian,
@@ -36,9 +55,13 @@ from datamarket.pricing.valuations import (
     Threshold,
     Valuation,
 )
-from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios._base import ResultFields, ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios.inputs.broker import Cost, Params, scale_field
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+#: The incentive-compatibility audit allows each Monte Carlo gain this many standard errors.
+IC_STANDARD_ERRORS = 4
 
 
 class BuyerSpec(StrictModel):
@@ -61,13 +84,7 @@ class BuyerSpec(StrictModel):
         description="width of the gaussian or exponential error valuation",
         json_schema_extra={"unit": "data units", "symbol": "τ"},
     )
-    scale: float = Field(
-        default=1.0,
-        gt=0.0,
-        le=1.0,
-        description="scale of the valuation, in (0, 1]",
-        json_schema_extra={"unit": "money", "symbol": "α"},
-    )
+    scale: float = scale_field()
     errors: list[Annotated[float, Field(ge=0.0)]] | None = Field(
         default=None,
         description="breakpoints of a piecewise-linear error valuation",
@@ -111,35 +128,22 @@ class BuyerSpec(StrictModel):
         return Tabulated([self.scale * x for x in self.values or []])
 
 
-class ContributorSpec(StrictModel):
+class ContributorSpec(Cost):
+    """A contributor: its name and per-sample cost (the service's ``cost`` submission)."""
+
     name: str = Field(min_length=1, description="contributor name, unique", json_schema_extra={"symbol": "i"})
-    cost: PositiveFloat = Field(
-        description="cost of collecting one sample",
-        json_schema_extra={"unit": "money per sample", "symbol": "c_i"},
-    )
 
 
-class Config(ScenarioConfig):
+class Config(Params, ScenarioConfig):
+    """A broker scenario: the market parameters (:class:`~datamarket.scenarios.inputs.broker.Params`,
+    shared with the service), the buyers and contributors, and the strategic simulation."""
+
     kind: Literal["broker"]
-    sigma: PositiveFloat = Field(
-        default=1.0,
-        description="standard deviation of the data distribution N(mu, sigma^2)",
-        json_schema_extra={"unit": "data units", "symbol": "σ"},
-    )
     buyers: list[BuyerSpec] = Field(min_length=1, description="the buyers", json_schema_extra={"symbol": "B"})
     contributors: list[ContributorSpec] = Field(
         min_length=2,
         description="the contributors (at least two: M* compares two datasets)",
         json_schema_extra={"symbol": "C"},
-    )
-    solver: Literal["auto", "E1", "E2", "E3", "support"] = Field(
-        default="auto",
-        description="pricing oracle of Algorithm 1: auto, enumeration E1, MILP E2, DP E3 or support",
-    )
-    delta: PositiveFloat = Field(
-        default=0.1,
-        description="grid parameter of the support-restriction approximation",
-        json_schema_extra={"unit": "1", "symbol": "δ"},
     )
     true_mean: float = Field(
         default=0.0,
@@ -163,6 +167,20 @@ class Config(ScenarioConfig):
         default=0.0,
         description="the mean a fabricating contributor guesses",
         json_schema_extra={"unit": "data units"},
+    )
+
+
+class Fields(ResultFields):
+    """The kind's JSON fields (public interface)."""
+
+    n_plus: int = Field(description="N+ (total samples collected)")
+    allocations: dict[str, Any] = Field(description="m+ per buyer")
+    prices: dict[str, Any] = Field(description="q+ per buyer")
+    opt_profit: float | None = Field(description="OPT (eq. 3)")
+    mechanism_profit: float | None = Field(description="W, expected profit of M*")
+    collection: dict[str, Any] = Field(description="N*_i per contributor")
+    simulation: dict[str, Any] = Field(
+        description="expected_prices, expected_payments, max_budget_imbalance, deviation_gain"
     )
 
 
@@ -202,6 +220,16 @@ def market_of(config: Config) -> BrokerMarket:
 
 
 def run(config: Config) -> ScenarioResult:
+    """Plan (Algorithm 1, eq. 13), simulate M* strategically, settle one round and audit it.
+
+    1. :func:`plan_collection` fixes ``N*_i``, ``m_j+`` and the posted prices ``q_j+``;
+    2. :func:`simulate` estimates expected prices, payments, budget balance and every deviation's gain
+       (worst case over ``mus``);
+    3. one round is settled on data drawn at ``true_mean`` (eqs. 14, 15) and certified
+       (:func:`certify_broker`);
+    4. the audits: the posted menu in expectation (:func:`expected_outcome`), the simulation
+       (:func:`simulation_audits`) and the settled round ex post.
+    """
     market = market_of(config)
     plan = plan_collection(market)
     sim = simulate(
@@ -210,127 +238,24 @@ def run(config: Config) -> ScenarioResult:
     rng = make_rng(config.seed)
     subs = {c: rng.normal(config.true_mean, market.sigma, plan.n_star[c]) for c in market.contributors}
     outcome = settle(market, plan, subs, seed=config.seed)
-
-    nb = len(market.buyers)
-    table = market.table
-    own = table[np.arange(nb), plan.allocations]
-    menu = table[np.arange(nb)[:, None], plan.allocations[None, :]] - plan.prices[None, :]
-    paid = (plan.contributor_1, plan.contributor_2)
-    exp_pay = {c: 0.0 for c in market.contributors}
-    for k, c in enumerate(paid):
-        exp_pay[c] = float(sim.expected_payments[k])
-    gains = sim.deviation_gain()
-    gap = float(plan.algorithm1.gaps.sum())
-    fields: dict[str, Any] = {
-        "n_plus": plan.n_plus,
-        "allocations": dict(zip(market.buyers, plan.allocations.tolist(), strict=True)),
-        "prices": dict(zip(market.buyers, plan.prices.tolist(), strict=True)),
-        "opt_profit": plan.opt_profit,
-        "mechanism_profit": plan.mechanism_profit,
-        "collection": dict(plan.n_star),
-        "simulation": {
-            "expected_prices": dict(zip(market.buyers, sim.expected_prices.tolist(), strict=True)),
-            "expected_payments": exp_pay,
-            "max_budget_imbalance": sim.max_budget_imbalance,
-            "deviation_gain": gains,
-        },
-    }
-    irb = float(max(0.0, -(own - plan.prices).min()))
-    efb = float(max(0.0, (menu.max(axis=1) - (own - plan.prices)).max()))
-    irc = max(0.0, -plan.w)
-    worst_icc = max(d.gain - 4 * d.gain_se for d in sim.deviations if d.strategy != "truthful")
+    certificate = certify_broker(market, plan, outcome)
     ex_post = audit_outcome(outcome)
     audits = {
-        "ir_buyer": AuditResult(
-            Property.IR_BUYER, irb <= 1e-9, irb, "v_j(m+) - E p*_j (= q+, eq. 16)", Scope.EXPECTED
-        ),
-        "envy_free": AuditResult(Property.ENVY_FREE, efb <= 1e-9, efb, "posted menu (m+, q+)", Scope.EX_ANTE),
-        "ir_seller": AuditResult(
-            Property.IR_SELLER, irc <= 1e-9, irc, "E pi*_i - c_i N*_i = W N*_i / N+", Scope.EXPECTED
-        ),
-        "incentive_compatible": AuditResult(
-            Property.INCENTIVE_COMPATIBLE,
-            worst_icc <= 0,
-            max(0.0, worst_icc),
-            "largest worst-case deviation gain minus 4 Monte Carlo standard errors",
-            Scope.EXPECTED,
-        ),
-        "budget_balance_strong": AuditResult(
-            Property.BUDGET_BALANCE_STRONG,
-            sim.max_budget_imbalance <= 1e-9,
-            sim.max_budget_imbalance,
-            f"max |sum p - sum pi| over {sim.reps} realisations",
-            Scope.EX_POST,
-        ),
+        **expected_audits(market, plan, certificate),
+        **simulation_audits(sim, certificate),
         # The settled outcome is one realisation: prices p*_j and payments pi*_i shift with the
         # submitted data, so ex post IR can fail even though it holds in expectation (eqs. 9, 16).
         "ex_post.ir_buyer": ex_post["ir_buyer"],
         "ex_post.ir_seller": ex_post["ir_seller"],
     }
-    po_bound = plan.opt_profit - (plan.c2 - plan.c1) - gap
-    rows_pricing = [
-        {
-            "buyer": b,
-            "m_plus": int(plan.allocations[j]),
-            "value_at_m_plus": float(own[j]),
-            "q_plus": float(plan.prices[j]),
-            "expected_price_mc": float(sim.expected_prices[j]),
-            "expected_price_se": float(sim.price_se[j]),
-            "realised_expected_value": float(sim.realised_values[j]),
-        }
-        for j, b in enumerate(market.buyers)
-    ]
-    rows_collection = [
-        {
-            "contributor": c,
-            "cost": float(market.costs[k]),
-            "n_star": plan.n_star[c],
-            "expected_payment_mc": exp_pay[c],
-            "expected_payment_theory": (plan.c1 * plan.n1 + plan.w * plan.n1 / plan.n_plus)
-            if c == paid[0]
-            else (plan.c2 * plan.n2 + plan.w * plan.n2 / plan.n_plus)
-            if c == paid[1]
-            else 0.0,
-        }
-        for k, c in enumerate(market.contributors)
-    ]
-    rows_dev = [
-        {
-            "contributor": d.contributor,
-            "deviation": d.strategy,
-            "collected": d.n_collected,
-            "gain_mc": d.gain,
-            "gain_se": d.gain_se,
-            "gain_closed_form": d.closed_form_gain,
-            "worst_mu": d.worst_mu,
-        }
-        for d in sim.deviations
-    ]
-    rows_profit = [
-        {
-            "opt_profit": plan.opt_profit,
-            "n_opt": plan.opt_n,
-            "n_plus": plan.n_plus,
-            "profit_at_n_plus": plan.profit_n_plus,
-            "mechanism_profit_w": plan.w,
-            "cost_gap_c2_minus_c1": plan.c2 - plan.c1,
-            "profit_bound_holds": plan.w >= po_bound - 1e-9,
-            "split": plan.split,
-        }
-    ]
     return ScenarioResult(
         kind="broker",
         seed=config.seed,
-        fields=fields,
+        fields=_fields(market, plan, sim),
         outcome=outcome,
         audits=audits,
-        certificate=certify_broker(market, plan, outcome),
-        tables={
-            "pricing": rows_pricing,
-            "collection": rows_collection,
-            "deviations": rows_dev,
-            "profit": rows_profit,
-        },
+        certificate=certificate,
+        tables=_tables(market, plan, sim),
         audit_aliases={
             "irb": "ir_buyer",
             "efb": "envy_free",
@@ -339,3 +264,152 @@ def run(config: Config) -> ScenarioResult:
             "bb": "budget_balance_strong",
         },
     )
+
+
+def expected_payment(plan: CollectionPlan, contributor: str) -> float:
+    """``E pi*_i = c_i N*_i + W N*_i / N+`` on path (Thm 5.1); 0 for a contributor asked for nothing."""
+    if contributor == plan.contributor_1:
+        return plan.c1 * plan.n1 + plan.w * plan.n1 / plan.n_plus
+    if contributor == plan.contributor_2:
+        return plan.c2 * plan.n2 + plan.w * plan.n2 / plan.n_plus
+    return 0.0
+
+
+def expected_outcome(market: BrokerMarket, plan: CollectionPlan) -> Outcome:
+    """M* in expectation: buyers get ``m_j+`` at ``E p*_j = q_j+`` (eq. 16) from the posted menu,
+    contributors are paid ``E pi*_i`` for ``N*_i`` points at cost ``c_i N*_i``."""
+    nb, nc = len(market.buyers), len(market.contributors)
+    table, m = market.table, np.asarray(plan.allocations)
+    costs = [float(market.costs[k]) * plan.n_star[c] for k, c in enumerate(market.contributors)]
+    return Outcome(
+        mechanism="broker_mstar",
+        participants=(*market.buyers, *market.contributors),
+        roles=(Role.BUYER,) * nb + (Role.SELLER,) * nc,
+        allocated=[*m.tolist(), *(plan.n_star[c] for c in market.contributors)],
+        prices=[*np.asarray(plan.prices).tolist(), *([0.0] * nc)],
+        payments=[*([0.0] * nb), *(expected_payment(plan, c) for c in market.contributors)],
+        values=[*table[np.arange(nb), m].tolist(), *([0.0] * nc)],
+        costs=[*([0.0] * nb), *costs],
+        offers=Offers(table[np.arange(nb)[:, None], m[None, :]], np.asarray(plan.prices), np.arange(nb)),
+    )
+
+
+def expected_audits(market: BrokerMarket, plan: CollectionPlan, cert: Certificate) -> dict[str, AuditResult]:
+    """IR of buyers and sellers in expectation and EF of the posted menu ex ante, on
+    :func:`expected_outcome`, each within the tolerance of the certificate's check of that claim."""
+    o = expected_outcome(market, plan)
+    ir_b = audit_ir_buyers(o, cert["pricing.ir_buyer"].tolerance)
+    ef = audit_envy_free(o, cert["pricing.envy_free"].tolerance)
+    ir_s = audit_ir_sellers(o, cert["mstar.expected_profit"].tolerance)
+    return {
+        "ir_buyer": replace(ir_b, detail="v_j(m+) - E p*_j (= q+, eq. 16)", scope=Scope.EXPECTED),
+        "envy_free": replace(ef, detail="posted menu (m+, q+)", scope=Scope.EX_ANTE),
+        "ir_seller": replace(ir_s, detail="E pi*_i - c_i N*_i = W N*_i / N+", scope=Scope.EXPECTED),
+    }
+
+
+def simulation_audits(sim: SimulationResult, cert: Certificate) -> dict[str, AuditResult]:
+    """Incentive compatibility in expectation (each deviation's worst-case Monte Carlo gain, less
+    :data:`IC_STANDARD_ERRORS` standard errors, is at most 0) and strong budget balance on every
+    simulated realisation, within the tolerance of the settled round's balance check."""
+    worst = max(d.gain - IC_STANDARD_ERRORS * d.gain_se for d in sim.deviations if d.strategy != "truthful")
+    bb_tol = cert["mstar.budget_balance"].tolerance
+    return {
+        "incentive_compatible": AuditResult(
+            Property.INCENTIVE_COMPATIBLE,
+            worst <= 0,
+            max(0.0, worst),
+            f"largest worst-case deviation gain minus {IC_STANDARD_ERRORS} Monte Carlo standard errors",
+            Scope.EXPECTED,
+        ),
+        "budget_balance_strong": AuditResult(
+            Property.BUDGET_BALANCE_STRONG,
+            sim.max_budget_imbalance <= bb_tol,
+            sim.max_budget_imbalance,
+            f"max |sum p - sum pi| over {sim.reps} realisations",
+            Scope.EX_POST,
+        ),
+    }
+
+
+def _fields(market: BrokerMarket, plan: CollectionPlan, sim: SimulationResult) -> dict[str, Any]:
+    """The kind's JSON fields (:class:`Fields`)."""
+    buyers = market.buyers
+    return {
+        "n_plus": plan.n_plus,
+        "allocations": dict(zip(buyers, plan.allocations.tolist(), strict=True)),
+        "prices": dict(zip(buyers, plan.prices.tolist(), strict=True)),
+        "opt_profit": plan.opt_profit,
+        "mechanism_profit": plan.mechanism_profit,
+        "collection": dict(plan.n_star),
+        "simulation": {
+            "expected_prices": dict(zip(buyers, sim.expected_prices.tolist(), strict=True)),
+            "expected_payments": _mc_payments(market, plan, sim),
+            "max_budget_imbalance": sim.max_budget_imbalance,
+            "deviation_gain": sim.deviation_gain(),
+        },
+    }
+
+
+def _mc_payments(market: BrokerMarket, plan: CollectionPlan, sim: SimulationResult) -> dict[str, float]:
+    """Monte Carlo expected payment per contributor (0 for those asked for nothing)."""
+    out = {c: 0.0 for c in market.contributors}
+    for k, c in enumerate((plan.contributor_1, plan.contributor_2)):
+        out[c] = float(sim.expected_payments[k])
+    return out
+
+
+def _tables(market: BrokerMarket, plan: CollectionPlan, sim: SimulationResult) -> dict[str, Any]:
+    """The pricing, collection, deviations and profit tables."""
+    nb = len(market.buyers)
+    own = market.table[np.arange(nb), plan.allocations]
+    mc = _mc_payments(market, plan, sim)
+    gap = float(plan.algorithm1.gaps.sum())
+    return {
+        "pricing": [
+            {
+                "buyer": b,
+                "m_plus": int(plan.allocations[j]),
+                "value_at_m_plus": float(own[j]),
+                "q_plus": float(plan.prices[j]),
+                "expected_price_mc": float(sim.expected_prices[j]),
+                "expected_price_se": float(sim.price_se[j]),
+                "realised_expected_value": float(sim.realised_values[j]),
+            }
+            for j, b in enumerate(market.buyers)
+        ],
+        "collection": [
+            {
+                "contributor": c,
+                "cost": float(market.costs[k]),
+                "n_star": plan.n_star[c],
+                "expected_payment_mc": mc[c],
+                "expected_payment_theory": expected_payment(plan, c),
+            }
+            for k, c in enumerate(market.contributors)
+        ],
+        "deviations": [
+            {
+                "contributor": d.contributor,
+                "deviation": d.strategy,
+                "collected": d.n_collected,
+                "gain_mc": d.gain,
+                "gain_se": d.gain_se,
+                "gain_closed_form": d.closed_form_gain,
+                "worst_mu": d.worst_mu,
+            }
+            for d in sim.deviations
+        ],
+        "profit": [
+            {
+                "opt_profit": plan.opt_profit,
+                "n_opt": plan.opt_n,
+                "n_plus": plan.n_plus,
+                "profit_at_n_plus": plan.profit_n_plus,
+                "mechanism_profit_w": plan.w,
+                "cost_gap_c2_minus_c1": plan.c2 - plan.c1,
+                "profit_bound_holds": plan.w >= plan.opt_profit - (plan.c2 - plan.c1) - gap - 1e-9,
+                "split": plan.split,
+            }
+        ],
+    }

@@ -44,7 +44,8 @@ from datamarket.mechanisms.collaborative import (
     content_id,
     replication_gain,
 )
-from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios._base import ResultFields, ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios.inputs.collaborative import FeeScale, Learner, Round, fee_field, fee_scale_field
 
 Digit = int
 
@@ -62,32 +63,13 @@ def load_digits_arrays() -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     return xs, ys
 
 
-class ModelConfig(StrictModel):
-    """The learner (``logreg``, ``mlp`` or ``knn1``) and its budget."""
-
-    kind: Literal["logreg", "mlp", "knn1"] = "logreg"
-    C: PositiveFloat = Field(
-        default=1.0,
-        description="inverse L2 strength of logistic regression",
-        json_schema_extra={"unit": "1", "symbol": "C"},
-    )
-    max_iter: int = Field(
-        default=200,
-        ge=1,
-        le=10_000,
-        description="optimiser iterations per fit",
-        json_schema_extra={"unit": "iterations"},
-    )
-    tol: PositiveFloat = Field(
-        default=1e-4, description="optimiser tolerance", json_schema_extra={"unit": "1"}
-    )
-    hidden: int = Field(
-        default=64, ge=1, le=2000, description="hidden units of the MLP", json_schema_extra={"unit": "units"}
-    )
+class ModelConfig(Learner):
+    """The learner (``logreg``, ``mlp`` or ``knn1``) and its budget, seeded with the scenario's seed."""
 
 
-class PartyConfig(StrictModel):
-    """One party: the digits it holds, its own task (multi-task market) and its fee scale."""
+class PartyConfig(FeeScale):
+    """One party: the digits it holds, its own task (multi-task market) and its fee scale (the
+    service's ``fee_scale`` submission)."""
 
     name: str = Field(min_length=1, description="party name, unique", json_schema_extra={"symbol": "i"})
     digits: list[int] = Field(
@@ -101,11 +83,7 @@ class PartyConfig(StrictModel):
         description="digit classes of the party's validation task (multi-task markets)",
         json_schema_extra={"symbol": "V_i"},
     )
-    fee_scale: NonNegativeFloat = Field(
-        default=1.0,
-        description="multiplies the fee constant for this party",
-        json_schema_extra={"unit": "1", "symbol": "c_i / c"},
-    )
+    fee_scale: NonNegativeFloat = fee_scale_field(default=1.0)
 
     @model_validator(mode="after")
     def _digits_in_range(self) -> PartyConfig:
@@ -133,13 +111,12 @@ class ReplicationConfig(StrictModel):
     )
 
 
-class Config(ScenarioConfig):
+class Config(Round, ScenarioConfig):
+    """A collaborative scenario: the round's parameters
+    (:class:`~datamarket.scenarios.inputs.collaborative.Round`, shared with the service), the fee
+    constant, the learner, the parties and how the digits are split among them."""
+
     kind: Literal["collaborative"]
-    characteristic: Literal["u", "v", "w"] = Field(
-        default="v",
-        description="characteristic function: u (accuracy), v (one task, Sec. 4.1), w (many tasks, Sec. 4.2)",
-        json_schema_extra={"symbol": "u, v, w"},
-    )
     parties: list[PartyConfig] = Field(
         min_length=2, max_length=20, description="the parties (2 to 20)", json_schema_extra={"symbol": "M"}
     )
@@ -152,41 +129,7 @@ class Config(ScenarioConfig):
     model: ModelConfig = Field(
         default_factory=ModelConfig, description="the learner", json_schema_extra={"symbol": "M(·)"}
     )
-    fee: PositiveFloat = Field(
-        default=1.0,
-        description="fee constant: a party pays c (1 - g_i)",
-        json_schema_extra={"unit": "money", "symbol": "c"},
-    )
-    tau: float | None = Field(
-        default=None,
-        ge=-1.0,
-        le=1.0,
-        description="data-selection threshold on normalised Shapley values (Sec. 5); unset: no selection",
-        json_schema_extra={"unit": "share", "symbol": "τ"},
-    )
-    guard: bool = Field(
-        default=True,
-        description="zero-element guard: the better of pooled and own model, negative shares clipped",
-    )
-    customise: Literal["none", "paper", "masked"] = Field(
-        default="none",
-        description="customised models for w (Sec. 5, eq. 2 corrected): none, paper or masked penalty",
-    )
-    lam: NonNegativeFloat = Field(
-        default=0.0,
-        description="weight of the customisation penalty",
-        json_schema_extra={"unit": "1", "symbol": "λ"},
-    )
-    shapley: Literal["auto", "exact", "monte_carlo"] = Field(
-        default="auto", description="exact or Monte Carlo Shapley values", json_schema_extra={"symbol": "ψ"}
-    )
-    n_permutations: int = Field(
-        default=200,
-        ge=2,
-        le=100_000,
-        description="Monte Carlo permutations",
-        json_schema_extra={"unit": "permutations"},
-    )
+    fee: PositiveFloat = fee_field()
     train_frac: float = Field(
         default=0.5,
         gt=0.0,
@@ -258,6 +201,7 @@ def _library_config(config: Config) -> CollaborativeConfig:
         guard=config.guard,
         customise=config.customise,
         lam=config.lam,
+        max_exact=config.max_exact,
     )
 
 
@@ -265,7 +209,7 @@ def _replication(
     parties: list[Party],
     lib: CollaborativeConfig,
     config: Config,
-    names: list[str] = Field(description="the parties (2 to 20)", json_schema_extra={"symbol": "M"}),
+    names: list[str],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The replication attack under the configured characteristic (the JSON field) and, for the table,
     under every characteristic the market admits (u and v need one common task), sharing one engine."""
@@ -314,8 +258,56 @@ def _distinct_tasks(parties: list[Party]) -> list[tuple[NDArray[np.float64], NDA
     return list(seen.values())
 
 
+class Fields(ResultFields):
+    """The kind's JSON fields (public interface)."""
+
+    parties: list[Any] = Field(description="per party: name, fee, gain, payout, net, share")
+    characteristic: str = Field(description="u, v or w")
+    balance_residual: float | None = Field(description="sum of transfers (0 up to rounding)")
+    selected: list[Any] = Field(description="per task: task, parties")
+    replication: dict[str, Any] = Field(
+        default_factory=dict,
+        description="replicas, combined_net, condition_1, per_replicas (per characteristic and k)",
+    )
+
+
 def run(config: Config) -> ScenarioResult:
     """Split digits among the parties, clear one round and (optionally) the replication attack."""
+    parties = _parties(config)
+    lib = _library_config(config)
+    r, certificate = certified_round(parties, lib, seed=config.seed)
+    names = list(r.names)
+    selected = _selected(config, r.selected, names)
+    fields: dict[str, Any] = {
+        "parties": r.party_rows(),
+        "characteristic": config.characteristic,
+        "balance_residual": r.balance_residual,
+        "selected": selected,
+    }
+    tables = _tables(r, selected)
+    if config.replication is not None:
+        fields["replication"], tables["replication"] = _replication(parties, lib, config, names)
+    audits: dict[str, AuditResult] = {
+        a.property.value: a
+        for a in (
+            audit_budget_balance(r.outcome, strong=True),
+            audit_budget_balance(r.outcome, strong=False),
+            audit_ir_sellers(r.outcome),
+        )
+    }
+    return ScenarioResult(
+        kind="collaborative",
+        seed=config.seed,
+        fields=fields,
+        outcome=r.outcome,
+        audits=audits,
+        tables=tables,
+        certificate=certificate,
+    )
+
+
+def _parties(config: Config) -> list[Party]:
+    """The parties of ``config``: digits split by :func:`build_market`, with their fee scales."""
     x, y = load_digits_arrays()
     tasks: Any = (
         tuple(config.task) if config.task is not None else [tuple(p.task or ()) for p in config.parties]
@@ -331,33 +323,33 @@ def run(config: Config) -> ScenarioResult:
         halve=config.halve,
         names=[p.name for p in config.parties],
     )
-    parties = [
+    return [
         type(p)(p.name, p.train, p.task, pc.fee_scale)
         for p, pc in zip(market.parties, config.parties, strict=True)
     ]
-    lib = _library_config(config)
-    r, certificate = certified_round(parties, lib, seed=config.seed)
-    names = list(r.names)
-    selected: list[dict[str, Any]] = []
-    seen: dict[tuple[Any, ...], int] = {}
+
+
+def _selected(config: Config, selected: Any, names: list[str]) -> list[dict[str, Any]]:
+    """Per distinct task: the parties whose data train its model."""
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
     for i, p in enumerate(config.parties):
         key = tuple(config.task) if config.task is not None else tuple(p.task or ())
         if key in seen:
             continue
-        seen[key] = i
-        selected.append(
+        seen.add(key)
+        out.append(
             {
                 "task": "common" if config.task is not None else p.name,
-                "parties": [names[j] for j in r.selected[i]],
+                "parties": [names[j] for j in selected[i]],
             }
         )
-    fields: dict[str, Any] = {
-        "parties": r.party_rows(),
-        "characteristic": config.characteristic,
-        "balance_residual": r.balance_residual,
-        "selected": selected,
-    }
-    tables: dict[str, list[dict[str, Any]]] = {
+    return out
+
+
+def _tables(r: Any, selected: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The parties, checks, selected and cost tables of a cleared round."""
+    return {
         "parties": [
             {
                 **row,
@@ -378,22 +370,3 @@ def run(config: Config) -> ScenarioResult:
             }
         ],
     }
-    if config.replication is not None:
-        fields["replication"], tables["replication"] = _replication(parties, lib, config, names)
-    audits: dict[str, AuditResult] = {
-        a.property.value: a
-        for a in (
-            audit_budget_balance(r.outcome, strong=True),
-            audit_budget_balance(r.outcome, strong=False),
-            audit_ir_sellers(r.outcome),
-        )
-    }
-    return ScenarioResult(
-        kind="collaborative",
-        seed=config.seed,
-        fields=fields,
-        outcome=r.outcome,
-        audits=audits,
-        tables=tables,
-        certificate=certificate,
-    )

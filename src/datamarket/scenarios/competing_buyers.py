@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, model_validator
 
 from datamarket.core.audits import audit_incentive_compatibility, audit_outcome
 from datamarket.mechanisms.competing_buyers import (
@@ -53,7 +53,8 @@ from datamarket.mechanisms.competing_buyers import (
     market_outcome,
     simulate_payments,
 )
-from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios._base import ResultFields, ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios.inputs.competing_buyers import Params, Source, eta_field
 
 
 class EstimatorSpec(StrictModel):
@@ -133,20 +134,13 @@ class EvaluationSpec(StrictModel):
         return EmpiricalSamples(np.array(self.samples))
 
 
-class SourceSpec(StrictModel):
+class SourceSpec(Source):
+    """A source: its name, location and effort sensitivity (the service's ``source`` submission)."""
+
     name: str = Field(
         default="",
         description="source name (default source1, source2, ...)",
         json_schema_extra={"symbol": "i"},
-    )
-    location: float = Field(
-        description="the source's location, common knowledge",
-        json_schema_extra={"unit": "location", "symbol": "x_i"},
-    )
-    effort_alpha: PositiveFloat = Field(
-        default=1.0,
-        description="effort sensitivity of the noise, sigma_i(e) = exp(-alpha_i e) (eq. 16)",
-        json_schema_extra={"unit": "1 / effort", "symbol": "α_i"},
     )
 
 
@@ -164,11 +158,7 @@ class BuyerSpec(StrictModel):
         description="where the buyer cares about its error (loss, eq. 2)",
         json_schema_extra={"symbol": "F_j"},
     )
-    eta: PositiveFloat = Field(
-        default=1.0,
-        description="conversion between the buyer's loss and money",
-        json_schema_extra={"unit": "money per unit of loss", "symbol": "η^j"},
-    )
+    eta: PositiveFloat = eta_field()
     theta: NonNegativeFloat | None = Field(
         default=None,
         description="this buyer's share of every source's effort cost (all buyers or none, summing to 1)",
@@ -191,7 +181,11 @@ class SimulationSpec(StrictModel):
     )
 
 
-class Config(ScenarioConfig):
+class Config(Params, ScenarioConfig):
+    """A competing-buyers scenario: the market parameter ``competition``
+    (:class:`~datamarket.scenarios.inputs.competing_buyers.Params`, shared with the service), the
+    sources, the buyers and the Monte Carlo check."""
+
     kind: Literal["competing_buyers"]
     sources: list[SourceSpec] = Field(
         min_length=2,
@@ -201,31 +195,9 @@ class Config(ScenarioConfig):
     buyers: list[BuyerSpec] = Field(
         min_length=1, description="the buyers (data aggregators)", json_schema_extra={"symbol": "M"}
     )
-    competition: float | list[list[float]] = Field(
-        default=0.0,
-        description="competition level in [0, 1]: a scalar for every pair or a symmetric matrix",
-        json_schema_extra={"unit": "1", "symbol": "δ_k^j"},
-    )
     simulation: SimulationSpec = Field(
         default_factory=SimulationSpec, description="Monte Carlo check of the contracts"
     )
-
-    @field_validator("competition")
-    @classmethod
-    def _delta_range(cls, v: float | list[list[float]]) -> float | list[list[float]]:
-        try:
-            comp = np.asarray(v, dtype=float)
-        except ValueError:
-            raise ValueError("must be a scalar or a square matrix (rows of equal length)") from None
-        if comp.ndim not in (0, 2):
-            raise ValueError("must be a scalar or a square matrix")
-        # every entry, the unused diagonal included, must be a competition level in [0, 1] (paper
-        # after (2); a delta outside [0, 1] is a clear error)
-        if not np.all(np.isfinite(comp)) or np.any((comp < 0) | (comp > 1)):
-            raise ValueError(f"delta must lie in [0, 1], got {v}")
-        if comp.ndim == 2 and (comp.shape[0] != comp.shape[1] or not np.allclose(comp, comp.T)):
-            raise ValueError("delta must be a symmetric square matrix")
-        return v
 
     @model_validator(mode="after")
     def _check(self) -> Config:
@@ -256,6 +228,35 @@ class Config(ScenarioConfig):
         if self.buyers[0].theta is None:
             return None
         return np.array([b.theta for b in self.buyers], dtype=float)
+
+
+class Fields(ResultFields):
+    """The kind's JSON fields (public interface; arrays are indexed source first, buyer last)."""
+
+    gamma: list[Any] = Field(description="gamma[i][k]")
+    xi: list[Any] = Field(description="xi[i][l][k]")
+    spectral_radius: float | None = Field(description="rho(A)")
+    gne_exists: bool = Field(description="a generalized Nash equilibrium exists")
+    d: list[Any] | None = Field(description="d[i][k], null when no solution")
+    effort_equilibrium: list[Any] | None = Field(description="e* per source")
+    effort_social: list[Any] = Field(
+        description="social-optimum effort per source (unconstrained: may be negative)"
+    )
+    loss_equilibrium: float | None = Field(description="L(e*)")
+    loss_social: float | None = Field(description="L(e_social)")
+    price_of_anarchy: float | None = Field(description="null when undefined")
+    contracts: dict[str, Any] | None = Field(description="c, d; null when no GNE")
+    total_gamma: list[Any] = Field(default_factory=list, description="Gamma_i per source")
+    total_d: list[Any] | None = Field(default=None, description="D_i per source")
+    feasible_sources: list[Any] = Field(default_factory=list, description="2 alpha_i D_i >= 1 per source")
+    effort_social_unconstrained: bool = Field(
+        default=False, description="some social-optimum effort is negative"
+    )
+    equilibrium_status: str = Field(default="", description="one line explaining the equilibrium verdict")
+    best_responses: list[Any] = Field(
+        default_factory=list,
+        description="per buyer: equilibrium_cost, best_response_cost, improvement, max_abs_d_gap",
+    )
 
 
 def default_config() -> Config:
@@ -299,32 +300,12 @@ _BEST_RESPONSES = "best responses (L-BFGS-B)"
 def _tables(
     config: Config, an: CompetingAnalysis, brs: list[BestResponse]
 ) -> dict[str, list[dict[str, Any]]]:
-    g, mk = an.gne, an.market
-    e_star, var = g.effort_equilibrium, an.variances
+    """The equilibrium and sources tables; with a GNE also the contracts checked by Monte Carlo, the
+    sources' simulated utilities and the buyers' best responses."""
+    g = an.gne
     tables: dict[str, list[dict[str, Any]]] = {
-        "equilibrium": [
-            {"quantity": "status", "value": g.status},
-            {"quantity": "spectral radius rho(A)", "value": g.spectral_radius},
-            {"quantity": "Jacobi iterations", "value": g.jacobi_iterations},
-            {"quantity": "max |d_jacobi - d_solve|", "value": g.jacobi_gap},
-            {"quantity": "loss at equilibrium L(e*)", "value": g.loss_equilibrium},
-            {"quantity": "social loss L(e_social)", "value": g.loss_social},
-            {"quantity": "price of anarchy", "value": g.price_of_anarchy},
-        ],
-        "sources": [
-            {
-                "source": name,
-                "location": float(np.asarray(mk.locations)[i]),
-                "effort_alpha": float(np.asarray(mk.effort_alpha)[i]),
-                "Gamma": float(g.total_gamma[i]),
-                "D": None if g.total_d is None else float(g.total_d[i]),
-                "2 alpha D >= 1": g.feasible_sources[i],
-                "effort e*": None if e_star is None else float(e_star[i]),
-                "effort social": float(g.effort_social[i]),
-                "variance": None if var is None else float(var[i]),
-            }
-            for i, name in enumerate(mk.source_names)
-        ],
+        "equilibrium": _equilibrium_rows(an),
+        "sources": _source_rows(an),
     }
     if not g.gne_exists or g.c is None or g.d is None or g.expected_payments is None:
         return tables
@@ -342,8 +323,8 @@ def _tables(
             f"bound (z={Z_BOUND:g})": float(sim.bound[i, k]),
             "within": bool(abs(sim.mean[i, k] - sim.expected[i, k]) <= sim.bound[i, k]),
         }
-        for i, sname in enumerate(mk.source_names)
-        for k, bname in enumerate(mk.buyer_names)
+        for i, sname in enumerate(an.market.source_names)
+        for k, bname in enumerate(an.market.buyer_names)
     ]
     tables["monte carlo source utility"] = [
         {
@@ -353,10 +334,42 @@ def _tables(
             "exact utility": float(sim.utility_expected[i]),
             f"bound (z={Z_BOUND:g})": float(sim.utility_bound[i]),
         }
-        for i, sname in enumerate(mk.source_names)
+        for i, sname in enumerate(an.market.source_names)
     ]
     tables[_BEST_RESPONSES] = _best_response_rows(an, brs)
     return tables
+
+
+def _equilibrium_rows(an: CompetingAnalysis) -> list[dict[str, Any]]:
+    g = an.gne
+    return [
+        {"quantity": "status", "value": g.status},
+        {"quantity": "spectral radius rho(A)", "value": g.spectral_radius},
+        {"quantity": "Jacobi iterations", "value": g.jacobi_iterations},
+        {"quantity": "max |d_jacobi - d_solve|", "value": g.jacobi_gap},
+        {"quantity": "loss at equilibrium L(e*)", "value": g.loss_equilibrium},
+        {"quantity": "social loss L(e_social)", "value": g.loss_social},
+        {"quantity": "price of anarchy", "value": g.price_of_anarchy},
+    ]
+
+
+def _source_rows(an: CompetingAnalysis) -> list[dict[str, Any]]:
+    g, mk = an.gne, an.market
+    e_star, var = g.effort_equilibrium, an.variances
+    return [
+        {
+            "source": name,
+            "location": float(np.asarray(mk.locations)[i]),
+            "effort_alpha": float(np.asarray(mk.effort_alpha)[i]),
+            "Gamma": float(g.total_gamma[i]),
+            "D": None if g.total_d is None else float(g.total_d[i]),
+            "2 alpha D >= 1": g.feasible_sources[i],
+            "effort e*": None if e_star is None else float(e_star[i]),
+            "effort social": float(g.effort_social[i]),
+            "variance": None if var is None else float(var[i]),
+        }
+        for i, name in enumerate(mk.source_names)
+    ]
 
 
 def _best_response_rows(an: CompetingAnalysis, brs: list[BestResponse]) -> list[dict[str, Any]]:

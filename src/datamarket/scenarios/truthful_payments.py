@@ -12,7 +12,8 @@ seller), ``buyer_values`` and ``buyer_prices`` (keyed by rule: the buyer split (
 ``sweep`` {``reported_costs``, ``utility``, ``best_report``, ``price_of_anarchy``, ``best_grid_report``,
 ``gain`` (keyed by rule), ``seller``, ``true_cost``}.
 
-The outcome is the Myerson mechanism's (the minimal IC and IR payment, Theorem 4.1) with the buyer split (17);
+The outcome is the payment ``rule``'s (default ``myerson``: the minimal IC and IR payment, Theorem 4.1;
+the parameters ``rule`` and ``myerson_method`` are shared with the service) with the buyer split (17);
 the audits cover every rule (key ``<rule>.<property>``, ``mechanism`` ``truthful_payments.<rule>``; incentive
 compatibility of LOO and Shapley is expected to fail, Claim 2). Non-finite numbers are JSON ``null``: the
 Myerson payment of the only seller of a data-mixture market is infinite (its allocation ``w = 1`` never
@@ -37,13 +38,15 @@ from datamarket.mechanisms.truthful_payments import (
     RULES,
     DataMixtureMarket,
     MeanEstimationMarket,
+    PaymentResult,
     TruthfulMarket,
     compute_payments,
     misreport_sweep,
     payment_certificate,
     payment_outcome,
 )
-from datamarket.scenarios._base import ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios._base import ResultFields, ScenarioConfig, ScenarioResult, StrictModel
+from datamarket.scenarios.inputs.truthful_payments import Params, cost_field
 
 Rule = Literal["loo", "shapley", "myerson", "vcg"]
 
@@ -146,23 +149,21 @@ class ShapleyConfig(StrictModel):
     )
 
 
-class Config(ScenarioConfig):
+class Config(Params, ScenarioConfig):
+    """A truthful-payments scenario: the market parameters (the outcome's ``rule`` and the Myerson
+    integral's method, :class:`~datamarket.scenarios.inputs.truthful_payments.Params`, shared with the
+    service), the sellers' true costs, one market table, Shapley's budget and the optional sweep."""
+
     kind: Literal["truthful_payments"]
-    costs: list[NonNegativeFloat] = Field(
+    costs: list[NonNegativeFloat] = cost_field(
         min_length=1,
         description="true private cost factor of each seller (reported truthfully unless swept)",
-        json_schema_extra={"unit": "money per unit of f", "symbol": "c_j"},
     )
     mean_estimation: MeanEstimationConfig | None = Field(
         default=None, description="the mean-estimation market (Sec. 6.1); give it or data_mixture"
     )
     data_mixture: DataMixtureConfig | None = Field(
         default=None, description="the data-mixture market (Sec. 6.2); give it or mean_estimation"
-    )
-    myerson_method: Literal["auto", "closed_form", "quad", "gauss", "envelope"] = Field(
-        default="auto",
-        description="how the Myerson integral (eq. 9) is computed",
-        json_schema_extra={"symbol": "P^MS"},
     )
     shapley: ShapleyConfig = Field(
         default_factory=ShapleyConfig,
@@ -230,8 +231,30 @@ def build_market(config: Config) -> TruthfulMarket:
     return market
 
 
+class Fields(ResultFields):
+    """The kind's JSON fields (public interface)."""
+
+    allocation: list[Any] = Field(description="W, buyers x sellers")
+    payments: dict[str, Any] = Field(description="loo, shapley, myerson, vcg: one entry per seller")
+    social_cost: float | None = Field(description="SC at the true costs")
+    shares: list[Any] = Field(default_factory=list, description="f_j per seller")
+    buyer_values: list[Any] = Field(default_factory=list, description="value per buyer")
+    buyer_prices: dict[str, Any] = Field(
+        default_factory=dict, description="per rule: price per buyer (split (17))"
+    )
+    sweep: dict[str, Any] = Field(
+        default_factory=dict,
+        description="misreport sweep: reported_costs, utility, best_report, price_of_anarchy, "
+        "best_grid_report, gain, seller, true_cost",
+    )
+
+
 def run(config: Config) -> ScenarioResult:
-    """Payments of all four rules at the true costs, audits, and the optional misreport sweep."""
+    """Payments of all four rules at the true costs, audits, and the optional misreport sweep.
+
+    The outcome is ``rule``'s (Myerson by default, the minimal IC and IR payment) with the buyer split
+    (17); every rule with finite payments is audited (``<rule>.<property>``).
+    """
     market = build_market(config)
     costs = np.array(config.costs, dtype=np.float64)
     opts: dict[str, Any] = {
@@ -241,15 +264,38 @@ def run(config: Config) -> ScenarioResult:
         "seed": config.seed,
     }
     res = compute_payments(market, costs, **opts)
-    audits: dict[str, AuditResult] = {}
     # A rule whose payment is infinite (Myerson for the only seller of a simplex market, whose
     # allocation never depends on its report) has no Outcome: JSON null, no audits for it.
     finite = [r for r in RULES if np.all(np.isfinite(res.payments[r]))]
-    for rule in finite:
+    audits = _rule_audits(market, res, finite)
+    fields = _fields(res)
+    tables = _tables(market, costs, res)
+    if config.sweep is not None:
+        fields["sweep"], tables["misreport"], ic = _sweep(config.sweep, market, costs, opts)
+        audits.update(ic)
+    return ScenarioResult(
+        kind="truthful_payments",
+        seed=config.seed,
+        fields=fields,
+        outcome=payment_outcome(market, res, config.rule) if config.rule in finite else None,
+        audits=audits,
+        tables=tables,
+        certificate=payment_certificate(market, res, myerson_method=config.myerson_method),
+    )
+
+
+def _rule_audits(market: TruthfulMarket, res: PaymentResult, rules: list[str]) -> dict[str, AuditResult]:
+    """The outcome audits of each rule's outcome, keyed ``<rule>.<property>``."""
+    audits: dict[str, AuditResult] = {}
+    for rule in rules:
         for key, audit in audit_outcome(payment_outcome(market, res, rule), tol=1e-9).items():
             detail = f"{rule}: {audit.detail}" if audit.detail else rule
             audits[f"{rule}.{key}"] = replace(audit, detail=detail, mechanism=f"truthful_payments.{rule}")
-    fields: dict[str, Any] = {
+    return audits
+
+
+def _fields(res: PaymentResult) -> dict[str, Any]:
+    return {
         "allocation": res.allocation.tolist(),
         "payments": {r: res.payments[r].tolist() for r in RULES},
         "social_cost": res.social_cost,
@@ -257,7 +303,10 @@ def run(config: Config) -> ScenarioResult:
         "buyer_values": res.values.tolist(),
         "buyer_prices": {r: res.buyer_prices[r].tolist() for r in RULES},
     }
-    tables: dict[str, list[dict[str, Any]]] = {
+
+
+def _tables(market: TruthfulMarket, costs: np.ndarray, res: PaymentResult) -> dict[str, list[dict[str, Any]]]:
+    return {
         "sellers": [
             {
                 "seller": j,
@@ -277,59 +326,49 @@ def run(config: Config) -> ScenarioResult:
             for i in range(market.n_buyers)
         ],
     }
-    if config.sweep is not None:
-        sw_cfg = config.sweep
-        if sw_cfg.seller >= market.n_sellers:
-            raise InvalidMarketError(
-                "sweep.seller", f"must be in 0..{market.n_sellers - 1}, got {sw_cfg.seller}"
-            )
-        sw = misreport_sweep(
-            market,
-            costs,
-            sw_cfg.seller,
-            rules=sw_cfg.rules,
-            max_report=sw_cfg.max_report,
-            step=sw_cfg.step,
-            **opts,
-        )
-        fields["sweep"] = {
-            "reported_costs": sw.reported_costs.tolist(),
-            "utility": {r: sw.utility[r].tolist() for r in sw_cfg.rules},
-            "best_report": dict(sw.best_report),
-            "price_of_anarchy": dict(sw.price_of_anarchy),
-            "seller": sw.seller,
-            "true_cost": sw.true_cost,
-            "best_grid_report": dict(sw.best_grid_report),
-            "gain": {r: sw.gain(r) for r in sw_cfg.rules},
-        }
-        tables["misreport"] = [
-            {
-                "rule": r,
-                "true_cost": sw.true_cost,
-                "best_grid_report": sw.best_grid_report[r],
-                "best_report": sw.best_report[r],
-                "gain": sw.gain(r),
-                "price_of_anarchy": sw.price_of_anarchy[r],
-            }
-            for r in sw_cfg.rules
-        ]
-        for r in sw_cfg.rules:
-            gain = max(0.0, sw.gain(r))
-            audits[f"{r}.incentive_compatible"] = AuditResult(
-                Property.INCENTIVE_COMPATIBLE,
-                gain <= 1e-9,
-                gain,
-                f"{r}: seller {sw.seller} gains {gain:.6g} by reporting {sw.best_report[r]:.6g}"
-                if gain > 1e-9
-                else r,
-                mechanism=f"truthful_payments.{r}",
-            )
-    return ScenarioResult(
-        kind="truthful_payments",
-        seed=config.seed,
-        fields=fields,
-        outcome=payment_outcome(market, res, "myerson") if "myerson" in finite else None,
-        audits=audits,
-        tables=tables,
-        certificate=payment_certificate(market, res, myerson_method=config.myerson_method),
+
+
+def _sweep(
+    cfg: SweepConfig, market: TruthfulMarket, costs: np.ndarray, opts: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, AuditResult]]:
+    """The misreport sweep of one seller: the JSON field, the table and each rule's IC audit (the
+    gain of the best report on the grid over the truthful utility)."""
+    if cfg.seller >= market.n_sellers:
+        raise InvalidMarketError("sweep.seller", f"must be in 0..{market.n_sellers - 1}, got {cfg.seller}")
+    sw = misreport_sweep(
+        market, costs, cfg.seller, rules=cfg.rules, max_report=cfg.max_report, step=cfg.step, **opts
     )
+    field = {
+        "reported_costs": sw.reported_costs.tolist(),
+        "utility": {r: sw.utility[r].tolist() for r in cfg.rules},
+        "best_report": dict(sw.best_report),
+        "price_of_anarchy": dict(sw.price_of_anarchy),
+        "seller": sw.seller,
+        "true_cost": sw.true_cost,
+        "best_grid_report": dict(sw.best_grid_report),
+        "gain": {r: sw.gain(r) for r in cfg.rules},
+    }
+    table = [
+        {
+            "rule": r,
+            "true_cost": sw.true_cost,
+            "best_grid_report": sw.best_grid_report[r],
+            "best_report": sw.best_report[r],
+            "gain": sw.gain(r),
+            "price_of_anarchy": sw.price_of_anarchy[r],
+        }
+        for r in cfg.rules
+    ]
+    audits = {}
+    for r in cfg.rules:
+        gain = max(0.0, sw.gain(r))
+        audits[f"{r}.incentive_compatible"] = AuditResult(
+            Property.INCENTIVE_COMPATIBLE,
+            gain <= 1e-9,
+            gain,
+            f"{r}: seller {sw.seller} gains {gain:.6g} by reporting {sw.best_report[r]:.6g}"
+            if gain > 1e-9
+            else r,
+            mechanism=f"truthful_payments.{r}",
+        )
+    return field, table, audits

@@ -3,8 +3,8 @@
 Keys carry 256 bits of entropy (:func:`secrets.token_urlsafe`), so an unsalted SHA-256 is a sound
 verifier (no dictionary to attack) and lets the service find the participant by an indexed lookup.
 Requests authenticate with the header ``X-API-Key: <key>`` (or ``Authorization: Bearer <key>``).
-The operator's admin key is given to :func:`~datamarket.service.app.create_app` (or read from
-``$DATAMARKET_ADMIN_KEY``) and compared by hash in constant time.
+The operator's admin key is a setting (:class:`~datamarket.service.config.ServiceSettings`, or
+``$DATAMARKET_ADMIN_KEY``) and is compared by hash in constant time.
 """
 
 from __future__ import annotations

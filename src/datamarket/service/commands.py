@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from datamarket.service.config import ServiceSettings
 
 DbOpt = Annotated[
     str | None,
@@ -31,7 +34,8 @@ def _engine(db: str | None, *, migrated: bool = True):  # type: ignore[no-untype
     from sqlalchemy.exc import SQLAlchemyError
 
     from datamarket.core.errors import DatamarketError
-    from datamarket.ledger import current_revision, database_url, head_revision, make_engine
+    from datamarket.ledger import current_revision, head_revision, make_engine
+    from datamarket.service.config import database_url
 
     url = database_url(db)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -159,84 +163,102 @@ def dump_cmd(db: DbOpt = None) -> None:
         sys.stdout.write(json.dumps(dump(s), indent=1) + "\n")
 
 
+# ``serve``'s options: None when not given (the settings then take the environment or their default)
+HostOpt = Annotated[str | None, typer.Option("--host", help="Interface to listen on.")]
+PortOpt = Annotated[int | None, typer.Option("--port", min=1, max=65535, help="TCP port.")]
+AdminKeyOpt = Annotated[str | None, typer.Option("--admin-key", help="Operator key ($DATAMARKET_ADMIN_KEY).")]
+ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="process, thread or dask.")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Clearing worker processes.")]
+DaskOpt = Annotated[str | None, typer.Option("--dask", help="Dask scheduler address (with --executor dask).")]
+LeaseOpt = Annotated[
+    float | None, typer.Option("--lease", help="Seconds a claim on a round lasts without heartbeat.")
+]
+PollOpt = Annotated[float | None, typer.Option("--poll", help="Seconds between looks for claimable rounds.")]
+AttemptsOpt = Annotated[
+    int | None, typer.Option("--max-attempts", min=1, help="Expired leases after which a round is failed.")
+]
+GraceOpt = Annotated[
+    float | None,
+    typer.Option("--grace", help="On SIGTERM, seconds to let held rounds finish before release."),
+]
+AdapterOpt = Annotated[
+    list[str] | None, typer.Option("--adapter", help="Extra market kind KIND=module:attribute (repeatable).")
+]
+FailuresOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--auth-failures", min=0, help="Unknown API keys per client address and window before 429 (0: off)."
+    ),
+]
+WindowOpt = Annotated[float | None, typer.Option("--auth-window", min=0.001, help="Seconds of that window.")]
+
+
 def serve(
     db: DbOpt = None,
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
-    admin_key: Annotated[
-        str | None, typer.Option("--admin-key", envvar="DATAMARKET_ADMIN_KEY", help="Operator key.")
-    ] = None,
-    executor: Annotated[str, typer.Option("--executor", help="process, thread or dask.")] = "process",
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Clearing worker processes.")] = 2,
-    dask_address: Annotated[
-        str | None, typer.Option("--dask", help="Dask scheduler address (with --executor dask).")
-    ] = None,
-    lease: Annotated[
-        float, typer.Option("--lease", help="Seconds a claim on a round lasts without heartbeat.")
-    ] = 30.0,
-    poll: Annotated[float, typer.Option("--poll", help="Seconds between looks for claimable rounds.")] = 1.0,
-    max_attempts: Annotated[
-        int, typer.Option("--max-attempts", min=1, help="Expired leases after which a round is failed.")
-    ] = 3,
-    grace: Annotated[
-        float, typer.Option("--grace", help="On SIGTERM, seconds to let held rounds finish before release.")
-    ] = 10.0,
-    adapter: Annotated[
-        list[str] | None,
-        typer.Option("--adapter", help="Extra market kind KIND=module:attribute (repeatable)."),
-    ] = None,
-    auth_failures: Annotated[
-        int,
-        typer.Option(
-            "--auth-failures",
-            min=0,
-            help="Unknown API keys per client address and window before 429 (0: off).",
-        ),
-    ] = 20,
-    auth_window: Annotated[
-        float, typer.Option("--auth-window", min=0.001, help="Seconds of that window.")
-    ] = 60.0,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    admin_key: AdminKeyOpt = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = None,
+    dask_address: DaskOpt = None,
+    lease: LeaseOpt = None,
+    poll: PollOpt = None,
+    max_attempts: AttemptsOpt = None,
+    grace: GraceOpt = None,
+    adapter: AdapterOpt = None,
+    auth_failures: FailuresOpt = None,
+    auth_window: WindowOpt = None,
 ) -> None:
     """Run the marketplace HTTP API (OpenAPI at /docs) on the ledger database.
 
-    Several processes may serve one database (behind a load balancer): each claims rounds with a
-    lease, and SIGTERM stops claiming, lets held rounds finish for --grace seconds and releases the
-    rest. A client address that presents --auth-failures unknown keys within --auth-window seconds
-    is answered 429 until the oldest of them leaves the window (per process)."""
-    import secrets
-
+    Options not given take the environment's value ($DATAMARKET_DATABASE_URL, $DATAMARKET_ADMIN_KEY)
+    or the default of the service's settings (datamarket.service.config.ServiceSettings); without an
+    admin key one is made up and printed once. Several processes may serve one database (behind a
+    load balancer): each claims rounds with a lease, and SIGTERM stops claiming, lets held rounds
+    finish for --grace seconds and releases the rest. A client address that presents --auth-failures
+    unknown keys within --auth-window seconds is answered 429 until the oldest of them leaves the
+    window (per process)."""
     import uvicorn
 
     from datamarket.core.errors import DatamarketError
-    from datamarket.ledger import database_url
-    from datamarket.service.adapters import builtin_adapters
     from datamarket.service.app import create_app
-    from datamarket.service.rounds import Leases
-    from datamarket.service.throttle import AuthThrottle
 
-    if not admin_key:
-        admin_key = "dm_admin_" + secrets.token_urlsafe(24)
-        typer.echo(f"admin key (not stored, shown once): {admin_key}", err=True)
-    refs = builtin_adapters()
-    for item in adapter or []:
-        kind, sep, ref = item.partition("=")
-        if not sep or not kind or ":" not in ref:
-            raise _fail(f"adapter: expected KIND=module:attribute, got {item!r}")
-        refs[kind] = ref
+    options = {
+        "database_url": db, "host": host, "port": port, "admin_key": admin_key, "executor": executor,
+        "max_workers": workers, "dask_address": dask_address,
+    }  # fmt: skip
+    leases = {"lease_s": lease, "poll_s": poll, "max_attempts": max_attempts, "grace_s": grace}
+    throttle = {"limit": auth_failures, "window_s": auth_window}
     try:
-        app = create_app(
-            database_url(db),
-            admin_key=admin_key,
-            executor=executor,
-            max_workers=workers,
-            dask_address=dask_address,
-            adapters=refs,
-            leases=Leases(lease_s=lease, poll_s=poll, max_attempts=max_attempts, grace_s=grace),
-            throttle=AuthThrottle(limit=auth_failures, window_s=auth_window),
-        )
+        settings = serve_settings(options, leases, throttle, adapter or [])
+        app = create_app(settings)
     except (DatamarketError, ValueError, ImportError, AttributeError, TypeError) as exc:
         raise _fail(str(exc)) from None
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+def serve_settings(
+    options: dict[str, Any], leases: dict[str, Any], throttle: dict[str, Any], adapters: list[str]
+) -> ServiceSettings:
+    """The service settings from the environment and the options given (None: not given); without an
+    admin key, a random one is made up and printed once."""
+    import dataclasses
+    import secrets
+
+    from datamarket.service.clearing.leases import Leases
+    from datamarket.service.config import ServiceSettings, parse_adapter
+    from datamarket.service.throttle import ThrottleSettings
+
+    def given(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if v is not None}
+
+    settings = ServiceSettings.from_env(
+        **options, leases=Leases(**given(leases)), throttle=ThrottleSettings(**given(throttle))
+    ).with_adapters(dict(parse_adapter(item) for item in adapters))
+    if settings.admin_key is None:
+        settings = dataclasses.replace(settings, admin_key="dm_admin_" + secrets.token_urlsafe(24))
+        typer.echo(f"admin key (not stored, shown once): {settings.admin_key}", err=True)
+    return settings
 
 
 def register(app: typer.Typer) -> None:

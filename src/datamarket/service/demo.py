@@ -1,6 +1,7 @@
 """The service part of ``datamarket demo``: two rounds driven through the HTTP API, in-process.
 
-Starts the app (:func:`~datamarket.service.app.create_app`) under uvicorn on 127.0.0.1 (a free port,
+Starts the app (:func:`~datamarket.service.app.create_app` with
+:class:`~datamarket.service.config.ServiceSettings`) under uvicorn on 127.0.0.1 (a free port,
 a background thread) against a temporary SQLite file, then, as an operator and several participants
 talking HTTP (httpx):
 
@@ -169,6 +170,53 @@ def _collaborative_round(admin: httpx.Client, base: str, rng: np.random.Generato
     return rid
 
 
+def _receives(d: dict[str, Any]) -> str:
+    """What a receipt's deliverable ``d`` gave its participant, in a few words."""
+    est = d.get("estimate")
+    if d.get("kind") == "data":
+        return f"{len(d.get('points', []))} pts, est. " + ("-" if est is None else f"{est:.3f}")
+    if d.get("kind") == "model":
+        return f"model, acc. {d['delivered_accuracy']:.3f}"
+    return f"sold {d.get('points_requested', 0)} pts"
+
+
+def _receipt_rows(admin: httpx.Client, rounds: dict[str, int]) -> list[dict[str, Any]]:
+    """One row per receipt of each round (major units; paid negative = refund)."""
+    rows: list[dict[str, Any]] = []
+    for kind, rid in rounds.items():
+        for rec in _ok(admin.get(f"/rounds/{rid}/receipts")):
+            by_memo = {e["memo"]: int(e["amount_minor"]) for e in rec["entries"]}
+            rows.append(
+                {
+                    "round": rid,
+                    "market": kind,
+                    "participant": rec["participant"],
+                    "paid": format_minor(-by_memo.get("price", 0)),
+                    "received": format_minor(by_memo.get("payment", 0)),
+                    "net": rec["net"],
+                    "receives": _receives(rec["deliverable"] or {}),
+                }
+            )
+    return rows
+
+
+def _platform_rows(entries: list[dict[str, Any]], rounds: dict[str, int]) -> list[dict[str, Any]]:
+    """One row per entry of the platform's account (its take)."""
+    return [
+        {
+            "round": e["round_id"],
+            "market": next(k for k, r in rounds.items() if r == e["round_id"]),
+            "participant": "platform",
+            "paid": format_minor(0),
+            "received": format_minor(e["amount_minor"]),
+            "net": format_minor(e["amount_minor"]),
+            "receives": "platform take",
+        }
+        for e in entries
+        if e["account"] == "platform"
+    ]
+
+
 def run_service_demo(
     seed: int = 0, hold: Callable[[str, str, dict[str, str]], None] | None = None, port: int = 0
 ) -> dict[str, Any]:
@@ -182,13 +230,15 @@ def run_service_demo(
     the ledger does not verify.
     """
     from datamarket.service.app import create_app
+    from datamarket.service.config import ServiceSettings
 
     t0 = time.perf_counter()
     KEYS.clear()
     rng = make_rng(seed)
     key = "dm_admin_" + secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="datamarket-demo-") as tmp:
-        app = create_app(f"sqlite:///{Path(tmp) / 'ledger.db'}", admin_key=key, executor="thread")
+        url = f"sqlite:///{Path(tmp) / 'ledger.db'}"
+        app = create_app(ServiceSettings(database_url=url, admin_key=key, executor="thread"))
         with (
             serve_in_thread(app, port) as base,
             httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=120) as admin,
@@ -197,48 +247,12 @@ def run_service_demo(
                 "broker": _broker_round(admin, base, rng, seed),
                 "collaborative": _collaborative_round(admin, base, rng, seed),
             }
-            rows: list[dict[str, Any]] = []
-            for kind, rid in rounds.items():
-                for rec in _ok(admin.get(f"/rounds/{rid}/receipts")):
-                    by_memo = {e["memo"]: int(e["amount_minor"]) for e in rec["entries"]}
-                    d = rec["deliverable"] or {}
-                    est = d.get("estimate")
-                    got = (
-                        f"{len(d.get('points', []))} pts, est. " + ("-" if est is None else f"{est:.3f}")
-                        if d.get("kind") == "data"
-                        else f"model, acc. {d['delivered_accuracy']:.3f}"
-                        if d.get("kind") == "model"
-                        else f"sold {d.get('points_requested', 0)} pts"
-                    )
-                    rows.append(
-                        {
-                            "round": rid,
-                            "market": kind,
-                            "participant": rec["participant"],
-                            "paid": format_minor(-by_memo.get("price", 0)),
-                            "received": format_minor(by_memo.get("payment", 0)),
-                            "net": rec["net"],
-                            "receives": got,
-                        }
-                    )
             entries = _ok(admin.get("/ledger/entries"))["entries"]
+            rows = _receipt_rows(admin, rounds) + _platform_rows(entries, rounds)
             sums = {
                 rid: sum(e["amount_minor"] for e in entries if e["round_id"] == rid)
                 for rid in rounds.values()
             }
-            for e in entries:
-                if e["account"] == "platform":
-                    rows.append(
-                        {
-                            "round": e["round_id"],
-                            "market": next(k for k, r in rounds.items() if r == e["round_id"]),
-                            "participant": "platform",
-                            "paid": format_minor(0),
-                            "received": format_minor(e["amount_minor"]),
-                            "net": format_minor(e["amount_minor"]),
-                            "receives": "platform take",
-                        }
-                    )
             report = _ok(admin.get("/ledger/verify"))
             if hold is not None:
                 hold(base, key, dict(KEYS))

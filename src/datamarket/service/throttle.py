@@ -22,6 +22,38 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from datamarket.core.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class ThrottleSettings:
+    """The throttle's limits, without its state (one field of
+    :class:`~datamarket.service.config.ServiceSettings`): ``limit`` failures within ``window_s``
+    seconds block an address (``limit = 0``: off), at most ``max_clients`` addresses tracked.
+
+    >>> ThrottleSettings(limit=-1)
+    Traceback (most recent call last):
+    ...
+    datamarket.core.errors.ConfigurationError: throttle: auth throttle: need limit >= 0, window > 0 and \
+max_clients >= 1; got limit=-1, window=60.0, max_clients=10000
+    """
+
+    limit: int = 20
+    window_s: float = 60.0
+    max_clients: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.limit < 0 or not self.window_s > 0 or self.max_clients < 1:
+            raise ConfigurationError(
+                "throttle",
+                f"auth throttle: need limit >= 0, window > 0 and max_clients >= 1; got limit={self.limit}, "
+                f"window={self.window_s}, max_clients={self.max_clients}",
+            )
+
+    def build(self, clock: Callable[[], float] = time.monotonic) -> AuthThrottle:
+        """A fresh throttle (no failures recorded) with these limits."""
+        return AuthThrottle(self.limit, self.window_s, self.max_clients, clock)
+
 
 @dataclass
 class AuthThrottle:
@@ -39,19 +71,20 @@ class AuthThrottle:
     60
     """
 
-    limit: int = 20
-    window_s: float = 60.0
-    max_clients: int = 10_000
+    limit: int = ThrottleSettings.limit
+    window_s: float = ThrottleSettings.window_s
+    max_clients: int = ThrottleSettings.max_clients
     clock: Callable[[], float] = time.monotonic
     _fails: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.limit < 0 or not self.window_s > 0 or self.max_clients < 1:
-            raise ValueError(
-                f"auth throttle: need limit >= 0, window > 0 and max_clients >= 1; got limit={self.limit}, "
-                f"window={self.window_s}, max_clients={self.max_clients}"
-            )
+        ThrottleSettings(self.limit, self.window_s, self.max_clients)  # validates
+
+    @property
+    def settings(self) -> ThrottleSettings:
+        """The limits of this throttle."""
+        return ThrottleSettings(self.limit, self.window_s, self.max_clients)
 
     def _recent(self, client: str, now: float) -> deque[float] | None:
         fails = self._fails.get(client)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidInputError, InvalidMarketError
 from datamarket.valuation.games import CoalitionGame, raw_evaluator
 
 _WORKER_GAMES: dict[str, Any] = {}
@@ -56,16 +56,16 @@ def eval_chunk(game: CoalitionGame, masks: list[int]) -> NDArray[np.float64]:
 
 
 def _guarded(game: CoalitionGame, masks: list[int]) -> Any:
-    # InvalidMarketError(field, message) does not survive pickling; send its parts back instead
+    # InvalidInputError(field, message) does not survive pickling; send its class and parts back instead
     try:
         return eval_chunk(game, masks)
-    except InvalidMarketError as exc:
-        return ("InvalidMarketError", exc.field, exc.message)
+    except InvalidInputError as exc:
+        return (type(exc), exc.field, exc.message)
 
 
 def _unwrap(out: Any, n: int) -> NDArray[np.float64]:
     if isinstance(out, tuple):
-        raise InvalidMarketError(out[1], out[2])
+        raise out[0](out[1], out[2])
     arr = np.asarray(out, dtype=np.float64)
     if arr.shape != (n,):  # pragma: no cover - defensive
         raise RuntimeError("worker returned a wrong number of values")
@@ -176,7 +176,7 @@ class ProcessBackend:
 
     def __init__(self, n_workers: int = 2, mp_context: str | None = None) -> None:
         if n_workers < 1:
-            raise InvalidMarketError("n_workers", f"must be >= 1, got {n_workers}")
+            raise ConfigurationError("n_workers", f"must be >= 1, got {n_workers}")
         self.n_workers = int(n_workers)
         self.mp_context = mp_context
         self._pool: Any = None
@@ -243,7 +243,7 @@ class DaskBackend:
 
     def __init__(self, client: Any = None, *, address: str | None = None) -> None:
         if (client is None) == (address is None):
-            raise InvalidMarketError("backend", "give exactly one of a Dask client or a scheduler address")
+            raise ConfigurationError("backend", "give exactly one of a Dask client or a scheduler address")
         self._owns = client is None
         if client is None:
             from distributed import Client
@@ -251,7 +251,7 @@ class DaskBackend:
             try:
                 client = Client(address, timeout="10s")
             except OSError as exc:
-                raise InvalidMarketError("scheduler", f"cannot connect to {address}: {exc}") from None
+                raise ConfigurationError("scheduler", f"cannot connect to {address}: {exc}") from None
         self.client = client
         self._game: Any = None
         self._future: Any = None
@@ -293,12 +293,12 @@ def resolve_backend(backend: Any) -> Backend:
     if isinstance(backend, str):
         if "://" in backend:
             return DaskBackend(address=backend)
-        raise InvalidMarketError("backend", f"unknown backend {backend!r}")
+        raise ConfigurationError("backend", f"unknown backend {backend!r}")
     if hasattr(backend, "map_values"):
         return backend  # type: ignore[no-any-return]
     if hasattr(backend, "scatter") and hasattr(backend, "submit"):
         return DaskBackend(backend)
-    raise InvalidMarketError("backend", f"not a backend: {type(backend).__name__}")
+    raise ConfigurationError("backend", f"not a backend: {type(backend).__name__}")
 
 
 def evaluate(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError
 from datamarket.valuation.games import MemoCache
 
 FILE_NAME = "coalitions.sqlite"
@@ -54,7 +54,7 @@ class PersistentCache(MemoCache):
     def __init__(self, directory: str | Path, fingerprint: str, *, timeout: float = 30.0) -> None:
         super().__init__()
         if not isinstance(fingerprint, str) or not fingerprint:
-            raise InvalidMarketError("cache", "needs a non-empty game fingerprint")
+            raise ConfigurationError("cache", "needs a non-empty game fingerprint")
         path = Path(directory)
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ class PersistentCache(MemoCache):
                 "SELECT coalition, value FROM coalition_values WHERE fingerprint = ?", (fingerprint,)
             ).fetchall()
         except (OSError, sqlite3.Error) as exc:
-            raise InvalidMarketError("cache", f"cannot use cache directory {str(path)!r}: {exc}") from None
+            raise ConfigurationError("cache", f"cannot use cache directory {str(path)!r}: {exc}") from None
         self.fingerprint = fingerprint
         self.path = path / FILE_NAME
         self._disk: dict[int, float] = {int(c, 16): float(v) for c, v in rows}

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.types import Dataset
 from datamarket.valuation.games import MemoCache, NamedPlayers, _names
 
@@ -68,7 +68,7 @@ class ModelGame(NamedPlayers):
         cache: str | os.PathLike[str] | None = None,
     ) -> None:
         if not hasattr(estimator, "fit"):
-            raise InvalidMarketError("estimator", "must be a scikit-learn estimator with fit()")
+            raise ConfigurationError("estimator", "must be a scikit-learn estimator with fit()")
         datasets = list(datasets)
         if not datasets:
             raise InvalidMarketError("datasets", "a model game needs at least one seller dataset")
@@ -84,11 +84,11 @@ class ModelGame(NamedPlayers):
         if test.labels is None:
             raise InvalidMarketError("test", "the test set must have labels")
         if not np.isfinite(empty_score):
-            raise InvalidMarketError("empty_score", "must be finite")
+            raise ConfigurationError("empty_score", "must be finite")
         if on_fit_error not in ("raise", "default"):
-            raise InvalidMarketError("on_fit_error", f"must be 'raise' or 'default', got {on_fit_error!r}")
+            raise ConfigurationError("on_fit_error", f"must be 'raise' or 'default', got {on_fit_error!r}")
         if not (isinstance(scorer, str) or callable(scorer)):
-            raise InvalidMarketError("scorer", "must be a scorer name or a callable")
+            raise ConfigurationError("scorer", "must be a scorer name or a callable")
         self.estimator = estimator
         self.datasets = tuple(datasets)
         self.test = test
@@ -162,7 +162,7 @@ class ModelGame(NamedPlayers):
             try:
                 scorer = get_scorer(self.scorer)
             except ValueError:
-                raise InvalidMarketError("scorer", f"unknown scikit-learn scorer {self.scorer!r}") from None
+                raise ConfigurationError("scorer", f"unknown scikit-learn scorer {self.scorer!r}") from None
             return float(scorer(model, x, y))
         return float(self.scorer(model, x, y))
 

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError
 from datamarket.core.random import make_rng, seed_sequence
 from datamarket.valuation.backends import evaluate, resolve_backend
 from datamarket.valuation.certificate import certified
@@ -226,88 +226,134 @@ def monte_carlo_shapley(
     >>> r.values.round(6).tolist(), r.evaluations   # 3 players: every stratum is exhausted -> exact
     ([0.333333, 0.833333, 2.833333], 8)
     """
+    ss, rule = _checked_rule(seed, max_evaluations, stopping, truncation_tol, batch_size, sampler)
+    m = game.n_players
+    strata = _Strata(m, distinct, rep_perms=(2 if antithetic else 1) * (m if sampler == "cyclic" else 1))
+    run = _Run(_memo_of(game), strata, rule)
+    owned = backend is None or isinstance(backend, str)
+    be = resolve_backend(backend)
+    run.t0 = time.perf_counter()
+    stream = _units(ss, m, sampler, antithetic)
+    per_batch = int(batch_size) if batch_size is not None else (4 * m if sampler == "cyclic" else 32)
+    try:
+        reason = run.batches(game, be, stream, per_batch, truncation_tol, progress)
+    finally:
+        if owned:
+            be.close()
+    return _result(game, run, reason, truncation_tol)
+
+
+def _memo_of(game: CoalitionGame) -> MemoCache:
+    """The game's own memo when it has one (a shared cache), else a fresh one."""
+    cached = getattr(game, "cache", None)
+    return cached if isinstance(cached, MemoCache) else MemoCache()
+
+
+def _checked_rule(
+    seed: int,
+    max_evaluations: int | None,
+    stopping: StoppingRule | None,
+    truncation_tol: float | None,
+    batch_size: int | None,
+    sampler: str,
+) -> tuple[np.random.SeedSequence, StoppingRule]:
+    """The validated seed sequence and the stopping rule (``max_evaluations`` or-ed into ``stopping``)."""
     try:
         ss = seed_sequence(seed)
     except ValueError as exc:
-        raise InvalidMarketError("seed", str(exc).split(": ", 1)[-1]) from None
+        raise ConfigurationError("seed", str(exc).split(": ", 1)[-1]) from None
     if max_evaluations is not None and not isinstance(max_evaluations, int | np.integer):
-        raise InvalidMarketError("max_evaluations", "must be an integer")
+        raise ConfigurationError("max_evaluations", "must be an integer")
     rule = stopping
     if max_evaluations is not None:
         cap = MaxEvaluations(int(max_evaluations))
         rule = cap if rule is None else cap | rule
     if rule is None:
-        raise InvalidMarketError("stopping", "give max_evaluations or a stopping rule")
+        raise ConfigurationError("stopping", "give max_evaluations or a stopping rule")
     if truncation_tol is not None and not (np.isfinite(truncation_tol) and truncation_tol >= 0):
-        raise InvalidMarketError("truncation_tol", f"must be a non-negative number, got {truncation_tol}")
+        raise ConfigurationError("truncation_tol", f"must be a non-negative number, got {truncation_tol}")
     if batch_size is not None and batch_size < 1:
-        raise InvalidMarketError("batch_size", f"must be >= 1, got {batch_size}")
+        raise ConfigurationError("batch_size", f"must be >= 1, got {batch_size}")
     if sampler not in ("cyclic", "random"):
-        raise InvalidMarketError("sampler", f"must be 'cyclic' or 'random', got {sampler!r}")
-    budget = rule.budget()
-    m = game.n_players
-    full = (1 << m) - 1
-    cached = getattr(game, "cache", None)
-    memo = cached if isinstance(cached, MemoCache) else MemoCache()
-    hits0, misses0 = memo.hits, memo.misses
-    per_unit = 2 if antithetic else 1
-    strata = _Strata(m, distinct, rep_perms=per_unit * (m if sampler == "cyclic" else 1))
-    owned = backend is None or isinstance(backend, str)
-    be = resolve_backend(backend)
-    t0 = time.perf_counter()
-    rankings: list[tuple[int, ...]] = []
-    reason: list[str] = []
-    n_batches = 0
+        raise ConfigurationError("sampler", f"must be 'cyclic' or 'random', got {sampler!r}")
+    return ss, rule
 
-    def used() -> int:
-        return memo.misses - misses0
 
-    def state() -> RunState:
-        values, stderr, _ = strata.estimate()
-        return RunState(used(), time.perf_counter() - t0, stderr, strata.n.copy(), tuple(rankings), values)
+class _Run:
+    """One Monte Carlo run: the memo, the strata, the stopping rule and what the rule reads (evaluations
+    used, elapsed time, the ranking after each batch)."""
 
-    stream = _units(ss, m, sampler, antithetic)
-    per_batch = int(batch_size) if batch_size is not None else (4 * m if sampler == "cyclic" else 32)
-    try:
+    def __init__(self, memo: MemoCache, strata: _Strata, rule: StoppingRule) -> None:
+        self.memo, self.strata, self.rule = memo, strata, rule
+        self.budget = rule.budget()
+        self.hits0, self.misses0 = memo.hits, memo.misses
+        self.t0 = time.perf_counter()
+        self.rankings: list[tuple[int, ...]] = []
+        self.n_batches = 0
+
+    def used(self) -> int:
+        return self.memo.misses - self.misses0
+
+    def state(self) -> RunState:
+        values, stderr, _ = self.strata.estimate()
+        elapsed = time.perf_counter() - self.t0
+        return RunState(self.used(), elapsed, stderr, self.strata.n.copy(), tuple(self.rankings), values)
+
+    def batches(
+        self,
+        game: CoalitionGame,
+        be: Any,
+        stream: Iterator[list[NDArray[np.int64]]],
+        per_batch: int,
+        truncation_tol: float | None,
+        progress: Callable[[ProgressInfo], None] | None,
+    ) -> list[str]:
+        """Steps 1-5 batch after batch until the rule fires; returns why the run stopped."""
+        memo, strata, m = self.memo, self.strata, self.strata.m
+        full = (1 << m) - 1
         evaluate(game, [x for x in (0, full) if memo.get(x) is None], be, memo)
         while True:
-            st = state()
-            if n_batches and rule.check(st):
-                reason = rule.fired(st)
-                break
+            st = self.state()
+            if self.n_batches and self.rule.check(st):
+                return self.rule.fired(st)
             units = [next(stream) for _ in range(per_batch)]
-            left = None if budget is None else budget - used()
+            left = None if self.budget is None else self.budget - self.used()
             if truncation_tol is None:
                 ok = _run_full(game, units, memo, strata, be, left)
             else:
                 ok = _run_truncated(game, units, memo, strata, be, float(truncation_tol))
-            n_batches += 1
+            self.n_batches += 1
             values, stderr, _ = strata.estimate()
-            rankings.append(tuple(np.argsort(-values, kind="stable").tolist()))
+            self.rankings.append(tuple(np.argsort(-values, kind="stable").tolist()))
             if progress is not None:
-                st = state()
-                finite = stderr[np.isfinite(stderr)]
-                progress(
-                    ProgressInfo(
-                        st.evaluations,
-                        budget,
-                        float(finite.max()) if finite.size else None,
-                        rule.fraction(st),
-                        st.elapsed,
-                    )
-                )
+                self._report(progress, stderr)
             if not ok:
-                reason = ["max_evaluations"]
-                break
+                return ["max_evaluations"]
             if m <= MAX_EXHAUST and len(memo) == 1 << m and all(x in memo for x in range(1 << m)):
-                reason = ["exhausted"]
-                break
-    finally:
-        if owned:
-            be.close()
+                return ["exhausted"]
+
+    def _report(self, progress: Callable[[ProgressInfo], None], stderr: NDArray[np.float64]) -> None:
+        st = self.state()
+        finite = stderr[np.isfinite(stderr)]
+        progress(
+            ProgressInfo(
+                st.evaluations,
+                self.budget,
+                float(finite.max()) if finite.size else None,
+                self.rule.fraction(st),
+                st.elapsed,
+            )
+        )
+
+
+def _result(
+    game: CoalitionGame, run: _Run, reason: list[str], truncation_tol: float | None
+) -> ValuationResult:
+    """The certified result of a finished run (exact values when every coalition is memoised)."""
+    memo, strata, m = run.memo, run.strata, run.strata.m
     values, stderr, stratified = strata.estimate()
-    st = state()
-    converged = rule.converged(st)
+    st = run.state()
+    converged = run.rule.converged(st)
     if reason == ["exhausted"]:  # every coalition is memoised: the exact values cost nothing more
         values = shapley_from_table(np.array([memo.peek(x) for x in range(1 << m)]))
         stderr, converged = np.zeros(m), True
@@ -318,13 +364,13 @@ def monte_carlo_shapley(
             values,
             stderr,
             strata.n.copy(),
-            evaluations=used(),
-            cache_hits=memo.hits - hits0,
+            evaluations=run.used(),
+            cache_hits=memo.hits - run.hits0,
             converged=converged,
             stop_reason="+".join(reason) or "max_evaluations",
-            elapsed=time.perf_counter() - t0,
+            elapsed=time.perf_counter() - run.t0,
             extra={
-                "batches": n_batches,
+                "batches": run.n_batches,
                 "permutations": int(strata.n.sum() // max(m, 1)),
                 "stratified": bool(np.all(stratified)),
                 "distinct_counts": strata.d.copy(),

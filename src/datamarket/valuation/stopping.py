@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class MaxEvaluations(StoppingRule):
 
     def __post_init__(self) -> None:
         if not isinstance(self.n, int | np.integer) or self.n < 1:
-            raise InvalidMarketError("max_evaluations", f"must be a positive integer, got {self.n!r}")
+            raise ConfigurationError("max_evaluations", f"must be a positive integer, got {self.n!r}")
 
     def check(self, state: RunState) -> bool:
         return state.evaluations >= self.n
@@ -98,7 +98,7 @@ class MaxPermutations(StoppingRule):
 
     def __post_init__(self) -> None:
         if not isinstance(self.n, int | np.integer) or self.n < 1:
-            raise InvalidMarketError("max_permutations", f"must be a positive integer, got {self.n!r}")
+            raise ConfigurationError("max_permutations", f"must be a positive integer, got {self.n!r}")
 
     def check(self, state: RunState) -> bool:
         return bool(state.counts.size and state.counts.min() >= self.n)
@@ -116,7 +116,7 @@ class MaxTime(StoppingRule):
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.seconds) or self.seconds <= 0:
-            raise InvalidMarketError("max_time", f"must be a positive number of seconds, got {self.seconds}")
+            raise ConfigurationError("max_time", f"must be a positive number of seconds, got {self.seconds}")
 
     def check(self, state: RunState) -> bool:
         return state.elapsed >= self.seconds
@@ -136,7 +136,7 @@ class StderrTarget(StoppingRule):
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.tol) or self.tol <= 0:
-            raise InvalidMarketError("stderr_target", f"must be a positive number, got {self.tol}")
+            raise ConfigurationError("stderr_target", f"must be a positive number, got {self.tol}")
 
     def check(self, state: RunState) -> bool:
         return bool(np.all(state.counts >= self.min_count) and np.all(state.stderr <= self.tol))
@@ -158,7 +158,7 @@ class RankStability(StoppingRule):
 
     def __post_init__(self) -> None:
         if self.patience < 1:
-            raise InvalidMarketError("rank_stability", f"patience must be >= 1, got {self.patience}")
+            raise ConfigurationError("rank_stability", f"patience must be >= 1, got {self.patience}")
 
     def _streak(self, state: RunState) -> int:
         r = state.rankings

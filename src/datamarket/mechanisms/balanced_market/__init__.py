@@ -22,7 +22,8 @@ Entry points
 :func:`find_equilibria` / :func:`best_response` (the sellers' Shapley game), ``MECHANISMS``.
 
 Modules: ``_core`` (market type, reserve prices, settlement), ``_paper`` (closed forms), ``_shapley``
-(the exact Shapley game), ``_equilibrium`` (both equilibrium models, thresholds, growth),
+(the exact Shapley game), ``_classes`` (its class engine), ``_search`` (the iterated best response and
+candidate check both engines share), ``_equilibrium`` (both equilibrium models, thresholds, growth),
 ``_mechanism`` (round mechanics, outcomes, empirical rounds, declared guarantees).
 
 >>> m = BalancedMarket.quasi_symmetric([[1.0, 1.0]], [0.25, 0.25], (1, 1, 1), n_sellers=1, gamma=[0.6, 0.4])

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 
 from datamarket.core.certificates import RELATIVE_TOL, Certificate, Check, max_residual, scaled_tol
+from datamarket.core.types import FloatArray
 from datamarket.mechanisms.balanced_market._classes import merge_terms
 from datamarket.mechanisms.balanced_market._core import (
     BalancedMarket,
-    FloatArray,
     MarketSolution,
     group_terms,
     intervention_terms,

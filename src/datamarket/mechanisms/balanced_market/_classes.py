@@ -68,15 +68,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy.special import gammaln
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
+from datamarket.core.types import FloatArray, IntArray
 from datamarket.mechanisms.balanced_market._foc import FocAtoms, GridFoc, log_merged_size_weights
+from datamarket.mechanisms.balanced_market._search import (
+    CandidateCheck,
+    Verdict,
+    iterated_best_response,
+    regret_allowance,
+)
 from datamarket.mechanisms.balanced_market._shapley import (
     MAX_COMBINATIONS,
     Coalitions,
-    FloatArray,
     SellerEquilibria,
     Terms,
     best_response,
@@ -86,7 +92,6 @@ from datamarket.mechanisms.balanced_market._shapley import (
     select_equilibria,
 )
 
-IntArray = NDArray[np.int64]
 MAX_CLASSES = 12  # 2^12 class supports at most
 GENERAL_FALLBACK = 8  # sellers up to which "auto" retries the general engine when no producing NE is found
 SPLIT_LIMIT = 256  # enumerate every split of every class when there are at most this many
@@ -241,33 +246,47 @@ def class_equilibria(
     found = _Verified(c.size, terms, tol)
     grid_size = math.prod(int(k) + 1 for k in cls_count)
     splits = _search_supports(cls_count, within_class, supports)
-    for n_act, group in itertools.groupby(splits, key=sum):
-        if not within_class and any(int(np.sum(x > 0)) > n_act for x in found.kept):
-            break  # more producing sellers rank first (selection rule): fewer cannot be selected
-        for split in group:
-            diag["supports"] += 1
-            large = grid_size > ibr_limit
-            for parts, part_members in _support_candidates(split, members, cls_cost, mono, terms, large):
-                diag["candidates"] += 1
-                if found.check(parts, part_members) and large:
-                    break  # large markets: one equilibrium per support (the symmetric start first)
+    _foc_search(found, splits, members, cls_cost, mono, terms, within_class, grid_size > ibr_limit, diag)
     if (within_class or not found.producing) and grid_size <= ibr_limit:
         # FOC kinks can stop MINPACK: iterated best response over the parts from the joint start (the
-        # general engine's IBR), polished by the FOC
+        # general engine's IBR), polished by the FOC (step 5)
         whole = Parts(cls_cost, cls_count, np.maximum(mono, float(terms.knots.min())) / c.size)
         ibr = _part_ibr(whole, terms, max_sweeps)
         if ibr is not None:
             polished = _solve(ibr, terms) if np.any(ibr.quantity > 0) else None
             diag["candidates"] += 1
-            found.check(polished if polished is not None else ibr, members)
+            found.check_parts(polished if polished is not None else ibr, members)
     if not found.producing:
-        _refined_search(members, cls_cost, mono, terms, found.checked, found.check, diag, refine_limit)
+        _refined_search(members, cls_cost, mono, terms, found.checked, found.check_parts, diag, refine_limit)
     if not found.producing:
-        found.check(Parts(cls_cost, cls_count, np.zeros(len(members))), members)
+        found.check_parts(Parts(cls_cost, cls_count, np.zeros(len(members))), members)
     eq = select_equilibria(found.kept, found.pays, found.regs, c, diag)
     if not found.kept:
         return _with_evidence(eq, found.checked, c, terms)
     return eq
+
+
+def _foc_search(
+    found: _Verified,
+    splits: list[tuple[int, ...]],
+    members: list[IntArray],
+    cls_cost: FloatArray,
+    mono: FloatArray,
+    terms: Terms,
+    within_class: bool,
+    large: bool,
+    diag: dict[str, int],
+) -> None:
+    """Steps 3-4 over the supports ``splits`` (more producing sellers first): FOC candidates, verified."""
+    for n_act, group in itertools.groupby(splits, key=sum):
+        if not within_class and any(int(np.sum(x > 0)) > n_act for x in found.kept):
+            break  # more producing sellers rank first (selection rule): fewer cannot be selected
+        for split in group:
+            diag["supports"] += 1
+            for parts, part_members in _support_candidates(split, members, cls_cost, mono, terms, large):
+                diag["candidates"] += 1
+                if found.check_parts(parts, part_members) and large:
+                    break  # large markets: one equilibrium per support (the symmetric start first)
 
 
 def _classes_of(c: FloatArray, lab: IntArray) -> tuple[list[IntArray], FloatArray, IntArray]:
@@ -298,35 +317,24 @@ def _search_supports(
     return splits
 
 
-class _Verified:
-    """The candidates checked so far (step 4) and those that passed: profiles, payoffs, regrets."""
+class _Verified(CandidateCheck):
+    """The candidates checked so far (step 4) and those that passed, as profiles of the ``m`` sellers."""
 
     def __init__(self, m: int, terms: Terms, tol: float) -> None:
+        super().__init__()
         self.m, self.terms, self.tol = m, terms, tol
-        self.kept: list[FloatArray] = []
-        self.pays: list[FloatArray] = []
-        self.regs: list[float] = []
-        self.checked: list[FloatArray] = []
 
-    @property
-    def producing(self) -> bool:
-        return any(x.sum() > 0 for x in self.kept)
+    def check_parts(self, parts: Parts, part_members: list[IntArray]) -> bool:
+        """Verify a candidate (:func:`_verify`) unless it duplicates a checked one (:meth:`check`)."""
 
-    def check(self, parts: Parts, part_members: list[IntArray]) -> bool:
-        """Verify a candidate unless it duplicates a checked one (``np.allclose``, rtol 1e-9, atol 1e-11)."""
-        x = _expand(parts, part_members, self.m)
-        seen = np.array(self.checked)
-        if np.any(x < 0) or (
-            self.checked and bool(np.any(np.all(np.abs(x - seen) <= 1e-11 + 1e-9 * np.abs(seen), axis=1)))
-        ):
-            return False
-        self.checked.append(x)
-        verdict = _verify(parts, self.terms, self.tol)
-        if verdict is not None:
-            self.kept.append(x)
-            self.pays.append(_expand(Parts(parts.cost, parts.count, verdict[0]), part_members, self.m))
-            self.regs.append(verdict[1])
-        return verdict is not None
+        def verify() -> Verdict:
+            verdict = _verify(parts, self.terms, self.tol)
+            if verdict is None:
+                return None
+            pay = _expand(Parts(parts.cost, parts.count, verdict[0]), part_members, self.m)
+            return pay, verdict[1]
+
+        return self.check(_expand(parts, part_members, self.m), verify)
 
 
 def _refinements(members: list[IntArray], limit: int) -> Iterator[list[IntArray]]:
@@ -461,26 +469,17 @@ def _solve(parts: Parts, terms: Terms) -> Parts | None:
 
 
 def _part_ibr(parts: Parts, terms: Terms, max_sweeps: int) -> Parts | None:
-    """Gauss-Seidel over parts: every seller of part ``b`` moves to one seller's global best response to
-    the others (its peers included); ``None`` when it cycles or does not converge. A fixed point is a
-    class-symmetric Nash equilibrium of the parts."""
-    q = parts.quantity.copy()
-    seen: set[bytes] = set()
-    for _ in range(max_sweeps):
-        prev = q.copy()
-        for b in range(q.size):
-            cur = Parts(parts.cost, parts.count, q)
-            producing = [k for k in range(q.size) if q[k] > 0]
-            coal = part_atoms(cur, b, producing)[1]
-            q[b] = best_response(coal, float(parts.cost[b]), terms, hint=float(q[b])).quantity
-        step = float(np.max(np.abs(q - prev)))
-        if step <= 1e-12 * (1.0 + np.max(np.abs(q))):
-            return Parts(parts.cost, parts.count, q)
-        key = np.round(q, 7).tobytes()
-        if key in seen and step > 1e-6 * (1.0 + np.max(np.abs(q))):
-            return None
-        seen.add(key)
-    return None
+    """Gauss-Seidel over parts (:func:`._search.iterated_best_response`): every seller of part ``b`` moves
+    to one seller's global best response to the others (its peers included); ``None`` when it cycles or
+    does not converge. A fixed point is a class-symmetric Nash equilibrium of the parts."""
+
+    def respond(q: FloatArray, b: int) -> float:
+        producing = [k for k in range(q.size) if q[k] > 0]
+        coal = part_atoms(Parts(parts.cost, parts.count, q), b, producing)[1]
+        return best_response(coal, float(parts.cost[b]), terms, hint=float(q[b])).quantity
+
+    q = iterated_best_response(parts.quantity, respond, max_sweeps)
+    return None if q is None else Parts(parts.cost, parts.count, q)
 
 
 def _verify(parts: Parts, terms: Terms, tol: float) -> tuple[FloatArray, float] | None:
@@ -491,7 +490,7 @@ def _verify(parts: Parts, terms: Terms, tol: float) -> tuple[FloatArray, float] 
     pay = np.array(
         [payoff(float(parts.quantity[b]), coals[b], float(parts.cost[b]), terms) for b in range(len(coals))]
     )
-    allowed = tol * max(1.0, float(np.max(np.abs(pay))))
+    allowed = regret_allowance(pay, tol)
     worst = 0.0
     for b, coal in enumerate(coals):
         q = float(parts.quantity[b])
@@ -529,7 +528,7 @@ def seller_equilibria(
     c = np.asarray(costs, dtype=np.float64)
     lab = seller_classes(c) if labels is None else np.asarray(labels, dtype=np.int64)
     if engine not in ("auto", "classes", "general"):
-        raise InvalidMarketError("engine", f"must be 'auto', 'classes' or 'general', got {engine!r}")
+        raise ConfigurationError("engine", f"must be 'auto', 'classes' or 'general', got {engine!r}")
     n_cls = int(lab.max()) + 1
     if engine == "general" or (engine == "auto" and (n_cls == c.size or n_cls > MAX_CLASSES)):
         return find_equilibria(c, terms, seed=seed, tol=tol)

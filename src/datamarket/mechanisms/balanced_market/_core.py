@@ -16,11 +16,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.core.types import finite_array
+from datamarket.core.types import FloatArray, finite_array
 from datamarket.learning.curves import LearningCurve, curve_value
 from datamarket.mechanisms.balanced_market._shapley import Terms, coalitions_of, shapley_payment
 
-FloatArray = NDArray[np.float64]
 Model = Literal["paper", "shapley_nash"]
 Tie = Literal["lowest", "highest"]
 SIMPLEX_TOL = 1e-9

@@ -47,13 +47,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
+from datamarket.core.types import FloatArray
 from datamarket.learning.curves import LearningCurve
 from datamarket.mechanisms.balanced_market import _paper as paper
 from datamarket.mechanisms.balanced_market._classes import seller_classes, seller_equilibria
 from datamarket.mechanisms.balanced_market._core import (
     BalancedMarket,
-    FloatArray,
     MarketSolution,
     Model,
     group_terms,
@@ -69,7 +69,7 @@ MAX_PRICE_ROUNDS = 10
 
 def _paper_curve(market: BalancedMarket) -> LearningCurve:
     if not market.quasi_symmetric_setting:
-        raise InvalidMarketError(
+        raise ConfigurationError(
             "model",
             "model='paper' needs the quasi-symmetric setting (one curve, identical sellers); "
             "use model='shapley_nash'",
@@ -130,7 +130,7 @@ def solve_baseline(
                 break
             p = new_p
     else:
-        raise InvalidMarketError("model", f"must be 'paper' or 'shapley_nash', got {model!r}")
+        raise ConfigurationError("model", f"must be 'paper' or 'shapley_nash', got {model!r}")
     util, pay, rev, rec, cost = settle(market, p, production)
     active = production.sum(axis=0) > 0
     return MarketSolution("baseline", model, p, production, active, util, pay, rev, rec, cost, n_eq, notes)
@@ -191,7 +191,7 @@ def solve_intervention(
         acc = market.accuracy(production.sum(axis=0))
         active = (acc > 0).any(axis=0) & (gam > 0)
     else:
-        raise InvalidMarketError("model", f"must be 'paper' or 'shapley_nash', got {model!r}")
+        raise ConfigurationError("model", f"must be 'paper' or 'shapley_nash', got {model!r}")
     util, pay, rev, rec, cost = settle(market, p, production, gam)
     return MarketSolution(
         "intervention", model, p, production, active, util, pay, rev, rec, cost, n_eq, notes

@@ -15,16 +15,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy.optimize import brentq, root
 from scipy.special import gammaln, logsumexp
 
+from datamarket.core.types import FloatArray
 from datamarket.mechanisms.balanced_market._terms import inverse_power
 
 if TYPE_CHECKING:
     from datamarket.mechanisms.balanced_market._terms import Terms
-
-FloatArray = NDArray[np.float64]
 
 
 def merged_size_weights(n_players: int, n_zero: int) -> FloatArray:

@@ -36,9 +36,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from datamarket.core.audits import ICProbe, MechanismInfo, Property, Sample
 from datamarket.core.certificates import Certificate, Status, status_for
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.random import make_rng
-from datamarket.core.types import Dataset, Outcome, Role, finite_array
+from datamarket.core.types import Dataset, FloatArray, Outcome, Role, finite_array
 from datamarket.learning.empirical_gain import BuyerTask, GroupGainCache, ModelFactory
 from datamarket.mechanisms.balanced_market._certificate import certify_solutions
 from datamarket.mechanisms.balanced_market._equilibrium import (
@@ -59,7 +59,6 @@ from datamarket.mechanisms.balanced_market._equilibrium import (
 )
 from datamarket.valuation import FunctionGame, exact_shapley, to_mask
 
-FloatArray = NDArray[np.float64]
 PAPER = "Chaintreau, Maio, Ziani: The Cost of Balanced Training-Data Production in an Online Data Market"
 
 
@@ -117,7 +116,7 @@ def payment_division(
         budget = max_evaluations if max_evaluations is not None else 64 * market.shape[0]
         game = revenue_game(market, prices, production)
         return monte_carlo_shapley(game, seed=seed, max_evaluations=budget).values
-    raise InvalidMarketError("method", f"must be 'exact', 'structured' or 'monte_carlo', got {method!r}")
+    raise ConfigurationError("method", f"must be 'exact', 'structured' or 'monte_carlo', got {method!r}")
 
 
 EXACT_OUTCOME_LIMIT = 12  # sellers up to which round_outcome enumerates all 2^M coalitions
@@ -252,17 +251,8 @@ def run_empirical_round(
     nothing); ``buyers[i]`` a test set per
     group; ``values`` (N, G) the truthful bids; ``costs`` (M, G) unit costs (cost = costs . counts).
     """
-    mu = finite_array("values", values, ndim=2, nonneg=True)
-    kappa = finite_array("costs", costs, ndim=2)
-    m, n, g_count = len(sellers), len(buyers), len(groups)
-    if mu.shape != (n, g_count):
-        raise InvalidMarketError("values", f"need shape ({n}, {g_count}), got {mu.shape}")
-    if kappa.shape != (m, g_count) or np.any(kappa <= 0):
-        raise InvalidMarketError("costs", f"need shape ({m}, {g_count}) with entries > 0")
-    if m < 1 or n < 1:
-        raise InvalidMarketError("sellers", "need at least one seller and one buyer")
-    for b in buyers:
-        b.validate(groups)
+    mu, kappa = _empirical_inputs(sellers, buyers, values, costs, groups)
+    m, n = len(sellers), len(buyers)
     p, _ = reserve_prices(mu, tie)
     sold = allocation(mu, p)
     cache = GroupGainCache(sellers, buyers, model=model, seed=seed)
@@ -298,6 +288,28 @@ def run_empirical_round(
     return EmpiricalRound(outcome, p, acc, pay, revenue, cache.fits)
 
 
+def _empirical_inputs(
+    sellers: Sequence[Dataset | None],
+    buyers: Sequence[BuyerTask],
+    values: ArrayLike,
+    costs: ArrayLike,
+    groups: Sequence[Any],
+) -> tuple[FloatArray, FloatArray]:
+    """The bids ``mu`` (N, G) and unit costs ``kappa`` (M, G) of an empirical round, validated."""
+    mu = finite_array("values", values, ndim=2, nonneg=True)
+    kappa = finite_array("costs", costs, ndim=2)
+    m, n, g_count = len(sellers), len(buyers), len(groups)
+    if mu.shape != (n, g_count):
+        raise InvalidMarketError("values", f"need shape ({n}, {g_count}), got {mu.shape}")
+    if kappa.shape != (m, g_count) or np.any(kappa <= 0):
+        raise InvalidMarketError("costs", f"need shape ({m}, {g_count}) with entries > 0")
+    if m < 1 or n < 1:
+        raise InvalidMarketError("sellers", "need at least one seller and one buyer")
+    for b in buyers:
+        b.validate(groups)
+    return mu, kappa
+
+
 def digits_market(
     counts: ArrayLike,
     n_buyers: int,
@@ -330,7 +342,7 @@ def digits_market(
         ink = X.sum(axis=1)
         grp = np.where(ink <= np.median(ink), "A", "B")
     else:
-        raise InvalidMarketError("grouping", f"must be 'label_partition' or 'stroke', got {grouping!r}")
+        raise ConfigurationError("grouping", f"must be 'label_partition' or 'stroke', got {grouping!r}")
     rng = make_rng(seed)
     sellers_rows: list[list[int]] = [[] for _ in range(c.shape[0])]
     tests: list[dict[str, Dataset]] = [{} for _ in range(n_buyers)]

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from datamarket.core.types import FloatArray
 from datamarket.learning.curves import LearningCurve, curve_value
 
-FloatArray = NDArray[np.float64]
 EDGE_TOL = 1e-12
 
 

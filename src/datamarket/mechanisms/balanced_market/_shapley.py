@@ -41,7 +41,7 @@ import heapq
 import itertools
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,10 +50,16 @@ from scipy.special import gammaln
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import make_rng
+from datamarket.core.types import FloatArray
 from datamarket.mechanisms.balanced_market._foc import FocAtoms, merged_size_weights, solve_foc
+from datamarket.mechanisms.balanced_market._search import (
+    CandidateCheck,
+    Verdict,
+    iterated_best_response,
+    regret_allowance,
+)
 from datamarket.mechanisms.balanced_market._terms import Terms, inverse_power
 
-FloatArray = NDArray[np.float64]
 MAX_COMBINATIONS = 1 << 20
 _RTOL = 4 * np.finfo(float).eps
 
@@ -241,6 +247,123 @@ def revenue_bound(coal: Coalitions, terms: Terms) -> float:
     return float(coal.weights @ (top - terms.value(coal.sums)))
 
 
+class _BreakpointSearch:
+    """One pruned breakpoint enumeration of :func:`best_response`: the intervals between breakpoints, the
+    memoised payoffs, the best value found so far and every candidate quantity examined."""
+
+    def __init__(self, coal: Coalitions, cost: float, terms: Terms, tol: float) -> None:
+        self.coal, self.cost, self.terms, self.tol = coal, cost, terms, tol
+        self.pairs = _Pairs(coal, terms)
+        s_max = revenue_bound(coal, terms) / cost
+        brk = self.pairs.brk
+        inner = brk[(brk > 0) & (brk < s_max)]
+        self.edges = np.concatenate([[0.0], np.unique(inner), [max(s_max, 0.0)]])  # last entry: the cap
+        self.counts = np.searchsorted(brk, self.edges, side="right")  # pairs paying on interval k: counts[k]
+        self.memo: dict[float, float] = {}
+        self.best, self.best_at = 0.0, 0.0
+        self.cands: list[float] = [0.0]
+
+    def pay(self, s: float) -> float:
+        if s not in self.memo:
+            self.memo[s] = payoff(s, self.coal, self.cost, self.terms)
+        return self.memo[s]
+
+    def see(self, s: float) -> None:
+        if self.pay(s) > self.best:
+            self.best, self.best_at = self.pay(s), s
+
+    def _floor(self) -> float:
+        """A payoff below this cannot win, even with the tie tolerance."""
+        return self.best - self.tol * max(1.0, abs(self.best))
+
+    def search(self, stop_above: float | None) -> bool:
+        """Best first over runs of intervals ``[edges[i], edges[j]]`` (the pruning (ii) of
+        :func:`best_response`); ``True`` when it stopped early because the best exceeds ``stop_above``."""
+        n_int = self.edges.size - 1  # intervals [edges[k], edges[k+1]]
+        heap: list[tuple[float, int, int]] = [(-np.inf, 0, n_int)] if n_int > 0 and self.edges[-1] > 0 else []
+        while heap:
+            neg_ub, i, j = heapq.heappop(heap)
+            if -neg_ub < self._floor():
+                continue
+            if stop_above is not None and self.best > stop_above:
+                return True
+            if j == i + 1:
+                for c in self._leaf(i):
+                    self.cands.append(c)
+                    self.see(c)
+                continue
+            ub = self._run_bound(i, j)
+            if ub is None:
+                continue
+            mid = (i + j) // 2
+            heapq.heappush(heap, (-ub, i, mid))
+            heapq.heappush(heap, (-ub, mid, j))
+        return False
+
+    def _run_bound(self, i: int, j: int) -> float | None:
+        """Upper bound of the payoff on the run ``[edges[i], edges[j]]`` (its ends seen), or ``None`` when
+        the run cannot hold the maximum (monotone, or bounded below the best found)."""
+        e_i, e_j = float(self.edges[i]), float(self.edges[j])
+        upper = self.pairs.slope(e_i, int(self.counts[j - 1]), self.cost)  # slope <= upper on [e_i, e_j)
+        lower = self.pairs.slope(e_j, int(self.counts[i]), self.cost)  # slope >= lower on (e_i, e_j]
+        if lower > 0 or upper < 0:
+            return None  # monotone run: no maximum inside (the slope only jumps up at edges)
+        p_i, p_j = self.pay(e_i), self.pay(e_j)
+        self.see(e_i)
+        self.see(e_j)
+        ub = np.inf
+        if np.isfinite(upper) and np.isfinite(lower):
+            # payoff <= min(p_i + upper (s - e_i), p_j - lower (e_j - s)) on the run
+            s_x = min(max((p_j - lower * e_j - p_i + upper * e_i) / (upper - lower), e_i), e_j)
+            ub = p_i + upper * (s_x - e_i)
+            if ub < self._floor():
+                return None
+        return ub
+
+    def _leaf(self, k: int) -> list[float]:
+        """Interval ``k`` as the unpruned enumeration treats it (same mask, bracket and ``brentq``)."""
+        lo = float(self.edges[k])
+        slope = _FixedSlope(self.coal, self.terms, lo, self.cost)
+        s_lo = slope(lo)
+        left = self.pairs.slope(lo, int(self.counts[k - 1]), self.cost) if k > 0 else np.inf
+        out = [lo] if s_lo <= 0 and left >= 0 else []
+        if s_lo <= 0:
+            return out
+        hi = self._interval_end(lo, slope)
+        s_hi = slope(hi)
+        if s_hi >= 0:  # increasing throughout: no maximum inside
+            return out
+        # concave on [lo, hi]: below both tangent lines, so skip the root when that bound cannot win
+        p_lo, p_hi = self.pay(lo), self.pay(hi)
+        s_x = min(max((p_hi - s_hi * hi - p_lo + s_lo * lo) / (s_lo - s_hi), lo), hi)
+        if p_lo + s_lo * (s_x - lo) < self._floor():
+            return out
+        out.append(float(brentq(slope, lo, hi, xtol=1e-15, rtol=_RTOL, maxiter=500)))
+        return out
+
+    def _interval_end(self, lo: float, slope: _FixedSlope) -> float:
+        """The next breakpoint above ``lo``; past the last one, a point where the slope is <= 0."""
+        brk = self.pairs.brk
+        above = brk[brk > lo]
+        if above.size:
+            return float(above[0])
+        hi = max(2.0 * lo, 1.0)  # the last interval is unbounded
+        while slope(hi) > 0:
+            hi *= 2.0
+            if hi > 1e300:
+                raise InvalidMarketError("costs", "best response is unbounded (cost too small)")
+        return hi
+
+    def result(self) -> BestResponse:
+        """The best candidate; (near-)ties keep the smallest quantity."""
+        cand = np.array(sorted(set(self.cands)))
+        vals = np.array([self.pay(float(c)) for c in cand])
+        scale = self.tol * max(1.0, float(np.max(np.abs(vals))))
+        top = float(np.max(vals))
+        i = int(np.flatnonzero(vals >= top - scale)[0])  # smallest quantity among (near-)ties
+        return BestResponse(float(cand[i]), float(vals[i]), int(cand.size))
+
+
 def best_response(
     coal: Coalitions,
     cost: float,
@@ -272,97 +395,13 @@ def best_response(
     """
     if terms.empty:
         return BestResponse(0.0, 0.0, 1)
-    pairs = _Pairs(coal, terms)
-    s_max = revenue_bound(coal, terms) / cost
-    brk = pairs.brk
-    inner = brk[(brk > 0) & (brk < s_max)]
-    edges = np.concatenate([[0.0], np.unique(inner), [max(s_max, 0.0)]])  # last entry: the cap
-    n_int = edges.size - 1  # intervals [edges[k], edges[k+1]]
-    counts = np.searchsorted(brk, edges, side="right")  # pairs paying on interval k: counts[k]
-
-    memo: dict[float, float] = {}
-
-    def pay(s: float) -> float:
-        if s not in memo:
-            memo[s] = payoff(s, coal, cost, terms)
-        return memo[s]
-
-    best, best_at = 0.0, 0.0
-    if hint is not None and hint > 0 and pay(hint) > best:
-        best, best_at = pay(hint), hint
-    cands: list[float] = [0.0]
-
-    def see(s: float) -> None:
-        nonlocal best, best_at
-        if pay(s) > best:
-            best, best_at = pay(s), s
-
-    def leaf(k: int) -> list[float]:
-        """Interval ``k`` as the unpruned enumeration treats it (same mask, bracket and ``brentq``)."""
-        lo = float(edges[k])
-        slope = _FixedSlope(coal, terms, lo, cost)
-        s_lo = slope(lo)
-        left = pairs.slope(lo, int(counts[k - 1]), cost) if k > 0 else np.inf
-        out = [lo] if s_lo <= 0 and left >= 0 else []
-        if s_lo <= 0:
-            return out
-        above = brk[brk > lo]
-        if above.size:
-            hi = float(above[0])
-        else:  # the last interval is unbounded
-            hi = max(2.0 * lo, 1.0)
-            while slope(hi) > 0:
-                hi *= 2.0
-                if hi > 1e300:
-                    raise InvalidMarketError("costs", "best response is unbounded (cost too small)")
-        s_hi = slope(hi)
-        if s_hi >= 0:  # increasing throughout: no maximum inside
-            return out
-        # concave on [lo, hi]: below both tangent lines, so skip the root when that bound cannot win
-        p_lo, p_hi = pay(lo), pay(hi)
-        s_x = min(max((p_hi - s_hi * hi - p_lo + s_lo * lo) / (s_lo - s_hi), lo), hi)
-        if p_lo + s_lo * (s_x - lo) < best - tol * max(1.0, abs(best)):
-            return out
-        out.append(float(brentq(slope, lo, hi, xtol=1e-15, rtol=_RTOL, maxiter=500)))
-        return out
-
+    search = _BreakpointSearch(coal, cost, terms, tol)
+    if hint is not None and hint > 0:
+        search.see(hint)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        heap: list[tuple[float, int, int]] = [(-np.inf, 0, n_int)] if n_int > 0 and edges[-1] > 0 else []
-        while heap:
-            neg_ub, i, j = heapq.heappop(heap)
-            if -neg_ub < best - tol * max(1.0, abs(best)):
-                continue
-            if stop_above is not None and best > stop_above:
-                return BestResponse(best_at, best, len(cands))
-            if j == i + 1:
-                for c in leaf(i):
-                    cands.append(c)
-                    see(c)
-                continue
-            e_i, e_j = float(edges[i]), float(edges[j])
-            upper = pairs.slope(e_i, int(counts[j - 1]), cost)  # slope <= upper on [e_i, e_j)
-            lower = pairs.slope(e_j, int(counts[i]), cost)  # slope >= lower on (e_i, e_j]
-            if lower > 0 or upper < 0:
-                continue  # monotone run: no maximum inside (the slope only jumps up at edges)
-            p_i, p_j = pay(e_i), pay(e_j)
-            see(e_i)
-            see(e_j)
-            ub = np.inf
-            if np.isfinite(upper) and np.isfinite(lower):
-                # payoff <= min(p_i + upper (s - e_i), p_j - lower (e_j - s)) on the run
-                s_x = min(max((p_j - lower * e_j - p_i + upper * e_i) / (upper - lower), e_i), e_j)
-                ub = p_i + upper * (s_x - e_i)
-                if ub < best - tol * max(1.0, abs(best)):
-                    continue
-            mid = (i + j) // 2
-            heapq.heappush(heap, (-ub, i, mid))
-            heapq.heappush(heap, (-ub, mid, j))
-    cand = np.array(sorted(set(cands)))
-    vals = np.array([pay(float(c)) for c in cand])
-    scale = tol * max(1.0, float(np.max(np.abs(vals))))
-    top = float(np.max(vals))
-    i = int(np.flatnonzero(vals >= top - scale)[0])  # smallest quantity among (near-)ties
-    return BestResponse(float(cand[i]), float(vals[i]), int(cand.size))
+        if search.search(stop_above):
+            return BestResponse(search.best_at, search.best, len(search.cands))
+    return search.result()
 
 
 def regrets(x: FloatArray, costs: FloatArray, terms: Terms) -> FloatArray:
@@ -430,23 +469,21 @@ def _foc_solve(support: list[int], start: FloatArray, costs: FloatArray, terms: 
 
 
 def _ibr(start: FloatArray, costs: FloatArray, terms: Terms, max_sweeps: int) -> FloatArray | None:
-    """Gauss-Seidel iterated global best response; ``None`` when it cycles or does not converge."""
-    x = start.astype(np.float64).copy()
-    seen: set[bytes] = set()
-    for _ in range(max_sweeps):
-        prev = x.copy()
-        for j in range(x.size):
-            x[j] = best_response(
-                coalitions_of(np.delete(x, j)), float(costs[j]), terms, hint=float(x[j])
-            ).quantity
-        step = float(np.max(np.abs(x - prev)))
-        if step <= 1e-12 * (1.0 + np.max(np.abs(x))):
-            return x
-        key = np.round(x, 7).tobytes()
-        if key in seen and step > 1e-6 * (1.0 + np.max(np.abs(x))):
-            return None  # a cycle of best responses
-        seen.add(key)
-    return None
+    """Gauss-Seidel iterated global best response of the sellers (:func:`._search.iterated_best_response`)."""
+
+    def respond(x: FloatArray, j: int) -> float:
+        coal = coalitions_of(np.delete(x, j))
+        return best_response(coal, float(costs[j]), terms, hint=float(x[j])).quantity
+
+    return iterated_best_response(start, respond, max_sweeps)
+
+
+def _verify(x: FloatArray, costs: FloatArray, terms: Terms, tol: float) -> Verdict:
+    """Payoffs and largest regret of ``x``, or ``None`` when some seller gains more than ``tol`` times the
+    payoff scale by its global best response (:func:`regrets`)."""
+    pay = _payoffs(x, costs, terms)
+    reg = float(np.max(regrets(x, costs, terms)))
+    return (pay, reg) if reg <= regret_allowance(pay, tol) else None
 
 
 def find_equilibria(
@@ -477,28 +514,9 @@ def find_equilibria(
         z = np.zeros(m)
         return SellerEquilibria((z,), (z.copy(),), (0.0,), {"candidates": 0})
     mono = np.array([best_response(coalitions_of([]), float(c), terms).quantity for c in costs])
-    starts: list[FloatArray] = [np.zeros(m), mono.copy()]
-    if mono.max() > 0:
-        starts.append(np.full(m, mono.max() / m))
-    rng = make_rng(seed)
-    for _ in range(n_random_starts):
-        starts.append(rng.uniform(0.0, 1.5, m) * max(mono.max(), terms.knots.min()))
-    cands: list[FloatArray] = []
-    identical = bool(np.all(costs == costs[0]))
-    order = list(np.argsort(costs, kind="stable"))
-    if identical:
-        supports = [order[:k] for k in range(1, m + 1)]
-    elif m <= max_support_sellers:
-        supports = [list(s) for k in range(1, m + 1) for s in itertools.combinations(range(m), k)]
-    else:  # the cheapest k sellers (stable order: equal costs by index), as the class engine's splits
-        supports = [order[:k] for k in range(1, min(m, PREFIX_SUPPORTS) + 1)]
-    for sup in supports:
-        for scale in (1.0 / len(sup), 1.0):
-            base = np.zeros(m)
-            base[sup] = np.maximum(mono[sup], terms.knots.min()) * scale
-            got = _foc_solve(list(sup), base, costs, terms)
-            if got is not None:
-                cands.append(got)
+    starts = _ibr_starts(mono, terms, seed, n_random_starts)
+    supports = _supports(costs, max_support_sellers)
+    cands = _support_candidates(supports, mono, costs, terms)
     n_ibr = 0
     for s in starts:
         got = _ibr(s, costs, terms, max_sweeps)
@@ -508,28 +526,57 @@ def find_equilibria(
             polished = _foc_solve(active, got, costs, terms) if active else got
             cands.append(polished if polished is not None else got)
     cands.append(np.zeros(m))
-    kept: list[FloatArray] = []
-    pays: list[FloatArray] = []
-    regs: list[float] = []
-    checked: list[FloatArray] = []
+    found = CandidateCheck()
     for x in cands:
-        if np.any(x < 0) or any(np.allclose(x, k, rtol=1e-9, atol=1e-11) for k in checked):
-            continue
-        checked.append(x)
-        pay = _payoffs(x, costs, terms)
-        reg = float(np.max(regrets(x, costs, terms)))
-        if reg <= tol * max(1.0, float(np.max(np.abs(pay)))):
-            kept.append(x)
-            pays.append(pay)
-            regs.append(reg)
-
+        found.check(x, partial(_verify, x, costs, terms, tol))
     return select_equilibria(
-        kept,
-        pays,
-        regs,
+        found.kept,
+        found.pays,
+        found.regs,
         costs,
         {"candidates": len(cands), "ibr_converged": n_ibr, "supports": len(supports)},
     )
+
+
+def _ibr_starts(mono: FloatArray, terms: Terms, seed: int, n_random_starts: int) -> list[FloatArray]:
+    """Starts of the iterated best response: zero, the monopoly quantities, the joint optimum split
+    equally and ``n_random_starts`` seeded random profiles."""
+    m = mono.size
+    starts: list[FloatArray] = [np.zeros(m), mono.copy()]
+    if mono.max() > 0:
+        starts.append(np.full(m, mono.max() / m))
+    rng = make_rng(seed)
+    for _ in range(n_random_starts):
+        starts.append(rng.uniform(0.0, 1.5, m) * max(mono.max(), terms.knots.min()))
+    return starts
+
+
+def _supports(costs: FloatArray, max_support_sellers: int) -> list[list[int]]:
+    """Supports of the FOC candidates: every support when ``M <= max_support_sellers``, else (and for
+    identical sellers) the cheapest ``k`` sellers for each size ``k``."""
+    m = costs.size
+    order = [int(j) for j in np.argsort(costs, kind="stable")]
+    if bool(np.all(costs == costs[0])):
+        return [order[:k] for k in range(1, m + 1)]
+    if m <= max_support_sellers:
+        return [list(s) for k in range(1, m + 1) for s in itertools.combinations(range(m), k)]
+    # the cheapest k sellers (stable order: equal costs by index), as the class engine's splits
+    return [order[:k] for k in range(1, min(m, PREFIX_SUPPORTS) + 1)]
+
+
+def _support_candidates(
+    supports: list[list[int]], mono: FloatArray, costs: FloatArray, terms: Terms
+) -> list[FloatArray]:
+    """FOC (42) solutions on each support, from the monopoly quantities scaled by ``1 / |support|`` and 1."""
+    cands: list[FloatArray] = []
+    for sup in supports:
+        for scale in (1.0 / len(sup), 1.0):
+            base = np.zeros(costs.size)
+            base[sup] = np.maximum(mono[sup], terms.knots.min()) * scale
+            got = _foc_solve(list(sup), base, costs, terms)
+            if got is not None:
+                cands.append(got)
+    return cands
 
 
 def _canonical(

@@ -14,9 +14,8 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import NDArray
 
+from datamarket.core.types import FloatArray
 from datamarket.learning.curves import learning_ante
-
-FloatArray = NDArray[np.float64]
 
 
 def inverse_power(u: FloatArray, p: float) -> FloatArray:

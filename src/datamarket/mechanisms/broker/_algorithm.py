@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.pricing.ordered_item import (
     REV_TOL,
     buyer_choices,
@@ -104,7 +104,7 @@ def algorithm1(
 ) -> Algorithm1Result:
     """Run Algorithm 1 on a valuation table ``values[j, m]`` (at least ``floor(|B|/c_1) + 1`` columns)."""
     if solver not in SOLVERS:
-        raise InvalidMarketError("solver", f"unknown solver {solver!r} (one of {', '.join(SOLVERS)})")
+        raise ConfigurationError("solver", f"unknown solver {solver!r} (one of {', '.join(SOLVERS)})")
     nb = values.shape[0]
     n_cap = n_range_cap(nb, c1)
     if n_cap < n_min:
@@ -113,44 +113,11 @@ def algorithm1(
         )
     if values.shape[1] < n_cap + 1:
         raise InvalidMarketError("values", f"need columns for m = 0..{n_cap}")
-    gaps = np.zeros(n_cap + 1)
     if solver == "auto":
         limit = max(AUTO_E1_LIMIT, AUTO_E1_WORK / nb**2)
         solver = "E1" if e1_workload(values, c1, n_cap, n_min) <= limit else "E2"
-    if solver == "E1":
-        rc = exact_revenue_curve(values, n_cap, cost=c1, n_min=n_min)
-        n_done, allocs = rc.n_done, rc.allocations
-    elif solver == "E3":
-        _, allocs = dp_revenue_curve(values[:, : n_cap + 1])
-        n_done = n_cap
-    else:
-        n_done = n_cap
-        allocs = np.zeros((n_cap + 1, nb), dtype=np.int64)
-        skipped = np.zeros(n_cap + 1, dtype=bool)
-        lb = -np.inf
-        for n in range(1, n_cap + 1):
-            # : profit_N <= sum_j v_j(N) - c_1 N; skip N that cannot reach the best so far
-            if n > n_min and values[:, n].sum() - c1 * n < lb - REV_TOL:
-                skipped[n] = True
-                continue
-            res = solve_milp(values, n) if solver == "E2" else solve_support(values, n, delta)
-            allocs[n], gaps[n] = res.allocations, res.gap
-            if n >= n_min:
-                lb = max(lb, res.revenue - c1 * n)
-    profits = np.full(n_done + 1, np.nan)
-    revenues = np.full(n_done + 1, np.nan)
-    curves: dict[int, NDArray[np.float64]] = {}
-    for n in range(1, n_done + 1):
-        if solver in ("E2", "support") and skipped[n]:
-            continue
-        prices = ef_prices(values, allocs[n])
-        if prices is None:  # cannot happen for an oracle returning a feasible scheme
-            raise InvalidMarketError("solver", f"oracle returned an infeasible allocation at N={n}")
-        q = lemma1_curve(allocs[n], prices, n)
-        m = buyer_choices(values, q)
-        revenues[n] = float(q[m].sum())
-        profits[n] = revenues[n] - c1 * n
-        curves[n] = q
+    n_done, allocs, gaps, skipped = _oracle(values, c1, n_cap, n_min, solver, delta)
+    profits, revenues, curves = _profits(values, c1, n_done, allocs, skipped)
     valid = np.where(np.isnan(profits), -np.inf, profits)
     opt_n = int(np.argmax(valid >= valid.max() - REV_TOL))
     valid[: max(n_min, 1)] = -np.inf
@@ -173,3 +140,56 @@ def algorithm1(
         n_searched=n_done,
         solver=solver,
     )
+
+
+def _oracle(
+    values: NDArray[np.float64], c1: float, n_cap: int, n_min: int, solver: str, delta: float
+) -> tuple[int, NDArray[np.int64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Lines 2-3: the oracle's allocation for each ``N`` up to the last one searched, with its optimality
+    gap; E2 and the support solver skip the ``N`` that cannot beat the best profit so far."""
+    nb = values.shape[0]
+    gaps = np.zeros(n_cap + 1)
+    skipped = np.zeros(n_cap + 1, dtype=bool)
+    if solver == "E1":
+        rc = exact_revenue_curve(values, n_cap, cost=c1, n_min=n_min)
+        return rc.n_done, rc.allocations, gaps, skipped
+    if solver == "E3":
+        _, allocs = dp_revenue_curve(values[:, : n_cap + 1])
+        return n_cap, allocs, gaps, skipped
+    allocs = np.zeros((n_cap + 1, nb), dtype=np.int64)
+    lb = -np.inf
+    for n in range(1, n_cap + 1):
+        # : profit_N <= sum_j v_j(N) - c_1 N; skip N that cannot reach the best so far
+        if n > n_min and values[:, n].sum() - c1 * n < lb - REV_TOL:
+            skipped[n] = True
+            continue
+        res = solve_milp(values, n) if solver == "E2" else solve_support(values, n, delta)
+        allocs[n], gaps[n] = res.allocations, res.gap
+        if n >= n_min:
+            lb = max(lb, res.revenue - c1 * n)
+    return n_cap, allocs, gaps, skipped
+
+
+def _profits(
+    values: NDArray[np.float64],
+    c1: float,
+    n_done: int,
+    allocs: NDArray[np.int64],
+    skipped: NDArray[np.bool_],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], dict[int, NDArray[np.float64]]]:
+    """Lines 4-5: the buyers' choices from each ``N``'s curve (Lemma 1), the revenue and the profit."""
+    profits = np.full(n_done + 1, np.nan)
+    revenues = np.full(n_done + 1, np.nan)
+    curves: dict[int, NDArray[np.float64]] = {}
+    for n in range(1, n_done + 1):
+        if skipped[n]:
+            continue
+        prices = ef_prices(values, allocs[n])
+        if prices is None:  # cannot happen for an oracle returning a feasible scheme
+            raise InvalidMarketError("solver", f"oracle returned an infeasible allocation at N={n}")
+        q = lemma1_curve(allocs[n], prices, n)
+        m = buyer_choices(values, q)
+        revenues[n] = float(q[m].sum())
+        profits[n] = revenues[n] - c1 * n
+        curves[n] = q
+    return profits, revenues, curves

@@ -44,15 +44,13 @@ import math
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from datamarket.core.certificates import Certificate, Check
-from datamarket.core.types import Outcome
+from datamarket.core.types import FloatArray, Outcome
 from datamarket.mechanisms.broker._algorithm import Algorithm1Result
 from datamarket.mechanisms.broker._market import BrokerMarket, CollectionPlan
 from datamarket.pricing.ordered_item import REV_TOL, TIE_TOL
 
-FloatArray = NDArray[np.float64]
 EPS = float(np.finfo(np.float64).eps)
 #: HiGHS's defaults (``scipy.optimize.milp``): with ``mip_rel_gap = 0`` it stops once the absolute gap
 #: is at most ``mip_abs_gap``; rows and integrality hold within ``mip_feasibility_tolerance``.

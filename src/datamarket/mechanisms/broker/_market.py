@@ -67,11 +67,10 @@ from numpy.typing import NDArray
 
 from datamarket.core.errors import InfeasibleError, InvalidMarketError
 from datamarket.core.random import make_rng
-from datamarket.core.types import Offers, Outcome, Role, finite_array
+from datamarket.core.types import FloatArray, Offers, Outcome, Role, finite_array
 from datamarket.mechanisms.broker._algorithm import Algorithm1Result, algorithm1, n_range_cap
 from datamarket.pricing.valuations import Valuation, valuation_table
 
-FloatArray = NDArray[np.float64]
 PAPER = "Chen, Clinton, Kandasamy: Incentivizing Truthful Data Contributions (mean estimation)"
 #: Largest data range floor(|B|/c_1) accepted (the valuation table has this many columns).
 MAX_N = 100_000
@@ -291,19 +290,7 @@ def settle(
     ``N*_i`` and non-finite data raise :class:`InvalidMarketError`; with ``strict=False`` a wrong size
     only switches off that contributor's bonus term, as in (14)-(15).
     """
-    unknown = set(submissions) - set(market.contributors)
-    if unknown:
-        raise InvalidMarketError("submissions", f"unknown contributor(s): {', '.join(sorted(unknown))}")
-    data: dict[str, FloatArray] = {}
-    for name in market.contributors:
-        if name not in submissions:
-            raise InvalidMarketError(f"submissions.{name}", "missing submission")
-        y = finite_array(f"submissions.{name}", np.atleast_1d(np.asarray(submissions[name])), ndim=1)
-        if strict and y.size != plan.n_star[name]:
-            raise InvalidMarketError(
-                f"submissions.{name}", f"expected {plan.n_star[name]} points, got {y.size}"
-            )
-        data[name] = y
+    data = _submitted(market, plan, submissions, strict)
     y1, y2 = data[plan.contributor_1], data[plan.contributor_2]
     nb = len(market.buyers)
     prices, pays = mstar_transfers(
@@ -341,6 +328,26 @@ def settle(
             },
         },
     )
+
+
+def _submitted(
+    market: BrokerMarket, plan: CollectionPlan, submissions: Mapping[str, Any], strict: bool
+) -> dict[str, FloatArray]:
+    """Each contributor's submitted points, validated (:func:`settle`)."""
+    unknown = set(submissions) - set(market.contributors)
+    if unknown:
+        raise InvalidMarketError("submissions", f"unknown contributor(s): {', '.join(sorted(unknown))}")
+    data: dict[str, FloatArray] = {}
+    for name in market.contributors:
+        if name not in submissions:
+            raise InvalidMarketError(f"submissions.{name}", "missing submission")
+        y = finite_array(f"submissions.{name}", np.atleast_1d(np.asarray(submissions[name])), ndim=1)
+        if strict and y.size != plan.n_star[name]:
+            raise InvalidMarketError(
+                f"submissions.{name}", f"expected {plan.n_star[name]} points, got {y.size}"
+            )
+        data[name] = y
+    return data
 
 
 def algorithm1_outcome(market: BrokerMarket) -> Outcome:

@@ -29,13 +29,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from datamarket.core.audits import ICProbe
 from datamarket.core.random import spawn_generators
+from datamarket.core.types import FloatArray
 from datamarket.mechanisms.broker._market import BrokerMarket, CollectionPlan, mstar_transfers
 
-FloatArray = NDArray[np.float64]
 STRATEGIES = (
     "truthful",
     "under_collect",
@@ -201,77 +200,13 @@ def simulate(
     nb = len(market.buyers)
     sigma = market.sigma
     g_path, g_dev, g_val = spawn_generators(seed, 3)
-    prices_all, pays_all, imbalance = [], [], 0.0
-    for mu in mus:
-        x1 = mu + sigma * g_path.standard_normal((reps, plan.n1))
-        x2 = mu + sigma * g_path.standard_normal((reps, plan.n2))
-        p, pi = mstar_transfers(plan, nb, sigma, True, True, x1.mean(axis=1), x2.mean(axis=1))
-        imbalance = max(imbalance, float(np.abs(p.sum(axis=1) - pi.sum(axis=1)).max()))
-        prices_all.append(p)
-        pays_all.append(pi)
-    prices = np.concatenate(prices_all)
-    pays = np.concatenate(pays_all)
+    prices, pays, imbalance = _on_path(plan, nb, sigma, mus, reps, g_path)
     n_tot = prices.shape[0]
-
-    # buyers' realised values: random subsets of the pooled truthful data
-    vr = min(value_reps, reps)
-    pooled = sigma * g_val.standard_normal((vr, plan.n_plus))  # mu = 0 w.l.o.g. (errors are mu-free)
-    keys = g_val.random((vr, plan.n_plus))
-    order = np.argsort(keys, axis=1)
-    realised, realised_se = np.zeros(nb), np.zeros(nb)
-    for j, (m, val) in enumerate(zip(plan.allocations, market.valuations, strict=True)):
-        if m == 0 or not hasattr(val, "error_value"):
-            realised[j] = 0.0 if m == 0 else np.nan
-            continue
-        est = np.take_along_axis(pooled, order[:, :m], axis=1).mean(axis=1)
-        ve = np.asarray(val.error_value(np.abs(est)))
-        realised[j], realised_se[j] = ve.mean(), ve.std(ddof=1) / np.sqrt(vr)
-
+    realised, realised_se = _realised_values(market, plan, min(value_reps, reps), g_val)
     reports: list[DeviationReport] = []
-    names = (plan.contributor_1, plan.contributor_2)
     for who in (0, 1):
-        n, n_o, c_i, _ = _roles(plan, who)
-        rng_z, rng_o, rng_s = spawn_generators(int(g_dev.integers(2**31)), 3)
-        z = rng_z.standard_normal((reps, 2 * n))
-        zo = rng_o.standard_normal(reps)
-        sub_seed = int(rng_s.integers(2**31))
-        truth_u: FloatArray | None = None
-        for strategy in STRATEGIES:
-            if not applicable(plan, who, strategy):
-                continue
-            worst: tuple[float, float, float, float] | None = None  # (utility, gain, se, mu)
-            cf_worst = np.inf
-            for mu in mus:
-                rng = np.random.default_rng(sub_seed)  # common random numbers across mus
-                mean_i, size, collected = _submitted_mean(strategy, z, mu, sigma, n, guess, rng)
-                mean_o = mu + sigma / np.sqrt(n_o) * zo
-                ok_i = size == n
-                m1, m2 = (mean_i, mean_o) if who == 0 else (mean_o, mean_i)
-                ok1, ok2 = (ok_i, True) if who == 0 else (True, ok_i)
-                _, pi = mstar_transfers(plan, nb, sigma, ok1, ok2, m1, m2)
-                u = pi[:, who] - c_i * collected
-                if strategy == "truthful" and truth_u is None:
-                    truth_u = u
-                assert truth_u is not None
-                diff = u - truth_u
-                cand = (float(u.mean()), float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(reps)), mu)
-                if worst is None or cand[0] < worst[0]:
-                    worst = cand
-                cf_worst = min(cf_worst, closed_form(plan, sigma, who, strategy, mu, guess))
-            assert worst is not None
-            cf_truth = closed_form(plan, sigma, who, "truthful", 0.0, guess)
-            reports.append(
-                DeviationReport(
-                    strategy=strategy,
-                    contributor=names[who],
-                    n_collected=int(collected),
-                    utility=worst[0],
-                    gain=worst[1],
-                    gain_se=worst[2],
-                    closed_form_gain=float(cf_worst - cf_truth),
-                    worst_mu=worst[3],
-                )
-            )
+        seat = _Seat.of(plan, who, reps, int(g_dev.integers(2**31)))
+        reports += _deviation_reports(plan, nb, sigma, mus, guess, seat)
     return SimulationResult(
         expected_prices=prices.mean(axis=0),
         price_se=prices.std(axis=0, ddof=1) / np.sqrt(n_tot),
@@ -286,6 +221,123 @@ def simulate(
         reps=n_tot,
         mus=tuple(mus),
     )
+
+
+def _on_path(
+    plan: CollectionPlan,
+    nb: int,
+    sigma: float,
+    mus: tuple[float, ...],
+    reps: int,
+    g_path: np.random.Generator,
+) -> tuple[FloatArray, FloatArray, float]:
+    """Prices and payments of ``reps`` truthful full-data realisations at every mu (stacked), and the
+    largest budget imbalance among them."""
+    prices_all, pays_all, imbalance = [], [], 0.0
+    for mu in mus:
+        x1 = mu + sigma * g_path.standard_normal((reps, plan.n1))
+        x2 = mu + sigma * g_path.standard_normal((reps, plan.n2))
+        p, pi = mstar_transfers(plan, nb, sigma, True, True, x1.mean(axis=1), x2.mean(axis=1))
+        imbalance = max(imbalance, float(np.abs(p.sum(axis=1) - pi.sum(axis=1)).max()))
+        prices_all.append(p)
+        pays_all.append(pi)
+    return np.concatenate(prices_all), np.concatenate(pays_all), imbalance
+
+
+def _realised_values(
+    market: BrokerMarket, plan: CollectionPlan, vr: int, g_val: np.random.Generator
+) -> tuple[FloatArray, FloatArray]:
+    """Buyers' realised values (mean and standard error over ``vr`` draws): random subsets of the
+    pooled truthful data."""
+    nb = len(market.buyers)
+    pooled = market.sigma * g_val.standard_normal((vr, plan.n_plus))  # mu = 0 w.l.o.g. (errors are mu-free)
+    keys = g_val.random((vr, plan.n_plus))
+    order = np.argsort(keys, axis=1)
+    realised, realised_se = np.zeros(nb), np.zeros(nb)
+    for j, (m, val) in enumerate(zip(plan.allocations, market.valuations, strict=True)):
+        if m == 0 or not hasattr(val, "error_value"):
+            realised[j] = 0.0 if m == 0 else np.nan
+            continue
+        est = np.take_along_axis(pooled, order[:, :m], axis=1).mean(axis=1)
+        ve = np.asarray(val.error_value(np.abs(est)))
+        realised[j], realised_se[j] = ve.mean(), ve.std(ddof=1) / np.sqrt(vr)
+    return realised, realised_se
+
+
+@dataclass(frozen=True)
+class _Seat:
+    """One paid contributor (``who``) in the deviation harness: its quota ``n``, the other's ``n_o``, its
+    unit cost, and the common random numbers of its paths (``z`` its draws, ``zo`` the other's mean)."""
+
+    who: int
+    n: int
+    n_o: int
+    c_i: float
+    z: FloatArray
+    zo: FloatArray
+    sub_seed: int
+
+    @classmethod
+    def of(cls, plan: CollectionPlan, who: int, reps: int, seed: int) -> _Seat:
+        n, n_o, c_i, _ = _roles(plan, who)
+        rng_z, rng_o, rng_s = spawn_generators(seed, 3)
+        z = rng_z.standard_normal((reps, 2 * n))
+        zo = rng_o.standard_normal(reps)
+        return cls(who, n, n_o, c_i, z, zo, int(rng_s.integers(2**31)))
+
+
+def _deviation_utility(
+    plan: CollectionPlan, nb: int, sigma: float, seat: _Seat, strategy: str, mu: float, guess: float
+) -> tuple[FloatArray, int]:
+    """The contributor's utility on each path when it plays ``strategy`` at mean ``mu``, and how many
+    samples it collected."""
+    rng = np.random.default_rng(seat.sub_seed)  # common random numbers across mus
+    mean_i, size, collected = _submitted_mean(strategy, seat.z, mu, sigma, seat.n, guess, rng)
+    mean_o = mu + sigma / np.sqrt(seat.n_o) * seat.zo
+    ok_i = size == seat.n
+    m1, m2 = (mean_i, mean_o) if seat.who == 0 else (mean_o, mean_i)
+    ok1, ok2 = (ok_i, True) if seat.who == 0 else (True, ok_i)
+    _, pi = mstar_transfers(plan, nb, sigma, ok1, ok2, m1, m2)
+    return pi[:, seat.who] - seat.c_i * collected, collected
+
+
+def _deviation_reports(
+    plan: CollectionPlan, nb: int, sigma: float, mus: tuple[float, ...], guess: float, seat: _Seat
+) -> list[DeviationReport]:
+    """Every applicable strategy of one contributor, at its worst mu, against truthful play."""
+    reports = []
+    truth_u: FloatArray | None = None
+    reps = seat.zo.shape[0]
+    for strategy in STRATEGIES:
+        if not applicable(plan, seat.who, strategy):
+            continue
+        worst: tuple[float, float, float, float] | None = None  # (utility, gain, se, mu)
+        cf_worst = np.inf
+        for mu in mus:
+            u, collected = _deviation_utility(plan, nb, sigma, seat, strategy, mu, guess)
+            if strategy == "truthful" and truth_u is None:
+                truth_u = u
+            assert truth_u is not None
+            diff = u - truth_u
+            cand = (float(u.mean()), float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(reps)), mu)
+            if worst is None or cand[0] < worst[0]:
+                worst = cand
+            cf_worst = min(cf_worst, closed_form(plan, sigma, seat.who, strategy, mu, guess))
+        assert worst is not None
+        cf_truth = closed_form(plan, sigma, seat.who, "truthful", 0.0, guess)
+        reports.append(
+            DeviationReport(
+                strategy=strategy,
+                contributor=(plan.contributor_1, plan.contributor_2)[seat.who],
+                n_collected=int(collected),
+                utility=worst[0],
+                gain=worst[1],
+                gain_se=worst[2],
+                closed_form_gain=float(cf_worst - cf_truth),
+                worst_mu=worst[3],
+            )
+        )
+    return reports
 
 
 def ic_probes(market: BrokerMarket, plan: CollectionPlan) -> tuple[ICProbe, ...]:

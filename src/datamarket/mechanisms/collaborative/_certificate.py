@@ -44,10 +44,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from datamarket.core.certificates import Certificate, Check, max_residual
 from datamarket.core.progress import Progress
+from datamarket.core.types import FloatArray
 from datamarket.mechanisms.collaborative._games import GainEngine, v_table, w_table
 from datamarket.mechanisms.collaborative._types import (
     CollaborativeConfig,
@@ -61,7 +61,6 @@ from datamarket.valuation import subset_shapley
 EPS = float(np.finfo(np.float64).eps)
 SAFETY = 8.0  # the constant of the summation error bound (Higham 2002, Thm 3.1)
 MC_SIGMAS = 5.0  # a Monte Carlo estimate may miss efficiency by this many (summed) standard errors
-FloatArray = NDArray[np.float64]
 
 
 def fp_tol(terms: float, scale: float) -> float:

@@ -64,7 +64,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from datamarket.core.audits import MechanismInfo, Property, Sample
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.progress import Progress, report, scaled
 from datamarket.core.random import make_rng, spawn_seeds
 from datamarket.core.types import Dataset, Outcome, Role
@@ -80,6 +80,7 @@ from datamarket.mechanisms.collaborative._types import (
     CollaborativeConfig,
     CollaborativeRound,
     Party,
+    PropertyCheck,
     divide_payments,
     normalise_shares,
     round_checks,
@@ -176,22 +177,11 @@ def _clear_round(
     engine: GainEngine | None,
     progress: Progress | None = None,
 ) -> CollaborativeRound:
+    """The steps of :func:`clear_round` (module docstring), BLAS threads already pinned."""
     t0 = time.perf_counter()
     report(progress, "own models", 0.0)
     tasks, task_of, labels = validate_market(parties, config)
-    if engine is None:
-        engine = GainEngine(config.model, [(t.features, np.asarray(t.labels)) for t in tasks])
-    else:
-        if engine.model != config.model:
-            raise InvalidMarketError("engine", "the shared gain engine was built for a different model")
-        known = [content_id(tx, ty) for tx, ty in engine.tasks]
-        missing = [t for t in tasks if content_id(t.features, np.asarray(t.labels)) not in known]
-        if missing:
-            raise InvalidMarketError(
-                "engine", "the shared gain engine does not evaluate every task of the market"
-            )
-        remap = [known.index(content_id(t.features, np.asarray(t.labels))) for t in tasks]
-        task_of = [remap[t] for t in task_of]
+    engine, task_of = _engine_for(engine, config, tasks, task_of)
     fits0, hits0 = engine.fits, engine.cache_hits
     n = len(parties)
     names = tuple(p.name for p in parties)
@@ -199,64 +189,18 @@ def _clear_round(
     ids = [engine.register(p.train.features, np.asarray(p.train.labels)) for p in parties]
     own = np.array([engine.gains([ids[i]])[task_of[i]] for i in range(n)])
     full = (1 << n) - 1
-
-    # step 3: data selection per distinct task
-    selected = [full] * n
-    selection_share: tuple[tuple[float, ...], ...] | None = None
-    evaluations = 0
-    if config.tau is not None:
-        per_task: dict[int, NDArray[np.float64]] = {}
-        distinct = sorted(set(task_of))
-        for k, t in enumerate(distinct):
-            game_u = MarketGame(engine, ids, task_of, own, [full] * n, "u", names, task=t)
-            part = scaled(progress, 0.05 + 0.4 * k / len(distinct), 0.05 + 0.4 * (k + 1) / len(distinct))
-            psi_u, _, _ = _shapley(game_u, config, streams[t], part, "data selection")
-            evaluations += len(game_u._memo)
-            per_task[t] = normalise_shares(psi_u)
-        selection_share = tuple(tuple(float(v) for v in per_task[task_of[i]]) for i in range(n))
-        for i in range(n):
-            keep = [j for j in range(n) if per_task[task_of[i]][j] >= config.tau]
-            selected[i] = sum(1 << j for j in keep) if keep else 1 << i
-
-    # step 4: delivered models and improvements
-    report(progress, "delivered models", 0.45)
-    final = np.array(
-        [_delivered_gain(engine, parties, ids, task_of, selected, i, config, labels) for i in range(n)]
+    selected, selection_share, evaluations = _select_data(
+        engine, ids, task_of, own, names, config, streams, progress
     )
-    if config.guard:
-        final = np.maximum(final, own)
-
+    report(progress, "delivered models", 0.45)
+    final = _delivered(engine, parties, ids, task_of, selected, config, labels, own)
     # step 5: Shapley values of the payoff characteristic
     game = MarketGame(engine, ids, task_of, own, selected, config.characteristic, names)
     psi, psi_se, method = _shapley(game, config, streams[-1], scaled(progress, 0.55, 1.0), "shapley")
     evaluations += len(game._memo)
-    raw_share = normalise_shares(psi)
-    share = normalise_shares(psi, clip=True) if config.guard else raw_share
-
-    # step 6: payment division
-    c = config.c * np.array([float(p.fee_scale) for p in parties])
-    div = divide_payments(own, final, share, c)
-    residual = abs(float(div["net"].sum()))
-    checks = round_checks(parties, ids, task_of, div, residual)
-    outcome = Outcome(
-        mechanism=f"collaborative-{config.characteristic}",
-        participants=names,
-        roles=tuple(Role.PARTY for _ in names),
-        allocated=final,
-        prices=div["fee"],
-        payments=div["payout"],
-        values=div["gain"],
-        extra={
-            "characteristic": config.characteristic,
-            "guard": config.guard,
-            "shares": share,
-            "rewards": div["reward"],
-            "balance_residual": residual,
-            "checks": {k: v.to_dict() for k, v in checks.items()},
-        },
-    )
+    raw_share, share, div, residual, checks = _divide(parties, ids, task_of, config, own, final, psi)
     return CollaborativeRound(
-        outcome=outcome,
+        outcome=_outcome(config, names, final, div, share, residual, checks),
         names=names,
         characteristic=config.characteristic,
         fee=div["fee"],
@@ -280,6 +224,128 @@ def _clear_round(
         cache_hits=engine.cache_hits - hits0,
         evaluations=evaluations,
         elapsed=time.perf_counter() - t0,
+    )
+
+
+def _delivered(
+    engine: GainEngine,
+    parties: Sequence[Party],
+    ids: list[str],
+    task_of: list[int],
+    selected: list[int],
+    config: CollaborativeConfig,
+    labels: tuple[Any, ...],
+    own: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Step 4: delivered models and improvements (never below the party's own under the guard)."""
+    final = np.array(
+        [_delivered_gain(engine, parties, ids, task_of, selected, i, config, labels) for i in range(len(ids))]
+    )
+    if config.guard:
+        final = np.maximum(final, own)
+    return final
+
+
+def _engine_for(
+    engine: GainEngine | None, config: CollaborativeConfig, tasks: list[Dataset], task_of: list[int]
+) -> tuple[GainEngine, list[int]]:
+    """A new gain engine for the market's tasks, or the shared one checked to evaluate them (``task_of``
+    renumbered to its tasks)."""
+    if engine is None:
+        return GainEngine(config.model, [(t.features, np.asarray(t.labels)) for t in tasks]), task_of
+    if engine.model != config.model:
+        raise ConfigurationError("engine", "the shared gain engine was built for a different model")
+    known = [content_id(tx, ty) for tx, ty in engine.tasks]
+    missing = [t for t in tasks if content_id(t.features, np.asarray(t.labels)) not in known]
+    if missing:
+        raise ConfigurationError(
+            "engine", "the shared gain engine does not evaluate every task of the market"
+        )
+    remap = [known.index(content_id(t.features, np.asarray(t.labels))) for t in tasks]
+    return engine, [remap[t] for t in task_of]
+
+
+def _select_data(
+    engine: GainEngine,
+    ids: list[str],
+    task_of: list[int],
+    own: NDArray[np.float64],
+    names: tuple[str, ...],
+    config: CollaborativeConfig,
+    streams: Any,
+    progress: Progress | None,
+) -> tuple[list[int], tuple[tuple[float, ...], ...] | None, int]:
+    """Step 3: data selection per distinct task. The coalition each party's model is trained on, the
+    normalised Shapley shares behind the selection (``None`` without ``tau``) and the evaluations."""
+    n = len(ids)
+    full = (1 << n) - 1
+    selected = [full] * n
+    if config.tau is None:
+        return selected, None, 0
+    evaluations = 0
+    per_task: dict[int, NDArray[np.float64]] = {}
+    distinct = sorted(set(task_of))
+    for k, t in enumerate(distinct):
+        game_u = MarketGame(engine, ids, task_of, own, [full] * n, "u", names, task=t)
+        part = scaled(progress, 0.05 + 0.4 * k / len(distinct), 0.05 + 0.4 * (k + 1) / len(distinct))
+        psi_u, _, _ = _shapley(game_u, config, streams[t], part, "data selection")
+        evaluations += len(game_u._memo)
+        per_task[t] = normalise_shares(psi_u)
+    selection_share = tuple(tuple(float(v) for v in per_task[task_of[i]]) for i in range(n))
+    for i in range(n):
+        keep = [j for j in range(n) if per_task[task_of[i]][j] >= config.tau]
+        selected[i] = sum(1 << j for j in keep) if keep else 1 << i
+    return selected, selection_share, evaluations
+
+
+_Division = dict[str, NDArray[np.float64]]  # fee, gain, reward, payout, net per party
+
+
+def _divide(
+    parties: Sequence[Party],
+    ids: list[str],
+    task_of: list[int],
+    config: CollaborativeConfig,
+    own: NDArray[np.float64],
+    final: NDArray[np.float64],
+    psi: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], _Division, float, dict[str, PropertyCheck]]:
+    """Steps 5-6: the shares (clipped under the guard), the payment division, its balance residual and
+    the checks of the round."""
+    raw_share = normalise_shares(psi)
+    share = normalise_shares(psi, clip=True) if config.guard else raw_share
+    c = config.c * np.array([float(p.fee_scale) for p in parties])
+    div = divide_payments(own, final, share, c)
+    residual = abs(float(div["net"].sum()))
+    checks = round_checks(parties, ids, task_of, div, residual)
+    return raw_share, share, div, residual, checks
+
+
+def _outcome(
+    config: CollaborativeConfig,
+    names: tuple[str, ...],
+    final: NDArray[np.float64],
+    div: _Division,
+    share: NDArray[np.float64],
+    residual: float,
+    checks: dict[str, PropertyCheck],
+) -> Outcome:
+    return Outcome(
+        mechanism=f"collaborative-{config.characteristic}",
+        participants=names,
+        roles=tuple(Role.PARTY for _ in names),
+        allocated=final,
+        prices=div["fee"],
+        payments=div["payout"],
+        values=div["gain"],
+        extra={
+            "characteristic": config.characteristic,
+            "guard": config.guard,
+            "shares": share,
+            "rewards": div["reward"],
+            "balance_residual": residual,
+            "checks": {k: v.to_dict() for k, v in checks.items()},
+        },
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.types import Dataset, Outcome
 from datamarket.learning.models import ModelSpec
 from datamarket.mechanisms.collaborative._games import Characteristic, content_id
@@ -92,27 +92,27 @@ class CollaborativeConfig:
 
     def __post_init__(self) -> None:
         if self.characteristic not in ("u", "v", "w"):
-            raise InvalidMarketError("characteristic", "must be 'u', 'v' or 'w'")
+            raise ConfigurationError("characteristic", "must be 'u', 'v' or 'w'")
         if not np.isfinite(self.c) or self.c <= 0:
-            raise InvalidMarketError("c", "fee constant must be positive and finite")
+            raise ConfigurationError("c", "fee constant must be positive and finite")
         if self.shapley not in ("auto", "exact", "monte_carlo"):
-            raise InvalidMarketError("shapley", "must be 'auto', 'exact' or 'monte_carlo'")
+            raise ConfigurationError("shapley", "must be 'auto', 'exact' or 'monte_carlo'")
         if int(self.n_permutations) < 2:
-            raise InvalidMarketError("n_permutations", "need at least 2 permutations")
+            raise ConfigurationError("n_permutations", "need at least 2 permutations")
         if not np.isfinite(self.truncation_tol) or self.truncation_tol < 0:
-            raise InvalidMarketError("truncation_tol", "must be non-negative")
+            raise ConfigurationError("truncation_tol", "must be non-negative")
         if self.tau is not None and not np.isfinite(self.tau):
-            raise InvalidMarketError("tau", "must be finite")
+            raise ConfigurationError("tau", "must be finite")
         if self.customise not in ("none", "paper", "masked"):
-            raise InvalidMarketError("customise", "must be 'none', 'paper' or 'masked'")
+            raise ConfigurationError("customise", "must be 'none', 'paper' or 'masked'")
         if not np.isfinite(self.lam) or self.lam < 0:
-            raise InvalidMarketError("lam", "must be non-negative")
+            raise ConfigurationError("lam", "must be non-negative")
         if self.customise != "none" and self.characteristic != "w":
-            raise InvalidMarketError("customise", "customised models need the multi-task market ('w')")
+            raise ConfigurationError("customise", "customised models need the multi-task market ('w')")
         if self.customise != "none" and self.model.kind != "logreg":
-            raise InvalidMarketError("customise", "customised training is implemented for model 'logreg'")
+            raise ConfigurationError("customise", "customised training is implemented for model 'logreg'")
         if not 1 <= int(self.max_exact) <= 20:
-            raise InvalidMarketError("max_exact", "must be between 1 and 20")
+            raise ConfigurationError("max_exact", "must be between 1 and 20")
 
 
 @dataclass(frozen=True)
@@ -248,6 +248,14 @@ def validate_market(
     empty data, feature dimension mismatch, missing tasks, task labels outside the market's label set,
     training labels outside ``config.classes``, different tasks in a single-task market.
     """
+    _check_parties(parties)
+    labels = _market_labels(parties, config)
+    tasks, task_ids = _distinct_tasks(parties, labels)
+    return tasks, _task_of(parties, config, tasks, task_ids), tuple(sorted(labels, key=str))
+
+
+def _check_parties(parties: Sequence[Party]) -> None:
+    """At least two parties with unique names, non-empty training data and one feature dimension."""
     if not isinstance(parties, Sequence) or len(parties) < 2:
         raise InvalidMarketError("parties", "a collaborative market needs at least two parties")
     names = [p.name for p in parties]
@@ -266,6 +274,11 @@ def validate_market(
                     f"parties[{p.name}].{what}.features",
                     f"feature dimension {ds.n_features} differs from the market's {dim}",
                 )
+
+
+def _market_labels(parties: Sequence[Party], config: CollaborativeConfig) -> set[Any]:
+    """The market's label set: ``config.classes`` (holding every training label), else the union of the
+    training labels."""
     train_labels: set[Any] = set()
     for p in parties:
         train_labels |= _label_set(np.asarray(p.train.labels))
@@ -278,6 +291,11 @@ def validate_market(
                     f"parties[{p.name}].train.labels",
                     f"labels {sorted(extra)} are not in the market's classes",
                 )
+    return labels
+
+
+def _distinct_tasks(parties: Sequence[Party], labels: set[Any]) -> tuple[list[Dataset], list[str]]:
+    """The distinct validation tasks (by content) in order of first appearance, and their content ids."""
     tasks: list[Dataset] = []
     task_ids: list[str] = []
     for p in parties:
@@ -295,29 +313,34 @@ def validate_market(
             tasks.append(p.task)
     if not tasks:
         raise InvalidMarketError("parties.task", "at least one party must give a validation task")
+    return tasks, task_ids
+
+
+def _task_of(
+    parties: Sequence[Party], config: CollaborativeConfig, tasks: list[Dataset], task_ids: list[str]
+) -> list[int]:
+    """Each party's task index: its own task in the multi-task market (every party gives one), else the
+    one common task."""
     if config.characteristic == "w":
         missing = [p.name for p in parties if p.task is None]
         if missing:
             raise InvalidMarketError(
                 f"parties[{missing[0]}].task", "the multi-task market (w) needs every task"
             )
-        task_of = [task_ids.index(content_id(p.task.features, np.asarray(p.task.labels))) for p in parties]  # type: ignore[union-attr]
-    else:
-        if len(tasks) > 1:
-            other = next(
-                p.name
-                for p in parties
-                if p.task is not None
-                and p.task is not tasks[0]
-                and content_id(p.task.features, np.asarray(p.task.labels)) != task_ids[0]
-            )
-            raise InvalidMarketError(
-                f"parties[{other}].task",
-                f"differs from the common task; characteristic {config.characteristic!r} "
-                "is single-task, use 'w'",
-            )
-        task_of = [0] * len(parties)
-    return tasks, task_of, tuple(sorted(labels, key=str))
+        return [task_ids.index(content_id(p.task.features, np.asarray(p.task.labels))) for p in parties]  # type: ignore[union-attr]
+    if len(tasks) > 1:
+        other = next(
+            p.name
+            for p in parties
+            if p.task is not None
+            and p.task is not tasks[0]
+            and content_id(p.task.features, np.asarray(p.task.labels)) != task_ids[0]
+        )
+        raise InvalidMarketError(
+            f"parties[{other}].task",
+            f"differs from the common task; characteristic {config.characteristic!r} is single-task, use 'w'",
+        )
+    return [0] * len(parties)
 
 
 def round_checks(

@@ -46,10 +46,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy import optimize
 
 from datamarket.core.certificates import Certificate, Check, max_residual
+from datamarket.core.types import FloatArray
 from datamarket.mechanisms.competing_buyers._gne import (
     COND_MAX,
     RHO_TOL,
@@ -60,7 +60,6 @@ from datamarket.mechanisms.competing_buyers._gne import (
     social_loss,
 )
 
-FloatArray = NDArray[np.float64]
 EPS = float(np.finfo(np.float64).eps)
 
 #: relative rounding bound of one scalar deviation gain :math:`D(\sigma^2(e) - \sigma^2(e')) + e - e'`:

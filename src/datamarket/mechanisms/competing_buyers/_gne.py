@@ -49,17 +49,14 @@ others' contracts fixed (L-BFGS-B "Verification").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy import optimize
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.core.types import finite_array
+from datamarket.core.types import FloatArray, finite_array
 from datamarket.equilibrium.leontief import jacobi_solve, spectral_radius
-
-FloatArray = NDArray[np.float64]
 
 #: :math:`\rho(A)` within this of 1 counts as 1 (eigenvalues carry ~1e-16 rounding; the Section IV
 #: example at x1 = 0.999999 has 1 - rho = 2.5e-13), as does a condition number of
@@ -314,80 +311,123 @@ def solve_gne(
     """
     g, x, a = _check_shapes(gamma, xi, alpha)
     th = _theta(theta, *g.shape)
-    n, m = g.shape
     big_a = leontief_matrix(x)
     rho = spectral_radius(big_a)
     big_gamma = g.sum(axis=1)
     e_soc = social_effort(big_gamma, a)
     l_soc_raw = social_optimum_loss(big_gamma, a)
     l_soc = l_soc_raw if np.isfinite(l_soc_raw) else None
-
-    d: FloatArray | None = None
-    iters, gap = 0, float("nan")
-    nonneg = feasible = exists = False
-    feas_src: tuple[bool, ...] = (False,) * n
-    e_star = c = pay = None
-    l_eq = poa = None
-    singular = rho >= 1.0 - RHO_TOL or np.linalg.cond(np.eye(n * m) - big_a) >= COND_MAX
-    if singular:
-        status = f"no GNE: spectral radius {rho:.15g} >= 1 (Theorem 1)"
-    else:
-        flat = np.linalg.solve(np.eye(n * m) - big_a, g.reshape(-1))
-        if cross_check:
-            jac, iters, _conv = jacobi_solve(big_a, g.reshape(-1), max_iter=jacobi_max_iter)
-            gap = float(np.max(np.abs(jac - flat)))
-        dm: FloatArray = np.asarray(flat.reshape(n, m), dtype=np.float64)
-        scale = max(1.0, float(np.max(np.abs(dm))))
-        nonneg = bool(np.all(dm >= -tol * scale))
-        if nonneg:
-            # Only round-off negatives are clipped to 0 (constraint (23)). Small positive entries
-            # are genuine: one buyer's d = gamma can span many orders of magnitude across sources,
-            # and zeroing d_i^k below tol * max(d) would wrongly make D_i = 0 and fail 2 alpha D >= 1.
-            dm = np.maximum(dm, 0.0)
-        d = dm
-        total = dm.sum(axis=1)
-        feas = 2 * a * total >= 1 - tol
-        feas_src = tuple(bool(f) for f in feas)
-        feasible = bool(np.all(feas))
-        e_star = source_effort(total, a) if np.all(total > 0) else None
-        exists = nonneg and feasible
-        if not nonneg:
-            status = "no GNE: the solution of (I - A) d = gamma has negative entries"
-        elif not feasible:
-            bad = [i for i, f in enumerate(feas_src) if not f]
-            status = f"no GNE: 2 alpha_i D_i < 1 for sources {bad} (empty polytope of c)"
-        else:
-            status = "GNE exists: unique d, polytope of c (Theorem 1)"
-            c, _s = canonical_contracts(dm, x, a, th)
-            assert e_star is not None
-            pay = th * e_star[:, None]
-            l_eq = equilibrium_loss(total, big_gamma, a)
-            if l_soc is not None and l_soc > 0:
-                poa = l_eq / l_soc
-            else:
-                status += "; price of anarchy undefined: L(e_social) <= 0 (small weights)"
+    eq, iters, gap = _steps_2_to_4(big_a, rho, g, x, a, th, tol, cross_check, jacobi_max_iter)
+    eq = _step_5(eq, big_gamma, a, l_soc)
     return GNEResult(
         gamma=g,
         xi=x,
         alpha=a,
         leontief=big_a,
         spectral_radius=rho,
-        d=d,
+        d=eq.d,
         jacobi_iterations=iters,
         jacobi_gap=gap,
-        nonnegative=nonneg,
-        feasible=feasible,
-        feasible_sources=feas_src,
-        gne_exists=exists,
-        effort_equilibrium=e_star,
-        theta=th if exists else None,
-        c=c,
-        expected_payments=pay,
+        nonnegative=eq.nonnegative,
+        feasible=eq.feasible,
+        feasible_sources=eq.feasible_sources,
+        gne_exists=eq.exists,
+        effort_equilibrium=eq.effort,
+        theta=th if eq.exists else None,
+        c=eq.c,
+        expected_payments=eq.payments,
         effort_social=e_soc,
-        loss_equilibrium=l_eq,
+        loss_equilibrium=eq.loss,
         loss_social=l_soc,
-        price_of_anarchy=poa,
-        status=status,
+        price_of_anarchy=eq.poa,
+        status=eq.status,
+    )
+
+
+@dataclass(frozen=True)
+class _Equilibrium:
+    """What steps 2-5 establish about the GNE (defaults: not established)."""
+
+    status: str
+    feasible_sources: tuple[bool, ...]
+    d: FloatArray | None = None
+    nonnegative: bool = False
+    feasible: bool = False
+    effort: FloatArray | None = None
+    exists: bool = False
+    total: FloatArray | None = None  # D_i
+    c: FloatArray | None = None
+    payments: FloatArray | None = None
+    loss: float | None = None
+    poa: float | None = None
+
+
+def _steps_2_to_4(
+    big_a: FloatArray,
+    rho: float,
+    g: FloatArray,
+    x: FloatArray,
+    a: FloatArray,
+    th: FloatArray,
+    tol: float,
+    cross_check: bool,
+    jacobi_max_iter: int,
+) -> tuple[_Equilibrium, int, float]:
+    """Steps 2-4 (and 6): solve (26), cross-check by Jacobi, check the sign and feasibility, efforts and
+    canonical contracts; also the Jacobi iterations and the largest gap to the direct solution."""
+    n, m = g.shape
+    iters, gap = 0, float("nan")
+    if rho >= 1.0 - RHO_TOL or np.linalg.cond(np.eye(n * m) - big_a) >= COND_MAX:
+        return _Equilibrium(f"no GNE: spectral radius {rho:.15g} >= 1 (Theorem 1)", (False,) * n), iters, gap
+    flat = np.linalg.solve(np.eye(n * m) - big_a, g.reshape(-1))
+    if cross_check:
+        jac, iters, _conv = jacobi_solve(big_a, g.reshape(-1), max_iter=jacobi_max_iter)
+        gap = float(np.max(np.abs(jac - flat)))
+    dm: FloatArray = np.asarray(flat.reshape(n, m), dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(dm))))
+    nonneg = bool(np.all(dm >= -tol * scale))
+    if nonneg:
+        # Only round-off negatives are clipped to 0 (constraint (23)). Small positive entries
+        # are genuine: one buyer's d = gamma can span many orders of magnitude across sources,
+        # and zeroing d_i^k below tol * max(d) would wrongly make D_i = 0 and fail 2 alpha D >= 1.
+        dm = np.maximum(dm, 0.0)
+    total = dm.sum(axis=1)
+    feas = 2 * a * total >= 1 - tol
+    feas_src = tuple(bool(f) for f in feas)
+    feasible = bool(np.all(feas))
+    e_star = source_effort(total, a) if np.all(total > 0) else None
+    eq = _Equilibrium("", feas_src, dm, nonneg, feasible, e_star, nonneg and feasible, total)
+    if not nonneg:
+        return (
+            replace(eq, status="no GNE: the solution of (I - A) d = gamma has negative entries"),
+            iters,
+            gap,
+        )
+    if not feasible:
+        bad = [i for i, f in enumerate(feas_src) if not f]
+        return (
+            replace(eq, status=f"no GNE: 2 alpha_i D_i < 1 for sources {bad} (empty polytope of c)"),
+            iters,
+            gap,
+        )
+    c, _s = canonical_contracts(dm, x, a, th)
+    assert e_star is not None
+    eq = replace(
+        eq, status="GNE exists: unique d, polytope of c (Theorem 1)", c=c, payments=th * e_star[:, None]
+    )
+    return eq, iters, gap
+
+
+def _step_5(eq: _Equilibrium, big_gamma: FloatArray, a: FloatArray, l_soc: float | None) -> _Equilibrium:
+    """Step 5 at an existing GNE: its social loss and the price of anarchy (when defined)."""
+    if not eq.exists:
+        return eq
+    assert eq.total is not None
+    l_eq = equilibrium_loss(eq.total, big_gamma, a)
+    if l_soc is not None and l_soc > 0:
+        return replace(eq, loss=l_eq, poa=l_eq / l_soc)
+    return replace(
+        eq, loss=l_eq, status=eq.status + "; price of anarchy undefined: L(e_social) <= 0 (small weights)"
     )
 
 

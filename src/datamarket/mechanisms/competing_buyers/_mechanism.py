@@ -51,13 +51,12 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
-from numpy.typing import NDArray
 
 from datamarket.core.audits import ICProbe, MechanismInfo, Property, Sample, Scope
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.progress import Progress, report
 from datamarket.core.random import make_rng
-from datamarket.core.types import Outcome, Role, finite_array
+from datamarket.core.types import FloatArray, Outcome, Role, finite_array
 from datamarket.mechanisms.competing_buyers._gne import GNEResult, effort_variance, solve_gne
 from datamarket.mechanisms.competing_buyers._models import (
     EvaluationDistribution,
@@ -66,7 +65,6 @@ from datamarket.mechanisms.competing_buyers._models import (
     UniformInterval,
 )
 
-FloatArray = NDArray[np.float64]
 PAPER = "Westenbroek, Dong, Ratliff, Sastry: Statistical Estimation with Strategic Data Sources"
 MECHANISM_NAME = "competing_buyers"
 

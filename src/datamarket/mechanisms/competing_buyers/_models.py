@@ -31,12 +31,9 @@ from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from numpy.typing import NDArray
 
 from datamarket.core.errors import InvalidMarketError
-from datamarket.core.types import finite_array
-
-FloatArray = NDArray[np.float64]
+from datamarket.core.types import FloatArray, finite_array
 
 __all__ = [
     "DiscretePoints",

@@ -26,14 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import Seed, make_rng
+from datamarket.core.types import FloatArray
 from datamarket.mechanisms.competing_buyers._gne import effort_variance
 from datamarket.mechanisms.competing_buyers._mechanism import CompetingAnalysis
-
-FloatArray = NDArray[np.float64]
 
 #: CLT multiplier of the Monte Carlo bounds (two-sided normal tail 5.7e-7).
 Z_BOUND = 5.0
@@ -128,20 +126,7 @@ def simulate_payments(
     expected = g.c - g.d * (s + mu**2)
     std = np.abs(g.d) * np.sqrt(2 * s**2 + 4 * mu**2 * s)
     bound = z * std / np.sqrt(rounds)
-
-    # exact variance of sum_k p_i^k: residuals r_i^k are jointly Gaussian across k with
-    # Cov(r_i^k, r_i^j) = sum_l (1[l=i] - P_il^k)(1[l=i] - P_il^j) sigma_l^2 (+ tau terms if k == j)
-    lin = np.zeros((n, m, n))  # coefficient of eps_l in r_i^k
-    lin[:, :, :] = -np.transpose(p_loo, (0, 2, 1))
-    lin[np.arange(n), :, np.arange(n)] += 1.0
-    cov = np.einsum("ikl,ijl,l->ikj", lin, lin, sigma2)
-    # independent extra noises z_lk only correlate a buyer's residual with itself
-    own_tau = tau**2 + np.einsum("ilk,lk->ik", p_loo**2, tau**2)
-    cov_tau = own_tau[:, :, None] * np.eye(m)[None]
-    cov = cov + cov_tau
-    # Cov(r_k^2, r_j^2) = 2 C_kj^2 + 4 mu_k mu_j C_kj for jointly Gaussian r
-    cov_sq = 2 * cov**2 + 4 * mu[:, :, None] * mu[:, None, :] * cov
-    var_sum = np.einsum("ik,ij,ikj->i", g.d, g.d, cov_sq)
+    var_sum = _payment_sum_variance(p_loo, sigma2, tau, mu, g.d)
     utility = pay.sum(axis=2).mean(axis=0) - e
     utility_expected = expected.sum(axis=1) - e
     utility_bound = z * np.sqrt(var_sum / rounds)
@@ -167,4 +152,28 @@ def effort_sweep(
         e = np.array(e_star, dtype=np.float64)
         e[source] += float(off)
         out.append(simulate_payments(analysis, rounds, seed, efforts=e))
+    return out
+
+
+def _payment_sum_variance(
+    p_loo: FloatArray, sigma2: FloatArray, tau: FloatArray, mu: FloatArray, d: FloatArray
+) -> FloatArray:
+    """Exact variance of :math:`\\sum_k p_i^k` per source ``i``.
+
+    The residuals :math:`r_i^k` are jointly Gaussian across ``k`` with
+    :math:`Cov(r_i^k, r_i^j) = \\sum_l (1[l=i] - P_{il}^k)(1[l=i] - P_{il}^j) \\sigma_l^2` (+ the
+    ``tau`` terms when ``k == j``), and :math:`Cov(r_k^2, r_j^2) = 2 C_{kj}^2 + 4 \\mu_k \\mu_j C_{kj}`.
+    """
+    n, _, m = p_loo.shape
+    lin = np.zeros((n, m, n))  # coefficient of eps_l in r_i^k
+    lin[:, :, :] = -np.transpose(p_loo, (0, 2, 1))
+    lin[np.arange(n), :, np.arange(n)] += 1.0
+    cov = np.einsum("ikl,ijl,l->ikj", lin, lin, sigma2)
+    # independent extra noises z_lk only correlate a buyer's residual with itself
+    own_tau = tau**2 + np.einsum("ilk,lk->ik", p_loo**2, tau**2)
+    cov_tau = own_tau[:, :, None] * np.eye(m)[None]
+    cov = cov + cov_tau
+    # Cov(r_k^2, r_j^2) = 2 C_kj^2 + 4 mu_k mu_j C_kj for jointly Gaussian r
+    cov_sq = 2 * cov**2 + 4 * mu[:, :, None] * mu[:, None, :] * cov
+    out: FloatArray = np.einsum("ik,ij,ikj->i", d, d, cov_sq)
     return out

@@ -30,13 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy import linalg, optimize
 
 from datamarket.core.errors import InfeasibleError, InvalidMarketError
-from datamarket.core.types import FloatArray, finite_array
+from datamarket.core.types import BoolArray, FloatArray, finite_array
 
-BoolArray = NDArray[np.bool_]
 Domain = Literal["unconstrained", "box", "simplex"]
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.types import FloatArray
 from datamarket.equilibrium.anarchy import price_of_anarchy
 from datamarket.mechanisms.truthful_payments._markets import TruthfulMarket, check_costs
@@ -118,18 +118,7 @@ def misreport_sweep(
     if not 0 <= seller < market.n_sellers:
         raise InvalidMarketError("sweep.seller", f"must be in 0..{market.n_sellers - 1}, got {seller}")
     truth = float(c[seller])
-    if grid is None:
-        if step <= 0:
-            raise InvalidMarketError("sweep.step", "must be positive")
-        top = max(1.0, 3 * truth) if max_report is None else float(max_report)
-        if top <= 0:
-            raise InvalidMarketError("sweep.max_report", "must be positive")
-        n = int(np.floor(top / step + 1e-9)) + 1
-        pts = np.round(np.arange(n) * step, 12)
-    else:
-        pts = np.asarray(grid, dtype=np.float64)
-        if pts.ndim != 1 or pts.size == 0 or np.any(~np.isfinite(pts)) or np.any(pts < 0):
-            raise InvalidMarketError("sweep.grid", "must be a non-empty list of finite non-negative reports")
+    pts = _report_grid(truth, max_report, step, grid)
     evals = [evaluate_report(market, c, seller, float(r), rules, **kw) for r in pts]
     utility = {r: np.array([e.utility[r] for e in evals]) for r in rules}
     payments = {r: np.array([e.payments[r] for e in evals]) for r in rules}
@@ -145,16 +134,7 @@ def misreport_sweep(
         best_grid[r] = float(pts[k])
         b_rep, b_u, b_sc = float(pts[k]), float(utility[r][k]), float(sc[k])
         if refine and pts.size > 1 and np.isfinite(b_u):
-            lo, hi = float(pts[max(k - 1, 0)]), float(pts[min(k + 1, pts.size - 1)])
-            opt = optimize.minimize_scalar(
-                lambda x, rule=r: -evaluate_report(market, c, seller, x, [rule], **kw).utility[rule],
-                bounds=(lo, hi),
-                method="bounded",
-                options={"xatol": 1e-8},
-            )
-            if -float(opt.fun) > b_u + 1e-12:
-                ev = evaluate_report(market, c, seller, float(opt.x), [r], **kw)
-                b_rep, b_u, b_sc = float(opt.x), ev.utility[r], ev.social_cost
+            b_rep, b_u, b_sc = _refined(market, c, seller, r, pts, k, (b_rep, b_u, b_sc), kw)
         best[r], best_u[r] = b_rep, b_u
         poa[r] = price_of_anarchy(b_sc, sc_truth)
     return MisreportSweep(
@@ -173,6 +153,50 @@ def misreport_sweep(
         price_of_anarchy=poa,
         truthful_utility=dict(at_truth.utility),
     )
+
+
+def _report_grid(
+    truth: float, max_report: float | None, step: float, grid: Sequence[float] | None
+) -> FloatArray:
+    """The reports swept: ``grid``, else ``0, step, 2 step, ...`` up to ``max_report`` (default
+    ``max(1, 3 c_j)``)."""
+    if grid is not None:
+        pts = np.asarray(grid, dtype=np.float64)
+        if pts.ndim != 1 or pts.size == 0 or np.any(~np.isfinite(pts)) or np.any(pts < 0):
+            raise ConfigurationError("sweep.grid", "must be a non-empty list of finite non-negative reports")
+        return pts
+    if step <= 0:
+        raise ConfigurationError("sweep.step", "must be positive")
+    top = max(1.0, 3 * truth) if max_report is None else float(max_report)
+    if top <= 0:
+        raise ConfigurationError("sweep.max_report", "must be positive")
+    n = int(np.floor(top / step + 1e-9)) + 1
+    return np.round(np.arange(n) * step, 12)
+
+
+def _refined(
+    market: TruthfulMarket,
+    c: FloatArray,
+    seller: int,
+    rule: str,
+    pts: FloatArray,
+    k: int,
+    on_grid: tuple[float, float, float],
+    kw: dict[str, Any],
+) -> tuple[float, float, float]:
+    """The best report of ``rule`` between the grid neighbours of ``pts[k]`` (bounded Brent search): the
+    report, its utility and social cost, when it beats ``on_grid``'s utility (else ``on_grid``)."""
+    lo, hi = float(pts[max(k - 1, 0)]), float(pts[min(k + 1, pts.size - 1)])
+    opt = optimize.minimize_scalar(
+        lambda x: -evaluate_report(market, c, seller, x, [rule], **kw).utility[rule],
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-8},
+    )
+    if -float(opt.fun) > on_grid[1] + 1e-12:
+        ev = evaluate_report(market, c, seller, float(opt.x), [rule], **kw)
+        return float(opt.x), ev.utility[rule], ev.social_cost
+    return on_grid
 
 
 def _first_maximiser(values: FloatArray, rtol: float = 1e-12) -> int:

@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 from scipy import integrate
 
-from datamarket.core.errors import InvalidMarketError
-from datamarket.core.types import FloatArray
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
+from datamarket.core.types import BoolArray, FloatArray
 from datamarket.mechanisms.truthful_payments import _fast as fast
 from datamarket.mechanisms.truthful_payments._markets import (
-    BoolArray,
     MeanEstimationMarket,
     TruthfulMarket,
     check_costs,
@@ -184,7 +183,7 @@ def myerson_integral(
         w = market.allocate(c)
         rest = market.allocate(c, _without(market.n_sellers, seller))
         return social_cost(market, rest, c) - social_cost(market, w, c)
-    raise InvalidMarketError("myerson_method", f"unknown method {method!r} (one of {MYERSON_METHODS})")
+    raise ConfigurationError("myerson_method", f"unknown method {method!r} (one of {MYERSON_METHODS})")
 
 
 def myerson_payments(
@@ -193,11 +192,11 @@ def myerson_payments(
     """Eq. (9) for every seller; ``auto`` is the closed form on the mean-estimation market, else quad."""
     c = check_costs(costs, market.n_sellers)
     if method not in MYERSON_METHODS:
-        raise InvalidMarketError("myerson_method", f"unknown method {method!r} (one of {MYERSON_METHODS})")
+        raise ConfigurationError("myerson_method", f"unknown method {method!r} (one of {MYERSON_METHODS})")
     if method in ("auto", "closed_form") and isinstance(market, MeanEstimationMarket):
         return fast.myerson_payments(market, fast.inverse_system(market, c), c)
     if method == "closed_form":
-        raise InvalidMarketError("myerson_method", "closed_form exists only for the mean-estimation market")
+        raise ConfigurationError("myerson_method", "closed_form exists only for the mean-estimation market")
     f = market.cost_shapes(market.allocate(c))
     how = "quad" if method == "auto" else method
     todo = _targets(market.n_sellers, sellers)
@@ -334,32 +333,15 @@ def compute_payments(
     c = check_costs(costs, market.n_sellers)
     for r in rules:
         if r not in RULES:
-            raise InvalidMarketError("rules", f"unknown payment rule {r!r} (one of {RULES})")
+            raise ConfigurationError("rules", f"unknown payment rule {r!r} (one of {RULES})")
     pays: dict[str, FloatArray] = {}
     stderr = None
     diag: dict[str, Any] = {}
     use_fast = fast_path and isinstance(market, MeanEstimationMarket)
-    h_inv = fast.inverse_system(market, c) if use_fast and isinstance(market, MeanEstimationMarket) else None
-    if h_inv is not None and isinstance(market, MeanEstimationMarket):
-        w = market.cross @ h_inv  # eq. (22) from the same factorisation
-        eta = fast.buyer_split(market, w, c)
-    else:
-        w = market.allocate(c)
-        eta = buyer_split(market, w)
+    w, eta, h_inv = _allocation(market, c, use_fast)
     for rule in rules:
-        if rule == "loo":
-            pays[rule] = (
-                fast.loo_payments(market, w, h_inv, c)
-                if h_inv is not None and isinstance(market, MeanEstimationMarket)
-                else loo_payments(market, c, sellers)
-            )
-        elif rule == "vcg":
-            pays[rule] = (
-                fast.vcg_payments(w, h_inv, c) if h_inv is not None else vcg_payments(market, c, sellers)
-            )
-        elif rule == "myerson":
-            method = myerson_method if use_fast or myerson_method != "auto" else "quad"
-            pays[rule] = myerson_payments(market, c, method=method, sellers=sellers)
+        if rule in ("loo", "vcg", "myerson"):
+            pays[rule] = _allocation_rule(rule, market, c, w, h_inv, use_fast, myerson_method, sellers)
         else:
             est = shapley_payments(
                 market, c, max_exact=shapley_max_exact, seed=seed, max_evaluations=shapley_evaluations
@@ -380,3 +362,37 @@ def compute_payments(
         shapley_stderr=stderr,
         diagnostics=diag,
     )
+
+
+def _allocation(
+    market: TruthfulMarket, c: FloatArray, use_fast: bool
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+    """The allocation :math:`W(\\hat c)`, the buyer split (17) and, on the fast path, the inverse of the
+    mean-estimation system the closed forms reuse."""
+    h_inv = fast.inverse_system(market, c) if use_fast and isinstance(market, MeanEstimationMarket) else None
+    if h_inv is not None and isinstance(market, MeanEstimationMarket):
+        w = market.cross @ h_inv  # eq. (22) from the same factorisation
+        return w, fast.buyer_split(market, w, c), h_inv
+    w = market.allocate(c)
+    return w, buyer_split(market, w), h_inv
+
+
+def _allocation_rule(
+    rule: str,
+    market: TruthfulMarket,
+    c: FloatArray,
+    w: FloatArray,
+    h_inv: FloatArray | None,
+    use_fast: bool,
+    myerson_method: str,
+    sellers: Sequence[int] | None,
+) -> FloatArray:
+    """The LOO, VCG or Myerson payments (closed forms on the fast path)."""
+    if rule == "loo":
+        if h_inv is not None and isinstance(market, MeanEstimationMarket):
+            return fast.loo_payments(market, w, h_inv, c)
+        return loo_payments(market, c, sellers)
+    if rule == "vcg":
+        return fast.vcg_payments(w, h_inv, c) if h_inv is not None else vcg_payments(market, c, sellers)
+    method = myerson_method if use_fast or myerson_method != "auto" else "quad"
+    return myerson_payments(market, c, method=method, sellers=sellers)

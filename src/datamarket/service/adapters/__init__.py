@@ -5,7 +5,10 @@ The service is mechanism-agnostic. For each market kind an :class:`Adapter` says
 * which parameters a market of that kind takes (:meth:`Adapter.validate_params`, in the request);
 * which submissions participants may make (``dataset`` uploads, ``bid``, ``cost``, ``task``...) and
   how to validate each (:meth:`Adapter.validate_submission`, in the request: a bad one is a 422 and
-  nothing is stored);
+  nothing is stored). A family's adapter validates with the family's input models
+  (:mod:`datamarket.scenarios.inputs`), the ones its scenario nests, through :func:`validate_input`,
+  and exposes them as the optional attributes ``params_model`` (a pydantic model) and
+  ``submission_models`` (JSON submission kind -> model), which the portal renders as forms;
 * what participants need to know before submitting (:meth:`Adapter.plan`, e.g. how many points the
   broker asks each contributor for);
 * optionally, whether a new submission fits with the participant's earlier unconsumed ones
@@ -19,21 +22,32 @@ The service is mechanism-agnostic. For each market kind an :class:`Adapter` says
   may accept a keyword ``progress`` (:data:`datamarket.core.progress.Progress`) and pass it on; the
   worker then reports the stage and fraction done to the round's row (``GET /rounds/{id}``).
 
-Adapters are registered by kind in :data:`ADAPTERS`; a worker process finds one again by its
-``module:attribute`` reference (:func:`adapter_ref`, :func:`load_adapter`), so adapters must be module
-level objects.
+Optionally, ``round_figure(outcome, names, paid, received)`` returns the title and the bar series of
+a cleared round's figure (the portal draws it; without it, the amounts booked).
+
+Built-in adapters are found through the family registry (:mod:`datamarket.families`: each family's
+``adapter`` reference, ``datamarket.service.adapters.<kind>:ADAPTER`` by convention;
+:func:`builtin_adapters`); a worker process finds one again by its ``module:attribute`` reference
+(:func:`adapter_ref`, :func:`load_adapter`), so adapters must be module level objects.
 """
 
 from __future__ import annotations
 
 import importlib
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import pydantic
+from pydantic import BaseModel
 
 from datamarket.core.certificates import Certificate
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset, Outcome
+from datamarket.families import families
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,12 @@ class Clearing:
 
 @runtime_checkable
 class Adapter(Protocol):
-    """A market kind the service can clear (module docstring)."""
+    """A market kind the service can clear (module docstring).
+
+    Optional members (read with ``getattr``): ``params_model`` and ``submission_models`` (the input
+    models), ``check_submission(params, mine, new)`` and ``round_figure(outcome, names, paid,
+    received)``.
+    """
 
     kind: str
     description: str
@@ -130,6 +149,138 @@ def only_keys(payload: Mapping[str, Any], allowed: Sequence[str], where: str) ->
         raise InvalidMarketError(f"{where}.{extra[0]}", f"unknown field (allowed: {', '.join(allowed)})")
 
 
+def validate_input(model: type[M], payload: Any, where: str) -> M:
+    """``payload`` validated by ``model`` strictly (a string is not a number), else a field-named error.
+
+    The error names the first offending field (``params.sigma``, ``data.costs``: an item of a list is
+    reported on the list, ``item 2: ...``) with a one-line message: ``is required``, ``unknown field
+    (allowed: ...)``, ``must be one of ...``, ``must be a number``, ``must be positive``, ``must be in
+    (0, 1]``... Every number must also lie within :data:`MAX_NUMBER` in magnitude (:func:`number`).
+
+    >>> from datamarket.scenarios.inputs.broker import Bid
+    >>> validate_input(Bid, {"valuation": "gaussian", "width": 0.5}, "data").scale
+    1.0
+    >>> validate_input(Bid, {"valuation": "gaussian", "width": 0.5, "scale": 7}, "data")
+    Traceback (most recent call last):
+    ...
+    datamarket.core.errors.InvalidMarketError: data.scale: must be in (0, 1]
+    """
+    if not isinstance(payload, Mapping):
+        raise InvalidMarketError(where, "must be an object")
+    try:
+        obj = model.model_validate(dict(payload), strict=True)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        path = _field_path(model, err["loc"])
+        message = _message(model, err)
+        if len(path) < len(err["loc"]) and isinstance(err["loc"][len(path)], int):
+            message = f"item {err['loc'][len(path)]}: {message}"
+        raise InvalidMarketError(".".join([where, *path]), message) from None
+    _within_max(obj.model_dump(), where)
+    return obj
+
+
+def _field_path(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    """The field names ``loc`` walks through (nested models included, an unknown key named), up to a
+    list index or a union member's tag."""
+    path: list[str] = []
+    current: Any = model
+    for part in loc:
+        if not isinstance(part, str) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            break
+        path.append(part)
+        info = current.model_fields.get(part)
+        current = info.annotation if info is not None else None
+    return path
+
+
+def _field_info(model: type[BaseModel], loc: Sequence[Any]) -> Any:
+    """The FieldInfo at ``loc`` (through nested models), or None."""
+    info = None
+    for part in loc:
+        if not isinstance(part, str) or part not in model.model_fields:
+            return None
+        info = model.model_fields[part]
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            model = sub
+    return info
+
+
+def _bounds(info: Any) -> tuple[str, str] | None:
+    """The interval a field's number must lie in, as text, when it has both bounds."""
+    lo = hi = None
+    for m in getattr(info, "metadata", []):
+        for attr, text in (("gt", "({:g}"), ("ge", "[{:g}")):
+            if getattr(m, attr, None) is not None:
+                lo = text.format(getattr(m, attr))
+        for attr, text in (("lt", "{:g})"), ("le", "{:g}]")):
+            if getattr(m, attr, None) is not None:
+                hi = text.format(getattr(m, attr))
+    return (lo, hi) if lo and hi else None
+
+
+_TYPES = {
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "model_type": "must be an object",
+    "dict_type": "must be an object",
+    "finite_number": "must be finite",
+    "missing": "is required",
+}
+
+
+def _message(model: type[BaseModel], err: Any) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "missing":
+        choices = typing.get_args(getattr(_field_info(model, err["loc"]), "annotation", None))
+        if choices and all(isinstance(c, str) for c in choices):  # a Literal: say what to choose
+            return "is required: must be one of " + ", ".join(choices)
+    if kind in _TYPES:
+        return _TYPES[kind]
+    if kind == "extra_forbidden":
+        parent = _field_info(model, err["loc"][:-1]) if len(err["loc"]) > 1 else None
+        sub = getattr(parent, "annotation", None) if parent is not None else model
+        allowed = list(sub.model_fields) if isinstance(sub, type) and issubclass(sub, BaseModel) else []
+        return f"unknown field (allowed: {', '.join(allowed)})"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        interval = _bounds(_field_info(model, err["loc"]))
+        if interval is not None:
+            return f"must be in {interval[0]}, {interval[1]}"
+        bound = next(iter(ctx.values()))
+        if kind == "greater_than" and bound == 0:
+            return "must be positive"
+        sign = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+        return f"must be {sign[kind]} {bound:g}"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s)"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} items"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _within_max(data: Any, where: str) -> None:
+    """Every number of validated ``data`` within :data:`MAX_NUMBER` in magnitude (see :func:`number`)."""
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            _within_max(v, f"{where}.{k}")
+    elif isinstance(data, list):
+        for v in data:
+            _within_max(v, where)
+    elif isinstance(data, int | float) and not isinstance(data, bool) and abs(data) > MAX_NUMBER:
+        raise InvalidMarketError(
+            where, f"must be at most {MAX_NUMBER:g}" + (" in magnitude" if data < 0 else "")
+        )
+
+
 def latest_by(inputs: Sequence[Input], kind: str) -> dict[str, Input]:
     """The last input of ``kind`` per participant (inputs arrive in submission order)."""
     out: dict[str, Input] = {}
@@ -137,15 +288,6 @@ def latest_by(inputs: Sequence[Input], kind: str) -> dict[str, Input]:
         if i.kind == kind:
             out[i.participant] = i
     return out
-
-
-_REFS: dict[str, str] = {
-    "balanced_market": "datamarket.service.adapters.balanced_market:ADAPTER",
-    "broker": "datamarket.service.adapters.broker:ADAPTER",
-    "collaborative": "datamarket.service.adapters.collaborative:ADAPTER",
-    "competing_buyers": "datamarket.service.adapters.competing_buyers:ADAPTER",
-    "truthful_payments": "datamarket.service.adapters.truthful_payments:ADAPTER",
-}
 
 
 def load_adapter(ref: str) -> Adapter:
@@ -158,15 +300,42 @@ def load_adapter(ref: str) -> Adapter:
 
 
 def builtin_adapters() -> dict[str, str]:
-    """Kinds whose library mechanism is importable here -> their adapter reference."""
+    """Kinds whose library mechanism is importable here -> their adapter reference, for every family
+    of the registry (:mod:`datamarket.families`) that has an adapter, in kind order."""
     out = {}
-    for kind, ref in _REFS.items():
+    for fam in sorted(families(), key=lambda f: f.kind):
+        if fam.adapter is None:
+            continue
         try:
-            load_adapter(ref)
+            load_adapter(fam.adapter)
         except ImportError:
             continue
-        out[kind] = ref
+        out[fam.kind] = fam.adapter
     return out
+
+
+def registered_adapter(kind: str) -> Adapter | None:
+    """The adapter of ``kind``'s family in the registry, or None (no such family, no adapter, or its
+    mechanism cannot be imported here)."""
+    ref = next((f.adapter for f in families() if f.kind == kind), None)
+    if ref is None:
+        return None
+    try:
+        return load_adapter(ref)
+    except ImportError:
+        return None
+
+
+def params_model_of(adapter: Adapter) -> type[BaseModel] | None:
+    """The model of a market's ``params`` the adapter validates with, if it declares one."""
+    model = getattr(adapter, "params_model", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def submission_model_of(adapter: Adapter, submission: str) -> type[BaseModel] | None:
+    """The model of a JSON ``submission``'s ``data`` the adapter validates with, if it declares one."""
+    model = (getattr(adapter, "submission_models", None) or {}).get(submission)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 def adapter_ref(adapter: Adapter) -> str:

@@ -1,7 +1,8 @@
 """Adapter of the online data market with Shapley revenue division (Chaintreau et al., empirical mechanics).
 
 Chaintreau et al.'s round (:func:`~datamarket.mechanisms.balanced_market.run_empirical_round`) over HTTP; the
-market's ``groups`` parameter lists the demographic groups (integers) the data are split into:
+market's ``groups`` parameter lists the demographic groups (integers) the data are split into (the
+parameters, costs and bids are the family's input models, :mod:`datamarket.scenarios.inputs.balanced_market`):
 
 * a seller uploads a ``dataset`` (features, ``label`` and ``group`` columns) and reports a ``cost``
   ``{"costs": [unit cost per group, > 0]}``;
@@ -22,7 +23,8 @@ import numpy as np
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset
-from datamarket.service.adapters import Clearing, Input, latest_by, number, only_keys
+from datamarket.scenarios.inputs.balanced_market import SUBMISSIONS, Params
+from datamarket.service.adapters import Clearing, Input, latest_by, validate_input
 
 
 def _integral(ds: Dataset) -> Dataset:
@@ -46,41 +48,21 @@ class BalancedMarketAdapter:
         "bid": 'buyer: {"values": [value per group, >= 0]}',
     }
     dataset_kinds = frozenset({"dataset", "task"})
+    params_model = Params
+    submission_models = SUBMISSIONS
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        only_keys(params, ("groups", "tie"), "params")
-        groups = params.get("groups", [0, 1])
-        if (
-            not isinstance(groups, list)
-            or not 1 <= len(groups) <= 20
-            or any(isinstance(g, bool) or not isinstance(g, int) for g in groups)
-            or len(set(groups)) != len(groups)
-        ):
-            raise InvalidMarketError("params.groups", "must be a list of 1 to 20 distinct integers")
-        tie = params.get("tie", "lowest")
-        if tie not in ("lowest", "highest"):
-            raise InvalidMarketError("params.tie", "must be 'lowest' or 'highest'")
-        return {"groups": list(groups), "tie": tie}
-
-    def _vector(
-        self, params: Mapping[str, Any], payload: Mapping[str, Any], key: str, positive: bool
-    ) -> list[float]:
-        v = payload.get(key)
-        n = len(params["groups"])
-        if not isinstance(v, list) or len(v) != n:
-            raise InvalidMarketError(f"data.{key}", f"must be a list of {n} numbers (one per group)")
-        out = [number({key: x}, key) for x in v]
-        if positive and any(x <= 0 for x in out):
-            raise InvalidMarketError(f"data.{key}", "must be positive")
-        return out
+        return validate_input(Params, params, "params").model_dump()
 
     def validate_submission(
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
     ) -> dict[str, Any]:
-        if kind in ("cost", "bid"):
-            key = "costs" if kind == "cost" else "values"
-            only_keys(payload, (key,), "data")
-            return {key: self._vector(params, payload, key, positive=kind == "cost")}
+        if kind in SUBMISSIONS:
+            data = validate_input(SUBMISSIONS[kind], payload, "data").model_dump()
+            (key, v), n = next(iter(data.items())), len(params["groups"])
+            if len(v) != n:
+                raise InvalidMarketError(f"data.{key}", f"must be a list of {n} numbers (one per group)")
+            return data
         assert dataset is not None
         if dataset.labels is None or dataset.groups is None:
             raise InvalidMarketError("file", f"{kind} needs a label and a group column")

@@ -4,8 +4,11 @@ Chen et al.'s Algorithm 2 has two phases (:mod:`datamarket.mechanisms.broker`); 
 
 1. buyers submit a ``bid`` (their error valuation: ``{"valuation": "gaussian"|"threshold"|
    "exponential", "width": tau_or_t, "scale": alpha}``), contributors a ``cost`` (``{"cost": c_i}``,
-   per sample). ``GET /markets/{id}/plan`` then shows :func:`plan_collection`'s ``N*_i`` (how many
-   points each contributor must collect) and the posted expected prices ``q_j+``;
+   per sample); the market's parameters are ``sigma``, ``solver`` and ``delta``. Parameters, bids and
+   costs are the family's input models (:mod:`datamarket.scenarios.inputs.broker`), shared with the
+   scenario kind ``broker``: the same solvers (default ``auto``) and the same ``delta`` (the grid
+   ratio of the support restriction). ``GET /markets/{id}/plan`` then shows :func:`plan_collection`'s
+   ``N*_i`` (how many points each contributor must collect) and the posted expected prices ``q_j+``;
 2. contributors upload their points as a ``dataset`` (one feature column; a contributor asked for
    ``N*_i = 0`` points uploads nothing), and the operator clears the round: :func:`settle` charges
    (14) and pays (15). The plan is a deterministic function of bids and costs, so the worker
@@ -25,10 +28,10 @@ import numpy as np
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset
-from datamarket.service.adapters import Clearing, Input, latest_by, number, only_keys
+from datamarket.scenarios.inputs.broker import SOLVERS, SUBMISSIONS, VALUATIONS, Params
+from datamarket.service.adapters import Clearing, Input, latest_by, validate_input
 
-VALUATIONS = ("gaussian", "threshold", "exponential")
-SOLVERS = ("E1", "E2", "E3", "support")
+__all__ = ["ADAPTER", "SOLVERS", "VALUATIONS", "BrokerAdapter"]
 
 
 class BrokerAdapter:
@@ -40,41 +43,17 @@ class BrokerAdapter:
         "dataset": "contributor: the N*_i points of the plan (one numeric column)",
     }
     dataset_kinds = frozenset({"dataset"})
+    params_model = Params
+    submission_models = SUBMISSIONS
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        only_keys(params, ("sigma", "solver", "delta"), "params")
-        out = {
-            "sigma": number(params, "sigma", minimum=None) if "sigma" in params else 1.0,
-            "solver": params.get("solver", "E1"),
-            "delta": number(params, "delta") if "delta" in params else 0.1,
-        }
-        if not out["sigma"] > 0:
-            raise InvalidMarketError("params.sigma", "must be positive")
-        if out["solver"] not in SOLVERS:
-            raise InvalidMarketError("params.solver", f"must be one of {', '.join(SOLVERS)}")
-        return out
+        return validate_input(Params, params, "params").model_dump()
 
     def validate_submission(
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
     ) -> dict[str, Any]:
-        if kind == "bid":
-            only_keys(payload, ("valuation", "width", "scale"), "data")
-            v = payload.get("valuation")
-            if v not in VALUATIONS:
-                raise InvalidMarketError("data.valuation", f"must be one of {', '.join(VALUATIONS)}")
-            width = number(payload, "width")
-            scale = number(payload, "scale") if "scale" in payload else 1.0
-            if width <= 0:
-                raise InvalidMarketError("data.width", "must be positive")
-            if not 0 < scale <= 1:
-                raise InvalidMarketError("data.scale", "must be in (0, 1]")
-            return {"valuation": v, "width": width, "scale": scale}
-        if kind == "cost":
-            only_keys(payload, ("cost",), "data")
-            c = number(payload, "cost")
-            if c <= 0:
-                raise InvalidMarketError("data.cost", "per-sample cost must be positive")
-            return {"cost": c}
+        if kind in SUBMISSIONS:
+            return validate_input(SUBMISSIONS[kind], payload, "data").model_dump()
         assert dataset is not None
         if dataset.n_features != 1:
             raise InvalidMarketError(
@@ -182,6 +161,24 @@ class BrokerAdapter:
                 "payment": float(np.asarray(outcome.payments)[len(market.buyers) + k]),
             }
         return Clearing(outcome, deliverables, certificate=certify_broker(market, plan, outcome))
+
+    def round_figure(
+        self,
+        outcome: Mapping[str, Any] | None,
+        names: Sequence[str],
+        paid: Mapping[str, float],
+        received: Mapping[str, float],
+    ) -> tuple[str, dict[str, list[float]]]:
+        """Each buyer's posted expected price ``q_j+`` (Algorithm 2, phase 1) next to the amounts
+        booked: what each buyer paid (14) and each contributor received (15)."""
+        parts = (outcome or {}).get("participants", [])
+        buyers = [p["name"] for p in parts if p.get("role") == "buyer"]
+        posted = dict(zip(buyers, (outcome or {}).get("extra", {}).get("expected_prices", []), strict=False))
+        return "Broker round: posted prices and payments", {
+            "posted expected price q_j+": [float(posted.get(n, 0.0)) for n in names],
+            "paid (ledger)": [paid[n] for n in names],
+            "received (ledger)": [received[n] for n in names],
+        }
 
 
 ADAPTER = BrokerAdapter()

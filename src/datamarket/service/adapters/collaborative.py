@@ -7,9 +7,12 @@ Every participant is a party (buyer and seller at once). Submissions:
   given by any party is shared, in ``w`` every party gives one;
 * ``fee_scale``: ``{"fee_scale": s}`` multiplies the market's fee constant ``c`` (default 1).
 
-Market parameters map onto :class:`~datamarket.mechanisms.collaborative.CollaborativeConfig`
-(``characteristic``, ``c``, ``shapley``, ``n_permutations``, ``tau``, ``guard``, ``max_exact`` and a
-``model`` table for :class:`~datamarket.learning.models.ModelSpec`). Clearing calls
+Market parameters (:class:`~datamarket.scenarios.inputs.collaborative.Params`, whose round parameters
+the scenario kind ``collaborative`` shares) map onto
+:class:`~datamarket.mechanisms.collaborative.CollaborativeConfig` (``characteristic``, ``c``,
+``shapley``, ``n_permutations``, ``max_exact``, ``tau``, ``guard``, ``customise``, ``lam`` and a
+``model`` table for :class:`~datamarket.learning.models.ModelSpec`); only the keys given are stored,
+the others take the model's defaults. Clearing calls
 :func:`~datamarket.mechanisms.collaborative.clear_round`: each party pays its fee ``A_i`` and receives
 ``t_i`` (the ledger books both), and its deliverable is the delivered model's description and accuracy.
 The clearing carries the round's certificate (:func:`~datamarket.mechanisms.collaborative.certified_round`).
@@ -22,13 +25,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import InvalidInputError, InvalidMarketError
 from datamarket.core.progress import Progress
 from datamarket.core.types import Dataset
-from datamarket.service.adapters import Clearing, Input, latest_by, number, only_keys
-
-CONFIG_KEYS = ("characteristic", "c", "shapley", "n_permutations", "tau", "guard", "max_exact", "model")
-MODEL_KEYS = ("kind", "C", "max_iter", "tol", "hidden", "alpha", "learning_rate", "random_state")
+from datamarket.scenarios.inputs.collaborative import SUBMISSIONS, Params
+from datamarket.service.adapters import Clearing, Input, latest_by, validate_input
 
 
 def _integral_labels(ds: Dataset | None) -> Dataset | None:
@@ -50,6 +51,8 @@ class CollaborativeAdapter:
         "fee_scale": 'party: {"fee_scale": >= 0} multiplies the fee constant c',
     }
     dataset_kinds = frozenset({"dataset", "task"})
+    params_model = Params
+    submission_models = SUBMISSIONS
 
     def _config(self, params: Mapping[str, Any]) -> Any:
         from datamarket.learning.models import ModelSpec
@@ -58,36 +61,24 @@ class CollaborativeAdapter:
         model = params.get("model", {})
         if not isinstance(model, Mapping):
             raise InvalidMarketError("params.model", "must be an object")
-        only_keys(model, MODEL_KEYS, "params.model")
         kw = {k: v for k, v in params.items() if k != "model"}
         try:
             return CollaborativeConfig(model=ModelSpec(**model), **kw)
-        except InvalidMarketError as exc:
+        except InvalidInputError as exc:
             raise InvalidMarketError(f"params.{exc.field}", exc.message) from None
         except (TypeError, ValueError) as exc:
             raise InvalidMarketError("params", str(exc)) from None
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        only_keys(params, CONFIG_KEYS, "params")
-        for k in ("c", "n_permutations", "max_exact"):
-            if k in params:
-                number(params, k, minimum=None)
-        if "tau" in params and params["tau"] is not None:
-            number(params, "tau", minimum=None)
-        if "guard" in params and not isinstance(params["guard"], bool):
-            raise InvalidMarketError("params.guard", "must be true or false")
-        for k in ("n_permutations", "max_exact"):
-            if k in params and (isinstance(params[k], bool) or not isinstance(params[k], int)):
-                raise InvalidMarketError(f"params.{k}", "must be an integer")
-        self._config(params)
+        validate_input(Params, params, "params")
+        self._config(params)  # the rules across fields (customised models need w and logreg)
         return dict(params)
 
     def validate_submission(
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
     ) -> dict[str, Any]:
-        if kind == "fee_scale":
-            only_keys(payload, ("fee_scale",), "data")
-            return {"fee_scale": number(payload, "fee_scale")}
+        if kind in SUBMISSIONS:
+            return validate_input(SUBMISSIONS[kind], payload, "data").model_dump()
         assert dataset is not None
         if dataset.labels is None:
             raise InvalidMarketError("file", f"{kind} needs a label column")
@@ -165,6 +156,20 @@ class CollaborativeAdapter:
             for i, name in enumerate(r.names)
         }
         return Clearing(r.outcome, deliverables, certificate=certificate)
+
+    def round_figure(
+        self,
+        outcome: Mapping[str, Any] | None,
+        names: Sequence[str],
+        paid: Mapping[str, float],
+        received: Mapping[str, float],
+    ) -> tuple[str, dict[str, list[float]]]:
+        """Each party's fee ``A_i`` and the money ``t_i`` paid back to it (Section 4.1), whose
+        difference is the Shapley-based net."""
+        return "Collaborative round: fees and Shapley-based payments", {
+            "fee A_i paid": [paid[n] for n in names],
+            "payment t_i received": [received[n] for n in names],
+        }
 
 
 ADAPTER = CollaborativeAdapter()

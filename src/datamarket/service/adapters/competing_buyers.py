@@ -7,7 +7,11 @@ Westenbroek et al.'s market (:class:`~datamarket.mechanisms.competing_buyers.Com
 * a buyer submits ``estimator`` ``{"degree": k, "low": a, "high": b, "eta": eta_j > 0}``: polynomial
   regression of degree ``k`` (Assumption 3; degree 1 is the paper's Section IV), evaluated on
   ``U[a, b]``, with conversion ``eta_j``;
-* the market parameter ``competition`` is the common competition level ``delta`` in [0, 1].
+* the market parameter ``competition`` is the common competition level ``delta`` in [0, 1], or a
+  symmetric matrix of levels (one row per buyer, in name order).
+
+Parameters and submissions are the family's input models
+(:mod:`datamarket.scenarios.inputs.competing_buyers`), shared with the scenario kind.
 
 Clearing computes the weights and the generalized Nash equilibrium (:func:`analyse_market`) and books
 the equilibrium's **expected** contract payments (:func:`market_outcome`: buyer ``k`` pays
@@ -27,7 +31,8 @@ import numpy as np
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.progress import Progress
 from datamarket.core.types import Dataset
-from datamarket.service.adapters import Clearing, Input, latest_by, number, only_keys
+from datamarket.scenarios.inputs.competing_buyers import SUBMISSIONS, Params
+from datamarket.service.adapters import Clearing, Input, latest_by, validate_input
 
 
 class CompetingBuyersAdapter:
@@ -38,35 +43,16 @@ class CompetingBuyersAdapter:
         "estimator": 'buyer: {"degree": 0..5, "low": a, "high": b > a, "eta": > 0}',
     }
     dataset_kinds = frozenset[str]()
+    params_model = Params
+    submission_models = SUBMISSIONS
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        only_keys(params, ("competition",), "params")
-        delta = number(params, "competition") if "competition" in params else 0.0
-        if delta > 1:
-            raise InvalidMarketError("params.competition", "must be in [0, 1]")
-        return {"competition": delta}
+        return validate_input(Params, params, "params").model_dump()
 
     def validate_submission(
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
     ) -> dict[str, Any]:
-        if kind == "source":
-            only_keys(payload, ("location", "effort_alpha"), "data")
-            alpha = number(payload, "effort_alpha") if "effort_alpha" in payload else 1.0
-            if alpha <= 0:
-                raise InvalidMarketError("data.effort_alpha", "must be > 0 (Assumption 2)")
-            return {"location": number(payload, "location", minimum=None), "effort_alpha": alpha}
-        only_keys(payload, ("degree", "low", "high", "eta"), "data")
-        degree = payload.get("degree", 1)
-        if isinstance(degree, bool) or not isinstance(degree, int) or not 0 <= degree <= 5:
-            raise InvalidMarketError("data.degree", "must be an integer in 0..5")
-        low = number(payload, "low", minimum=None) if "low" in payload else -1.0
-        high = number(payload, "high", minimum=None) if "high" in payload else 1.0
-        if not high > low:
-            raise InvalidMarketError("data.high", "must exceed low")
-        eta = number(payload, "eta") if "eta" in payload else 1.0
-        if eta <= 0:
-            raise InvalidMarketError("data.eta", "must be > 0")
-        return {"degree": degree, "low": low, "high": high, "eta": eta}
+        return validate_input(SUBMISSIONS[kind], payload, "data").model_dump()
 
     def _market(self, params: Mapping[str, Any], inputs: Sequence[Input]) -> Any:
         from datamarket.mechanisms.competing_buyers import (
@@ -87,7 +73,7 @@ class CompetingBuyersAdapter:
             effort_alpha=np.array([src[s].payload["effort_alpha"] for s in sources]),
             estimators=tuple(PolynomialRegression(int(est[b].payload["degree"])) for b in buyers),
             evaluations=tuple(UniformInterval(est[b].payload["low"], est[b].payload["high"]) for b in buyers),
-            competition=float(params["competition"]),
+            competition=np.asarray(params["competition"], dtype=float),
             eta=np.array([est[b].payload["eta"] for b in buyers]),
             source_names=tuple(sources),
             buyer_names=tuple(buyers),

@@ -9,8 +9,10 @@ MeanEstimationMarket`) over HTTP:
   ``mu_j = mean(X_j)``, with total variance ``sigma_j^2 = trace(Cov(X_j)) / n_j`` (the variance of a
   sample mean; ``n_j >= 2``);
 * clearing computes the allocation (22) and the market's payment ``rule`` (``myerson`` by default,
-  or ``vcg``, ``loo``, ``shapley``) with :func:`~datamarket.mechanisms.truthful_payments.
-  compute_payments`; buyers pay the eta-split (17) (:func:`payment_outcome`).
+  or ``vcg``, ``loo``, ``shapley``; the Myerson integral by ``myerson_method``) with
+  :func:`~datamarket.mechanisms.truthful_payments.compute_payments`; buyers pay the eta-split (17)
+  (:func:`payment_outcome`). Parameters, tasks and costs are the family's input models
+  (:mod:`datamarket.scenarios.inputs.truthful_payments`), shared with the scenario kind.
 
 A buyer receives the weights ``W_i`` and its estimate ``sum_j W_ij mu_j``; a seller its share
 ``f_j(W)`` and payment. The clearing carries
@@ -26,9 +28,8 @@ import numpy as np
 
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset, Outcome
-from datamarket.service.adapters import Clearing, Input, latest_by, number, only_keys
-
-RULES = ("myerson", "vcg", "loo", "shapley")
+from datamarket.scenarios.inputs.truthful_payments import SUBMISSIONS, Params
+from datamarket.service.adapters import Clearing, Input, latest_by, validate_input
 
 
 class TruthfulPaymentsAdapter:
@@ -40,26 +41,20 @@ class TruthfulPaymentsAdapter:
         "cost": 'seller: {"cost": private cost factor >= 0}',
     }
     dataset_kinds = frozenset({"dataset"})
+    params_model = Params
+    submission_models = SUBMISSIONS
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        only_keys(params, ("rule",), "params")
-        rule = params.get("rule", "myerson")
-        if rule not in RULES:
-            raise InvalidMarketError("params.rule", f"must be one of {', '.join(RULES)}")
-        return {"rule": rule}
+        out = validate_input(Params, params, "params").model_dump()
+        if "myerson_method" not in params:  # stored as before when not given (the default applies)
+            del out["myerson_method"]
+        return out
 
     def validate_submission(
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
     ) -> dict[str, Any]:
-        if kind == "task":
-            only_keys(payload, ("target",), "data")
-            t = payload.get("target")
-            if not isinstance(t, list) or not t or len(t) > 1000:
-                raise InvalidMarketError("data.target", "must be a non-empty list of at most 1000 numbers")
-            return {"target": [number({"target": v}, "target", minimum=None) for v in t]}
-        if kind == "cost":
-            only_keys(payload, ("cost",), "data")
-            return {"cost": number(payload, "cost")}
+        if kind in SUBMISSIONS:
+            return validate_input(SUBMISSIONS[kind], payload, "data").model_dump()
         assert dataset is not None
         if dataset.n_samples < 2:
             raise InvalidMarketError("file", "need at least two rows to estimate the variance of the mean")
@@ -125,7 +120,8 @@ class TruthfulPaymentsAdapter:
 
         market, buyers, sellers, costs = self._market(inputs)
         rule = str(params["rule"])
-        result = compute_payments(market, costs, rules=(rule,), seed=seed)
+        method = str(params.get("myerson_method", "auto"))
+        result = compute_payments(market, costs, rules=(rule,), myerson_method=method, seed=seed)
         generic = payment_outcome(market, result, rule).to_dict()
         for row, name in zip(generic["participants"], [*buyers, *sellers], strict=True):
             row["name"] = name
@@ -146,7 +142,8 @@ class TruthfulPaymentsAdapter:
                 "payment": float(result.payments[rule][j]),
                 "rule": rule,
             }
-        return Clearing(outcome, deliverables, certificate=payment_certificate(market, result))
+        certificate = payment_certificate(market, result, myerson_method=method)
+        return Clearing(outcome, deliverables, certificate=certificate)
 
 
 ADAPTER = TruthfulPaymentsAdapter()

@@ -1,150 +1,61 @@
-"""The portal's forms, generated from one pydantic model per market kind and submission kind.
+"""The portal's forms, generated from each family's input models.
 
-Each model lists the fields a form shows: their type (number, integer, choice, list, yes/no), the
-paper's symbol and the unit beside each, and a one-line help. The models hold no bounds and no rules:
-what the form collects goes, unchanged, to the same adapter validation as the JSON API (the
-adapter's ``validate_params`` / ``validate_submission``), and the adapter's message is shown beside
-the field it names. An empty field is left out, so the adapter's default applies. A nested parameter
-(the collaborative market's learner) is a field named ``model__kind``, sent as ``{"model": {"kind":
-...}}``.
+A market kind's parameters and each of its JSON submissions are described once, by the pydantic models
+of the family (:mod:`datamarket.scenarios.inputs`): the scenario nests them, the adapter validates with
+them and this module draws them. :func:`params_model` and :func:`submission_model` find a kind's models
+through the family registry (:mod:`datamarket.families`) and its adapter (``params_model``,
+``submission_models``); a kind without them gets a JSON text area (:class:`JsonData`).
 
-``{currency}`` in a unit is replaced by the market's currency when the form is drawn.
+Each form field comes from a model field: its widget from the type (number, integer, choice, list,
+yes/no), its label from the ``title``, the paper's symbol and the unit from ``json_schema_extra``, the
+help from the ``description`` and the default. A nested model (the collaborative market's learner) is
+drawn field by field, named ``model__kind`` and sent as ``{"model": {"kind": ...}}``. The form checks
+only that a field can be read (a number is a number); the bounds and rules are the adapter's, whose
+message is shown beside the field it names. An empty field is left out, so the model's default applies.
+
+The unit ``money`` is drawn as the market's currency.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from pydantic_core import PydanticUndefined
 
-
-def _f(title: str, symbol: str = "", unit: str = "", help: str = "") -> Any:
-    return Field(default=None, title=title, json_schema_extra={"symbol": symbol, "unit": unit, "help": help})
-
-
-# -- broker marketplace for mean estimation (Chen et al.) ---------------------------------------------
-class BrokerParams(BaseModel):
-    sigma: float | None = _f("noise of a data point", "σ", "data units", "standard deviation, default 1")
-    solver: Literal["E1", "E2", "E3", "support"] | None = _f("price solver", help="default E1")
-    delta: float | None = _f("failure probability", "δ", "probability", "default 0.1")
-
-
-class BrokerBid(BaseModel):
-    valuation: Literal["gaussian", "threshold", "exponential"] | None = _f(
-        "valuation of the estimate's error", "v_j", help="how your value falls with the error"
-    )
-    width: float | None = _f("error width", "τ_j", "data units", "the error scale of your valuation, > 0")
-    scale: float | None = _f("value scale", "α_j", "{currency}", "your value of a perfect estimate, (0, 1]")
-
-
-class BrokerCost(BaseModel):
-    cost: float | None = _f("cost per data point", "c_i", "{currency} per point", "> 0")
-
-
-# -- collaborative ML market with replication-robust payments (Ohrimenko et al.) ---------------------------
-class CollaborativeParams(BaseModel):
-    characteristic: Literal["u", "v", "w"] | None = _f(
-        "characteristic function", "v", help="u: accuracy, v: single task, w: multi-task; default v"
-    )
-    c: float | None = _f("fee constant", "c", "{currency}", "each party's fee scales with it; default 1")
-    shapley: Literal["auto", "exact", "monte_carlo"] | None = _f("Shapley values", help="default auto")
-    n_permutations: int | None = _f("Monte Carlo permutations", "T", "permutations", "default 200")
-    tau: float | None = _f("data-selection threshold", "τ", "normalised Shapley value", "empty: none")
-    guard: bool | None = _f("zero-element guard", help="default yes")
-    max_exact: int | None = _f("exact Shapley up to", "", "parties", "default 12")
-    model__kind: Literal["logreg", "mlp", "knn1"] | None = _f("learner", help="default logreg")
-    model__max_iter: int | None = _f("learner iterations", "", "iterations", "default 200")
-    model__C: float | None = _f("inverse L2 strength", "C", "", "logistic regression, default 1")
-
-
-class CollaborativeFee(BaseModel):
-    fee_scale: float | None = _f("fee multiplier", "s_i", "× c", "multiplies the fee constant, ≥ 0")
-
-
-# -- online data market with Shapley revenue division (Chaintreau et al.) ------------------------------------
-class BalancedParams(BaseModel):
-    groups: list[int] | None = _f("groups", "g", "integers, comma-separated", "default 0, 1")
-    tie: Literal["lowest", "highest"] | None = _f("tie-break", help="default lowest")
-
-
-class BalancedCost(BaseModel):
-    costs: list[float] | None = _f("unit cost per group", "c_g", "{currency} per sample, comma-separated")
-
-
-class BalancedBid(BaseModel):
-    values: list[float] | None = _f("value per group", "v_g", "{currency} per sample, comma-separated")
-
-
-# -- competing buyers and strategic data sources (Westenbroek et al.) ---------------------------------
-class CompetingParams(BaseModel):
-    competition: float | None = _f("competition", "δ", "in [0, 1]", "default 0")
-
-
-class CompetingSource(BaseModel):
-    location: float | None = _f("location", "x_i", "feature units")
-    effort_alpha: float | None = _f("effort cost", "α_i", "", "> 0, default 1")
-
-
-class CompetingEstimator(BaseModel):
-    degree: int | None = _f("polynomial degree", "d", "", "0 to 5, default 1")
-    low: float | None = _f("domain low end", "a", "feature units", "default -1")
-    high: float | None = _f("domain high end", "b", "feature units", "> a, default 1")
-    eta: float | None = _f("learning weight", "η", "", "> 0, default 1")
-
-
-# -- truthful payments to sellers with private costs (Fan et al.) --------------------------------------
-class TruthfulParams(BaseModel):
-    rule: Literal["myerson", "vcg", "loo", "shapley"] | None = _f("payment rule", help="default myerson")
-
-
-class TruthfulTask(BaseModel):
-    target: list[float] | None = _f("mean to estimate", "μ", "data units, comma-separated")
-
-
-class TruthfulCost(BaseModel):
-    cost: float | None = _f("private cost factor", "c_i", "{currency}", "≥ 0")
+from datamarket.service.adapters import params_model_of, registered_adapter, submission_model_of
 
 
 class JsonData(BaseModel):
-    """Fallback for a kind without a form model: the JSON object itself."""
+    """Fallback for a kind without input models: the JSON object itself."""
 
-    data: dict[str, Any] | None = _f("JSON object", "", "", 'e.g. {"cost": 0.1}')
-
-
-PARAMS: dict[str, type[BaseModel]] = {
-    "broker": BrokerParams,
-    "collaborative": CollaborativeParams,
-    "balanced_market": BalancedParams,
-    "competing_buyers": CompetingParams,
-    "truthful_payments": TruthfulParams,
-}
-SUBMISSIONS: dict[tuple[str, str], type[BaseModel]] = {
-    ("broker", "bid"): BrokerBid,
-    ("broker", "cost"): BrokerCost,
-    ("collaborative", "fee_scale"): CollaborativeFee,
-    ("balanced_market", "cost"): BalancedCost,
-    ("balanced_market", "bid"): BalancedBid,
-    ("competing_buyers", "source"): CompetingSource,
-    ("competing_buyers", "estimator"): CompetingEstimator,
-    ("truthful_payments", "task"): TruthfulTask,
-    ("truthful_payments", "cost"): TruthfulCost,
-}
+    data: dict[str, Any] | None = Field(
+        default=None,
+        title="JSON object",
+        description='the submission as a JSON object, e.g. {"cost": 0.1}',
+    )
 
 
 def params_model(kind: str) -> type[BaseModel]:
     """The input model the portal renders for a new market of ``kind`` (JSON fallback)."""
-    return PARAMS.get(kind, JsonData)
+    adapter = registered_adapter(kind)
+    model = params_model_of(adapter) if adapter is not None else None
+    return model or JsonData
 
 
 def submission_model(kind: str, submission: str) -> type[BaseModel]:
-    """The input model the portal renders for a ``submission`` to a market of ``kind``."""
-    return SUBMISSIONS.get((kind, submission), JsonData)
+    """The input model the portal renders for a ``submission`` to a market of ``kind`` (JSON
+    fallback)."""
+    adapter = registered_adapter(kind)
+    model = submission_model_of(adapter, submission) if adapter is not None else None
+    return model or JsonData
 
 
 @dataclass(frozen=True)
@@ -161,10 +72,13 @@ class FormField:
 
 
 def _base(annotation: Any) -> Any:
-    """``X`` of ``X | None``."""
+    """``X`` of ``X | None``, of ``Annotated[X, ...]`` and of ``X | Y`` (the form offers the first
+    alternative: a competition level, not the matrix the JSON API also takes)."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _base(typing.get_args(annotation)[0])
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return args[0] if len(args) == 1 else annotation
+        return _base(args[0])
     return annotation
 
 
@@ -179,23 +93,56 @@ def _widget(annotation: Any) -> tuple[str, tuple[str, ...]]:
     if t is float:
         return "number", ()
     if typing.get_origin(t) is list:
-        return ("list_int" if typing.get_args(t) == (int,) else "list"), ()
+        return ("list_int" if [_base(a) for a in typing.get_args(t)] == [int] else "list"), ()
     return "json", ()
 
 
-def fields(model: type[BaseModel], currency: str = "") -> list[FormField]:
-    """The inputs of ``model``'s form, in declaration order."""
-    out = []
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    t = _base(annotation)
+    return t if isinstance(t, type) and issubclass(t, BaseModel) else None
+
+
+def _help(info: Any) -> str:
+    """The description and, where there is one, the default (``empty: ...`` for ``None``)."""
+    text = info.description or ""
+    default = info.get_default(call_default_factory=True) if not info.is_required() else PydanticUndefined
+    if default is PydanticUndefined or isinstance(default, BaseModel):
+        return text
+    if isinstance(default, bool):
+        shown = "yes" if default else "no"
+    elif isinstance(default, list):
+        shown = ", ".join(str(x) for x in default)
+    else:
+        shown = "none" if default is None else f"{default:g}" if isinstance(default, float) else str(default)
+    return f"{text}; default {shown}" if text else f"default {shown}"
+
+
+def _walk(model: type[BaseModel], prefix: str = "", label: str = "") -> Iterator[tuple[str, str, Any]]:
+    """``(form name, label prefix, FieldInfo)`` of every leaf field, nested models flattened."""
     for name, info in model.model_fields.items():
+        sub = _submodel(info.annotation)
+        if sub is not None:
+            yield from _walk(sub, f"{prefix}{name}__", f"{label}{info.title or name}: ")
+        else:
+            yield f"{prefix}{name}", label, info
+
+
+def fields(model: type[BaseModel], currency: str = "") -> list[FormField]:
+    """The inputs of ``model``'s form, in declaration order (nested models flattened)."""
+    out = []
+    for name, label, info in _walk(model):
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         widget, choices = _widget(info.annotation)
+        unit = str(extra.get("unit", ""))
+        if currency:
+            unit = re.sub(r"\bmoney\b", currency, unit)
         out.append(
             FormField(
                 name=name,
-                label=info.title or name,
+                label=label + (info.title or name),
                 symbol=str(extra.get("symbol", "")),
-                unit=str(extra.get("unit", "")).replace("{currency}", currency),
-                help=str(extra.get("help", "")),
+                unit=unit,
+                help=_help(info),
                 widget=widget,
                 choices=choices,
             )
@@ -277,12 +224,13 @@ def field_of(error_field: str | None, model: type[BaseModel] | None, message: st
         if name.startswith(prefix):
             name = name[len(prefix) :]
     name = name.replace(".", "__")
-    if name in model.model_fields:
+    names = [f.name for f in fields(model)]
+    if name in names:
         return name
-    nested = [f for f in model.model_fields if f.startswith(name + "__")]
+    nested = [f for f in names if f.startswith(name + "__")]
     if nested:
         said = [f for f in nested if f.split("__", 1)[1].lower() in message.lower()]
         return (said or nested)[0]
-    if "data" in model.model_fields:  # the JSON fallback form
+    if model is JsonData:
         return "data"
     return None

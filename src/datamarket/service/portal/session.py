@@ -1,7 +1,7 @@
 """Portal sign-in: an API key exchanged once for a server-side session, a cookie and CSRF tokens.
 
 * ``POST /portal/login`` checks the key exactly as the JSON API does
-  (:func:`datamarket.service.deps.principal`) and stores a new row of ``portal_sessions``: the SHA-256
+  (:func:`datamarket.service.api.deps.principal`) and stores a new row of ``portal_sessions``: the SHA-256
   of a random session token, who it acts for, a random CSRF token and the expiry. The browser gets
   the token in the cookie :data:`COOKIE` (``HttpOnly``, ``SameSite=Strict``, ``Path=/portal``,
   ``Secure`` unless the request came to a loopback address). The key itself is never stored, put in a
@@ -24,7 +24,7 @@ from sqlalchemy import delete, select
 
 from datamarket.ledger.models import Participant, PortalSession, utcnow
 from datamarket.service.auth import Principal, hash_key
-from datamarket.service.rounds import Database
+from datamarket.service.store.db import Database
 
 COOKIE = "dm_portal"
 LOGIN_COOKIE = "dm_portal_login"

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError
 from datamarket.core.random import seed_sequence
 from datamarket.valuation.backends import Backend, evaluate, resolve_backend
+from datamarket.valuation.certificate import certified
 from datamarket.valuation.exact import MAX_EXACT_PLAYERS, exact_from_kernel
 from datamarket.valuation.games import CoalitionGame, MemoCache
 from datamarket.valuation.result import ValuationResult
@@ -29,11 +30,11 @@ def check_seed_and_budget(seed: Any, max_evaluations: Any) -> tuple[np.random.Se
     try:
         ss = seed_sequence(seed)
     except ValueError as exc:
-        raise InvalidMarketError("seed", str(exc).split(": ", 1)[-1]) from None
+        raise ConfigurationError("seed", str(exc).split(": ", 1)[-1]) from None
     if not isinstance(max_evaluations, int | np.integer) or isinstance(max_evaluations, bool):
-        raise InvalidMarketError("max_evaluations", "must be an integer")
+        raise ConfigurationError("max_evaluations", "must be an integer")
     if max_evaluations < 2:
-        raise InvalidMarketError("max_evaluations", f"must be >= 2, got {max_evaluations}")
+        raise ConfigurationError("max_evaluations", f"must be >= 2, got {max_evaluations}")
     return ss, int(max_evaluations)
 
 
@@ -89,6 +90,32 @@ class Evaluator:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
+
+    def result(
+        self,
+        method: str,
+        values: NDArray[np.float64],
+        stderr: NDArray[np.float64],
+        counts: NDArray[np.int64],
+        extra: dict[str, Any],
+    ) -> ValuationResult:
+        """The certified result of a sampling run that spent its budget (``converged=False``)."""
+        return certified(
+            ValuationResult(
+                method,
+                self.game.player_names,
+                values,
+                stderr,
+                counts,
+                evaluations=self.used,
+                cache_hits=self.hits,
+                converged=False,
+                stop_reason="max_evaluations",
+                elapsed=self.elapsed(),
+                extra=extra,
+            ),
+            self.game,
+        )
 
 
 def exact_if_affordable(

@@ -63,14 +63,14 @@ Switches to exact enumeration when the budget reaches :math:`2^M`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.random import make_rng
-from datamarket.valuation.certificate import certified
 from datamarket.valuation.exact import shapley_from_table
 from datamarket.valuation.games import CoalitionGame
 from datamarket.valuation.methods._common import Evaluator, check_seed_and_budget, exact_if_affordable
@@ -222,126 +222,217 @@ def control_variate_shapley(
     >>> bool(np.max(np.abs(r.values - exact)) < 0.03 * exact.mean())   # 800 of 2^40 coalitions
     True
     """
-    ss, budget = check_seed_and_budget(seed, max_evaluations)
-    if n_knots < 2 or max_total < 1 or batch_size < 1:
-        raise InvalidMarketError("n_knots", "n_knots must be >= 2, max_total and batch_size >= 1")
-    q_full = _features(game, quantities)
+    ss, budget, q_full = _checked(game, seed, max_evaluations, quantities, n_knots, max_total, batch_size)
     exact = exact_if_affordable(game, budget, shapley_from_table, "control_variate_shapley", backend)
     if exact is not None:
         return exact
     m = game.n_players
     q = coarsen(q_full, max_total)
     ev = Evaluator(game, backend, budget)
-    rng = make_rng(ss)
-    full = (1 << m) - 1
-    perms: list[NDArray[np.int64]] = []
-    prefix_vals: list[NDArray[np.float64]] = []
     ends = bool(exact_ends) and m >= 8 and budget >= 4 * m
-    singles = [1 << j for j in range(m)]
-    loo = [full ^ (1 << j) for j in range(m)]
-    try:
-        ev.admit([[0, full]])
-        v0 = ev.memo.peek(0)
-        if ends:
-            ev.admit([singles + loo])
-        while ev.used < budget:
-            batch = []
-            for _ in range(batch_size):
-                p = rng.permutation(m)
-                batch.append([p, p[::-1].copy()])
-            units, masks_of = [], []
-            for pair in batch:
-                pm = []
-                for p in pair:
-                    acc, pre = 0, []
-                    for j in p.tolist():
-                        acc |= 1 << j
-                        pre.append(acc)
-                    pm.append(pre)
-                masks_of.append(pm)
-                units.append(pm[0] + pm[1])
-            k = ev.admit(units)
-            for pair, pm in zip(batch[:k], masks_of[:k], strict=True):
-                for p, pre in zip(pair, pm, strict=True):
-                    perms.append(p)
-                    prefix_vals.append(np.concatenate([[v0], ev.values(pre)]))
-            if k < len(units):
-                break
-    finally:
-        ev.close()
+    perms, prefix_vals, v0 = _sample_pairs(ev, make_rng(ss), m, batch_size, ends)
+    sample = _Sample.of(perms, prefix_vals, q)
+    end = _Ends.of(ev, q, ends, v0, float(sample.vals[0, -1]))
+    values, stderr = _cross_fitted(sample, q, n_knots, end)
     n_perm = len(perms)
-    if n_perm < 4:
-        raise InvalidMarketError(
-            "max_evaluations", f"budget {budget} too small for two antithetic pairs of {m} players"
-        )
-    perm_arr = np.array(perms)  # (n, M)
-    vals = np.array(prefix_vals)  # (n, M + 1): v of the prefixes of sizes 0..M
-    dv = np.diff(vals, axis=1)  # marginal contribution of perm[:, k]
-    qp = q[perm_arr]  # (n, M, H)
-    before = np.concatenate(
-        [np.zeros((n_perm, 1, q.shape[1]), dtype=np.int64), np.cumsum(qp, axis=1)], axis=1
-    )
-    fold = (np.arange(n_perm) // 2) % 2  # antithetic pairs stay together
-    pos = np.empty_like(perm_arr)  # position of each player in each permutation
-    np.put_along_axis(pos, perm_arr, np.broadcast_to(np.arange(m), perm_arr.shape), axis=1)
-    total = q.sum(axis=0)
-    end_t, end_v = np.zeros((0, q.shape[1])), np.zeros(0)
-    if ends:
-        end_t = np.vstack([q, total[None, :] - q]).astype(np.float64)
-        end_v = np.concatenate([ev.values(singles), ev.values(loo)])
-    v_full = float(vals[0, -1])
+    extra = {
+        "permutations": n_perm,
+        "switched_to_exact": False,
+        "groups": int(q.shape[1]),
+        "exact_ends": ends,
+    }
+    return ev.result("control_variate_shapley", values, stderr, np.full(m, n_perm, dtype=np.int64), extra)
+
+
+def _checked(
+    game: CoalitionGame,
+    seed: int,
+    max_evaluations: int,
+    quantities: Any,
+    n_knots: int,
+    max_total: int,
+    batch_size: int,
+) -> tuple[np.random.SeedSequence, int, NDArray[np.int64]]:
+    """The validated seed sequence, budget and features of the players."""
+    ss, budget = check_seed_and_budget(seed, max_evaluations)
+    if n_knots < 2 or max_total < 1 or batch_size < 1:
+        raise ConfigurationError("n_knots", "n_knots must be >= 2, max_total and batch_size >= 1")
+    return ss, budget, _features(game, quantities)
+
+
+def _cross_fitted(
+    sample: _Sample, q: NDArray[np.int64], n_knots: int, end: _Ends
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Step 5: the mean of the two folds' estimates (:func:`_fold_estimate`) and its standard error."""
     phi_parts, var_parts = [], []
     for f in (0, 1):
-        train = fold != f
-        sur = _Surrogate(
-            np.vstack([before[train].reshape(-1, q.shape[1]).astype(np.float64), end_t]),
-            np.concatenate([vals[train].ravel(), end_v]),
-            q,
-            n_knots,
-        )
-        resid = dv[fold == f] - sur.marginals(before[fold == f, :-1], qp[fold == f])
-        per_player = np.empty_like(resid)  # reorder to player columns
-        np.put_along_axis(per_player, perm_arr[fold == f], resid, axis=1)
-        pair_means = 0.5 * (per_player[0::2] + per_player[1::2])
-        n_pairs = pair_means.shape[0]
-        est = pair_means.mean(axis=0)
-        var = pair_means.var(axis=0, ddof=1) / n_pairs if n_pairs > 1 else np.full(m, np.inf)
-        if ends:
-            p0 = pos[fold == f][0::2]
-            inner = (p0 >= 1) & (p0 <= m - 2)  # the reverse puts the player at m - 1 - p0
-            cnt = inner.sum(axis=0)
-            ok = cnt >= 2
-            g_single = sur.marginals(np.zeros_like(q), q)
-            g_last = sur.marginals(total[None, :] - q, q)
-            r_ends = (end_v[:m] - v0 - g_single) + (v_full - end_v[m:] - g_last)
-            safe = np.maximum(cnt, 1)
-            in_mean = np.where(inner, pair_means, 0.0).sum(axis=0) / safe
-            in_var = np.where(inner, (pair_means - in_mean) ** 2, 0.0).sum(axis=0) / np.maximum(cnt - 1, 1)
-            scale = (m - 2) / m
-            est = np.where(ok, r_ends / m + scale * in_mean, est)
-            var = np.where(ok, scale**2 * in_var / safe, var)
-        phi_parts.append(sur.shapley(q) + est)
+        phi, var = _fold_estimate(sample, f, q, n_knots, end)
+        phi_parts.append(phi)
         var_parts.append(var)
     values = 0.5 * (phi_parts[0] + phi_parts[1])
     stderr = 0.5 * np.sqrt(var_parts[0] + var_parts[1])
-    return certified(
-        ValuationResult(
-            "control_variate_shapley",
-            game.player_names,
-            values,
-            stderr,
-            np.full(m, n_perm, dtype=np.int64),
-            evaluations=ev.used,
-            cache_hits=ev.hits,
-            converged=False,
-            stop_reason="max_evaluations",
-            elapsed=ev.elapsed(),
-            extra={
-                "permutations": n_perm,
-                "switched_to_exact": False,
-                "groups": int(q.shape[1]),
-                "exact_ends": ends,
-            },
-        ),
-        game,
+    return values, stderr
+
+
+def _ends_masks(m: int) -> tuple[list[int], list[int]]:
+    """The ``M`` singletons and the ``M`` leave-one-out coalitions."""
+    full = (1 << m) - 1
+    return [1 << j for j in range(m)], [full ^ (1 << j) for j in range(m)]
+
+
+def _sample_pairs(
+    ev: Evaluator, rng: np.random.Generator, m: int, batch_size: int, ends: bool
+) -> tuple[list[NDArray[np.int64]], list[NDArray[np.float64]], float]:
+    """Step 1: antithetic pairs of permutations and the values of their prefixes (sizes 0..M), until the
+    budget is spent; with ``ends``, the singletons and leave-one-out coalitions first. Also ``v(empty)``.
+    Closes the evaluator's backend."""
+    try:
+        perms, prefix_vals, v0 = _draw_pairs(ev, rng, m, batch_size, ends)
+    finally:
+        ev.close()
+    if len(perms) < 4:
+        raise ConfigurationError(
+            "max_evaluations", f"budget {ev.budget} too small for two antithetic pairs of {m} players"
+        )
+    return perms, prefix_vals, v0
+
+
+def _draw_pairs(
+    ev: Evaluator, rng: np.random.Generator, m: int, batch_size: int, ends: bool
+) -> tuple[list[NDArray[np.int64]], list[NDArray[np.float64]], float]:
+    full = (1 << m) - 1
+    perms: list[NDArray[np.int64]] = []
+    prefix_vals: list[NDArray[np.float64]] = []
+    ev.admit([[0, full]])
+    v0 = ev.memo.peek(0)
+    if ends:
+        singles, loo = _ends_masks(m)
+        ev.admit([singles + loo])
+    while ev.used < ev.budget:
+        batch = []
+        for _ in range(batch_size):
+            p = rng.permutation(m)
+            batch.append([p, p[::-1].copy()])
+        masks_of = [[_prefix_masks(p) for p in pair] for pair in batch]
+        units = [pm[0] + pm[1] for pm in masks_of]
+        k = ev.admit(units)
+        for pair, pm in zip(batch[:k], masks_of[:k], strict=True):
+            for p, pre in zip(pair, pm, strict=True):
+                perms.append(p)
+                prefix_vals.append(np.concatenate([[v0], ev.values(pre)]))
+        if k < len(units):
+            break
+    return perms, prefix_vals, v0
+
+
+def _prefix_masks(perm: NDArray[np.int64]) -> list[int]:
+    """Masks of the prefixes of sizes 1..M of ``perm``."""
+    acc, pre = 0, []
+    for j in perm.tolist():
+        acc |= 1 << j
+        pre.append(acc)
+    return pre
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """The sampled permutations (rows; antithetic pairs adjacent) and what every step reads from them."""
+
+    perm: NDArray[np.int64]  # (n, M)
+    vals: NDArray[np.float64]  # (n, M + 1): v of the prefixes of sizes 0..M
+    dv: NDArray[np.float64]  # marginal contribution of perm[:, k]
+    qp: NDArray[np.int64]  # (n, M, H): features in permutation order
+    before: NDArray[np.int64]  # (n, M + 1, H): feature totals of the prefixes
+    fold: NDArray[np.int64]  # cross-fitting fold of each permutation (antithetic pairs stay together)
+    pos: NDArray[np.int64]  # position of each player in each permutation
+
+    @classmethod
+    def of(
+        cls, perms: list[NDArray[np.int64]], prefix_vals: list[NDArray[np.float64]], q: NDArray[np.int64]
+    ) -> _Sample:
+        n_perm, m = len(perms), q.shape[0]
+        perm_arr = np.array(perms)
+        vals = np.array(prefix_vals)
+        qp = q[perm_arr]
+        before = np.concatenate(
+            [np.zeros((n_perm, 1, q.shape[1]), dtype=np.int64), np.cumsum(qp, axis=1)], axis=1
+        )
+        pos = np.empty_like(perm_arr)
+        np.put_along_axis(pos, perm_arr, np.broadcast_to(np.arange(m), perm_arr.shape), axis=1)
+        return cls(perm_arr, vals, np.diff(vals, axis=1), qp, before, (np.arange(n_perm) // 2) % 2, pos)
+
+
+@dataclass(frozen=True)
+class _Ends:
+    """The exact ends (module docstring): feature totals ``t`` and values ``v`` of the singletons and the
+    leave-one-out coalitions (empty when unused), ``v(empty)``, ``v(N)`` and the feature totals of ``N``."""
+
+    on: bool
+    t: NDArray[np.float64]
+    v: NDArray[np.float64]
+    v0: float
+    v_full: float
+    total: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, ev: Evaluator, q: NDArray[np.int64], on: bool, v0: float, v_full: float) -> _Ends:
+        total = q.sum(axis=0)
+        t, v = np.zeros((0, q.shape[1])), np.zeros(0)
+        if on:
+            singles, loo = _ends_masks(q.shape[0])
+            t = np.vstack([q, total[None, :] - q]).astype(np.float64)
+            v = np.concatenate([ev.values(singles), ev.values(loo)])
+        return cls(on, t, v, v0, v_full, total)
+
+
+def _fold_estimate(
+    s: _Sample, f: int, q: NDArray[np.int64], n_knots: int, end: _Ends
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Steps 2-4 for fold ``f``: the surrogate fitted on the other fold, its exact Shapley value plus the
+    residual's sampled mean, and the variance of that mean."""
+    m = q.shape[0]
+    train = s.fold != f
+    sur = _Surrogate(
+        np.vstack([s.before[train].reshape(-1, q.shape[1]).astype(np.float64), end.t]),
+        np.concatenate([s.vals[train].ravel(), end.v]),
+        q,
+        n_knots,
     )
+    resid = s.dv[s.fold == f] - sur.marginals(s.before[s.fold == f, :-1], s.qp[s.fold == f])
+    per_player = np.empty_like(resid)  # reorder to player columns
+    np.put_along_axis(per_player, s.perm[s.fold == f], resid, axis=1)
+    pair_means = 0.5 * (per_player[0::2] + per_player[1::2])
+    n_pairs = pair_means.shape[0]
+    est = pair_means.mean(axis=0)
+    var = pair_means.var(axis=0, ddof=1) / n_pairs if n_pairs > 1 else np.full(m, np.inf)
+    if end.on:
+        est, var = _with_exact_ends(sur, pair_means, s.pos[s.fold == f][0::2], q, end, est, var)
+    return sur.shapley(q) + est, var
+
+
+def _with_exact_ends(
+    sur: _Surrogate,
+    pair_means: NDArray[np.float64],
+    p0: NDArray[np.int64],
+    q: NDArray[np.int64],
+    end: _Ends,
+    est: NDArray[np.float64],
+    var: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The residual's first and last positions exactly, the interior as the mean over the pairs in which
+    the player is interior (``p0``: its position in the first permutation of each pair); players with
+    fewer than two interior pairs keep ``est`` and ``var``."""
+    m = q.shape[0]
+    inner = (p0 >= 1) & (p0 <= m - 2)  # the reverse puts the player at m - 1 - p0
+    cnt = inner.sum(axis=0)
+    ok = cnt >= 2
+    g_single = sur.marginals(np.zeros_like(q), q)
+    g_last = sur.marginals(end.total[None, :] - q, q)
+    r_ends = (end.v[:m] - end.v0 - g_single) + (end.v_full - end.v[m:] - g_last)
+    safe = np.maximum(cnt, 1)
+    in_mean = np.where(inner, pair_means, 0.0).sum(axis=0) / safe
+    in_var = np.where(inner, (pair_means - in_mean) ** 2, 0.0).sum(axis=0) / np.maximum(cnt - 1, 1)
+    scale = (m - 2) / m
+    est = np.where(ok, r_ends / m + scale * in_mean, est)
+    var = np.where(ok, scale**2 * in_var / safe, var)
+    return est, var

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.random import make_rng, seed_sequence
 from datamarket.valuation.result import ValuationResult
 
@@ -80,6 +80,36 @@ def data_oob(
     True
     """
     t0 = time.perf_counter()
+    x, y, score, children = _checked(x_train, y_train, seed, n_estimators, task, score)
+    estimator = _estimator(estimator, task, score)
+    n = x.shape[0]
+    num, num2, den = _oob_sums(estimator, x, y, children, score)
+    has = den > 0
+    values = np.where(has, num / np.maximum(den, 1), 0.0)
+    if has.any() and not has.all():
+        values[~has] = values[has].mean()
+    mean2 = num2 / np.maximum(den, 1)
+    var = np.where(den > 1, (mean2 - values**2) * den / np.maximum(den - 1, 1), np.inf)
+    stderr = np.sqrt(np.maximum(var, 0.0) / np.maximum(den, 1))
+    return ValuationResult(
+        "data_oob",
+        tuple(f"point_{i}" for i in range(n)),
+        values,
+        stderr,
+        den.astype(np.int64),
+        evaluations=int(n_estimators),
+        converged=False,
+        stop_reason="n_estimators",
+        elapsed=time.perf_counter() - t0,
+        extra={"no_oob": int((~has).sum()), "n_estimators": int(n_estimators), "score": score},
+    )
+
+
+def _checked(
+    x_train: Any, y_train: Any, seed: int, n_estimators: int, task: str, score: str | None
+) -> tuple[np.ndarray, np.ndarray, str, list[np.random.SeedSequence]]:
+    """Validated features and labels, the score (the task's default for ``None``) and one child seed
+    per learner (step 1)."""
     x = np.asarray(x_train, dtype=np.float64)
     y = np.asarray(y_train)
     if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 2:
@@ -87,30 +117,42 @@ def data_oob(
     if not np.all(np.isfinite(x)):
         raise InvalidMarketError("x", "features must be finite")
     if not isinstance(n_estimators, int | np.integer) or n_estimators < 1:
-        raise InvalidMarketError("n_estimators", f"must be a positive integer, got {n_estimators!r}")
+        raise ConfigurationError("n_estimators", f"must be a positive integer, got {n_estimators!r}")
     if task not in ("classification", "regression"):
-        raise InvalidMarketError("task", f"must be 'classification' or 'regression', got {task!r}")
+        raise ConfigurationError("task", f"must be 'classification' or 'regression', got {task!r}")
     default = "accuracy" if task == "classification" else "squared_error"
     score = default if score is None else score
     allowed = ("accuracy", "probability") if task == "classification" else ("squared_error",)
     if score not in allowed:
-        raise InvalidMarketError("score", f"for {task} must be one of {', '.join(allowed)}; got {score!r}")
+        raise ConfigurationError("score", f"for {task} must be one of {', '.join(allowed)}; got {score!r}")
     try:
         children = seed_sequence(seed).spawn(int(n_estimators))
     except ValueError as exc:
-        raise InvalidMarketError("seed", str(exc).split(": ", 1)[-1]) from None
-    from sklearn.base import clone
-    from threadpoolctl import threadpool_limits
+        raise ConfigurationError("seed", str(exc).split(": ", 1)[-1]) from None
+    return x, y, score, children
 
+
+def _estimator(estimator: Any, task: str, score: str) -> Any:
+    """``estimator``, or a decision tree for the task; checked to have ``predict_proba`` when needed."""
     if estimator is None:
         from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
         estimator = DecisionTreeClassifier() if task == "classification" else DecisionTreeRegressor()
     if score == "probability" and not hasattr(estimator, "predict_proba"):
-        raise InvalidMarketError(
+        raise ConfigurationError(
             "score",
             f"'probability' needs an estimator with predict_proba; {type(estimator).__name__} has none",
         )
+    return estimator
+
+
+def _oob_sums(
+    estimator: Any, x: np.ndarray, y: np.ndarray, children: list[np.random.SeedSequence], score: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 2-3: per point, the sum and sum of squares of its out-of-bag scores and their number."""
+    from sklearn.base import clone
+    from threadpoolctl import threadpool_limits
+
     n = x.shape[0]
     num = np.zeros(n)
     num2 = np.zeros(n)
@@ -131,25 +173,7 @@ def data_oob(
             num[oob] += t
             num2[oob] += t**2
             den[oob] += 1
-    has = den > 0
-    values = np.where(has, num / np.maximum(den, 1), 0.0)
-    if has.any() and not has.all():
-        values[~has] = values[has].mean()
-    mean2 = num2 / np.maximum(den, 1)
-    var = np.where(den > 1, (mean2 - values**2) * den / np.maximum(den - 1, 1), np.inf)
-    stderr = np.sqrt(np.maximum(var, 0.0) / np.maximum(den, 1))
-    return ValuationResult(
-        "data_oob",
-        tuple(f"point_{i}" for i in range(n)),
-        values,
-        stderr,
-        den.astype(np.int64),
-        evaluations=int(n_estimators),
-        converged=False,
-        stop_reason="n_estimators",
-        elapsed=time.perf_counter() - t0,
-        extra={"no_oob": int((~has).sum()), "n_estimators": int(n_estimators), "score": score},
-    )
+    return num, num2, den
 
 
 def _score(model: Any, x: np.ndarray, y: np.ndarray, score: str) -> np.ndarray:

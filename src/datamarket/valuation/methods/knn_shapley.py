@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.valuation.result import ValuationResult, exact_result
 
 
@@ -126,9 +126,9 @@ def knn_shapley(
     t0 = time.perf_counter()
     xtr, ytr, xte, yte = _checked(x_train, y_train, x_test, y_test, k)
     if block < 1:
-        raise InvalidMarketError("k", f"k and block must be positive integers, got block={block!r}")
+        raise ConfigurationError("k", f"k and block must be positive integers, got block={block!r}")
     if n_jobs < 1:
-        raise InvalidMarketError("n_jobs", f"must be >= 1, got {n_jobs}")
+        raise ConfigurationError("n_jobs", f"must be >= 1, got {n_jobs}")
     n = xtr.shape[0]
     sq_tr = np.einsum("ij,ij->i", xtr, xtr)
 
@@ -181,7 +181,7 @@ def _checked(
     if not (np.all(np.isfinite(xtr)) and np.all(np.isfinite(xte))):
         raise InvalidMarketError("x", "features must be finite")
     if not isinstance(k, int | np.integer) or k < 1:
-        raise InvalidMarketError("k", f"k must be a positive integer, got k={k!r}")
+        raise ConfigurationError("k", f"k must be a positive integer, got k={k!r}")
     return xtr, ytr, xte, yte
 
 

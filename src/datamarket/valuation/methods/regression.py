@@ -47,9 +47,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.random import make_rng
-from datamarket.valuation.certificate import certified
 from datamarket.valuation.exact import shapley_from_table
 from datamarket.valuation.games import CoalitionGame
 from datamarket.valuation.methods._common import (
@@ -111,7 +110,7 @@ def regression_shapley(
     """
     ss, budget = check_seed_and_budget(seed, max_evaluations)
     if sampler not in SAMPLERS:
-        raise InvalidMarketError("sampler", f"must be one of {SAMPLERS}, got {sampler!r}")
+        raise ConfigurationError("sampler", f"must be one of {SAMPLERS}, got {sampler!r}")
     name = f"{sampler}_regression_shapley"
     exact = exact_if_affordable(game, budget, shapley_from_table, name, backend)
     if exact is not None:
@@ -120,7 +119,27 @@ def regression_shapley(
     if m < 2:  # pragma: no cover - a 1-player game has 2 coalitions, always switched to exact
         raise InvalidMarketError("players", "regression needs at least 2 players")
     if batch_size < 1 or n_groups < 2:
-        raise InvalidMarketError("batch_size", "batch_size must be >= 1 and n_groups >= 2")
+        raise ConfigurationError("batch_size", "batch_size must be >= 1 and n_groups >= 2")
+    sizes_all, p_size, w_size = _size_law(sampler, m)
+    ev = Evaluator(game, backend, budget)
+    rng = make_rng(ss)
+    eqs = _NormalEquations(m, n_groups)
+    try:
+        v0, vn = _sample_pairs(ev, rng, eqs, sizes_all, p_size, w_size, batch_size)
+    finally:
+        ev.close()
+    total = vn - v0
+    a, b = eqs.a_g.sum(axis=0), eqs.b_g.sum(axis=0)
+    values = _solve(a, b, total) if eqs.n_pairs else np.full(m, total / m)
+    stderr, counts = eqs.jackknife(a, b, total), np.full(m, 2 * eqs.n_pairs, dtype=np.int64)
+    return ev.result(
+        name, values, stderr, counts, {"pairs": eqs.n_pairs, "switched_to_exact": False, "sampler": sampler}
+    )
+
+
+def _size_law(sampler: str, m: int) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """Coalition sizes ``1..M-1``, the probability of drawing each and the regression weight of a sample
+    of each size (the kernel weight over the probability, up to a constant)."""
     sizes_all = np.arange(1, m, dtype=np.int64)
     kernel_size = 1.0 / (sizes_all * (m - sizes_all))  # k(S) * C(M, s), up to a constant
     if sampler == "kernel":
@@ -129,60 +148,70 @@ def regression_shapley(
     else:
         p_size = np.full(m - 1, 1.0 / (m - 1))
         w_size = kernel_size / kernel_size.mean()
-    ev = Evaluator(game, backend, budget)
-    rng = make_rng(ss)
+    return sizes_all, p_size, w_size
+
+
+class _NormalEquations:
+    """Step 3's ``A`` and ``b``, accumulated per jackknife group of pairs (step 5)."""
+
+    def __init__(self, m: int, n_groups: int) -> None:
+        self.m, self.n_groups = m, n_groups
+        self.a_g = np.zeros((n_groups, m, m))
+        self.b_g = np.zeros((n_groups, m))
+        self.n_pairs = 0
+
+    def add(self, zz: NDArray[np.float64], y: NDArray[np.float64], w: NDArray[np.float64], k: int) -> None:
+        """Add ``k`` pairs: rows ``zz`` (the ``k`` samples, then their complements), targets ``y`` and
+        weights ``w``; pair ``n`` goes to group ``n mod n_groups``."""
+        group = (self.n_pairs + np.concatenate([np.arange(k), np.arange(k)])) % self.n_groups
+        for g in range(self.n_groups):
+            sel = group == g
+            if sel.any():
+                zw = zz[sel] * w[sel, None]
+                self.a_g[g] += zw.T @ zz[sel]
+                self.b_g[g] += zw.T @ y[sel]
+        self.n_pairs += k
+
+    def jackknife(self, a: NDArray[np.float64], b: NDArray[np.float64], total: float) -> NDArray[np.float64]:
+        """Delete-a-group jackknife standard errors (``inf`` with fewer pairs than groups)."""
+        n_groups = self.n_groups
+        if self.n_pairs < n_groups:
+            return np.full(self.m, np.inf)
+        loo = np.array([_solve(a - self.a_g[g], b - self.b_g[g], total) for g in range(n_groups)])
+        out: NDArray[np.float64] = np.sqrt(
+            (n_groups - 1) / n_groups * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0)
+        )
+        return out
+
+
+def _sample_pairs(
+    ev: Evaluator,
+    rng: np.random.Generator,
+    eqs: _NormalEquations,
+    sizes_all: NDArray[np.int64],
+    p_size: NDArray[np.float64],
+    w_size: NDArray[np.float64],
+    batch_size: int,
+) -> tuple[float, float]:
+    """Steps 1-3: ``v(empty)`` and ``v(N)``, then paired coalitions into ``eqs`` until the budget is
+    spent."""
+    m = eqs.m
     full = (1 << m) - 1
-    a_g = np.zeros((n_groups, m, m))
-    b_g = np.zeros((n_groups, m))
-    n_pairs = 0
-    try:
-        ev.admit([[0, full]])
-        v0, vn = ev.memo.peek(0), ev.memo.peek(full)
-        while ev.used < budget:
-            sizes = sizes_all[rng.choice(m - 1, size=batch_size, p=p_size)]
-            z = random_subsets(rng, m, sizes)
-            masks = masks_from_rows(z)
-            pairs = [[x, full ^ x] for x in masks]
-            k = ev.admit(pairs)
-            if k == 0:
-                break
-            zz = np.concatenate([z[:k], ~z[:k]]).astype(np.float64)
-            vals = ev.values([x for pair in pairs[:k] for x in pair])
-            y = np.concatenate([vals[0::2], vals[1::2]]) - v0
-            w = np.concatenate([w_size[sizes[:k] - 1], w_size[m - sizes[:k] - 1]])
-            group = (n_pairs + np.concatenate([np.arange(k), np.arange(k)])) % n_groups
-            for g in range(n_groups):
-                sel = group == g
-                if sel.any():
-                    zw = zz[sel] * w[sel, None]
-                    a_g[g] += zw.T @ zz[sel]
-                    b_g[g] += zw.T @ y[sel]
-            n_pairs += k
-            if k < len(pairs):
-                break
-    finally:
-        ev.close()
-    total = vn - v0
-    a, b = a_g.sum(axis=0), b_g.sum(axis=0)
-    values = _solve(a, b, total) if n_pairs else np.full(m, total / m)
-    if n_pairs >= n_groups:
-        loo = np.array([_solve(a - a_g[g], b - b_g[g], total) for g in range(n_groups)])
-        stderr = np.sqrt((n_groups - 1) / n_groups * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
-    else:
-        stderr = np.full(m, np.inf)
-    return certified(
-        ValuationResult(
-            name,
-            game.player_names,
-            values,
-            stderr,
-            np.full(m, 2 * n_pairs, dtype=np.int64),
-            evaluations=ev.used,
-            cache_hits=ev.hits,
-            converged=False,
-            stop_reason="max_evaluations",
-            elapsed=ev.elapsed(),
-            extra={"pairs": n_pairs, "switched_to_exact": False, "sampler": sampler},
-        ),
-        game,
-    )
+    ev.admit([[0, full]])
+    v0, vn = ev.memo.peek(0), ev.memo.peek(full)
+    while ev.used < ev.budget:
+        sizes = sizes_all[rng.choice(m - 1, size=batch_size, p=p_size)]
+        z = random_subsets(rng, m, sizes)
+        masks = masks_from_rows(z)
+        pairs = [[x, full ^ x] for x in masks]
+        k = ev.admit(pairs)
+        if k == 0:
+            break
+        zz = np.concatenate([z[:k], ~z[:k]]).astype(np.float64)
+        vals = ev.values([x for pair in pairs[:k] for x in pair])
+        y = np.concatenate([vals[0::2], vals[1::2]]) - v0
+        w = np.concatenate([w_size[sizes[:k] - 1], w_size[m - sizes[:k] - 1]])
+        eqs.add(zz, y, w, k)
+        if k < len(pairs):
+            break
+    return v0, vn

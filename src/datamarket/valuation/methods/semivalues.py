@@ -50,9 +50,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import betaln, gammaln
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import ConfigurationError
 from datamarket.core.random import make_rng
-from datamarket.valuation.certificate import certified
 from datamarket.valuation.exact import weighted_marginals
 from datamarket.valuation.games import CoalitionGame
 from datamarket.valuation.methods._common import (
@@ -84,7 +83,7 @@ def beta_size_weights(m: int, alpha: float, beta: float) -> NDArray[np.float64]:
     True
     """
     if not (np.isfinite(alpha) and np.isfinite(beta) and alpha > 0 and beta > 0):
-        raise InvalidMarketError("beta", f"alpha and beta must be positive, got ({alpha}, {beta})")
+        raise ConfigurationError("beta", f"alpha and beta must be positive, got ({alpha}, {beta})")
     k = np.arange(m, dtype=np.float64)
     logw = _log_binom(m - 1, k) + betaln(k + beta, m - 1 - k + alpha) - betaln(alpha, beta)
     return np.exp(logw)
@@ -103,12 +102,12 @@ def size_weights(m: int, weights: str | tuple[float, float] | Sequence[float]) -
             return shapley_size_weights(m)
         if weights == "banzhaf":
             return banzhaf_size_weights(m)
-        raise InvalidMarketError("weights", f"unknown semivalue {weights!r}")
+        raise ConfigurationError("weights", f"unknown semivalue {weights!r}")
     w = np.asarray(weights, dtype=np.float64)
     if w.shape == (2,) and m != 2:
         return beta_size_weights(m, float(w[0]), float(w[1]))
     if w.shape != (m,) or not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise InvalidMarketError("weights", f"need {m} non-negative size weights")
+        raise ConfigurationError("weights", f"need {m} non-negative size weights")
     return w
 
 
@@ -174,94 +173,113 @@ def stratified_semivalue(
     if exact is not None:
         return exact
     if budget < 2 * m + 2:
-        raise InvalidMarketError("max_evaluations", f"need at least 2M + 2 = {2 * m + 2} evaluations")
+        raise ConfigurationError("max_evaluations", f"need at least 2M + 2 = {2 * m + 2} evaluations")
     if batch_size < 1:
-        raise InvalidMarketError("batch_size", f"must be >= 1, got {batch_size}")
+        raise ConfigurationError("batch_size", f"must be >= 1, got {batch_size}")
     ev = Evaluator(game, backend, budget)  # here m >= 4: for m <= 3, 2M + 2 >= 2^M switched to exact
-    full = (1 << m) - 1
     rng = make_rng(ss)
-    s_in = np.zeros((m, m + 1))  # [player, coalition size] sums over sampled coalitions with the player
-    c_in = np.zeros((m, m + 1))
-    s_out = np.zeros((m, m + 1))
-    c_out = np.zeros((m, m + 1))
-    q_in = np.zeros((m, m + 1))  # sums of squares
-    q_out = np.zeros((m, m + 1))
-    n_samples = 0
+    st = _SizeStrata(m)
     try:
-        singles = [1 << i for i in range(m)]
-        loo = [full & ~(1 << i) for i in range(m)]
-        ev.admit([[0, full, *singles, *loo]])
-        v0, vn = ev.memo.peek(0), ev.memo.peek(full)
-        mu_plus0 = ev.values(singles)  # v({i})
-        mu_minus_last = ev.values(loo)  # v(N \ i)
-        q = _size_distribution(p)
-        while ev.used < budget:
+        exact_ends = _warm_up(ev, m)
+        st.sample(ev, rng, _size_distribution(p), batch_size)
+    finally:
+        ev.close()
+    mean_in, mean_out = st.means(*exact_ends)
+    values = (mean_in[:, 1:] - mean_out[:, :m]) @ p
+    v_in, v_out = st.variances(st.s_in, st.q_in, st.c_in), st.variances(st.s_out, st.q_out, st.c_out)
+    var = (v_in[:, 1:] + v_out[:, :m]) @ p**2
+    counts = (st.c_in.sum(axis=1) + st.c_out.sum(axis=1)).astype(np.int64)
+    return ev.result(
+        name, values, np.sqrt(var), counts, {"samples": st.n_samples, "switched_to_exact": False}
+    )
+
+
+def _warm_up(ev: Evaluator, m: int) -> tuple[float, float, NDArray[np.float64], NDArray[np.float64]]:
+    """Step 1: ``v(empty)``, ``v(N)``, the singletons' values ``v({i})`` and the leave-one-out values
+    ``v(N minus i)``."""
+    full = (1 << m) - 1
+    singles = [1 << i for i in range(m)]
+    loo = [full & ~(1 << i) for i in range(m)]
+    ev.admit([[0, full, *singles, *loo]])
+    return ev.memo.peek(0), ev.memo.peek(full), ev.values(singles), ev.values(loo)
+
+
+class _SizeStrata:
+    """Per (player, coalition size 0..M) sums, sums of squares and counts of the sampled values, over
+    the coalitions with the player (``in``) and without it (``out``): step 2's reuse of every sample."""
+
+    def __init__(self, m: int) -> None:
+        self.m = m
+        self.s_in = np.zeros(
+            (m, m + 1)
+        )  # [player, coalition size] sums over sampled coalitions with the player
+        self.c_in = np.zeros((m, m + 1))
+        self.s_out = np.zeros((m, m + 1))
+        self.c_out = np.zeros((m, m + 1))
+        self.q_in = np.zeros((m, m + 1))  # sums of squares
+        self.q_out = np.zeros((m, m + 1))
+        self.n_samples = 0
+
+    def add(self, z: NDArray[np.bool_], sizes: NDArray[np.int64], vals: NDArray[np.float64]) -> None:
+        """Count the sampled coalitions ``z`` (membership rows) of sizes ``sizes`` and values ``vals``."""
+        k = z.shape[0]
+        onehot = np.zeros((k, self.m + 1))
+        onehot[np.arange(k), sizes] = 1.0
+        zf = z.astype(np.float64)
+        hv, hv2 = onehot * vals[:, None], onehot * (vals**2)[:, None]
+        self.s_in += zf.T @ hv
+        self.q_in += zf.T @ hv2
+        self.c_in += zf.T @ onehot
+        self.s_out += (1.0 - zf).T @ hv
+        self.q_out += (1.0 - zf).T @ hv2
+        self.c_out += (1.0 - zf).T @ onehot
+        self.n_samples += k
+
+    def sample(
+        self, ev: Evaluator, rng: np.random.Generator, q: NDArray[np.float64], batch_size: int
+    ) -> None:
+        """Step 2 until the budget is spent: a size ``2 + k`` with probability ``q[k]``, then a uniformly
+        random coalition of that size, ``batch_size`` at a time."""
+        m = self.m
+        while ev.used < ev.budget:
             sizes = 2 + rng.choice(q.size, size=batch_size, p=q)
             z = random_subsets(rng, m, sizes)
             masks = masks_from_rows(z)
             k = ev.admit([[x] for x in masks])
             if k == 0:
                 break
-            z, sizes = z[:k], sizes[:k]
-            vals = ev.values(masks[:k])
-            onehot = np.zeros((k, m + 1))
-            onehot[np.arange(k), sizes] = 1.0
-            zf = z.astype(np.float64)
-            hv, hv2 = onehot * vals[:, None], onehot * (vals**2)[:, None]
-            s_in += zf.T @ hv
-            q_in += zf.T @ hv2
-            c_in += zf.T @ onehot
-            s_out += (1.0 - zf).T @ hv
-            q_out += (1.0 - zf).T @ hv2
-            c_out += (1.0 - zf).T @ onehot
-            n_samples += k
+            self.add(z[:k], sizes[:k], ev.values(masks[:k]))
             if k < len(masks):
                 break
-    finally:
-        ev.close()
-    # per (player, coalition size 0..M) means of v over coalitions with / without the player; sizes
-    # 0, 1, M-1 and M are exact from step 1, sizes 2..M-2 sampled (empty strata: nearest size)
-    mean_in, mean_out = s_in / np.maximum(c_in, 1), s_out / np.maximum(c_out, 1)
-    mean_in[:, 1] = mu_plus0
-    mean_out[:, 1] = (mu_plus0.sum() - mu_plus0) / (m - 1)
-    mean_in[:, m - 1] = (mu_minus_last.sum() - mu_minus_last) / (m - 1)
-    mean_out[:, m - 1] = mu_minus_last
-    mean_in[:, m], mean_out[:, 0] = vn, v0
-    known = np.zeros(m + 1, dtype=bool)
-    known[[0, 1, m - 1, m]] = True
-    mean_in = _fill_nearest(mean_in, c_in + known)
-    mean_out = _fill_nearest(mean_out, c_out + known)
-    values = (mean_in[:, 1:] - mean_out[:, :m]) @ p
 
-    # standard error: the strata of one player come from disjoint samples (a coalition either holds
-    # the player or not, and has one size), so their variances add; exact strata contribute 0
-    def stratum_var(
-        s1: NDArray[np.float64], s2: NDArray[np.float64], c: NDArray[np.float64]
+    def means(
+        self, v0: float, vn: float, mu_plus0: NDArray[np.float64], mu_minus_last: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Step 3: per (player, coalition size 0..M) means of v over coalitions with / without the player;
+        sizes 0, 1, M-1 and M are exact from step 1, sizes 2..M-2 sampled (empty strata: nearest size)."""
+        m = self.m
+        mean_in, mean_out = self.s_in / np.maximum(self.c_in, 1), self.s_out / np.maximum(self.c_out, 1)
+        mean_in[:, 1] = mu_plus0
+        mean_out[:, 1] = (mu_plus0.sum() - mu_plus0) / (m - 1)
+        mean_in[:, m - 1] = (mu_minus_last.sum() - mu_minus_last) / (m - 1)
+        mean_out[:, m - 1] = mu_minus_last
+        mean_in[:, m], mean_out[:, 0] = vn, v0
+        known = np.zeros(m + 1, dtype=bool)
+        known[[0, 1, m - 1, m]] = True
+        return _fill_nearest(mean_in, self.c_in + known), _fill_nearest(mean_out, self.c_out + known)
+
+    def variances(
+        self, s1: NDArray[np.float64], s2: NDArray[np.float64], c: NDArray[np.float64]
     ) -> NDArray[np.float64]:
+        """Variance of each stratum's mean. The strata of one player come from disjoint samples (a
+        coalition either holds the player or not, and has one size), so their variances add; exact
+        strata contribute 0."""
+        m = self.m
         d = np.maximum(c, 1)
         var = np.where(c > 1, (s2 - s1**2 / d) / np.maximum(c - 1, 1), 0.0)
         out = np.maximum(var, 0.0) / d
         out[:, [0, 1, m - 1, m]] = 0.0
         return out
-
-    v_in, v_out = stratum_var(s_in, q_in, c_in), stratum_var(s_out, q_out, c_out)
-    var = (v_in[:, 1:] + v_out[:, :m]) @ p**2
-    return certified(
-        ValuationResult(
-            name,
-            game.player_names,
-            values,
-            np.sqrt(var),
-            (c_in.sum(axis=1) + c_out.sum(axis=1)).astype(np.int64),
-            evaluations=ev.used,
-            cache_hits=ev.hits,
-            converged=False,
-            stop_reason="max_evaluations",
-            elapsed=ev.elapsed(),
-            extra={"samples": n_samples, "switched_to_exact": False},
-        ),
-        game,
-    )
 
 
 def beta_shapley(
@@ -309,28 +327,9 @@ def msr_banzhaf(
     m = game.n_players
     ev = Evaluator(game, backend, budget)
     rng = make_rng(ss)
-    s1_in, s2_in, n_in = np.zeros(m), np.zeros(m), np.zeros(m)
-    s1_out, s2_out, n_out = np.zeros(m), np.zeros(m), np.zeros(m)
-    n_samples = 0
     t0 = time.perf_counter()
     try:
-        while ev.used < budget:
-            z = rng.random((batch_size, m)) < 0.5
-            masks = masks_from_rows(z)
-            k = ev.admit([[x] for x in masks])
-            if k == 0:
-                break
-            zf = z[:k].astype(np.float64)
-            v = ev.values(masks[:k])
-            s1_in += zf.T @ v
-            s2_in += zf.T @ v**2
-            n_in += zf.sum(axis=0)
-            s1_out += (1 - zf).T @ v
-            s2_out += (1 - zf).T @ v**2
-            n_out += (1 - zf).sum(axis=0)
-            n_samples += k
-            if k < len(masks):
-                break
+        (s1_in, s2_in, n_in), (s1_out, s2_out, n_out), n_samples = _msr_sums(ev, rng, m, batch_size)
     finally:
         ev.close()
     a, b = np.maximum(n_in, 1), np.maximum(n_out, 1)
@@ -351,3 +350,32 @@ def msr_banzhaf(
         elapsed=time.perf_counter() - t0,
         extra={"samples": n_samples, "switched_to_exact": False},
     )
+
+
+_Sums = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+
+
+def _msr_sums(ev: Evaluator, rng: np.random.Generator, m: int, batch_size: int) -> tuple[_Sums, _Sums, int]:
+    """Uniform coalitions until the budget is spent: per player the sum, sum of squares and count of
+    the values of the sampled coalitions with it and without it, and the number of samples."""
+    s1_in, s2_in, n_in = np.zeros(m), np.zeros(m), np.zeros(m)
+    s1_out, s2_out, n_out = np.zeros(m), np.zeros(m), np.zeros(m)
+    n_samples = 0
+    while ev.used < ev.budget:
+        z = rng.random((batch_size, m)) < 0.5
+        masks = masks_from_rows(z)
+        k = ev.admit([[x] for x in masks])
+        if k == 0:
+            break
+        zf = z[:k].astype(np.float64)
+        v = ev.values(masks[:k])
+        s1_in += zf.T @ v
+        s2_in += zf.T @ v**2
+        n_in += zf.sum(axis=0)
+        s1_out += (1 - zf).T @ v
+        s2_out += (1 - zf).T @ v**2
+        n_out += (1 - zf).sum(axis=0)
+        n_samples += k
+        if k < len(masks):
+            break
+    return (s1_in, s2_in, n_in), (s1_out, s2_out, n_out), n_samples

@@ -1,4 +1,4 @@
-"""Background clearing: a process pool (default), a Dask cluster, or threads.
+"""The worker side of clearing: a process pool (default), a Dask cluster, or threads.
 
 :func:`run_clearing` is the function a worker executes: it imports the adapter by reference, clears
 the round (a pure, seeded computation that never touches the database) and returns the outcome and
@@ -40,6 +40,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from datamarket.core.errors import ConfigurationError
 from datamarket.core.progress import Progress
 from datamarket.core.types import json_safe
 from datamarket.service.adapters import Input, load_adapter
@@ -136,14 +137,22 @@ def init_worker(parent_pid: int, progress_queue: Any) -> None:
     watch_parent(parent_pid)
 
 
+def check_executor(kind: str, max_workers: int, dask_address: str | None) -> None:
+    """:class:`~datamarket.core.errors.ConfigurationError` unless ``kind`` is one of :data:`EXECUTORS`
+    with at least one worker, and ``dask`` comes with an address."""
+    if kind not in EXECUTORS:
+        raise ConfigurationError("executor", f"must be one of {', '.join(EXECUTORS)}, got {kind!r}")
+    if kind == "dask" and not dask_address:
+        raise ConfigurationError("executor", "'dask' needs dask_address (e.g. tcp://127.0.0.1:8786)")
+    if max_workers < 1:
+        raise ConfigurationError("max_workers", f"must be at least 1, got {max_workers}")
+
+
 class WorkerPool:
     """The executor rounds are cleared on; recreated after a worker crash."""
 
     def __init__(self, kind: str = "process", *, max_workers: int = 2, dask_address: str | None = None):
-        if kind not in EXECUTORS:
-            raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)}, got {kind!r}")
-        if kind == "dask" and not dask_address:
-            raise ValueError("executor: 'dask' needs dask_address (e.g. tcp://127.0.0.1:8786)")
+        check_executor(kind, max_workers, dask_address)
         self.kind = kind
         self.max_workers = max_workers
         self.dask_address = dask_address
@@ -184,7 +193,7 @@ class WorkerPool:
             if self._client is None:
                 from distributed import Client
 
-                self._client = Client(self.dask_address)
+                self._client = Client(self.dask_address)  # type: ignore[no-untyped-call]
             fut = self._client.submit(run_clearing, ref, dict(params), list(inputs), seed, pure=False)
             return dict(fut.result())
         executor = self._get()

@@ -1,4 +1,6 @@
-"""Request and response bodies of the HTTP API (pydantic; they make the OpenAPI schema)."""
+"""Request and response bodies of the HTTP API (pydantic; they make the OpenAPI schema). The store
+returns plain data of the same shape (:mod:`datamarket.service.store`); the portal validates its forms
+with the request models."""
 
 from __future__ import annotations
 

@@ -1,0 +1,88 @@
+"""What every route depends on: the service state and who is calling.
+
+``State`` is the app's :class:`~datamarket.service.state.ServiceState` (``request.app.state.service``);
+``Who`` is any authenticated caller, ``Admin`` the operator, ``ParticipantOnly`` a participant (the
+operator holds no account to submit from). ``Id`` and ``IdemKey`` are the path id and the
+``Idempotency-Key`` header.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, HTTPException, Path, Request
+
+from datamarket.service.auth import Principal, hash_key, same_hash
+from datamarket.service.state import ServiceState
+from datamarket.service.store.participants import principal_of_key
+
+Id = Annotated[int, Path(ge=1, le=2**31 - 1, description="row id")]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def service_state(request: Request) -> ServiceState:
+    """The app's shared state."""
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+State = Annotated[ServiceState, Depends(service_state)]
+
+
+def principal(
+    request: Request,
+    x_api_key: Annotated[str | None, Header(description="API key")] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """The caller, from ``X-API-Key`` (or ``Authorization: Bearer``); 401 when missing or unknown.
+
+    429 (with ``Retry-After``) while the client address has presented too many unknown keys
+    (:class:`~datamarket.service.throttle.AuthThrottle`); the key is not looked at then.
+    """
+    st = service_state(request)
+    key = x_api_key
+    if key is None and authorization and authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
+    if not key:
+        raise HTTPException(401, "missing API key (header X-API-Key)")
+    client = request.client.host if request.client else "unknown"
+    wait = st.throttle.retry_after(client)
+    if wait is not None:
+        raise HTTPException(
+            429,
+            f"too many unknown API keys from this address: retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    h = hash_key(key)
+    if same_hash(h, st.admin_hash):
+        return Principal(True)
+    who = principal_of_key(st.db, h)
+    if who is None:
+        st.throttle.failure(client)
+        raise HTTPException(401, "invalid API key")
+    return who
+
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+def admin(who: Who) -> Principal:
+    """403 unless the caller is the operator."""
+    if not who.is_admin:
+        raise HTTPException(403, "operator (admin key) only")
+    return who
+
+
+def participant_only(who: Who) -> Principal:
+    """403 for the operator on routes that act for a participant."""
+    if who.is_admin:
+        raise HTTPException(403, "the operator cannot submit inputs; use a participant's key")
+    return who
+
+
+Admin = Annotated[Principal, Depends(admin)]
+ParticipantOnly = Annotated[Principal, Depends(participant_only)]
+
+
+def needs_auth(dependant: Any) -> bool:
+    """Whether a route (its FastAPI dependant) authenticates the caller."""
+    return any(d.call is principal or needs_auth(d) for d in dependant.dependencies)

@@ -1,0 +1,55 @@
+"""Routes of rounds: opening one over a market's inputs (idempotent with an ``Idempotency-Key``),
+status and progress, retry of a failed round."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from datamarket.service.api import schemas as S
+from datamarket.service.api.deps import Admin, Id, IdemKey, State, Who
+from datamarket.service.clearing.runner import open_round, retry_round
+from datamarket.service.store import rounds as store
+
+router = APIRouter(tags=["rounds"])
+
+
+@router.post(
+    "/markets/{mid}/rounds",
+    status_code=202,
+    response_model=S.RoundOut,
+    responses={200: {"model": S.RoundOut, "description": "idempotent replay"}},
+)
+def clear(
+    mid: Id, who: Admin, st: State, body: S.RoundIn | None = None, idempotency_key: IdemKey = None
+) -> Response:
+    """Clear a round over the market's unconsumed inputs, in the background (operator only).
+
+    The round starts ``pending``; poll ``GET /rounds/{id}`` for status and progress. 409 while
+    another round of the market is in progress (enforced by the database), when the market's
+    inputs cannot be cleared yet (e.g. no bids), or when the same ``Idempotency-Key`` was used
+    with another body.
+    """
+    seed = body.seed if body is not None else None
+    view, created = open_round(st.runner, st.adapters, who, mid, seed, idempotency_key)
+    return JSONResponse(S.RoundOut(**view).model_dump(mode="json"), status_code=202 if created else 200)
+
+
+@router.get("/markets/{mid}/rounds", response_model=list[S.RoundOut])
+def list_rounds(mid: Id, who: Who, st: State) -> list[S.RoundOut]:
+    """Every round of a market (status and progress; outcomes for the operator)."""
+    return [S.RoundOut(**r) for r in store.list_rounds(st.db, who, mid)]
+
+
+@router.get("/rounds/{rid}", response_model=S.RoundOut)
+def get_round(rid: Id, who: Who, st: State) -> S.RoundOut:
+    """Status (pending/running/cleared/failed/unverified), progress in [0, 1], error; outcome and
+    certificate for the operator."""
+    return S.RoundOut(**store.get_round(st.db, who, rid))
+
+
+@router.post("/rounds/{rid}/retry", status_code=202, response_model=S.RoundOut)
+def retry(rid: Id, who: Admin, st: State) -> S.RoundOut:
+    """Run a failed round again on the same inputs (409 unless it failed, its inputs are all still
+    unconsumed and no other round of the market is in progress)."""
+    return S.RoundOut(**retry_round(st.runner, who, rid))

@@ -1,0 +1,115 @@
+"""Routes of submissions: JSON inputs and dataset uploads (idempotent with an ``Idempotency-Key``),
+reading them back, exclusion by the operator and withdrawal by the owner."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from datamarket.service.api import schemas as S
+from datamarket.service.api.deps import Admin, Id, IdemKey, ParticipantOnly, State, Who
+from datamarket.service.store import submissions as store
+
+router = APIRouter(tags=["submissions"])
+REPLAY: dict[int | str, dict[str, Any]] = {
+    200: {"model": S.SubmissionOut, "description": "idempotent replay"}
+}
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-npz": {"schema": {"type": "string", "format": "binary"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+Printable = Annotated[str, Query(max_length=100, pattern=S.PRINTABLE)]
+
+
+def stored(view: dict[str, Any], created: bool) -> JSONResponse:
+    """201 with a new submission, 200 with the replay of an earlier one."""
+    return JSONResponse(S.SubmissionOut(**view).model_dump(mode="json"), status_code=201 if created else 200)
+
+
+@router.post("/markets/{mid}/submissions", status_code=201, response_model=S.SubmissionOut, responses=REPLAY)
+def submit(
+    mid: Id, body: S.SubmissionIn, who: ParticipantOnly, st: State, idempotency_key: IdemKey = None
+) -> Response:
+    """Submit a bid, reported cost, task... (JSON); the market's adapter validates ``data``."""
+    return stored(
+        *store.submit_json(st.db, st.adapters, st.limits, who, mid, body.kind, body.data, idempotency_key)
+    )
+
+
+@router.post(
+    "/markets/{mid}/datasets", status_code=201, response_model=S.SubmissionOut, openapi_extra=UPLOAD_BODY
+)
+async def upload(
+    mid: Id,
+    request: Request,
+    who: ParticipantOnly,
+    st: State,
+    kind: Annotated[
+        str, Query(max_length=30, pattern=S.PRINTABLE, description="submission kind (see /kinds)")
+    ] = "dataset",
+    format: Annotated[str | None, Query(max_length=10, description="csv, npz or parquet")] = None,
+    filename: Annotated[str | None, Query(max_length=255, pattern=S.PRINTABLE)] = None,
+    label_column: Printable = "label",
+    group_column: Printable = "group",
+    idempotency_key: IdemKey = None,
+) -> Response:
+    """Upload a dataset (request body: the file); 413 beyond the size limit, 422 if malformed."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        store.check_size(size, st.limits)
+        chunks.append(chunk)
+    up = store.Upload(
+        b"".join(chunks),
+        kind,
+        format,
+        request.headers.get("content-type"),
+        filename,
+        label_column,
+        group_column,
+    )
+    view, created = await run_in_threadpool(
+        store.upload_dataset, st.db, st.adapters, st.limits, who, mid, up, idempotency_key
+    )
+    return stored(view, created)
+
+
+@router.get("/markets/{mid}/submissions", response_model=list[S.SubmissionOut])
+def list_submissions(mid: Id, who: Who, st: State) -> list[S.SubmissionOut]:
+    """The operator sees every submission of the market, a participant its own."""
+    return [S.SubmissionOut(**x) for x in store.list_submissions(st.db, who, mid)]
+
+
+@router.get("/submissions/{sid}", response_model=S.SubmissionOut)
+def get_submission(sid: Id, who: Who, st: State) -> S.SubmissionOut:
+    """One submission's metadata (its owner or the operator)."""
+    return S.SubmissionOut(**store.get_submission(st.db, who, sid))
+
+
+@router.get("/submissions/{sid}/content", response_class=Response)
+def get_content(sid: Id, who: Who, st: State) -> Response:
+    """The stored bytes of a submission (its owner or the operator)."""
+    body, media_type = store.content(st.db, who, sid)
+    return Response(body, media_type=media_type)
+
+
+@router.post("/submissions/{sid}/exclude", response_model=S.SubmissionOut)
+def exclude_submission(sid: Id, body: S.ExcludeIn, who: Admin, st: State) -> S.SubmissionOut:
+    """Exclude an unconsumed submission from every future round, recording why (operator only);
+    409 when it is consumed, already excluded, or an input of the round in progress."""
+    return S.SubmissionOut(**store.exclude_by_operator(st.db, who, sid, body.reason))
+
+
+@router.post("/submissions/{sid}/withdraw", response_model=S.SubmissionOut)
+def withdraw_submission(sid: Id, who: ParticipantOnly, st: State) -> S.SubmissionOut:
+    """Withdraw one of your unconsumed submissions (409 when consumed or in a round in progress)."""
+    return S.SubmissionOut(**store.withdraw(st.db, who, sid))

@@ -1,0 +1,393 @@
+"""Round lifecycle: ``pending -> running -> cleared | failed``, cleared in the background, exactly once,
+by any of several service processes sharing the database.
+
+1. The request that opens a round (:func:`datamarket.service.store.rounds.open_round`) reads the
+   market's unconsumed, non-excluded inputs and checks them with the adapter in a read-only session
+   (no computation holds a write lock); a short write transaction then locks the market row, checks
+   that the inputs did not change meanwhile and inserts the round ``pending`` with its seed
+   commitment. The partial unique index ``uq_round_active`` (migration 0002) lets at most one
+   ``pending``/``running`` round per market exist: a concurrent open or retry fails in the database
+   (409), not in a Python check.
+2. Rounds are claimed, not assumed. Every process runs a claim loop (:class:`RoundRunner`) that,
+   while it has a free worker, takes the oldest claimable round: ``pending``, or ``running`` with an
+   expired lease. The candidate is selected ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (concurrent
+   claimers skip each other's rows instead of queueing) and taken by ONE conditional ``UPDATE``
+   (``WHERE id = ... AND attempts = <seen> AND <still claimable>``, row count checked) that sets the
+   lease: ``claimed_by`` (this process's instance id), ``lease_expires_at`` and ``attempts + 1``. On
+   SQLite the write transaction is ``BEGIN IMMEDIATE``, so the same update is the compare-and-set.
+   A process claims only rounds of market kinds it has an adapter for, and never one it holds.
+   A ``running`` round is taken over only once its lease has expired (its holder died or hangs); the
+   computation starts again from scratch, which is safe because nothing is booked before step 4.
+   After :attr:`~datamarket.service.clearing.leases.Leases.max_attempts` expired leases the round is
+   failed with the reason instead (:func:`~datamarket.service.clearing.leases.claim_one`).
+3. While it clears, the holder renews the lease by heartbeat: one ``UPDATE`` guarded by
+   ``claimed_by`` and ``attempts`` writes the new expiry together with the progress the worker
+   reported (stage and fraction, :mod:`datamarket.core.progress`). A process that lost its lease
+   matches no row and writes nothing.
+4. With the result, and the postings computed, ONE transaction locks the market row (as opening and
+   retrying do: none of them can act on a snapshot that the booking makes stale), moves the round
+   ``running -> cleared`` by compare-and-set on ``(status, attempts, claimed_by)`` (so a process
+   whose lease was taken over cannot book, even when it comes back late), marks its inputs consumed
+   with ``UPDATE ... WHERE consumed_round_id IS NULL AND excluded_at IS NULL`` and checks that every
+   input was taken, appends the postings to the hash chain and stores the deliverables. Any failure
+   rolls the whole transaction back: the ledger is unchanged and the round is marked ``failed``
+   (again by compare-and-set on the lease, so a round that another transition moved is never
+   overwritten). A round whose certificate fails is recorded ``unverified`` and books nothing.
+5. A worker crash (:class:`BrokenProcessPool`) fails the round the same way. A killed service
+   process fails nothing: its leases expire and another process (or the same one, restarted) takes
+   its rounds over. A graceful stop (:meth:`RoundRunner.shutdown`, on SIGTERM) stops claiming, waits
+   :attr:`~datamarket.service.clearing.leases.Leases.grace_s` for the rounds it holds to finish, and
+   releases the others (``running -> pending``, guarded by the lease) so that another process
+   claims them at once. A failed round can be retried (``POST /rounds/{id}/retry``: compare-and-set
+   ``failed -> pending``); a cleared one cannot (409).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from datamarket.core.errors import DatamarketError
+from datamarket.core.progress import scaled
+from datamarket.core.types import Outcome
+from datamarket.ledger.chain import append_round
+from datamarket.ledger.models import Deliverable, Market, Participant, Round, Submission, utcnow
+from datamarket.ledger.money import Posting, outcome_postings
+from datamarket.service.adapters import Adapter
+from datamarket.service.auth import Principal
+from datamarket.service.clearing.leases import (
+    Held,
+    Leases,
+    LostRound,
+    cas,
+    claim_one,
+    guard,
+    instance_id,
+    release,
+)
+from datamarket.service.clearing.worker import WorkerPool
+from datamarket.service.store import rounds
+from datamarket.service.store.db import Database, rowcount
+from datamarket.service.store.submissions import load_inputs
+from datamarket.service.uploads import UploadLimits
+
+log = logging.getLogger(__name__)
+
+# the slice of the round's progress the worker's own reports cover (loading before, booking after)
+WORK_LO, WORK_HI = 0.2, 0.95
+
+
+class RoundRunner:
+    """Claims, clears, heartbeats and books rounds in the background (module docstring, steps 2-5).
+
+    :meth:`start` launches the claim loop and the heartbeat thread (the app's start-up does it);
+    :meth:`submit` wakes the claim loop; :meth:`shutdown` stops gracefully.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        pool: WorkerPool,
+        refs: dict[str, str],
+        limits: UploadLimits,
+        leases: Leases | None = None,
+        instance: str | None = None,
+    ):
+        self.db = db
+        self.pool = pool
+        self.refs = refs
+        self.limits = limits
+        self.leases = leases or Leases()
+        self.instance = instance or instance_id()
+        log.info("instance %s: host %s, pid %s", self.instance, socket.gethostname(), os.getpid())
+        self.capacity = max(1, pool.max_workers)
+        self._threads = ThreadPoolExecutor(self.capacity, thread_name_prefix="round")
+        self._held: dict[int, Held] = {}
+        self._held_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()  # stop claiming
+        self._stopped = threading.Event()  # stop heartbeats (after the release)
+        self._loops: list[threading.Thread] = []
+
+    # -- the two background loops ------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the claim loop and the heartbeat thread (idempotent)."""
+        if self._loops:
+            return
+        for target, name in ((self._claim_loop, "round-claims"), (self._heartbeat_loop, "round-leases")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._loops.append(t)
+
+    def submit(self, round_id: int) -> None:
+        """A round was opened or retried here: look for work now (any process may claim it)."""
+        self._wake.set()
+
+    def held(self) -> list[int]:
+        """Ids of the rounds this process holds."""
+        with self._held_lock:
+            return sorted(self._held)
+
+    def _claim_loop(self) -> None:
+        while not self._closing.is_set():
+            self._wake.clear()
+            try:
+                self.claim_available()
+            except Exception:  # the database is unreachable for a moment: try again at the next poll
+                log.exception("claiming rounds failed")
+            self._wake.wait(self.leases.poll_s)
+
+    def claim_available(self) -> list[int]:
+        """Claim rounds while a worker is free; the ids claimed (each handed to a coordinator)."""
+        got: list[int] = []
+        for _ in range(4 * self.capacity + 16):  # bounded: each pass claims, fails or finds nothing
+            if self._closing.is_set():
+                break
+            with self._held_lock:
+                if len(self._held) >= self.capacity:
+                    break
+            claim = self._claim_one()
+            if claim is None:
+                break
+            if claim.attempt == 0:  # not claimed (failed for good, or another process won)
+                continue
+            with self._held_lock:
+                self._held[claim.round_id] = claim
+            got.append(claim.round_id)
+            self._threads.submit(self._process, claim)
+        return got
+
+    def _claim_one(self) -> Held | None:
+        """One claim (:func:`~datamarket.service.clearing.leases.claim_one`); a lease of ours that a
+        late heartbeat let lapse is renewed, not retaken."""
+        return claim_one(self.db, sorted(self.refs), self.leases, self.instance, self.held())
+
+    def _heartbeat_loop(self) -> None:
+        tick = min(self.leases.heartbeat, 1.0)
+        while not self._stopped.wait(tick):
+            try:
+                self.heartbeat()
+            except Exception:
+                log.exception("lease heartbeat failed")
+
+    def heartbeat(self, force: bool = False) -> None:
+        """Renew the leases due (or with new progress): one guarded ``UPDATE`` per round."""
+        now_m = time.monotonic()
+        with self._held_lock:
+            due = [
+                (h.round_id, h.attempt, h.stage, h.progress)
+                for h in self._held.values()
+                if force or h.dirty or now_m - h.written >= self.leases.heartbeat
+            ]
+            for h in self._held.values():
+                h.dirty = False
+        for rid, attempt, stage, progress in due:
+            expires = utcnow() + timedelta(seconds=self.leases.lease_s)
+            n = self._cas(rid, attempt, stage=stage[:100], progress=progress, lease_expires_at=expires)
+            with self._held_lock:
+                mine = self._held.get(rid)
+                if mine is not None:
+                    mine.written = now_m
+            if n != 1 and mine is not None:  # (a round booked meanwhile is no longer held)
+                log.warning("round %s attempt %s: lease lost (taken over or moved)", rid, attempt)
+
+    def _report(self, h: Held, stage: str, progress: float) -> None:
+        with self._held_lock:
+            h.stage, h.progress, h.dirty = stage, progress, True
+
+    # -- shutdown --------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop claiming, wait up to ``grace_s`` for the rounds held to finish, release the others
+        (``running -> pending``, guarded by the lease), then stop the workers."""
+        self._closing.set()
+        self._wake.set()
+        if self._loops:  # a claim in flight completes first (its round is then held, or released)
+            self._loops[0].join(timeout=60)
+        deadline = time.monotonic() + self.leases.grace_s
+        while self.held() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._held_lock:
+            left = list(self._held.values())
+            self._held.clear()
+        self._stopped.set()
+        for h in left:
+            try:
+                if release(self.db, h, self.instance):
+                    log.info("released round %s", h.round_id)
+            except Exception:  # its lease expires and another process takes it over
+                log.exception("could not release round %s", h.round_id)
+        self.pool.shutdown()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        for t in self._loops[1:]:
+            t.join(timeout=5)
+
+    # -- one round -------------------------------------------------------------------------------
+    def _cas(self, round_id: int, attempt: int, **values: Any) -> int:
+        """Update the round if this process still holds it in attempt ``attempt``; rows matched."""
+        return cas(self.db, round_id, attempt, self.instance, **values)
+
+    def _process(self, h: Held) -> None:
+        round_id, attempt = h.round_id, h.attempt
+        try:
+            self._clear(h)
+        except LostRound:
+            log.warning("round %s attempt %s was moved by another transition", round_id, attempt)
+        except Exception as exc:  # the worker's or the database's error: fail the round, keep going
+            if not self._stopped.is_set():  # shutting down: the round was released (or its lease expires)
+                self._fail(round_id, attempt, exc)
+        finally:
+            with self._held_lock:
+                if self._held.get(round_id) is h:
+                    del self._held[round_id]
+            self._wake.set()
+
+    def _fail(self, round_id: int, attempt: int, exc: Exception) -> None:
+        log.warning("round %s failed: %s", round_id, exc)
+        msg = str(exc) or type(exc).__name__
+        if not isinstance(exc, DatamarketError):
+            msg = f"{type(exc).__name__}: {msg}"
+        try:
+            self._cas(
+                round_id, attempt, status="failed", stage="failed", error=msg[:2000], lease_expires_at=None
+            )
+        except Exception:  # database gone: the lease expires and another process takes it over
+            log.exception("could not mark round %s failed", round_id)
+
+    def _unverified(
+        self, round_id: int, attempt: int, result: dict[str, Any], certificate: dict[str, Any]
+    ) -> None:
+        """The certificate failed: record the round ``unverified`` with the outcome and the failing
+        checks, book nothing and leave its inputs unconsumed (one compare-and-set)."""
+        failed = sorted(k for k, c in certificate.get("checks", {}).items() if not c.get("passed"))
+        why = ", ".join(failed) if failed else "the mechanism made no check"
+        moved = self._cas(
+            round_id,
+            attempt,
+            status="unverified",
+            stage="unverified",
+            progress=1.0,
+            outcome=result["outcome"],
+            certificate=certificate,
+            error=f"certificate failed ({why}); nothing was booked"[:2000],
+            lease_expires_at=None,
+        )
+        if moved != 1:
+            raise LostRound(round_id)
+        log.warning("round %s unverified: %s", round_id, why)
+
+    def _clear(self, h: Held) -> None:
+        round_id, attempt = h.round_id, h.attempt
+        with self.db.read() as s:
+            rnd = s.get(Round, round_id)
+            market = s.get(Market, rnd.market_id) if rnd is not None else None
+            assert rnd is not None and market is not None
+            kind, params, scale, market_id = market.kind, dict(market.params), market.scale, market.id
+            currency = market.currency
+            ids, seed = list(rnd.input_ids), int(rnd.seed)
+            inputs = load_inputs(s, ids, self.limits)
+        stage = f"clearing ({self.pool.kind} worker)"
+        if self._cas(round_id, attempt, progress=WORK_LO, stage=stage) != 1:
+            raise LostRound(round_id)
+        self._report(h, stage, WORK_LO)
+        work = scaled(lambda st, f: self._report(h, st, f), WORK_LO, WORK_HI)
+        result = self.pool.run(self.refs[kind], params, inputs, seed, progress=work)
+        outcome = Outcome.from_dict(result["outcome"])
+        certificate = result.get("certificate") or {"passed": False, "checks": {}}
+        if not certificate.get("passed"):
+            self._unverified(round_id, attempt, result, certificate)
+            return
+        postings = outcome_postings(outcome, scale)
+        self._book(h, (market_id, currency), ids, outcome, result, certificate, postings)
+
+    def _book(
+        self,
+        h: Held,
+        market: tuple[int, str],
+        ids: list[int],
+        outcome: Outcome,
+        result: dict[str, Any],
+        certificate: dict[str, Any],
+        postings: list[Posting],
+    ) -> None:
+        """Step 4: one short transaction, nothing computed inside (``market``: id and currency)."""
+        round_id, (market_id, currency) = h.round_id, market
+        with self.db.write() as s:
+            # the market row first: opening and retrying rounds take it too, so each of them sees the
+            # inputs either all unconsumed with this round active, or consumed with it cleared
+            s.execute(select(Market.id).where(Market.id == market_id).with_for_update())
+            moved = s.execute(
+                guard(update(Round), round_id, h.attempt, self.instance).values(
+                    status="cleared",
+                    progress=1.0,
+                    stage="cleared",
+                    outcome=result["outcome"],
+                    certificate=certificate,
+                    lease_expires_at=None,
+                    updated_at=utcnow(),
+                )
+            )
+            if rowcount(moved) != 1:
+                raise LostRound(round_id)
+            names = _participant_ids(s, {*outcome.participants, *result["deliverables"]})
+            unknown = [p for p in outcome.participants if p not in names]
+            if unknown:
+                raise DatamarketError(f"outcome: unknown participants {unknown}")
+            _consume(s, round_id, ids)
+            append_round(s, round_id, postings, names, currency=currency)
+            for name, payload in result["deliverables"].items():
+                if name in names:
+                    s.add(Deliverable(round_id=round_id, participant_id=names[name], payload=payload))
+
+
+def _participant_ids(s: Any, wanted: set[str]) -> dict[str, int]:
+    rows = s.execute(select(Participant.name, Participant.id).where(Participant.name.in_(wanted)))
+    return {n: i for n, i in rows}
+
+
+def _consume(s: Any, round_id: int, ids: list[int]) -> None:
+    """Mark the round's inputs consumed; every one must still be unconsumed and not excluded."""
+    taken = s.execute(
+        update(Submission)
+        .where(
+            Submission.id.in_(ids), Submission.consumed_round_id.is_(None), Submission.excluded_at.is_(None)
+        )
+        .values(consumed_round_id=round_id)
+    )
+    if rowcount(taken) != len(ids):
+        raise DatamarketError(
+            f"inputs: {len(ids) - rowcount(taken)} of the round's {len(ids)} submissions were "
+            "consumed by another round or excluded meanwhile; nothing was booked"
+        )
+
+
+def open_round(
+    runner: RoundRunner,
+    adapters: Mapping[str, Adapter],
+    who: Principal,
+    mid: int,
+    seed: int | None = None,
+    key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Open a round (:func:`datamarket.service.store.rounds.open_round`: ``(round, created)``) and wake
+    the claim loop for a new one."""
+    view, created = rounds.open_round(runner.db, adapters, runner.limits, who, mid, seed, key)
+    if created:
+        runner.submit(int(view["id"]))
+    return view, created
+
+
+def retry_round(runner: RoundRunner, who: Principal, rid: int) -> dict[str, Any]:
+    """Move a failed round back to pending (:func:`datamarket.service.store.rounds.retry`) and wake the
+    claim loop."""
+    view = rounds.retry(runner.db, who, rid)
+    runner.submit(rid)
+    return view

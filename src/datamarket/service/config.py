@@ -1,0 +1,132 @@
+"""The service's settings: one frozen :class:`ServiceSettings`, built by :meth:`ServiceSettings.from_env`
+or directly. Environment variables are read here only (by ``from_env``, and by :func:`database_url`
+for the ``ledger`` commands, which need nothing else).
+
+Environment
+-----------
+``DATAMARKET_DATABASE_URL``  the database (default ``sqlite:///datamarket.db`` in the working directory)
+``DATAMARKET_ADMIN_KEY``     the operator's key (``datamarket serve`` makes one up when none is given)
+
+Every other setting comes from its keyword (the CLI's options) or the defaults below. Invalid
+settings raise :class:`~datamarket.core.errors.ConfigurationError` (lease timings:
+:class:`~datamarket.core.errors.LeaseSettingsError`) naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from datamarket.core.errors import ConfigurationError
+from datamarket.ledger.db import DEFAULT_URL
+from datamarket.ledger.db import ENV_VAR as DATABASE_ENV
+from datamarket.service.adapters import builtin_adapters
+from datamarket.service.clearing.leases import Leases
+from datamarket.service.clearing.worker import check_executor
+from datamarket.service.throttle import ThrottleSettings
+from datamarket.service.uploads import UploadLimits
+
+ADMIN_ENV = "DATAMARKET_ADMIN_KEY"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything one service process is configured with.
+
+    Attributes
+    ----------
+    database_url : ``sqlite:///FILE`` or ``postgresql://USER@HOST:PORT/DB`` (migrated to the newest
+        schema when the app is built).
+    admin_key : the operator's key (required by :func:`~datamarket.service.app.create_app`).
+    host, port : where ``datamarket serve`` listens.
+    executor : ``process`` (default), ``dask`` (with ``dask_address``) or ``thread``.
+    max_workers : clearing workers (rounds cleared at the same time by this process).
+    dask_address : the Dask scheduler (``executor="dask"``).
+    limits : upload size limits (413 beyond ``max_bytes``).
+    leases : how rounds are claimed, heartbeated and released; several processes may serve one
+        database.
+    throttle : failed-authentication limit per client address (default 20 unknown keys a minute).
+    adapters : market kind -> ``module:attribute`` of its adapter; default every built-in kind whose
+        mechanism is importable (:func:`~datamarket.service.adapters.builtin_adapters`).
+    """
+
+    database_url: str = DEFAULT_URL
+    admin_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    executor: str = "process"
+    max_workers: int = 2
+    dask_address: str | None = None
+    limits: UploadLimits = field(default_factory=UploadLimits)
+    leases: Leases = field(default_factory=Leases)
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    adapters: Mapping[str, str] = field(default_factory=builtin_adapters)
+
+    def __post_init__(self) -> None:
+        check_executor(self.executor, self.max_workers, self.dask_address)
+        if not 1 <= self.port <= 65535:
+            raise ConfigurationError("port", f"must be in 1..65535, got {self.port}")
+        if self.admin_key is not None and not self.admin_key:
+            raise ConfigurationError("admin_key", "must not be empty")
+        for kind, ref in self.adapters.items():
+            if not kind or ":" not in ref:
+                raise ConfigurationError(
+                    "adapters", f"expected KIND -> module:attribute, got {kind!r} -> {ref!r}"
+                )
+        object.__setattr__(self, "adapters", dict(self.adapters))
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServiceSettings:
+        """The settings from ``$DATAMARKET_DATABASE_URL`` and ``$DATAMARKET_ADMIN_KEY``, then
+        ``overrides`` (a keyword per attribute; ``None`` keeps the environment's value or the default).
+
+        >>> ServiceSettings.from_env(admin_key="k", executor="thread", port=None).port
+        8000
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ConfigurationError(unknown[0], f"unknown setting (known: {', '.join(sorted(names))})")
+        values: dict[str, Any] = _environment()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def operator_key(self) -> str:
+        """The admin key; :class:`~datamarket.core.errors.ConfigurationError` when there is none."""
+        if not self.admin_key:
+            raise ConfigurationError("admin_key", f"pass admin_key or set ${ADMIN_ENV}")
+        return self.admin_key
+
+    def with_adapters(self, extra: Mapping[str, str]) -> ServiceSettings:
+        """These settings with ``extra`` market kinds added (or replaced)."""
+        return dataclasses.replace(self, adapters={**self.adapters, **extra})
+
+
+def _environment() -> dict[str, str]:
+    """The settings the environment sets (the one place that reads it)."""
+    found = {
+        name: os.environ.get(var, "")
+        for name, var in (("database_url", DATABASE_ENV), ("admin_key", ADMIN_ENV))
+    }
+    return {name: value for name, value in found.items() if value}
+
+
+def database_url(url: str | None = None) -> str:
+    """``url``, else ``$DATAMARKET_DATABASE_URL``, else the default SQLite file (what the ``ledger``
+    commands open, without the rest of the settings)."""
+    return url or _environment().get("database_url") or DEFAULT_URL
+
+
+def parse_adapter(item: str) -> tuple[str, str]:
+    """``KIND=module:attribute`` (the CLI's ``--adapter``) -> ``(kind, reference)``.
+
+    >>> parse_adapter("mine=pkg.mod:ADAPTER")
+    ('mine', 'pkg.mod:ADAPTER')
+    """
+    kind, sep, ref = item.partition("=")
+    if not sep or not kind or ":" not in ref:
+        raise ConfigurationError("adapter", f"expected KIND=module:attribute, got {item!r}")
+    return kind, ref

@@ -1,0 +1,130 @@
+"""Round and receipt pages: clearing a round (operator), a round's live status and figure, receipts
+and their "verify" action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from datamarket.core.errors import DatamarketError
+from datamarket.service.api import schemas as S
+from datamarket.service.api.deps import Id
+from datamarket.service.clearing.runner import open_round
+from datamarket.service.portal import figures
+from datamarket.service.portal.session import Visitor
+from datamarket.service.portal.views.common import (
+    Anyone,
+    Operator,
+    Participant,
+    as_json,
+    page,
+    portal_router,
+    posted,
+    problem_of,
+    state,
+)
+from datamarket.service.portal.views.markets import market_page
+from datamarket.service.store import ledger, markets, receipts, rounds
+from datamarket.service.store.errors import StoreError
+
+router = portal_router()
+
+
+@router.post("/markets/{mid}/rounds")
+async def clear(request: Request, mid: Id, v: Visitor = Operator) -> Response:
+    """Open a round (with the operator's seed, if given) and go to its page."""
+    form = await posted(request, v)
+    raw = str(form.get("seed") or "").strip()
+    try:
+        body = S.RoundIn(seed=int(raw)) if raw else None
+    except ValueError:  # not an integer, or out of range (pydantic's ValidationError is a ValueError)
+        return await run_in_threadpool(
+            lambda: market_page(
+                request, v, mid, values=form, errors={"seed": "must be an integer"}, status=422
+            )
+        )
+    st = state(request)
+    try:
+        out, _ = await run_in_threadpool(
+            open_round, st.runner, st.adapters, v.who, mid, None if body is None else body.seed
+        )
+    except (StoreError, DatamarketError) as exc:
+        p = problem_of(exc)
+        return await run_in_threadpool(
+            lambda: market_page(request, v, mid, values=form, message=p.message, status=p.status)
+        )
+    return RedirectResponse(f"/portal/rounds/{out['id']}", status_code=303)
+
+
+def _round(request: Request, v: Visitor, rid: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Round ``rid`` and its market, as ``v`` may see them."""
+    db = state(request).db
+    rnd = as_json(S.RoundOut, rounds.get_round(db, v.who, rid))
+    return rnd, as_json(S.MarketOut, markets.get_market(db, rnd["market_id"]))
+
+
+@router.get("/rounds/{rid}")
+def round_page(request: Request, rid: Id, v: Visitor = Anyone) -> HTMLResponse:
+    """A round: progress, failure reason; for the operator every receipt once cleared."""
+    rnd, m = _round(request, v, rid)
+    cleared = v.who.is_admin and rnd["status"] == "cleared"
+    rows = as_json(S.ReceiptOut, receipts.receipts(state(request).db, rid)) if cleared else []
+    return page(request, v, "round.html", rnd=rnd, m=m, receipts=rows)
+
+
+@router.get("/rounds/{rid}/status")
+def round_status(request: Request, rid: Id, v: Visitor = Anyone) -> HTMLResponse:
+    """The live part of a round's page (polled while it clears)."""
+    rnd = as_json(S.RoundOut, rounds.get_round(state(request).db, v.who, rid))
+    return page(request, v, "round_status.html", rnd=rnd)
+
+
+@router.get("/rounds/{rid}/figure.svg")
+def round_figure(request: Request, rid: Id, v: Visitor = Operator) -> Response:
+    """The round's key figure (SVG, drawn on the server)."""
+    rnd, m = _round(request, v, rid)
+    rows = as_json(S.ReceiptOut, receipts.receipts(state(request).db, rid))
+    svg = figures.draw(m, rnd["outcome"], rows)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+def receipt_page(request: Request, v: Visitor, rid: int, pid: int, check: Any = None) -> HTMLResponse:
+    """Participant ``pid``'s receipt of round ``rid`` (with a verification's result, ``check``)."""
+    db = state(request).db
+    rec = as_json(S.ReceiptOut, receipts.get_receipt(db, v.who, rid, pid))
+    m = as_json(S.MarketOut, markets.get_market(db, rec["market_id"]))
+    return page(request, v, "receipt.html", rec=rec, m=m, check=check)
+
+
+@router.get("/rounds/{rid}/receipt")
+def my_receipt(request: Request, rid: Id, v: Visitor = Participant) -> HTMLResponse:
+    """The signed-in participant's receipt."""
+    return receipt_page(request, v, rid, v.who.participant_id or 0)
+
+
+@router.get("/rounds/{rid}/receipts/{pid}")
+def a_receipt(request: Request, rid: Id, pid: Id, v: Visitor = Operator) -> HTMLResponse:
+    """Any participant's receipt (operator)."""
+    return receipt_page(request, v, rid, pid)
+
+
+@router.post("/rounds/{rid}/receipt/verify")
+async def verify_receipt(request: Request, rid: Id, v: Visitor = Anyone) -> Response:
+    """Check the receipt's checkpoint against the ledger and show the receipt with the result."""
+    form = await posted(request, v)
+    pid = (v.who.participant_id if not v.who.is_admin else int(str(form.get("pid") or 0))) or 0
+    db = state(request).db
+
+    def work() -> HTMLResponse:
+        rec = as_json(S.ReceiptOut, receipts.get_receipt(db, v.who, rid, pid))
+        if rec["checkpoint"] is None:
+            check: Any = {"ok": False, "problems": ["this receipt carries no checkpoint"]}
+        else:
+            cp = S.CheckpointOut(**rec["checkpoint"]).model_dump()
+            check = as_json(S.VerifyOut, ledger.verify_checkpoint(db, v.who, cp))
+        return receipt_page(request, v, rid, pid, check)
+
+    return await run_in_threadpool(work)

@@ -1,0 +1,310 @@
+"""Submissions: JSON inputs and dataset uploads (stored once per ``Idempotency-Key``), reading them
+back, exclusion and withdrawal, and the adapter's view of a market's inputs (:func:`load_inputs`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from datamarket.ledger.models import Market, Participant, Round, Submission, utcnow
+from datamarket.service.adapters import Adapter, Input, require_kind
+from datamarket.service.auth import Principal
+from datamarket.service.store.db import Database, rowcount
+from datamarket.service.store.errors import Conflict, TooLarge
+from datamarket.service.store.idempotency import PAYLOAD_KEY, Keyed, create_once, request_hash
+from datamarket.service.store.rows import check_owner, get_or_404
+from datamarket.service.uploads import (
+    UploadLimits,
+    dataset_summary,
+    detect_format,
+    pack_dataset,
+    parse_dataset,
+    unpack_dataset,
+)
+
+
+def submission_view(x: Submission) -> dict[str, Any]:
+    """A submission's metadata (the stored request hash left out)."""
+    return {
+        "id": x.id,
+        "market_id": x.market_id,
+        "participant_id": x.participant_id,
+        "kind": x.kind,
+        "payload": {k: v for k, v in (x.payload or {}).items() if k != PAYLOAD_KEY},
+        "content_hash": x.content_hash,
+        "size_bytes": x.size_bytes,
+        "media_type": x.media_type,
+        "filename": x.filename,
+        "consumed_round_id": x.consumed_round_id,
+        "excluded_at": x.excluded_at,
+        "excluded_reason": x.excluded_reason,
+        "created_at": x.created_at,
+    }
+
+
+# -- the adapter's view of inputs -------------------------------------------------------------------
+def unconsumed_ids(s: Session, market_id: int) -> list[int]:
+    """Ids of the market's submissions that no round consumed and nobody excluded, in order."""
+    return list(
+        s.execute(
+            select(Submission.id)
+            .where(
+                Submission.market_id == market_id,
+                Submission.consumed_round_id.is_(None),
+                Submission.excluded_at.is_(None),
+            )
+            .order_by(Submission.id)
+        ).scalars()
+    )
+
+
+def load_inputs(s: Session, ids: list[int], limits: UploadLimits, *, datasets: bool = True) -> list[Input]:
+    """The adapter's view of submissions ``ids``: payloads and the datasets stored parsed at upload.
+
+    Rows from before migration 0002 have no parsed form; their bytes are parsed here (once per call).
+    With ``datasets=False`` only kinds and payloads are read.
+    """
+    cols: list[Any] = [Submission.id, Submission.kind, Submission.payload, Participant.name]
+    cols.append(Submission.blob.is_not(None).label("is_upload"))
+    if datasets:
+        cols += [Submission.parsed, Submission.blob]
+    rows = s.execute(
+        select(*cols)
+        .join(Participant, Submission.participant_id == Participant.id)
+        .where(Submission.id.in_(ids))
+        .order_by(Submission.id)
+    ).all()
+    out = []
+    for row in rows:
+        meta = dict(row.payload or {})
+        ds = None
+        if datasets and row.parsed is not None:
+            ds = unpack_dataset(row.parsed)
+        elif datasets and row.blob is not None:
+            ds = parse_dataset(
+                row.blob,
+                str(meta.get("format", "csv")),
+                label_column=str(meta.get("label_column", "label")),
+                group_column=str(meta.get("group_column", "group")),
+                limits=limits,
+            )
+        out.append(Input(row.name, row.kind, meta if row.is_upload else meta.get("data", {}), ds))
+    return out
+
+
+# -- storing ------------------------------------------------------------------------------------------
+def _fits(s: Session, adapter: Adapter, limits: UploadLimits, who: Principal, m: Market, new: Input) -> None:
+    """The adapter's check of ``new`` against the caller's unconsumed inputs in the market, under a
+    lock of the participant's row (so that two concurrent submissions see each other)."""
+    check = getattr(adapter, "check_submission", None)
+    if check is None:
+        return
+    s.execute(select(Participant.id).where(Participant.id == who.participant_id).with_for_update())
+    mine = s.execute(
+        select(Submission.id).where(
+            Submission.market_id == m.id,
+            Submission.participant_id == who.participant_id,
+            Submission.consumed_round_id.is_(None),
+            Submission.excluded_at.is_(None),
+        )
+    ).scalars()
+    check(m.params, load_inputs(s, list(mine), limits, datasets=False), new)
+
+
+def _store(
+    db: Database,
+    adapter: Adapter,
+    limits: UploadLimits,
+    who: Principal,
+    key: str | None,
+    row: Submission,
+    digest: str,
+) -> tuple[dict[str, Any], bool]:
+    """Insert ``row`` (or replay the one stored under ``key``, created by the request ``digest``)
+    after the adapter's check."""
+    new = Input(who.name or "", row.kind, row.payload.get("data", {}) if row.blob is None else row.payload)
+    market: list[Market] = []
+
+    def prepare(s: Session) -> None:
+        market.append(get_or_404(s, Market, row.market_id, "market"))
+
+    def build(s: Session) -> Submission:
+        _fits(s, adapter, limits, who, market[0], new)
+        return row
+
+    keyed = Keyed(Submission, Submission.participant_id == who.participant_id, key, digest)
+    return create_once(db, keyed, build, submission_view, prepare)
+
+
+def _market(db: Database, adapters: Mapping[str, Adapter], mid: int) -> tuple[Market, Adapter]:
+    with db.read() as s:
+        m = get_or_404(s, Market, mid, "market")
+    return m, adapters[m.kind]
+
+
+def submit_json(
+    db: Database,
+    adapters: Mapping[str, Adapter],
+    limits: UploadLimits,
+    who: Principal,
+    mid: int,
+    kind: str,
+    data: Mapping[str, Any],
+    key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Store a JSON input (a bid, a cost, a task...) validated by the market's adapter:
+    ``(submission, created)``; ``created`` is False for a replay of ``key``."""
+    m, adapter = _market(db, adapters, mid)
+    require_kind(adapter, kind, has_dataset=False)
+    valid = adapter.validate_submission(m.params, kind, data, None)
+    content = json.dumps(valid, sort_keys=True).encode()
+    row = Submission(
+        market_id=mid,
+        participant_id=who.participant_id,
+        kind=kind,
+        payload={"data": valid},
+        content_hash=hashlib.sha256(content).hexdigest(),
+        size_bytes=len(content),
+    )
+    return _store(db, adapter, limits, who, key, row, request_hash("json", mid, kind, valid))
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file and how to read it (the query of ``POST /markets/{id}/datasets``)."""
+
+    data: bytes
+    kind: str = "dataset"
+    format: str | None = None
+    content_type: str | None = None
+    filename: str | None = None
+    label_column: str = "label"
+    group_column: str = "group"
+
+
+def check_size(size: int, limits: UploadLimits) -> None:
+    """:class:`TooLarge` for an upload of ``size`` bytes over ``limits.max_bytes``."""
+    if size > limits.max_bytes:
+        raise TooLarge(f"upload exceeds the limit of {limits.max_bytes} bytes")
+
+
+def upload_dataset(
+    db: Database,
+    adapters: Mapping[str, Adapter],
+    limits: UploadLimits,
+    who: Principal,
+    mid: int,
+    up: Upload,
+    key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Parse, validate and store an uploaded dataset with its parsed form: ``(submission, created)``."""
+    check_size(len(up.data), limits)
+    fmt = detect_format(up.format, up.content_type, up.filename)
+    media_type = (up.content_type or "").split(";", 1)[0].strip()[:100] or None
+    m, adapter = _market(db, adapters, mid)
+    require_kind(adapter, up.kind, has_dataset=True)
+    ds = parse_dataset(
+        up.data, fmt, label_column=up.label_column, group_column=up.group_column, limits=limits
+    )
+    extra = adapter.validate_submission(m.params, up.kind, {}, ds)
+    digest = hashlib.sha256(up.data).hexdigest()
+    payload = {
+        "format": fmt,
+        "label_column": up.label_column,
+        "group_column": up.group_column,
+        **dataset_summary(ds),
+        **extra,
+    }
+    row = Submission(
+        market_id=mid,
+        participant_id=who.participant_id,
+        kind=up.kind,
+        payload=payload,
+        blob=up.data,
+        parsed=pack_dataset(ds),  # outside the write transaction, like every computation
+        media_type=media_type,
+        filename=up.filename,
+        content_hash=digest,
+        size_bytes=len(up.data),
+    )
+    rh = request_hash(up.kind, mid, digest, fmt, up.label_column, up.group_column)
+    return _store(db, adapter, limits, who, key, row, rh)
+
+
+# -- reading and excluding ------------------------------------------------------------------------
+def list_submissions(db: Database, who: Principal, mid: int) -> list[dict[str, Any]]:
+    """The market's submissions: every one for the operator, a participant's own for a participant."""
+    with db.read() as s:
+        get_or_404(s, Market, mid, "market")
+        q = select(Submission).where(Submission.market_id == mid).order_by(Submission.id)
+        if not who.is_admin:
+            q = q.where(Submission.participant_id == who.participant_id)
+        return [submission_view(x) for x in s.execute(q).scalars()]
+
+
+def get_submission(db: Database, who: Principal, sid: int) -> dict[str, Any]:
+    """One submission's metadata (its owner or the operator)."""
+    with db.read() as s:
+        x = get_or_404(s, Submission, sid, "submission")
+        check_owner(who, x.participant_id, "submission", sid)
+        return submission_view(x)
+
+
+def content(db: Database, who: Principal, sid: int) -> tuple[bytes, str]:
+    """The stored bytes of a submission and their media type (its owner or the operator); a JSON
+    input's are its validated data."""
+    with db.read() as s:
+        x = get_or_404(s, Submission, sid, "submission")
+        check_owner(who, x.participant_id, "submission", sid)
+        if x.blob is None:
+            return json.dumps(x.payload.get("data", {})).encode(), "application/json"
+        return x.blob, x.media_type or "application/octet-stream"
+
+
+def exclude(db: Database, who: Principal, sid: int, reason: str) -> dict[str, Any]:
+    """Mark an unconsumed submission excluded from every future round, with ``reason``; :class:`Conflict`
+    when it is consumed, already excluded, or an input of the round in progress."""
+    with db.write() as s:
+        x = get_or_404(s, Submission, sid, "submission")
+        check_owner(who, x.participant_id, "submission", sid)
+        # serialise with the opening of rounds (which lock the market row too)
+        s.execute(select(Market.id).where(Market.id == x.market_id).with_for_update())
+        for rid, ids in s.execute(
+            select(Round.id, Round.input_ids).where(
+                Round.market_id == x.market_id, Round.status.in_(("pending", "running"))
+            )
+        ):
+            if sid in ids:
+                raise Conflict(f"submission {sid} is an input of round {rid}, in progress")
+        moved = s.execute(
+            update(Submission)
+            .where(
+                Submission.id == sid, Submission.consumed_round_id.is_(None), Submission.excluded_at.is_(None)
+            )
+            .values(excluded_at=utcnow(), excluded_reason=reason)
+        )
+        s.refresh(x)
+        if rowcount(moved) != 1:
+            state = (
+                f"consumed by round {x.consumed_round_id}"
+                if x.consumed_round_id is not None
+                else f"already excluded ({x.excluded_reason})"
+            )
+            raise Conflict(f"submission {sid} is {state}")
+        return submission_view(x)
+
+
+def exclude_by_operator(db: Database, who: Principal, sid: int, reason: str) -> dict[str, Any]:
+    """The operator's exclusion of submission ``sid`` (the reason is recorded with the row)."""
+    return exclude(db, who, sid, f"excluded by the operator: {reason}")
+
+
+def withdraw(db: Database, who: Principal, sid: int) -> dict[str, Any]:
+    """A participant's withdrawal of one of its unconsumed submissions."""
+    return exclude(db, who, sid, "withdrawn by its owner")
