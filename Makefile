@@ -48,7 +48,7 @@ test-thorough: $(STAMP)
 wheel: $(STAMP)
 	rm -rf dist
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
-	$(BIN)/python -m pytest -q -p no:randomly tests/test_packaging.py
+	$(BIN)/python -m pytest -q -p no:randomly tests/project/test_packaging.py
 
 # Refresh the locks from PyPI alone (ignoring local pip indexes and constraints), for Python 3.11.
 UV_COMPILE = $(BIN)/uv pip compile --quiet --no-config --python-version 3.11 --generate-hashes \
@@ -62,7 +62,7 @@ lock:
 
 # The documentation site (MkDocs Material); --strict turns a broken link or a failing example into an error.
 # No --quiet: it drops warnings before strict mode counts them, so a code block that raised built "fine"
-# (tests/test_docs_build.py runs this recipe's command on a page whose block raises).
+# (tests/docs/test_build.py runs this recipe's command on a page whose block raises).
 MKDOCS_BUILD = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 docs: $(STAMP)
 	$(MKDOCS_BUILD) --site-dir site

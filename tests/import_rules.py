@@ -10,6 +10,7 @@ import ast
 from pathlib import Path
 
 LAYERS: dict[str, int] = {
+    "families": -1,  # the registry: standard library only, read by every layer
     "core": 0,
     "learning": 1,
     "valuation": 1,

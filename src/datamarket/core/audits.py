@@ -16,7 +16,7 @@ anything is realised).
 
 A mechanism declares what it guarantees as :class:`MechanismInfo` metadata (with the scope of each
 guarantee, and the properties the paper shows can fail); the shared contract test
-(``tests/test_mechanism_contract.py``) checks every registered mechanism against its declaration, and
+(``tests/mechanisms/test_contract.py``) checks every registered mechanism against its declaration, and
 :func:`judge` sets an audit's ``expected_to_hold`` from the declaration, so that a report can tell a
 broken guarantee (:attr:`AuditStatus.FAILS_GUARANTEED`) from a failure the paper predicts
 (:attr:`AuditStatus.FAILS_AS_PREDICTED`).

@@ -8,7 +8,7 @@ infimum over :math:`\mu` in the paper's eqs. (6) and (11) is vacuous and the *da
 
 .. math::  v^d(m) = \mathbb{E}\, v^e(\sigma |Z| / \sqrt{m}), \qquad v^d(0) := 0.
 
-Closed forms (each checked against quadrature in ``tests/test_pricing_valuations.py``):
+Closed forms (each checked against quadrature in ``tests/pricing/test_valuations.py``):
 
 * :class:`Threshold` ``v^e(e) = 1[e <= t]``: :math:`v^d(m) = \operatorname{erf}(t\sqrt{m}/(\sigma\sqrt 2))`;
 * :class:`Gaussian` ``v^e(e) = exp(-e^2 / (2 tau^2))``: :math:`v^d(m) = (1 + \sigma^2/(m\tau^2))^{-1/2}`

@@ -357,7 +357,7 @@ def market_outcome(analysis: CompetingAnalysis) -> Outcome:
 
 
 # --------------------------------------------------------------------------------------------------
-# mechanism declaration (tests/test_mechanism_contract.py)
+# mechanism declaration (tests/mechanisms/test_contract.py)
 # --------------------------------------------------------------------------------------------------
 def _random_market(seed: int) -> CompetingMarket:
     """A small random market with a GNE: 3-4 sources in [-1, 1], 2-3 OLS buyers."""

@@ -37,7 +37,7 @@ import importlib
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import pydantic
 from pydantic import BaseModel
@@ -345,3 +345,23 @@ def adapter_ref(adapter: Adapter) -> str:
         if obj is adapter:
             return f"{module.__name__}:{name}"
     raise ValueError(f"adapter {adapter.kind!r} is not a module-level object of {module.__name__}")
+
+
+class ModelAdapter:
+    """The part every family's adapter shares: its inputs are the family's input models.
+
+    A subclass sets ``params_model`` and ``submission_models`` (``scenarios.inputs.<kind>``);
+    :meth:`validate_params` and :meth:`validate_json` validate through them with :func:`validate_input`,
+    so the scenario, the service and the portal read one description of each input.
+    """
+
+    params_model: ClassVar[type[pydantic.BaseModel]]
+    submission_models: ClassVar[Mapping[str, type[pydantic.BaseModel]]]
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The market parameters, validated by ``params_model`` (defaults filled in)."""
+        return validate_input(self.params_model, params, "params").model_dump()
+
+    def validate_json(self, kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON submission of ``kind``, validated by its model in ``submission_models``."""
+        return validate_input(self.submission_models[kind], payload, "data").model_dump()

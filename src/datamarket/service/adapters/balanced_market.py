@@ -24,7 +24,7 @@ import numpy as np
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset
 from datamarket.scenarios.inputs.balanced_market import SUBMISSIONS, Params
-from datamarket.service.adapters import Clearing, Input, latest_by, validate_input
+from datamarket.service.adapters import Clearing, Input, ModelAdapter, latest_by
 
 
 def _integral(ds: Dataset) -> Dataset:
@@ -38,7 +38,7 @@ def _integral(ds: Dataset) -> Dataset:
     return Dataset(ds.features, cols[0], cols[1])
 
 
-class BalancedMarketAdapter:
+class BalancedMarketAdapter(ModelAdapter):
     kind = "balanced_market"
     description = "Online data market with Shapley revenue division (Chaintreau et al., empirical gains)"
     submission_kinds: ClassVar[dict[str, str]] = {
@@ -51,14 +51,11 @@ class BalancedMarketAdapter:
     params_model = Params
     submission_models = SUBMISSIONS
 
-    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        return validate_input(Params, params, "params").model_dump()
-
     def validate_submission(
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
     ) -> dict[str, Any]:
         if kind in SUBMISSIONS:
-            data = validate_input(SUBMISSIONS[kind], payload, "data").model_dump()
+            data = self.validate_json(kind, payload)
             (key, v), n = next(iter(data.items())), len(params["groups"])
             if len(v) != n:
                 raise InvalidMarketError(f"data.{key}", f"must be a list of {n} numbers (one per group)")

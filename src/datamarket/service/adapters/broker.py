@@ -29,12 +29,12 @@ import numpy as np
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset
 from datamarket.scenarios.inputs.broker import SOLVERS, SUBMISSIONS, VALUATIONS, Params
-from datamarket.service.adapters import Clearing, Input, latest_by, validate_input
+from datamarket.service.adapters import Clearing, Input, ModelAdapter, latest_by
 
 __all__ = ["ADAPTER", "SOLVERS", "VALUATIONS", "BrokerAdapter"]
 
 
-class BrokerAdapter:
+class BrokerAdapter(ModelAdapter):
     kind = "broker"
     description = "Broker marketplace for mean estimation, mechanism M* (Chen et al.)"
     submission_kinds: ClassVar[dict[str, str]] = {
@@ -46,14 +46,11 @@ class BrokerAdapter:
     params_model = Params
     submission_models = SUBMISSIONS
 
-    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        return validate_input(Params, params, "params").model_dump()
-
     def validate_submission(
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
     ) -> dict[str, Any]:
         if kind in SUBMISSIONS:
-            return validate_input(SUBMISSIONS[kind], payload, "data").model_dump()
+            return self.validate_json(kind, payload)
         assert dataset is not None
         if dataset.n_features != 1:
             raise InvalidMarketError(

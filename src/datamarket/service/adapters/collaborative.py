@@ -29,7 +29,7 @@ from datamarket.core.errors import InvalidInputError, InvalidMarketError
 from datamarket.core.progress import Progress
 from datamarket.core.types import Dataset
 from datamarket.scenarios.inputs.collaborative import SUBMISSIONS, Params
-from datamarket.service.adapters import Clearing, Input, latest_by, validate_input
+from datamarket.service.adapters import Clearing, Input, ModelAdapter, latest_by, validate_input
 
 
 def _integral_labels(ds: Dataset | None) -> Dataset | None:
@@ -42,7 +42,7 @@ def _integral_labels(ds: Dataset | None) -> Dataset | None:
     return ds
 
 
-class CollaborativeAdapter:
+class CollaborativeAdapter(ModelAdapter):
     kind = "collaborative"
     description = "Collaborative ML market with replication-robust Shapley payments (Ohrimenko et al.)"
     submission_kinds: ClassVar[dict[str, str]] = {
@@ -78,7 +78,7 @@ class CollaborativeAdapter:
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
     ) -> dict[str, Any]:
         if kind in SUBMISSIONS:
-            return validate_input(SUBMISSIONS[kind], payload, "data").model_dump()
+            return self.validate_json(kind, payload)
         assert dataset is not None
         if dataset.labels is None:
             raise InvalidMarketError("file", f"{kind} needs a label column")

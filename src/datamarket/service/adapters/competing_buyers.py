@@ -32,10 +32,10 @@ from datamarket.core.errors import InvalidMarketError
 from datamarket.core.progress import Progress
 from datamarket.core.types import Dataset
 from datamarket.scenarios.inputs.competing_buyers import SUBMISSIONS, Params
-from datamarket.service.adapters import Clearing, Input, latest_by, validate_input
+from datamarket.service.adapters import Clearing, Input, ModelAdapter, latest_by
 
 
-class CompetingBuyersAdapter:
+class CompetingBuyersAdapter(ModelAdapter):
     kind = "competing_buyers"
     description = "Competing buyers and strategic data sources, equilibrium contracts (Westenbroek et al.)"
     submission_kinds: ClassVar[dict[str, str]] = {
@@ -46,13 +46,10 @@ class CompetingBuyersAdapter:
     params_model = Params
     submission_models = SUBMISSIONS
 
-    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        return validate_input(Params, params, "params").model_dump()
-
     def validate_submission(
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
     ) -> dict[str, Any]:
-        return validate_input(SUBMISSIONS[kind], payload, "data").model_dump()
+        return self.validate_json(kind, payload)
 
     def _market(self, params: Mapping[str, Any], inputs: Sequence[Input]) -> Any:
         from datamarket.mechanisms.competing_buyers import (

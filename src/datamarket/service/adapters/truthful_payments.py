@@ -29,10 +29,10 @@ import numpy as np
 from datamarket.core.errors import InvalidMarketError
 from datamarket.core.types import Dataset, Outcome
 from datamarket.scenarios.inputs.truthful_payments import SUBMISSIONS, Params
-from datamarket.service.adapters import Clearing, Input, latest_by, validate_input
+from datamarket.service.adapters import Clearing, Input, ModelAdapter, latest_by
 
 
-class TruthfulPaymentsAdapter:
+class TruthfulPaymentsAdapter(ModelAdapter):
     kind = "truthful_payments"
     description = "Truthful payments to sellers with private costs (Fan et al., mean estimation)"
     submission_kinds: ClassVar[dict[str, str]] = {
@@ -45,7 +45,7 @@ class TruthfulPaymentsAdapter:
     submission_models = SUBMISSIONS
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        out = validate_input(Params, params, "params").model_dump()
+        out = super().validate_params(params)
         if "myerson_method" not in params:  # stored as before when not given (the default applies)
             del out["myerson_method"]
         return out
@@ -54,7 +54,7 @@ class TruthfulPaymentsAdapter:
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None
     ) -> dict[str, Any]:
         if kind in SUBMISSIONS:
-            return validate_input(SUBMISSIONS[kind], payload, "data").model_dump()
+            return self.validate_json(kind, payload)
         assert dataset is not None
         if dataset.n_samples < 2:
             raise InvalidMarketError("file", "need at least two rows to estimate the variance of the mean")
