@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from datamarket.ledger import entry_hash_v2, make_engine, upgrade, verify
+from datamarket.ledger import entry_hash_v3, make_engine, upgrade, verify
 from datamarket.ledger.models import LedgerEntry, LedgerHead, LedgerRound, Round, Submission
 from tests.ledger_support import book_market
 
@@ -154,7 +154,7 @@ def _insert(conn: Connection, draw: st.DrawFn, info: dict[str, Any]) -> str:
     src = dict(conn.execute(select(ENTRIES).where(ENTRIES.c.seq == draw(st.integers(1, 13)))).one()._mapping)
     amount = draw(st.sampled_from([0, 1, -1, src["amount_minor"]]))
     row = {**src, "seq": head.seq + 1, "prev_hash": head.hash, "amount_minor": amount}
-    row["hash"] = entry_hash_v2(**{k: v for k, v in row.items() if k not in ("version", "hash")})
+    row["hash"] = entry_hash_v3(**{k: v for k, v in row.items() if k not in ("version", "hash")})
     conn.execute(insert(ENTRIES).values(row))
     moved = draw(st.booleans())
     if moved:

@@ -23,7 +23,6 @@ from datamarket.ledger import (
     append_round,
     balances,
     checkpoint_of,
-    entry_hash_v2,
     export_lines,
     make_engine,
     make_sessionmaker,
@@ -76,7 +75,7 @@ def rewrite_chain(eng: Engine, edit: Callable[[list[EntryRecord]], list[EntryRec
         new, prev = [], "0" * 64
         for seq, e in enumerate(edit(old), 1):
             d = {**e.to_dict(), "seq": seq, "prev_hash": prev}
-            d["hash"] = entry_hash_v2(**{k: v for k, v in d.items() if k not in ("version", "hash")})
+            d["hash"] = EntryRecord.from_dict(d).computed_hash()
             prev = d["hash"]
             new.append(d)
         s.execute(delete(LedgerEntry))
@@ -92,7 +91,8 @@ def test_booked_chain_verifies_with_every_column_hashed(booked) -> None:  # type
         rep = verify(s)
         assert rep.ok, rep.problems
         assert (rep.entries, rep.rounds, rep.head_seq) == (13, 3, 13)
-        assert {e.version for e in records(s)} == {2}
+        assert {e.version for e in records(s)} == {3}
+        assert all(e.salt is not None and len(e.salt) == 64 for e in records(s))
         assert set(LedgerEntry.__table__.columns.keys()) == set(ENTRY_COLUMNS)  # nothing outside the hash
         bal = balances(s)
     # never summed across units: buyer_a paid 1.52 USD and 1.521695 TOKEN
@@ -261,7 +261,7 @@ def test_checkpoint_proofs_and_offline_export(booked, tmp_path) -> None:  # type
     with make_sessionmaker(eng)() as s:
         cp = checkpoint_of(s, r2, ids["buyer_a"])
         lines = list(export_lines(s))
-    assert cp is not None and cp["seq"] == 9 and len(cp["entry_hashes"]) == 5
+    assert cp is not None and cp["seq"] == 9 and cp["size"] == 5 and "entry_hashes" not in cp
     (proof,) = cp["proofs"]  # buyer_a has one entry in round 2
     assert verify_inclusion(proof["hash"], proof["index"], 5, proof["proof"], cp["merkle_root"])
     assert len(proof["proof"]) == 3  # ceil(log2 5)

@@ -31,19 +31,20 @@ def test_no_accepted_input_can_block_a_market(live) -> None:  # type: ignore[no-
         m = setup_broker(live, admin)
         mid, cl = m["market"], m["clients"]
         url = f"/markets/{mid}/submissions"
-        # a buyer cannot also report a cost, nor a contributor bid; no data without a cost
+        # a buyer cannot also report a cost, nor a contributor bid; no data without a cost (409: the
+        # input is well formed, the participant's earlier inputs exclude it)
         r = cl["buyer_a"].post(url, json={"kind": "cost", "data": {"cost": 0.1}})
-        assert r.status_code == 422 and r.json()["field"] == "kind", r.text
+        assert r.status_code == 409 and r.json()["field"] == "kind", r.text
         assert (
             cl["seller_x"]
             .post(url, json={"kind": "bid", "data": {"valuation": "gaussian", "width": 1}})
             .status_code
-            == 422
+            == 409
         )
         _, key = register(admin, f"spoiler_{mid}")
         spoiler = live.client(key)
         up = spoiler.post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=b"x0\n1\n2\n")
-        assert up.status_code == 422 and "cost" in up.json()["detail"]
+        assert up.status_code == 409 and "cost" in up.json()["detail"]
         # numbers that would overflow a price later are refused now (1e308, 1e400, 10**400 digits)
         for raw in (b"1e308", b"1e400", b"1" + b"0" * 400):
             body = b'{"kind": "cost", "data": {"cost": ' + raw + b"}}"

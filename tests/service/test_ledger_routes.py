@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamarket.ledger import entry_hash_v2, verify_export
+from datamarket.ledger import entry_hash_v3, receipt_problems, verify_export
 from datamarket.service.uploads import UploadLimits
 from tests.service_support import (
     BACKENDS,
@@ -51,10 +51,9 @@ def test_two_currencies_receipts_and_checkpoints(live) -> None:  # type: ignore[
         for name, cost in BROKER_COSTS.items():
             body = {"kind": "cost", "data": {"cost": cost}}
             assert cl[name].post(f"/markets/{tok}/submissions", json=body).status_code == 201
-        plan = cl["seller_x"].get(f"/markets/{tok}/plan").json()
         rng = np.random.default_rng(1)
-        for name in BROKER_COSTS:
-            n = plan["n_star"][f"{name}_{usd['market']}"]
+        for name in BROKER_COSTS:  # each contributor reads its own N*_i: the plan shows it only its row
+            n = cl[name].get(f"/markets/{tok}/plan").json()["n_star"][f"{name}_{usd['market']}"]
             up = cl[name].post(
                 f"/markets/{tok}/datasets",
                 params={"format": "csv"},
@@ -77,13 +76,17 @@ def test_two_currencies_receipts_and_checkpoints(live) -> None:  # type: ignore[
             "USD": receipts[usd["market"]]["net_minor"],
             "TOKEN:6": receipts[tok]["net_minor"],
         }
-        # a receipt carries every hashed field: the participant recomputes its entries' hashes
+        # a receipt carries every hashed field, salts included: the participant recomputes its entries'
+        # hashes and proves them in the round's Merkle tree, offline; it holds no other entry's hash
         rec = receipts[tok]
         for e in rec["entries"]:
             fields = {k: e[k] for k in e if k not in ("version", "hash", "amount")}
-            assert e["version"] == 2 and entry_hash_v2(**fields) == e["hash"]
+            assert e["version"] == 3 and entry_hash_v3(**fields) == e["hash"]
+        assert receipt_problems(rec) == []
         cp = rec["checkpoint"]
-        assert cp["round_id"] == rounds[tok] and cp["entry_hashes"][-1] == cp["hash"] == rec["round_hash"]
+        assert (
+            cp["round_id"] == rounds[tok] and cp["hash"] == rec["round_hash"] and cp["entry_hashes"] is None
+        )
         assert [p["hash"] for p in cp["proofs"]] == [e["hash"] for e in rec["entries"]]
         # later, the participant checks that the ledger still extends what it kept
         ok = a.post("/ledger/checkpoint", json=cp)

@@ -100,3 +100,193 @@ def test_portal_sign_in_shows_the_wait(db_url: str) -> None:  # noqa: F811
         r = c.post("/portal/login", data={"csrf": csrf, "api_key": ADMIN}, follow_redirects=False)
         assert r.status_code == 429 and "retry in" in r.text and "Retry-After" in r.headers
         assert "dm_portal=" not in r.headers.get("set-cookie", "")
+
+
+# -- the limit is exact, also for concurrent guesses ------------------------------------------------
+def test_concurrent_failures_are_checked_and_counted_at_once() -> None:
+    import threading
+
+    t = AuthThrottle(limit=20, window_s=60.0)
+    barrier = threading.Barrier(64)
+    admitted: list[bool] = []
+
+    def guess() -> None:
+        barrier.wait()
+        admitted.append(t.failure("a") is None)
+
+    threads = [threading.Thread(target=guess) for _ in range(64)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert admitted.count(True) == 20 and admitted.count(False) == 44
+
+
+def test_sequential_guesses_get_exactly_the_limit_of_401s(db_url: str) -> None:  # noqa: F811
+    """With limit 20 the 20th unknown key is a 401 and the 21st a 429 (21 got through before)."""
+    with TestClient(_app(db_url, limit=20)) as c:
+        codes = [
+            c.get("/participants/me", headers={"X-API-Key": f"dm_guess_{i}"}).status_code for i in range(21)
+        ]
+    assert codes == [401] * 20 + [429]
+
+
+def test_concurrent_guesses_over_http_get_exactly_the_limit_of_401s(
+    db_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sixty unknown keys sent at the same instant from one address: exactly ``limit`` are answered
+    401, the rest 429. The key lookup is slowed to 50 ms (a loaded database) so that every guess is
+    between the check before the lookup and the count after it at once: before the fix, each of them
+    passed the check and was answered 401."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from datamarket.service.api import deps
+    from tests.service_support import LiveServer
+
+    lookup = deps.principal_of_key
+
+    def slow_lookup(*args: Any) -> Any:
+        time.sleep(0.05)
+        return lookup(*args)
+
+    monkeypatch.setattr(deps, "principal_of_key", slow_lookup)
+    n = 60
+    with LiveServer(_app(db_url, limit=20)) as srv:
+        clients = [srv.client(f"dm_guess_{i}") for i in range(n)]
+        barrier = threading.Barrier(n)
+
+        def guess(k: int) -> int:
+            barrier.wait()
+            return clients[k].get("/participants/me").status_code
+
+        try:
+            with ThreadPoolExecutor(n) as pool:
+                codes = list(pool.map(guess, range(n)))
+        finally:
+            for c in clients:
+                c.close()
+    assert codes.count(401) == 20 and codes.count(429) == n - 20, codes
+
+
+# -- X-Forwarded-For: trusted only from configured proxies; memory bounded ---------------------------
+def test_forwarded_allow_ips_follows_uvicorn_and_refuses_typos() -> None:
+    from datamarket.core.errors import ConfigurationError
+    from datamarket.service.config import ServiceSettings
+    from datamarket.service.throttle import forwarded_allow_ips
+
+    assert ServiceSettings().forwarded_allow_ips == ""  # nothing trusted by default, loopback included
+    assert forwarded_allow_ips("*") == "*" and forwarded_allow_ips(" ") == ""
+    assert forwarded_allow_ips("127.0.0.1, fd00::/8") == "127.0.0.1,fd00::/8"
+    for bad in ("localhost", "10.0.0.0/33", "*,10.0.0.1"):
+        with pytest.raises(ConfigurationError, match="forwarded_allow_ips"):
+            ServiceSettings(forwarded_allow_ips=bad)
+
+
+def test_from_env_reads_uvicorn_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datamarket.service.config import ServiceSettings
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.1.2.3")
+    assert ServiceSettings.from_env().forwarded_allow_ips == "10.1.2.3"
+    assert ServiceSettings.from_env(forwarded_allow_ips="10.9.9.9").forwarded_allow_ips == "10.9.9.9"
+
+
+def test_memory_is_bounded_behind_a_trusted_proxy(db_url: str) -> None:  # noqa: F811
+    """Behind a trusted proxy every client address counts apart: a flood of made-up addresses keeps at
+    most ``max_clients`` of them, and a long forwarded name is cut to ``MAX_ADDRESS`` characters."""
+    from datamarket.service.throttle import MAX_ADDRESS
+
+    app = make_app(db_url, throttle=ThrottleSettings(limit=2, max_clients=50), forwarded_allow_ips="*")
+    with TestClient(app) as c:
+        for i in range(300):
+            xff = f"10.{i // 250}.{i % 250}.1" if i % 3 else "x" * 5000 + str(i)
+            r = c.get("/participants/me", headers={"X-API-Key": "dm_guess", "X-Forwarded-For": xff})
+            assert r.status_code in (401, 429)
+        fails = c.app.state.service.throttle._fails  # type: ignore[attr-defined]
+        assert len(fails) == 50 and max(len(k) for k in fails) <= MAX_ADDRESS
+
+
+def _without_forwarded_env() -> dict[str, str]:
+    """This environment without uvicorn's ``FORWARDED_ALLOW_IPS`` (the defaults under test)."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "FORWARDED_ALLOW_IPS"}
+
+
+def _guess(client: Any, xff: str) -> int:
+    import secrets
+
+    headers = {
+        "X-API-Key": f"dm_{secrets.token_hex(8)}",
+        "X-Forwarded-For": xff,
+        "X-Forwarded-Proto": "https",
+    }
+    return int(client.get("/participants/me", headers=headers).status_code)
+
+
+def _from(address: str, base_url: str, key: str | None = ADMIN) -> Any:
+    """An httpx client whose connections come from ``address`` (any 127.x.y.z is this host)."""
+    import httpx
+
+    headers = {"X-API-Key": key} if key else {}
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=base_url, headers=headers, transport=transport, timeout=60)
+
+
+def test_a_local_client_cannot_bypass_the_limit_with_x_forwarded_for(
+    db_url: str,  # noqa: F811
+    tmp_path: Any,
+) -> None:
+    """The attack: a client on the server's host (a loopback peer, which uvicorn trusts
+    by default) sends a made-up ``X-Forwarded-For`` with every unknown key. Against ``datamarket
+    serve`` with default settings, 300 such guesses get exactly 20 (the limit) 401s, and naming the
+    operator's address in the header locks nobody else out."""
+    import random
+
+    from tests.service_support import Serve
+
+    srv = Serve(db_url, tmp_path / "serve.log", [], env=_without_forwarded_env()).up()
+    try:
+        rng = random.Random(29)
+        victim = "127.0.0.2"  # the operator's address (another peer on the loopback network)
+        with _from("127.0.0.1", srv.url, None) as attacker:
+            addresses = [
+                victim if k % 10 == 0 else f"203.0.{rng.randrange(256)}.{rng.randrange(256)}"
+                for k in range(300)
+            ]
+            codes = [_guess(attacker, xff) for xff in addresses]
+        assert codes.count(401) == 20 and codes.count(429) == 280
+        with _from(victim, srv.url) as operator:
+            assert operator.get("/participants").status_code == 200
+        with _from("127.0.0.1", srv.url) as same_peer:  # the limit fell on the real peer
+            assert same_peer.get("/participants").status_code == 429
+    finally:
+        srv.stop()
+
+
+def test_a_configured_proxy_names_the_client(db_url: str, tmp_path: Any) -> None:  # noqa: F811
+    """With ``--forwarded-allow-ips 127.0.0.1`` the proxy's ``X-Forwarded-For`` is the client: the
+    limit falls on the forwarded address, not on the proxy or its other clients; a peer that is not
+    listed still cannot name a client."""
+    from tests.service_support import Serve
+
+    args = ["--forwarded-allow-ips", "127.0.0.1"]
+    srv = Serve(db_url, tmp_path / "serve.log", args, env=_without_forwarded_env()).up()
+    try:
+        with _from("127.0.0.1", srv.url, None) as proxy:
+            codes = [_guess(proxy, "198.51.100.7") for _ in range(25)]
+        assert codes == [401] * 20 + [429] * 5
+        with _from("127.0.0.1", srv.url) as proxy:
+            blocked = proxy.get("/participants", headers={"X-Forwarded-For": "198.51.100.7"})
+            assert blocked.status_code == 429
+            other = proxy.get("/participants", headers={"X-Forwarded-For": "198.51.100.8"})
+            assert other.status_code == 200
+            assert proxy.get("/participants").status_code == 200  # the proxy itself
+        with _from("127.0.0.2", srv.url) as untrusted:  # its header is ignored: it is 127.0.0.2
+            assert (
+                untrusted.get("/participants", headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 200
+            )
+    finally:
+        srv.stop()

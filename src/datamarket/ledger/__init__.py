@@ -1,9 +1,11 @@
 """Persistence: SQLAlchemy models, migrations shipped in the package, exact money, hash chain.
 
 ``money`` converts float outcomes into balanced integer minor-unit postings (largest remainder) in a
-currency; ``chain`` appends them to a hash-chained, append-only ledger; ``audit`` verifies it (against
-the rest of the database, checkpoints held by participants, or an export offline); ``merkle`` builds
-the per-round Merkle trees; ``migrations.upgrade`` creates or updates the schema programmatically.
+currency; ``chain`` appends them to a hash-chained, append-only ledger of salted entries; ``audit``
+verifies it (against the rest of the database, checkpoints held by participants, or an export
+offline); ``receipts`` builds a round's checkpoint and checks receipts and checkpoints; ``merkle``
+builds the per-round Merkle trees; ``migrations.upgrade`` creates or updates the schema
+programmatically.
 """
 
 from datamarket.ledger.audit import (
@@ -25,6 +27,7 @@ from datamarket.ledger.chain import (
     dump,
     entry_hash,
     entry_hash_v2,
+    entry_hash_v3,
     round_sums,
 )
 from datamarket.ledger.db import database_url, make_engine, make_sessionmaker
@@ -38,6 +41,7 @@ from datamarket.ledger.money import (
     largest_remainder,
     outcome_postings,
 )
+from datamarket.ledger.receipts import receipt_problems
 
 __all__ = [
     "FORMAT_VERSION",
@@ -57,6 +61,7 @@ __all__ = [
     "dump",
     "entry_hash",
     "entry_hash_v2",
+    "entry_hash_v3",
     "export_lines",
     "format_minor",
     "head_revision",
@@ -65,6 +70,7 @@ __all__ = [
     "make_sessionmaker",
     "outcome_postings",
     "parse_checkpoints",
+    "receipt_problems",
     "round_sums",
     "upgrade",
     "verify",

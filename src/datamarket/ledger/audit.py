@@ -4,7 +4,8 @@
 
 1. **the chain** (:func:`check_records`, also run offline on an export): sequence numbers 1, 2, ...
    without gaps; each ``prev_hash`` is the previous entry's hash; each hash recomputes in its format
-   (1 or 2, no format-1 entry after a format-2 one); amounts are 63-bit integers (a REAL or text
+   (1, 2 or 3, formats never going down; a format-3 entry has a salt, an older one none); amounts
+   are 63-bit integers (a REAL or text
    amount on SQLite is reported); currencies are valid; a round's entries are contiguous, in one
    market and one currency, and sum to zero;
 2. **the head**: ``ledger_head`` is the last entry's ``(seq, hash)`` and counts the booked rounds;
@@ -18,10 +19,10 @@
    money.outcome_postings`); every consumed submission and every deliverable points at a cleared
    round.
 
-A **checkpoint** (what a receipt carries: the chain head after a round, the round's entry hashes,
-their Merkle root and the participant's inclusion proofs) lets a participant check later that the
-current chain *extends* the one it saw (:func:`check_checkpoint`): the entry at the checkpoint's
-sequence number still has the checkpoint's hash, and the round still has exactly those entries.
+A **checkpoint** (what a receipt carries: the chain head after a round, the Merkle root of the
+round's entry hashes and the participant's inclusion proofs; :mod:`datamarket.ledger.receipts`) lets
+a participant check later that the current chain *extends* the one it saw
+(:func:`~datamarket.ledger.receipts.check_checkpoint`, run here for each checkpoint given).
 What an attacker with full database access can and cannot hide is in ``docs/service.md``
 ("Ledger").
 """
@@ -38,8 +39,8 @@ from sqlalchemy.orm import Session
 
 from datamarket.core.errors import DatamarketError
 from datamarket.core.types import Outcome
-from datamarket.ledger.chain import GENESIS, EntryRecord, records
-from datamarket.ledger.merkle import merkle_root, verify_inclusion
+from datamarket.ledger.chain import GENESIS, EntryRecord, is_salt, records
+from datamarket.ledger.merkle import merkle_root
 from datamarket.ledger.models import (
     Deliverable,
     LedgerHead,
@@ -50,6 +51,19 @@ from datamarket.ledger.models import (
     Submission,
 )
 from datamarket.ledger.money import ENTRY_KINDS, MAX_MINOR, Currency, outcome_postings
+from datamarket.ledger.receipts import check_checkpoint, checkpoint_of, parse_checkpoints
+
+__all__ = [
+    "VerifyReport",
+    "check_checkpoint",
+    "check_records",
+    "checkpoint_of",
+    "export_lines",
+    "parse_checkpoints",
+    "verify",
+    "verify_checkpoints",
+    "verify_export",
+]
 
 
 @dataclass(frozen=True)
@@ -96,7 +110,7 @@ def check_records(
     problems: list[str] = []
     rounds: dict[int, RoundSummary] = {}
     seen: list[EntryRecord] = []
-    prev, expected, v2_seen, last_round = GENESIS, 1, False, None
+    prev, expected, newest, last_round = GENESIS, 1, 0, None
     for e in entries:
         seen.append(e)
         where = f"entry {e.seq} (round {e.round_id})"
@@ -111,20 +125,9 @@ def check_records(
             amount = 0
         elif abs(amount) > MAX_MINOR:
             problems.append(f"{where}: amount_minor {amount} overflows 64 bits")
-        if e.version == 1 and v2_seen:
-            problems.append(f"{where}: format-1 entry after a format-2 entry (downgraded)")
-        if e.version == 1 and e.kind != ENTRY_KINDS.get(e.memo, "other"):  # not hashed in format 1
-            problems.append(f"{where}: kind {e.kind!r} does not follow from its memo {e.memo!r}")
-        v2_seen = v2_seen or e.version == 2
-        try:
-            if e.computed_hash() != e.hash:
-                problems.append(f"{where}: hash mismatch (entry was modified)")
-        except (ValueError, TypeError) as exc:
-            problems.append(f"{where}: cannot hash ({exc})")
-        try:
-            Currency.parse(e.currency)
-        except DatamarketError:
-            problems.append(f"{where}: unknown currency {e.currency!r}")
+        problems += [f"{where}: {p}" for p in _format_problems(e, newest)]
+        if isinstance(e.version, int):
+            newest = max(newest, e.version)
         summary = rounds.get(e.round_id)
         if summary is None:
             summary = rounds[e.round_id] = RoundSummary(e.round_id)
@@ -146,6 +149,32 @@ def check_records(
             if total != 0:
                 problems.append(f"round {rid}: {cur} entries sum to {total} minor units, not 0")
     return problems, rounds, seen
+
+
+def _format_problems(e: EntryRecord, newest: int) -> list[str]:
+    """An entry of an older format than one before it, a salt where its format has none, a kind that
+    format 1 does not hash and does not follow from the memo, a hash that does not recompute, an
+    unknown currency."""
+    problems = []
+    if isinstance(e.version, int) and e.version < newest:
+        problems.append(f"format-{e.version} entry after a format-{newest} entry (downgraded)")
+    if e.version in (1, 2) and e.salt is not None:
+        problems.append(f"format-{e.version} entry with a salt (only format 3 hashes one)")
+    if e.version == 1 and e.kind != ENTRY_KINDS.get(e.memo, "other"):  # not hashed in format 1
+        problems.append(f"kind {e.kind!r} does not follow from its memo {e.memo!r}")
+    if e.version == 3 and not is_salt(e.salt):
+        problems.append(f"salt {e.salt!r} is not 32 bytes of hex")
+    else:
+        try:
+            if e.computed_hash() != e.hash:
+                problems.append("hash mismatch (entry was modified)")
+        except (ValueError, TypeError) as exc:
+            problems.append(f"cannot hash ({exc})")
+    try:
+        Currency.parse(e.currency)
+    except DatamarketError:
+        problems.append(f"unknown currency {e.currency!r}")
+    return problems
 
 
 def _check_head(
@@ -355,108 +384,7 @@ def _outcome_problems(
     return problems
 
 
-# -- checkpoints -----------------------------------------------------------------------------------
-def checkpoint_of(
-    session: Session, round_id: int, participant_id: int | None = None
-) -> dict[str, Any] | None:
-    """The checkpoint a receipt of ``round_id`` carries (``None`` while the round is not booked).
-
-    ``{"round_id", "seq", "hash", "entry_hashes", "merkle_root", "proofs"}``: the chain head after the
-    round (``seq``, ``hash``), the hashes of the round's entries in order, their Merkle root and, for
-    each entry of ``participant_id``, its inclusion proof ``{"seq", "hash", "index", "proof"}``.
-    """
-    from datamarket.ledger.merkle import inclusion_proof
-    from datamarket.ledger.models import LedgerEntry
-
-    rec = session.get(LedgerRound, round_id)
-    if rec is None:
-        return None
-    rows = session.execute(
-        select(LedgerEntry.seq, LedgerEntry.hash, LedgerEntry.participant_id)
-        .where(LedgerEntry.round_id == round_id)
-        .order_by(LedgerEntry.seq)
-    ).all()
-    hashes = [h for _, h, _ in rows]
-    proofs = [
-        {"seq": seq, "hash": h, "index": i, "proof": inclusion_proof(hashes, i)}
-        for i, (seq, h, pid) in enumerate(rows)
-        if participant_id is not None and pid == participant_id
-    ]
-    return {
-        "round_id": round_id,
-        "seq": rec.head_seq,
-        "hash": rec.head_hash,
-        "entry_hashes": hashes,
-        "merkle_root": rec.merkle_root,
-        "proofs": proofs,
-    }
-
-
-def parse_checkpoints(data: Any) -> list[dict[str, Any]]:
-    """Checkpoints from a JSON document: one checkpoint, a receipt with a ``checkpoint`` field, or a
-    list of either. Raises :class:`ValueError` naming what is missing."""
-    items = data if isinstance(data, list) else [data]
-    out = []
-    for k, item in enumerate(items):
-        cp = item.get("checkpoint", item) if isinstance(item, dict) else None
-        if (
-            not isinstance(cp, dict)
-            or not isinstance(cp.get("seq"), int)
-            or not isinstance(cp.get("hash"), str)
-        ):
-            raise ValueError(
-                f"checkpoint {k}: needs integer 'seq' and string 'hash' (or a receipt carrying them)"
-            )
-        out.append(cp)
-    return out
-
-
-def check_checkpoint(cp: Mapping[str, Any], seen: Sequence[EntryRecord]) -> list[str]:
-    """Problems showing that the chain ``seen`` does not extend checkpoint ``cp`` (empty: it does)."""
-    rid = cp.get("round_id")
-    tag = f"checkpoint (seq {cp['seq']}" + (f", round {rid})" if rid is not None else ")")
-    by_seq = {e.seq: e for e in seen}
-    problems = []
-    if cp["seq"] == 0:
-        if cp["hash"] != GENESIS:
-            problems.append(f"{tag}: sequence number 0 must have the genesis hash")
-    elif cp["seq"] not in by_seq:
-        problems.append(f"{tag}: the chain has no entry {cp['seq']} any more (truncated)")
-    elif by_seq[cp["seq"]].hash != cp["hash"]:
-        problems.append(
-            f"{tag}: entry {cp['seq']} has hash {by_seq[cp['seq']].hash[:12]}, "
-            f"the checkpoint {cp['hash'][:12]} (history rewritten)"
-        )
-    hashes = cp.get("entry_hashes")
-    if rid is not None and hashes is not None:
-        now = [e.hash for e in seen if e.round_id == rid]
-        if now != list(hashes):
-            problems.append(
-                f"{tag}: round {rid} has {len(now)} entries now, not the {len(hashes)} checkpointed ones"
-            )
-        root = cp.get("merkle_root")
-        try:
-            root_ok = root is None or merkle_root(list(hashes)) == root
-        except (ValueError, TypeError):  # not hex
-            root_ok = False
-        if not root_ok:
-            problems.append(f"{tag}: the Merkle root does not match the checkpoint's entry hashes")
-        for k, p in enumerate(cp.get("proofs") or []):
-            try:
-                proved = root is not None and verify_inclusion(
-                    p["hash"], p["index"], len(hashes), p["proof"], root
-                )
-                entry = by_seq.get(p["seq"])
-            except (KeyError, TypeError):
-                problems.append(f"{tag}: proof {k} is malformed (needs seq, hash, index, proof)")
-                continue
-            if not proved:
-                problems.append(f"{tag}: inclusion proof of entry {p['seq']} fails")
-            elif entry is None or entry.hash != p["hash"]:
-                problems.append(f"{tag}: entry {p['seq']} of the receipt is not in the chain")
-    return problems
-
-
+# -- checkpoints ------------------------------------------------------------------------------------
 def verify_checkpoints(session: Session, checkpoints: Sequence[Mapping[str, Any]]) -> VerifyReport:
     """:func:`verify` plus :func:`check_checkpoint` for each of ``checkpoints``."""
     return verify(session, checkpoints)

@@ -1,19 +1,31 @@
-"""The append-only ledger: hash-chained entries in two formats, balanced single-currency rounds.
+"""The append-only ledger: hash-chained entries in three formats, balanced single-currency rounds.
 
 Each entry ``e_n`` (sequence number ``n = 1, 2, ...``) stores ``prev_hash = h_{n-1}`` (``h_0 = 0^{64}``)
 and its own hash ``h_n``, a SHA-256 over canonical JSON (sorted keys, no spaces):
 
-* **format 2** (every entry written since schema revision 0003) hashes *every* column of the row::
+* **format 3** (every entry written since schema revision 0007) hashes *every* column of the row,
+  including a random per-entry ``salt`` (32 bytes from :mod:`secrets`, stored hex in the row)::
 
-      h_n = SHA256(json{v: 2, seq, round, market, participant, account, kind, amount_minor,
-                        currency, memo, created_at, prev})
+      h_n = SHA256(json{v: 3, seq, round, market, participant, account, kind, amount_minor,
+                        currency, memo, created_at, salt, prev})
 
-  so re-pointing an entry to another participant, market, round or currency, or changing its kind,
-  memo or timestamp, breaks the chain (``ENTRY_COLUMNS`` lists the columns; a test keeps it equal to
-  the table's);
-* **format 1** (entries written before revision 0003, kept as they were: history is not rewritten)
-  hashes ``seq, round, account, amount_minor, memo, prev``. Their other columns were filled by the
-  migration and are checked against the rest of the database instead (:mod:`datamarket.ledger.audit`).
+  The salt is what keeps a receipt private: every other field of an entry is known to or guessable
+  by a participant of its round (sequence numbers, ids, account names, the round's timestamp), so
+  an unsalted hash of another participant's entry lets a loop over plausible amounts recover it.
+  With 256 unknown bits in every hash, the chain head, the Merkle tree of a round and the sibling
+  hashes of an inclusion proof reveal nothing about the entries behind them. There is no server
+  secret: the salt lives in the row, so the operator and an auditor with the database (or its
+  export) recompute every hash offline; a participant receives only the salts of its own entries
+  (:mod:`datamarket.ledger.receipts`);
+* **format 2** (entries written from revision 0003 to 0006) hashes every column but the salt (then
+  absent: ``NULL``) with ``v: 2``; ``ENTRY_COLUMNS`` lists the columns and a test keeps it equal to
+  the table's;
+* **format 1** (entries written before revision 0003) hashes ``seq, round, account, amount_minor,
+  memo, prev``. Their other columns were filled by the migration and are checked against the rest of
+  the database instead (:mod:`datamarket.ledger.audit`).
+
+Entries of formats 1 and 2 keep their hashes (history is not rewritten, so checkpoints kept from them
+still verify); formats never go down along the chain.
 
 Appending locks the single ``ledger_head`` row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite
 serialises writers itself), so concurrent rounds extend the chain one after the other. A round's
@@ -27,6 +39,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -42,7 +56,8 @@ from datamarket.ledger.models import LedgerEntry, LedgerHead, LedgerRound, Marke
 from datamarket.ledger.money import MAX_MINOR, Currency, Posting, check_minor
 
 GENESIS = "0" * 64
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+SALT_BYTES = 32
 ENTRY_COLUMNS = (
     "seq",
     "version",
@@ -57,8 +72,25 @@ ENTRY_COLUMNS = (
     "created_at",
     "prev_hash",
     "hash",
+    "salt",
 )
-"""Every column of ``ledger_entries``; format 2 hashes all of them but ``hash`` itself."""
+"""Every column of ``ledger_entries``; format 3 hashes all of them but ``hash`` itself."""
+
+_SALT = re.compile(r"[0-9a-f]{64}")
+
+
+def new_salt() -> str:
+    """A fresh per-entry salt: :data:`SALT_BYTES` random bytes, hex."""
+    return secrets.token_hex(SALT_BYTES)
+
+
+def is_salt(value: Any) -> bool:
+    """Whether ``value`` is a salt as :func:`new_salt` draws them (64 lowercase hex digits).
+
+    >>> is_salt(new_salt()), is_salt("ab"), is_salt(None)
+    (True, False, False)
+    """
+    return isinstance(value, str) and _SALT.fullmatch(value) is not None
 
 
 def _sha(body: dict[str, Any]) -> str:
@@ -116,6 +148,7 @@ class EntryRecord:
     created_at: str
     prev_hash: str
     hash: str
+    salt: str | None = None
 
     @classmethod
     def from_row(cls, e: LedgerEntry) -> EntryRecord:
@@ -133,12 +166,14 @@ class EntryRecord:
             created_at=canonical_time(e.created_at),
             prev_hash=e.prev_hash,
             hash=e.hash,
+            salt=e.salt,
         )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EntryRecord:
-        """From :meth:`to_dict` output; raises ``KeyError``/``TypeError`` on a malformed line."""
-        return cls(**{k: d[k] for k in ENTRY_COLUMNS})
+        """From :meth:`to_dict` output (``salt`` may be absent: exports written before revision 0007);
+        raises ``KeyError``/``TypeError`` on a malformed line."""
+        return cls(**{k: d[k] for k in ENTRY_COLUMNS if k != "salt"}, salt=d.get("salt"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,10 +184,13 @@ class EntryRecord:
             return entry_hash(
                 self.seq, self.round_id, self.account, int(self.amount_minor), self.memo, self.prev_hash
             )
+        fields = {k: getattr(self, k) for k in ENTRY_COLUMNS if k not in ("version", "hash", "salt")}
         if self.version == 2:
-            return entry_hash_v2(
-                **{k: getattr(self, k) for k in ENTRY_COLUMNS if k not in ("version", "hash")}
-            )
+            return entry_hash_v2(**fields)
+        if self.version == 3:
+            if not is_salt(self.salt):
+                raise ValueError(f"format-3 entry without a valid salt ({self.salt!r})")
+            return entry_hash_v3(**fields, salt=str(self.salt))
         raise ValueError(f"unknown entry format version {self.version!r}")
 
 
@@ -179,22 +217,50 @@ def entry_hash_v2(
     ...               created_at="2026-01-01T00:00:00+00:00", prev_hash=GENESIS)[:12]
     '38e9bc5f97fa'
     """
-    return _sha(
-        {
-            "v": FORMAT_VERSION,
-            "seq": seq,
-            "round": round_id,
-            "market": market_id,
-            "participant": participant_id,
-            "account": account,
-            "kind": kind,
-            "amount_minor": amount_minor,
-            "currency": currency,
-            "memo": memo,
-            "created_at": canonical_time(created_at),
-            "prev": prev_hash,
-        }
-    )
+    return _sha(_body(2, locals()))
+
+
+def entry_hash_v3(
+    *,
+    seq: int,
+    round_id: int,
+    market_id: int | None,
+    participant_id: int | None,
+    account: str,
+    kind: str,
+    amount_minor: Any,
+    currency: str,
+    memo: str,
+    created_at: datetime | str,
+    prev_hash: str,
+    salt: str,
+) -> str:
+    """SHA-256 hex digest of a **format-3** entry: every column, the per-entry ``salt`` included.
+
+    >>> entry_hash_v3(seq=1, round_id=1, market_id=1, participant_id=None, account="platform",
+    ...               kind="other", amount_minor=0, currency="USD", memo="x",
+    ...               created_at="2026-01-01T00:00:00+00:00", prev_hash=GENESIS, salt="00" * 32)[:12]
+    '833b88a6f81f'
+    """
+    return _sha({**_body(3, locals()), "salt": salt})
+
+
+def _body(version: int, f: Mapping[str, Any]) -> dict[str, Any]:
+    """The canonical JSON object of formats 2 and 3 (without the salt) from the keyword arguments."""
+    return {
+        "v": version,
+        "seq": f["seq"],
+        "round": f["round_id"],
+        "market": f["market_id"],
+        "participant": f["participant_id"],
+        "account": f["account"],
+        "kind": f["kind"],
+        "amount_minor": f["amount_minor"],
+        "currency": f["currency"],
+        "memo": f["memo"],
+        "created_at": canonical_time(f["created_at"]),
+        "prev": f["prev_hash"],
+    }
 
 
 def append_round(
@@ -247,7 +313,7 @@ def _bookable(
         raise InvalidMarketError("round_id", f"round {round_id} does not exist")
     market = session.get(Market, rnd.market_id)
     assert market is not None  # foreign key
-    cur = Currency.parse(market.currency)
+    cur = Currency.parse(market.currency, stored=True)
     if currency is not None and Currency.parse(currency).code != cur.code:
         raise InvalidMarketError(
             "currency",
@@ -288,8 +354,9 @@ def _chained(
             "memo": p.memo,
             "created_at": now,
             "prev_hash": prev,
+            "salt": new_salt(),
         }
-        prev = entry_hash_v2(**fields)
+        prev = entry_hash_v3(**fields)
         entries.append(LedgerEntry(version=FORMAT_VERSION, hash=prev, **fields))
     return entries, seq, prev
 

@@ -19,7 +19,8 @@ Tables
                   by that participant and the operator.
 ``ledger_entries`` append-only postings in integer minor units (64-bit; on SQLite a ``CHECK`` on
                   ``typeof``), each with its round, market, currency, kind and format ``version``,
-                  chained by SHA-256 hashes over every column (:mod:`datamarket.ledger.chain`).
+                  chained by SHA-256 hashes over every column, a random per-entry ``salt``
+                  included since revision 0007 (:mod:`datamarket.ledger.chain`).
 ``ledger_rounds`` one row per booked round: entry count, first/last sequence number, Merkle root of
                   its entry hashes, currency and the chain head after it (what receipts carry).
 ``ledger_head``   one row: the last sequence number and hash and the number of booked rounds;
@@ -168,8 +169,9 @@ class Deliverable(Base):
 
 class LedgerEntry(Base):
     """One posting. ``version`` 1 (written before revision 0003) hashes seq, round, account, amount,
-    memo and the previous hash; version 2 hashes every column (:func:`~datamarket.ledger.chain.
-    entry_hash_v2`)."""
+    memo and the previous hash; version 2 (revisions 0003 to 0006) every column but ``salt``
+    (``NULL``); version 3 (since revision 0007) every column, its random ``salt`` included
+    (:func:`~datamarket.ledger.chain.entry_hash_v3`)."""
 
     __tablename__ = "ledger_entries"
     __table_args__ = (Index("ix_ledger_entries_account_currency", "account", "currency"),)
@@ -187,6 +189,7 @@ class LedgerEntry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    salt: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class LedgerRound(Base):
@@ -225,5 +228,7 @@ class PortalSession(Base):
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), nullable=True)
     is_operator: Mapped[bool] = mapped_column(Boolean)
     csrf_token: Mapped[str] = mapped_column(String(64))
+    # HMAC (keyed by the session token) of the hash of the key that opened it (migration 0008)
+    key_binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

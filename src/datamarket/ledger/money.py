@@ -26,6 +26,19 @@ code with its minor-unit exponent (``USD`` 2, ``JPY`` 0, ``KWD`` 3...) or a name
 in different currencies are never added: balances and round sums are kept per currency. Minor units
 are 64-bit integers in the database, so every amount, and every balance, must lie in
 ``[-(2^63 - 1), 2^63 - 1]``; larger ones are refused with :class:`InvalidMarketError`.
+
+**Bounded scales.** A currency given as input has at most :data:`MAX_EXPONENT` = 9 decimals (a legacy
+``NAME/n`` at most :data:`MAX_SCALE` = ``10^9`` minor units per major unit), for two reasons that agree:
+
+* the markets table stores the scale in a 32-bit ``INTEGER`` (PostgreSQL refuses
+  ``10^10 > 2^31 - 1``; ``10^9`` fits);
+* the service accepts input numbers up to ``10^9`` major units (``MAX_NUMBER`` of the adapters), and at
+  ``10^9`` minor units per major unit such an amount is ``10^18 < 2^63 - 1 ~ 9.2 * 10^18`` minor
+  units: every accepted input stays bookable as one 64-bit amount (a sum beyond it is refused by
+  :func:`check_minor`: the round fails and the ledger is untouched). At 10 decimals it would not be.
+
+:meth:`Currency.parse` checks both, for the JSON API and the portal alike (``currency`` named in the
+422); codes read back from a database written before the bound (``stored=True``) keep the old limits.
 """
 
 from __future__ import annotations
@@ -55,8 +68,18 @@ ISO_4217 = {
 }  # fmt: skip
 """Minor-unit exponents of the ISO 4217 codes accepted by name (a named unit ``NAME:e`` covers others)."""
 
+MAX_EXPONENT = 9
+"""Most decimals of a currency given as input (module docstring: the scale column and MAX_NUMBER)."""
+
+MAX_SCALE = 10**MAX_EXPONENT
+"""Most minor units per major unit of a currency given as input (``<= 2^31 - 1``, the column's range)."""
+
+_STORED_EXPONENT = 18  # the bounds before MAX_EXPONENT: what a SQLite database may already hold
 _NAMED = re.compile(r"^([A-Z][A-Z0-9_]{0,15}):(\d{1,2})$")
 _LEGACY = re.compile(r"^([A-Z][A-Z0-9_]{0,15})/(\d{1,19})$")
+
+
+_WHY = "(amounts are 64-bit integers of minor units; see datamarket.ledger.money)"
 
 
 @dataclass(frozen=True)
@@ -81,24 +104,43 @@ class Currency:
         return e if 10**e == self.scale else None
 
     @classmethod
-    def parse(cls, code: str) -> Currency:
-        """An ISO 4217 code, ``NAME:e`` (named unit, exponent ``e <= 18``) or ``NAME/n`` (a unit with
-        ``n`` minor units per major unit: only markets created before currencies existed have one)."""
+    def parse(cls, code: str, *, stored: bool = False) -> Currency:
+        """An ISO 4217 code, ``NAME:e`` (named unit, ``0 <= e <=`` :data:`MAX_EXPONENT`) or ``NAME/n``
+        (a unit with ``1 <= n <=`` :data:`MAX_SCALE` minor units per major unit: only markets created
+        before currencies existed have one); :class:`InvalidMarketError` naming ``currency`` otherwise.
+
+        ``stored=True`` reads a code already in a database, which may predate the bounds (up to 18
+        decimals, ``n <= 2^63 - 1``): it is only formatted, never stored again.
+
+        >>> Currency.parse("TOKEN:9").scale
+        1000000000
+        >>> Currency.parse("TOKEN:10")
+        Traceback (most recent call last):
+        ...
+        datamarket.core.errors.InvalidMarketError: currency: TOKEN:10 has 10 decimals; at most 9 ...
+        """
         c = str(code).strip().upper()
         if c in ISO_4217:
             return cls(c, 10 ** ISO_4217[c])
         named, legacy = _NAMED.match(c), _LEGACY.match(c)
-        if named and int(named[2]) <= 18:
+        most_e, most_n = (_STORED_EXPONENT, MAX_MINOR) if stored else (MAX_EXPONENT, MAX_SCALE)
+        if named:
             name, e = named[1], int(named[2])
+            if e > most_e:
+                raise InvalidMarketError("currency", f"{c} has {e} decimals; at most {most_e} {_WHY}")
             if name in ISO_4217 and ISO_4217[name] != e:
                 raise InvalidMarketError("currency", f"{name} has {ISO_4217[name]} decimals, not {e}")
             return cls(name if name in ISO_4217 else f"{name}:{e}", 10**e)
-        if legacy and 1 <= int(legacy[2]) <= MAX_MINOR:
+        if legacy:
+            if not 1 <= int(legacy[2]) <= most_n:
+                raise InvalidMarketError(
+                    "currency", f"{c}: minor units per major unit must be in 1..{most_n} {_WHY}"
+                )
             return cls(c, int(legacy[2]))
         raise InvalidMarketError(
             "currency",
             f"unknown currency {code!r} (an ISO 4217 code such as USD, EUR, JPY, or a named unit "
-            "NAME:e with e decimals, e.g. CREDIT:0 or TOKEN:6)",
+            f"NAME:e with e decimals, 0 <= e <= {MAX_EXPONENT}, e.g. CREDIT:0 or TOKEN:6)",
         )
 
     @classmethod

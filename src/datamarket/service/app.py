@@ -19,11 +19,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from datamarket import __version__
 from datamarket.ledger.db import make_engine
 from datamarket.ledger.migrations import upgrade
 from datamarket.service.api.body_limit import MAX_JSON_BYTES, BodyLimit
+from datamarket.service.api.openapi import document_kinds
 from datamarket.service.api.routes import ROUTERS
 from datamarket.service.config import ServiceSettings
 from datamarket.service.errors import declare_errors, install_error_handlers
@@ -33,7 +35,11 @@ from datamarket.service.state import ServiceState
 
 def create_app(settings: ServiceSettings) -> FastAPI:
     """The service configured by ``settings`` (its database migrated to the newest schema); a
-    :class:`~datamarket.core.errors.ConfigurationError` without an admin key."""
+    :class:`~datamarket.core.errors.ConfigurationError` without an admin key.
+
+    The proxies of ``settings.forwarded_allow_ips`` are trusted here (uvicorn's
+    ``ProxyHeadersMiddleware``); serve the app with uvicorn's own ``proxy_headers=False``, as
+    ``datamarket serve`` does, or uvicorn trusts ``X-Forwarded-For`` from loopback peers itself."""
     settings.operator_key()
     engine = make_engine(settings.database_url)
     upgrade(engine)
@@ -56,8 +62,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     install_error_handlers(app)
     max_bytes = settings.limits.max_bytes
     app.add_middleware(BodyLimit, max_bytes=max_bytes, max_json_bytes=min(max_bytes, MAX_JSON_BYTES))
+    if settings.forwarded_allow_ips:  # the client and scheme a trusted proxy names (throttle, cookies)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     for router in ROUTERS:
         app.include_router(router)
     declare_errors(app, ROUTERS)
-    install_portal(app)  # the web pages, under /portal (not in the OpenAPI schema)
+    document_kinds(app, state.adapters)  # MarketIn and SubmissionIn per market kind
+    install_portal(app, settings)  # the web pages, under /portal (not in the OpenAPI schema)
     return app

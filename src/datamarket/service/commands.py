@@ -101,29 +101,38 @@ def verify_cmd(
             "repeatable.",
         ),
     ] = None,
+    receipt: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--receipt",
+            help="A receipt to check on its own, offline: its entries' hashes and Merkle proofs against "
+            "its root; with --db or --file, also a checkpoint the ledger must extend. Repeatable.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Recompute the hash chain and check it against the rest of the database (rounds, submissions,
-    deliverables) and any checkpoints; exit 1 when the ledger was tampered with."""
-    from datamarket.ledger import parse_checkpoints, verify_checkpoints, verify_export
+    deliverables) and any checkpoints; exit 1 when the ledger was tampered with. With only
+    --receipt, check receipts alone (what a participant can do without the ledger)."""
+    from datamarket.ledger import parse_checkpoints
 
     cps = []
-    for path in checkpoint or []:
+    for path in [*(checkpoint or []), *(receipt or [])]:
         try:
             cps += parse_checkpoints(_read_json(path, "checkpoint"))
         except ValueError as exc:
-            raise _fail(f"checkpoint: {path}: {exc}") from None
-    if file is not None:
-        try:
-            with file.open() as fh:
-                report = verify_export(fh, cps)
-        except OSError as exc:
-            raise _fail(f"file: cannot read {file}: {exc.strerror}") from None
-    else:
-        with _session(db) as s:
-            report = verify_checkpoints(s, cps)
+            if path in (checkpoint or []):
+                raise _fail(f"checkpoint: {path}: {exc}") from None
+    own = _receipt_problems(receipt or [])
+    if receipt and db is None and file is None:
+        _report_receipts(own, json_out)
+        return
+    report = _ledger_report(db, file, cps)
     if json_out:
-        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        out = report.to_dict()
+        if receipt:
+            out["receipts"] = {str(p): found for p, found in own.items()}
+        sys.stdout.write(json.dumps(out) + "\n")
     else:
         state = "OK" if report.ok else "TAMPERED"
         typer.echo(
@@ -132,7 +141,44 @@ def verify_cmd(
         )
         for p in report.problems:
             typer.echo(f"  {p}")
-    if not report.ok:
+        _report_receipts(own, False, exit_on_failure=False)
+    if not report.ok or any(own.values()):
+        raise typer.Exit(code=1)
+
+
+def _ledger_report(db: str | None, file: Path | None, cps: list[dict[str, Any]]) -> Any:
+    """The verification of the database at ``db``, or of the export ``file``, with ``cps``."""
+    from datamarket.ledger import verify_checkpoints, verify_export
+
+    if file is None:
+        with _session(db) as s:
+            return verify_checkpoints(s, cps)
+    try:
+        with file.open() as fh:
+            return verify_export(fh, cps)
+    except OSError as exc:
+        raise _fail(f"file: cannot read {file}: {exc.strerror}") from None
+
+
+def _receipt_problems(paths: list[Path]) -> dict[Path, list[str]]:
+    """What is wrong with each receipt file on its own (:func:`datamarket.ledger.receipt_problems`)."""
+    from datamarket.ledger import receipt_problems
+
+    out = {}
+    for path in paths:
+        data = _read_json(path, "receipt")
+        out[path] = receipt_problems(data) if isinstance(data, dict) else ["not a JSON object"]
+    return out
+
+
+def _report_receipts(found: dict[Path, list[str]], json_out: bool, *, exit_on_failure: bool = True) -> None:
+    if json_out:
+        sys.stdout.write(json.dumps({"receipts": {str(p): f for p, f in found.items()}}) + "\n")
+    for path, problems in found.items() if not json_out else ():
+        typer.echo(f"receipt {path}: " + ("OK (entries and proofs hold)" if not problems else "FAILED"))
+        for p in problems:
+            typer.echo(f"  {p}")
+    if exit_on_failure and any(found.values()):
         raise typer.Exit(code=1)
 
 
@@ -191,6 +237,15 @@ FailuresOpt = Annotated[
     ),
 ]
 WindowOpt = Annotated[float | None, typer.Option("--auth-window", min=0.001, help="Seconds of that window.")]
+ForwardedOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--forwarded-allow-ips",
+        help="Reverse proxies (comma-separated IPs or networks, * for all) whose X-Forwarded-For and "
+        "X-Forwarded-Proto name the client and scheme ($FORWARDED_ALLOW_IPS; default: none, not even "
+        "127.0.0.1).",
+    ),
+]
 
 
 def serve(
@@ -208,6 +263,7 @@ def serve(
     adapter: AdapterOpt = None,
     auth_failures: FailuresOpt = None,
     auth_window: WindowOpt = None,
+    forwarded_allow_ips: ForwardedOpt = None,
 ) -> None:
     """Run the marketplace HTTP API (OpenAPI at /docs) on the ledger database.
 
@@ -217,7 +273,8 @@ def serve(
     load balancer): each claims rounds with a lease, and SIGTERM stops claiming, lets held rounds
     finish for --grace seconds and releases the rest. A client address that presents --auth-failures
     unknown keys within --auth-window seconds is answered 429 until the oldest of them leaves the
-    window (per process)."""
+    window (per process). The client address is the TCP peer's unless the peer is one of
+    --forwarded-allow-ips: a proxy listed there names the client in X-Forwarded-For."""
     import uvicorn
 
     from datamarket.core.errors import DatamarketError
@@ -225,7 +282,7 @@ def serve(
 
     options = {
         "database_url": db, "host": host, "port": port, "admin_key": admin_key, "executor": executor,
-        "max_workers": workers, "dask_address": dask_address,
+        "max_workers": workers, "dask_address": dask_address, "forwarded_allow_ips": forwarded_allow_ips,
     }  # fmt: skip
     leases = {"lease_s": lease, "poll_s": poll, "max_attempts": max_attempts, "grace_s": grace}
     throttle = {"limit": auth_failures, "window_s": auth_window}
@@ -234,7 +291,9 @@ def serve(
         app = create_app(settings)
     except (DatamarketError, ValueError, ImportError, AttributeError, TypeError) as exc:
         raise _fail(str(exc)) from None
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # proxy_headers=False: uvicorn would trust X-Forwarded-For from 127.0.0.1; the app trusts only
+    # settings.forwarded_allow_ips (create_app)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
 
 
 def serve_settings(

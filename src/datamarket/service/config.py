@@ -6,6 +6,10 @@ Environment
 -----------
 ``DATAMARKET_DATABASE_URL``  the database (default ``sqlite:///datamarket.db`` in the working directory)
 ``DATAMARKET_ADMIN_KEY``     the operator's key (``datamarket serve`` makes one up when none is given)
+``FORWARDED_ALLOW_IPS``      uvicorn's variable: the proxies whose ``X-Forwarded-For`` is trusted
+                             (``forwarded_allow_ips``; default: none, not even loopback)
+``DATAMARKET_COOKIE_SECURE`` ``1``/``true`` or ``0``/``false``: force the portal cookies' ``Secure`` flag
+                             (default: from the request's scheme; ``sessions.cookie_secure``)
 
 Every other setting comes from its keyword (the CLI's options) or the defaults below. Invalid
 settings raise :class:`~datamarket.core.errors.ConfigurationError` (lease timings:
@@ -26,10 +30,13 @@ from datamarket.ledger.db import ENV_VAR as DATABASE_ENV
 from datamarket.service.adapters import builtin_adapters
 from datamarket.service.clearing.leases import Leases
 from datamarket.service.clearing.worker import check_executor
-from datamarket.service.throttle import ThrottleSettings
+from datamarket.service.portal.session import SessionSettings
+from datamarket.service.throttle import ThrottleSettings, forwarded_allow_ips
 from datamarket.service.uploads import UploadLimits
 
 ADMIN_ENV = "DATAMARKET_ADMIN_KEY"
+FORWARDED_ENV = "FORWARDED_ALLOW_IPS"  # uvicorn's name for it
+COOKIE_SECURE_ENV = "DATAMARKET_COOKIE_SECURE"
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,11 @@ class ServiceSettings:
     leases : how rounds are claimed, heartbeated and released; several processes may serve one
         database.
     throttle : failed-authentication limit per client address (default 20 unknown keys a minute).
+    forwarded_allow_ips : the reverse proxies trusted to name the client (``X-Forwarded-For``) and
+        the scheme (``X-Forwarded-Proto``): comma-separated IPs or networks, ``*`` for every peer,
+        empty (default) for none, loopback included (uvicorn's semantics, not its default).
+    sessions : portal sessions: lifetime (8 h), the operator's idle limit (30 min), the cookies'
+        ``Secure`` flag (:class:`~datamarket.service.portal.session.SessionSettings`).
     adapters : market kind -> ``module:attribute`` of its adapter; default every built-in kind whose
         mechanism is importable (:func:`~datamarket.service.adapters.builtin_adapters`).
     """
@@ -63,6 +75,8 @@ class ServiceSettings:
     limits: UploadLimits = field(default_factory=UploadLimits)
     leases: Leases = field(default_factory=Leases)
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    forwarded_allow_ips: str = ""
+    sessions: SessionSettings = field(default_factory=SessionSettings)
     adapters: Mapping[str, str] = field(default_factory=builtin_adapters)
 
     def __post_init__(self) -> None:
@@ -77,11 +91,13 @@ class ServiceSettings:
                     "adapters", f"expected KIND -> module:attribute, got {kind!r} -> {ref!r}"
                 )
         object.__setattr__(self, "adapters", dict(self.adapters))
+        object.__setattr__(self, "forwarded_allow_ips", forwarded_allow_ips(self.forwarded_allow_ips))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServiceSettings:
         """The settings from ``$DATAMARKET_DATABASE_URL`` and ``$DATAMARKET_ADMIN_KEY``, then
-        ``overrides`` (a keyword per attribute; ``None`` keeps the environment's value or the default).
+        ``overrides`` (a keyword per attribute; ``None`` keeps the environment's value or the default);
+        ``$DATAMARKET_COOKIE_SECURE`` fills ``sessions.cookie_secure`` where that is ``None``.
 
         >>> ServiceSettings.from_env(admin_key="k", executor="thread", port=None).port
         8000
@@ -91,7 +107,11 @@ class ServiceSettings:
         if unknown:
             raise ConfigurationError(unknown[0], f"unknown setting (known: {', '.join(sorted(names))})")
         values: dict[str, Any] = _environment()
+        secure = _cookie_secure()
         values.update({k: v for k, v in overrides.items() if v is not None})
+        sessions = values.get("sessions", SessionSettings())
+        if secure is not None and sessions.cookie_secure is None:
+            values["sessions"] = dataclasses.replace(sessions, cookie_secure=secure)
         return cls(**values)
 
     def operator_key(self) -> str:
@@ -109,9 +129,23 @@ def _environment() -> dict[str, str]:
     """The settings the environment sets (the one place that reads it)."""
     found = {
         name: os.environ.get(var, "")
-        for name, var in (("database_url", DATABASE_ENV), ("admin_key", ADMIN_ENV))
+        for name, var in (
+            ("database_url", DATABASE_ENV),
+            ("admin_key", ADMIN_ENV),
+            ("forwarded_allow_ips", FORWARDED_ENV),
+        )
     }
     return {name: value for name, value in found.items() if value}
+
+
+def _cookie_secure() -> bool | None:
+    """``$DATAMARKET_COOKIE_SECURE`` as a flag (``None`` when unset or empty)."""
+    raw = os.environ.get(COOKIE_SECURE_ENV, "").strip().lower()
+    if not raw:
+        return None
+    if raw not in ("1", "true", "yes", "0", "false", "no"):
+        raise ConfigurationError("cookie_secure", f"${COOKIE_SECURE_ENV} must be 1/true/yes or 0/false/no")
+    return raw in ("1", "true", "yes")
 
 
 def database_url(url: str | None = None) -> str:

@@ -119,10 +119,9 @@ def _broker_round(admin: httpx.Client, base: str, rng: np.random.Generator, seed
             clients[name].post(f"/markets/{mid}/submissions", json={"kind": "cost", "data": {"cost": cost}}),
             201,
         )
-    plan = _ok(clients["sensor_x"].get(f"/markets/{mid}/plan"))
     mu = float(rng.normal(2.0, 0.5))
-    for name in costs:
-        n = int(plan["n_star"][name])
+    for name in costs:  # each contributor reads its own N*_i: the plan shows a participant its row only
+        n = int(_ok(clients[name].get(f"/markets/{mid}/plan"))["n_star"][name])
         if n:
             body = _csv(rng.normal(mu, 1.0, (n, 1)))
             _ok(clients[name].post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=body), 201)

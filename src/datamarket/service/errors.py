@@ -8,7 +8,8 @@
   belongs to another participant: the same answer as for an id that does not exist),
   :class:`Forbidden` 403, :class:`Conflict` 409 (a round already cleared or in progress, an
   idempotency key reused with a different body; :class:`NotReady` names the field),
-  :class:`TooLarge` 413;
+  :class:`TooLarge` 413, :class:`Busy` 503 with ``Retry-After`` (as many uploads parsing as the
+  process's budget admits; nothing stored);
 * 413 a body over the size limit, counted while it streams in
   (:class:`~datamarket.service.api.body_limit.BodyLimit`);
 * 422 invalid input: a :class:`~datamarket.core.errors.DatamarketError` or a request that does not
@@ -29,9 +30,23 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datamarket.core.errors import DatamarketError
 from datamarket.service.api.deps import needs_auth, principal
-from datamarket.service.store.errors import Conflict, Forbidden, NotFound, NotReady, StoreError, TooLarge
+from datamarket.service.store.errors import (
+    Busy,
+    Conflict,
+    Forbidden,
+    NotFound,
+    NotReady,
+    StoreError,
+    TooLarge,
+)
 
-STATUS: dict[type[StoreError], int] = {NotFound: 404, Forbidden: 403, Conflict: 409, TooLarge: 413}
+STATUS: dict[type[StoreError], int] = {
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+    TooLarge: 413,
+    Busy: 503,
+}
 
 ERROR_TEXT = {
     401: "missing or unknown API key",
@@ -40,6 +55,8 @@ ERROR_TEXT = {
     409: "conflict: round in progress or already cleared, inputs already used, idempotency key reused "
     "with another request",
     413: "request body over the size limit",
+    503: "as many uploads parsing as the server's memory budget admits: nothing stored, retry after "
+    "the Retry-After seconds",
     422: "invalid input (nothing is stored)",
     429: "too many unknown API keys from this client address: retry after the Retry-After seconds",
 }
@@ -78,9 +95,10 @@ async def on_invalid(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_store_error(_: Request, exc: Exception) -> JSONResponse:
-    """404, 403, 409 or 413 for what the store refused."""
+    """404, 403, 409, 413 or 503 (with ``Retry-After``) for what the store refused."""
     assert isinstance(exc, StoreError)
-    return JSONResponse(store_error_body(exc), status_code=status_of(exc))
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+    return JSONResponse(store_error_body(exc), status_code=status_of(exc), headers=headers)
 
 
 async def on_request_invalid(request: Request, exc: Exception) -> Any:
@@ -107,7 +125,22 @@ async def on_http(request: Request, exc: Exception) -> Any:
         if denied is not None:
             return denied
         return JSONResponse({"detail": str(exc.detail), "field": "body"}, status_code=422)
+    if exc.status_code == 405:  # Allow: every method of the path, not only the first route's
+        headers = {**(exc.headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        exc = StarletteHTTPException(405, exc.detail, headers=headers)
     return await http_exception_handler(request, exc)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of every route whose path matches the request's (RFC 9110: a 405, OPTIONS
+    included, lists them all in ``Allow``; Starlette lists those of the first such route only)."""
+    from starlette.routing import Match
+
+    def served(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
+
+    return [m for m in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT") if served(m)]
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -125,13 +125,15 @@ def test_malformed_and_oversized_uploads_store_nothing(live) -> None:  # type: i
             "bad npz": (b"PK\x03\x04garbage", {"format": "npz"}),
             "bad parquet": (b"PAR1garbagePAR1", {"format": "parquet"}),
             "unknown format": (b"x0\n1\n", {}),
-            "no labels": (b"x0,x1\n1,2\n", {"format": "csv"}),
             "json kind as upload": (b"x0,label\n1,0\n", {"format": "csv", "kind": "fee_scale"}),
         }
         for what, (body, params) in bad.items():
             r = c.post(url, params=params, content=body)
             assert r.status_code == 422, (what, r.status_code, r.text)
             assert isinstance(r.json()["detail"], str) and r.json()["detail"], what
+        # a file that reads but that this market's kind does not take (no labels): 409, stored neither
+        r = c.post(url, params={"format": "csv"}, content=b"x0,x1\n1,2\n")
+        assert r.status_code == 409 and "label" in r.json()["detail"], r.text
         big = csv_bytes(np.zeros((6000, 3)), np.zeros(6000))
         assert len(big) > 64_000
         assert c.post(url, params={"format": "csv"}, content=big).status_code == 413
@@ -317,7 +319,7 @@ def test_balanced_market_round_end_to_end(live, db_url) -> None:  # type: ignore
         r = clients["b1"].post(
             f"/markets/{mid}/datasets", params={"format": "csv", "kind": "task"}, content=bad
         )
-        assert r.status_code == 422 and "groups [1]" in r.json()["detail"]
+        assert r.status_code == 409 and "groups [1]" in r.json()["detail"]  # reads; the market refuses it
         done = wait_round(admin, admin.post(f"/markets/{mid}/rounds").json()["id"])
         assert done["status"] == "cleared", done["error"]
         # Shapley division is efficient: revenue in, payments out, strong budget balance
@@ -347,7 +349,7 @@ def test_competing_buyers_round_end_to_end(live, db_url) -> None:  # type: ignor
             r = clients[name].post(f"/markets/{mid}/submissions", json={"kind": kind, "data": data})
             assert r.status_code == 201, r.text
         up = clients["src1"].post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=b"x0\n1\n")
-        assert up.status_code == 422  # this kind takes no uploads
+        assert up.status_code == 409  # this kind takes no uploads (other kinds of market do)
         done = wait_round(admin, admin.post(f"/markets/{mid}/rounds").json()["id"])
         assert done["status"] == "cleared", done["error"]
         assert _round_sums(db_url) == {done["id"]: 0}

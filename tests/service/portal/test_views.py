@@ -177,14 +177,15 @@ def test_invalid_fields_show_their_messages_and_store_nothing(app: Any) -> None:
         assert r.status_code == 422, (data, r.status_code)
         assert f'id="{field}-error"' in r.text and text in r.text, data
     r = b.post(f"/portal/markets/{mid}/submit/cost", data={"csrf": bcsrf, "cost": "0"})
-    assert r.status_code == 422 and 'id="cost-cost-error"' in r.text
-    # an upload before a cost, and a file that is not CSV
+    # 409: another kind of market takes a cost of 0, this one does not (the field still says why)
+    assert r.status_code == 409 and 'id="cost-cost-error"' in r.text
+    # an upload before a cost (409: the participant's inputs so far exclude it)
     r = b.post(
         f"/portal/markets/{mid}/datasets",
         data={"csrf": bcsrf, "kind": "dataset"},
         files={"file": ("d.csv", b"x0\n1\n2\n", "text/csv")},
     )
-    assert r.status_code == 422 and 'id="upload-file-error"' in r.text and "report a cost" in r.text
+    assert r.status_code == 409 and 'id="upload-file-error"' in r.text and "report a cost" in r.text
     assert count(app, Submission) == 0
     # nothing stored above; a valid bid is
     r = b.post(f"/portal/markets/{mid}/submit/bid", data=BID | {"csrf": bcsrf})

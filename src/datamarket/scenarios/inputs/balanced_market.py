@@ -41,7 +41,7 @@ class Params(Market):
         max_length=20,
         title="groups",
         description="the demographic groups: distinct integers of the data's group column",
-        json_schema_extra={"symbol": "g"},
+        json_schema_extra={"symbol": "g", "uniqueItems": True},
     )
 
     @field_validator("groups")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
+from pydantic import ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
 
 from datamarket.scenarios._base import StrictModel
 
@@ -151,6 +151,20 @@ class Round(StrictModel):
 
 class Params(Round):
     """Parameters of a service market: the round's, the fee constant ``c`` and the learner."""
+
+    # the rule across fields the mechanism checks (CollaborativeConfig), stated in the JSON schema
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"customise": {"enum": ["paper", "masked"]}}, "required": ["customise"]},
+            "then": {
+                "properties": {
+                    "characteristic": {"const": "w"},
+                    "model": {"properties": {"kind": {"const": "logreg"}}},
+                },
+                "required": ["characteristic"],
+            },
+        }
+    )
 
     c: PositiveFloat = fee_field()
     model: ServiceLearner = Field(default_factory=ServiceLearner, title="learner", description="the learner")

@@ -10,22 +10,27 @@ scenario's buyer table (polynomial regression evaluated on a uniform interval).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field, PositiveFloat, ValidationInfo, field_validator
 
 from datamarket.scenarios._base import StrictModel
 
+Level = Annotated[float, Field(ge=0, le=1)]
+
 
 class Params(StrictModel):
     """Parameters of a market: the competition between its buyers."""
 
-    competition: float | list[list[float]] = Field(
-        default=0.0,
-        title="competition",
-        description="competition level in [0, 1]: a scalar for every pair or a symmetric matrix",
-        json_schema_extra={"unit": "1", "symbol": "δ_k^j"},
+    competition: Level | Annotated[list[Annotated[list[Level], Field(min_length=1)]], Field(min_length=1)] = (
+        Field(
+            default=0.0,
+            title="competition",
+            description="competition level in [0, 1]: a scalar for every pair or a symmetric matrix (square, "
+            "entry (j, k) equal to entry (k, j): a rule JSON Schema cannot state)",
+            json_schema_extra={"unit": "1", "symbol": "δ_k^j"},
+        )
     )
 
     @field_validator("competition")

@@ -10,7 +10,10 @@ The service is mechanism-agnostic. For each market kind an :class:`Adapter` says
   and exposes them as the optional attributes ``params_model`` (a pydantic model) and
   ``submission_models`` (JSON submission kind -> model), which the portal renders as forms;
 * what participants need to know before submitting (:meth:`Adapter.plan`, e.g. how many points the
-  broker asks each contributor for);
+  broker asks each contributor for). A participant sees only its own row of the plan and aggregates
+  (:func:`datamarket.service.store.markets.participant_plan`): names of participants are found by
+  value; a list holding one value per name of another list is declared in the optional attribute
+  ``plan_rows`` (key of the list of names -> keys of its per-name lists; :func:`plan_rows_of`);
 * optionally, whether a new submission fits with the participant's earlier unconsumed ones
   (``check_submission(params, mine, new)``, in the request: e.g. a broker participant cannot both
   bid and report a cost), so that no accepted input can make a round fail;
@@ -43,7 +46,7 @@ import pydantic
 from pydantic import BaseModel
 
 from datamarket.core.certificates import Certificate
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import InvalidInputError, InvalidMarketError
 from datamarket.core.types import Dataset, Outcome
 from datamarket.families import families
 
@@ -76,8 +79,8 @@ class Adapter(Protocol):
     """A market kind the service can clear (module docstring).
 
     Optional members (read with ``getattr``): ``params_model`` and ``submission_models`` (the input
-    models), ``check_submission(params, mine, new)`` and ``round_figure(outcome, names, paid,
-    received)``.
+    models), ``plan_rows`` (the plan's per-participant lists), ``check_submission(params, mine,
+    new)`` and ``round_figure(outcome, names, paid, received)``.
     """
 
     kind: str
@@ -338,6 +341,31 @@ def submission_model_of(adapter: Adapter, submission: str) -> type[BaseModel] | 
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
+def documented(adapters: Mapping[str, Adapter], kind: str, data: Mapping[str, Any]) -> bool:
+    """Whether ``{"kind": kind, "data": data}`` is a JSON submission some market kind of ``adapters``
+    takes (the union the OpenAPI schema documents, :mod:`datamarket.service.api.openapi`): a body
+    that is, but that one market refuses, conflicts with that market (409), not malformed (422)."""
+    for adapter in adapters.values():
+        if kind not in adapter.submission_kinds or kind in adapter.dataset_kinds:
+            continue
+        model = submission_model_of(adapter, kind)
+        if model is None:
+            return True
+        try:
+            validate_input(model, data, "data")
+        except InvalidInputError:
+            continue
+        return True
+    return False
+
+
+def plan_rows_of(adapter: Adapter) -> Mapping[str, tuple[str, ...]] | None:
+    """The adapter's ``plan_rows`` (module docstring), or ``None`` when it declares none: the plan
+    filter then takes any list as long as a list of names for that list's rows (hiding more)."""
+    rows = getattr(adapter, "plan_rows", None)
+    return None if rows is None else {str(k): tuple(v) for k, v in rows.items()}
+
+
 def adapter_ref(adapter: Adapter) -> str:
     """The ``module:attribute`` under which ``adapter`` can be imported in a worker process."""
     module = importlib.import_module(type(adapter).__module__)
@@ -357,6 +385,7 @@ class ModelAdapter:
 
     params_model: ClassVar[type[pydantic.BaseModel]]
     submission_models: ClassVar[Mapping[str, type[pydantic.BaseModel]]]
+    plan_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {}  # no per-participant lists in the plan
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The market parameters, validated by ``params_model`` (defaults filled in)."""

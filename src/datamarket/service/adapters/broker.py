@@ -45,6 +45,7 @@ class BrokerAdapter(ModelAdapter):
     dataset_kinds = frozenset({"dataset"})
     params_model = Params
     submission_models = SUBMISSIONS
+    plan_rows: ClassVar[dict[str, tuple[str, ...]]] = {"buyers": ("allocations", "prices")}  # m_j+, q_j+
 
     def validate_submission(
         self, params: Mapping[str, Any], kind: str, payload: Mapping[str, Any], dataset: Dataset | None

@@ -36,7 +36,8 @@ def principal(
     """The caller, from ``X-API-Key`` (or ``Authorization: Bearer``); 401 when missing or unknown.
 
     429 (with ``Retry-After``) while the client address has presented too many unknown keys
-    (:class:`~datamarket.service.throttle.AuthThrottle`); the key is not looked at then.
+    (:class:`~datamarket.service.throttle.AuthThrottle`); the key is not looked at then. The
+    address is the TCP peer's, or the client a trusted proxy names (``forwarded_allow_ips``).
     """
     st = service_state(request)
     key = x_api_key
@@ -44,22 +45,26 @@ def principal(
         key = authorization[7:].strip()
     if not key:
         raise HTTPException(401, "missing API key (header X-API-Key)")
-    client = request.client.host if request.client else "unknown"
-    wait = st.throttle.retry_after(client)
+    client = request.client.host if request.client else "unknown"  # the TCP peer (or a trusted proxy's)
+    _throttled(st.throttle.retry_after(client))
+    h = hash_key(key)
+    if same_hash(h, st.admin_hash):
+        return Principal(True)
+    who = principal_of_key(st.db, h)
+    if who is None:
+        _throttled(st.throttle.failure(client))  # checked and counted at once: the limit is exact
+        raise HTTPException(401, "invalid API key")
+    return who
+
+
+def _throttled(wait: int | None) -> None:
+    """429 with ``Retry-After`` when the throttle says wait."""
     if wait is not None:
         raise HTTPException(
             429,
             f"too many unknown API keys from this address: retry in {wait} s",
             headers={"Retry-After": str(wait)},
         )
-    h = hash_key(key)
-    if same_hash(h, st.admin_hash):
-        return Principal(True)
-    who = principal_of_key(st.db, h)
-    if who is None:
-        st.throttle.failure(client)
-        raise HTTPException(401, "invalid API key")
-    return who
 
 
 Who = Annotated[Principal, Depends(principal)]

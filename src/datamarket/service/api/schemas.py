@@ -7,11 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 Name = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no NUL or other control characters (PostgreSQL rejects NUL)
 MAX_DEPTH = 32
+# a currency code as given (ASCII, no spaces): ISO 4217, NAME:e or a legacy NAME/n, any case;
+# Currency.parse decides the rest, and the OpenAPI schema states the exact set
+# (datamarket.service.api.openapi.currency_pattern)
+CURRENCY = r"^[A-Za-z][A-Za-z0-9_]{0,15}(?::[0-9]{1,2}|/[0-9]{1,19})?$"
 MAX_INT = 2**63 - 1
 
 
@@ -51,6 +55,48 @@ def check_json(value: Any, where: str = "data", depth: int = 0) -> Any:
     return value
 
 
+def json_integer(value: Any) -> Any:
+    """JSON Schema's ``integer`` exactly: an int, or a number with an integral value (``3.0`` is the
+    JSON number 3), never a boolean or a string (pydantic's lax ``int`` takes ``true`` and ``"3"``).
+
+    >>> json_integer(3.0), json_integer(7)
+    (3, 7)
+    >>> json_integer(False)
+    Traceback (most recent call last):
+    ...
+    ValueError: must be an integer, not a boolean or a string
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer, not a boolean or a string")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+def json_numbers(value: Any) -> Any:
+    """``value`` with every integral float within 2^53 made an int (``2.0`` -> ``2``), as JSON Schema
+    reads numbers: a field declared ``integer`` then takes ``2.0`` in the adapters' strict
+    validation, and a ``number`` field still takes the int. Nothing else changes."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: json_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_numbers(v) for v in value]
+    return value
+
+
+# integer fields of request bodies, validated as JSON Schema's ``integer`` (:func:`json_integer`); the
+# bounds come before the validator, or pydantic writes them into the schema as ``ge``/``le``
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1), BeforeValidator(json_integer)]
+Attempt = Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(json_integer)]
+RoundId = Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(json_integer)]
+Count = Annotated[int, Field(ge=0), BeforeValidator(json_integer)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -87,18 +133,27 @@ class MarketIn(Strict):
     kind: str = Field(min_length=1, max_length=50, pattern=PRINTABLE)
     name: str = Field(default="", max_length=200, pattern=PRINTABLE)
     params: dict[str, Any] = Field(default_factory=dict)
-    scale: int = Field(default=100, ge=1, le=1_000_000, description="minor units per major unit")
+    scale: JsonInt = Field(default=100, ge=1, le=1_000_000, description="minor units per major unit")
     currency: str | None = Field(
         default=None,
         max_length=40,
-        description="ISO 4217 code (USD, EUR, JPY...) or a named unit NAME:e with e decimals "
-        "(e.g. CREDIT:0); default: USD for scale 100, UNIT:e for scale 10^e",
+        pattern=CURRENCY,
+        description="ISO 4217 code (USD, EUR, JPY...) or a named unit NAME:e with e decimals, "
+        "0 <= e <= 9 (e.g. CREDIT:0); default: USD for scale 100, UNIT:e for scale 10^e; checked by "
+        "datamarket.ledger.money.Currency.parse (422 naming currency)",
     )
 
     @field_validator("params")
     @classmethod
     def _plain(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return check_json(v, "params")  # type: ignore[no-any-return]
+        return json_numbers(check_json(v, "params"))  # type: ignore[no-any-return]
+
+    @model_validator(mode="after")
+    def _legacy_alone(self) -> MarketIn:
+        """A legacy ``NAME/n`` carries its scale: no ``scale`` beside it (as the schema says)."""
+        if self.currency is not None and "/" in self.currency and "scale" in self.model_fields_set:
+            raise ValueError("currency: a legacy NAME/n names its scale n; give no scale with it")
+        return self
 
 
 class MarketOut(BaseModel):
@@ -125,7 +180,7 @@ class SubmissionIn(Strict):
     @field_validator("data")
     @classmethod
     def _plain(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return check_json(v, "data")  # type: ignore[no-any-return]
+        return json_numbers(check_json(v, "data"))  # type: ignore[no-any-return]
 
 
 class ExcludeIn(Strict):
@@ -149,12 +204,24 @@ class SubmissionOut(BaseModel):
 
 
 class RoundIn(Strict):
-    seed: int | None = Field(
+    seed: Seed | None = Field(
         default=None,
-        ge=0,
-        le=2**32 - 1,
         description="explicit seed (reproducible; receipts say seed_source=operator); default: drawn "
         "from the operating system's CSPRNG",
+    )
+
+
+class ReleaseIn(Strict):
+    attempt: Attempt | None = Field(
+        default=None,
+        description="act only if the round is still in this attempt (the one you saw: compare-and-set); "
+        "default: whatever attempt holds it now",
+    )
+
+
+class FailIn(ReleaseIn):
+    reason: str | None = Field(
+        default=None, max_length=500, pattern=PRINTABLE, description="recorded in the round's error"
     )
 
 
@@ -200,33 +267,39 @@ class EntryOut(BaseModel):
     amount_minor: int
     amount: str
     memo: str
-    hash: str
-    version: int = Field(description="entry format (2: every field below is in the hash)")
+    hash: str | None = Field(description="null in receipts of rounds booked before salted entries")
+    version: int = Field(description="entry format (3: every field below is in the hash, salt included)")
     market_id: int
     participant_id: int | None
     kind: str
     currency: str
     created_at: str = Field(description="as hashed (UTC, microseconds)")
-    prev_hash: str
+    prev_hash: str | None
+    salt: str | None = Field(default=None, description="the entry's random salt (format 3), hashed with it")
 
 
 Hash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class ProofOut(BaseModel):
-    seq: int
+    seq: JsonInt
     hash: Hash
-    index: int = Field(description="position of the entry in its round")
+    index: JsonInt = Field(description="position of the entry in its round")
     proof: list[Hash] = Field(description="Merkle inclusion proof (sibling hashes, leaf level first)")
 
 
 class CheckpointOut(BaseModel):
-    round_id: int | None = None
-    seq: int = Field(description="sequence number of the chain head after the round")
+    round_id: RoundId | None = None
+    seq: JsonInt = Field(description="sequence number of the chain head after the round")
     hash: Hash = Field(description="hash of the chain head after the round")
-    entry_hashes: list[Hash] | None = Field(default=None, description="the round's entries, in order")
-    merkle_root: Hash | None = None
-    proofs: list[ProofOut] = Field(default_factory=list)
+    entry_hashes: list[Hash] | None = Field(
+        default=None, description="checkpoints written before salted entries only: the round's entries"
+    )
+    merkle_root: Hash | None = Field(default=None, description="Merkle root of the round's entry hashes")
+    size: Count | None = Field(default=None, description="number of entries of the round")
+    proofs: list[ProofOut] = Field(
+        default_factory=list, description="inclusion proofs of the receipt's own entries, and no others"
+    )
 
 
 class ReceiptOut(BaseModel):
@@ -239,7 +312,9 @@ class ReceiptOut(BaseModel):
     net: str
     currency: str
     deliverable: dict[str, Any] | None
-    round_hash: str | None = Field(description="hash of the round's last ledger entry")
+    round_hash: str | None = Field(
+        description="hash of the round's last ledger entry (null for a round booked before salted entries)"
+    )
     checkpoint: CheckpointOut | None = Field(
         default=None, description="keep it: POST it to /ledger/checkpoint later to check the ledger"
     )

@@ -1,10 +1,29 @@
-"""Leases on rounds: the settings (:class:`Leases`), this process's instance id, and the
-compare-and-set statements that claim, renew, release and guard a round
-(:mod:`datamarket.service.clearing.runner`, steps 2, 3 and 5).
+"""Leases on rounds: the settings (:class:`Leases`), this process's instance id, the database's
+clock (:func:`db_clock`), the compare-and-set statements that claim, renew, release and guard a round
+(:mod:`datamarket.service.clearing.runner`, steps 2, 3 and 5), and the operator's actions on a stuck
+round (:func:`operator_release`, :func:`operator_fail`).
 
 Every transition of a ``running`` round is one ``UPDATE`` guarded by the lease (:func:`guard`:
 ``status = 'running' AND attempts = <attempt> AND claimed_by = <instance>``), its row count checked:
-a process whose lease was taken over matches no row and writes nothing.
+a process whose lease was taken over, or whose round the operator released or failed, matches no
+row and writes nothing (no heartbeat, no booking).
+
+Clocks. Lease times are read from one clock, the database's, inside the ``UPDATE`` that claims or
+renews a lease and in the claim's comparison (:func:`db_clock`); no process's own clock
+(``time.time``, ``datetime.now``) enters a lease, so a process whose clock is ahead or behind cannot
+write an expiry that blocks a round beyond ``lease_s``, nor take over a live lease early.
+
+* PostgreSQL: the server's ``statement_timestamp()``: one clock for every service host.
+* SQLite has no server: every process opens the same file on one host, and ``strftime(..., 'now')``
+  is evaluated by SQLite in the ``UPDATE`` itself from that host's system clock (UTC, millisecond
+  resolution), not from the Python process. Every process thus compares against the same clock, but
+  it is a wall clock, not a monotonic one: if the host's clock is stepped by ``d`` (an NTP step, a
+  manual change), every lease moves by ``d`` at once. Stepped forward, live leases expire early and
+  another process takes the round over (wasted work, never a double booking: the old holder's
+  guarded writes match no row); stepped back, an abandoned round waits up to ``lease_s + d``, and
+  the operator can release it at once (``POST /rounds/{id}/release``).
+
+``Held.written`` uses this process's monotonic clock, only to pace its own heartbeats.
 """
 
 from __future__ import annotations
@@ -14,14 +33,16 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, Interval, and_, func, literal, or_, select, type_coerce, update
 
 from datamarket.core.errors import LeaseSettingsError
-from datamarket.ledger.models import Market, Round, utcnow
+from datamarket.ledger.models import Market, Round, UTCDateTime
 from datamarket.service.store.db import Database, rowcount
+from datamarket.service.store.errors import Conflict
+from datamarket.service.store.rows import get_or_404
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +95,20 @@ def instance_id() -> str:
     return f"dm-{secrets.token_hex(6)}"
 
 
+SQLITE_NOW = "%Y-%m-%d %H:%M:%f000"  # how SQLAlchemy stores a DateTime on SQLite (microseconds)
+
+
+def db_clock(db: Database, seconds: float = 0.0) -> ColumnElement[datetime]:
+    """The database's current time plus ``seconds``, as an SQL expression evaluated by the database
+    in the statement that uses it (module docstring, "Clocks")."""
+    if db.postgres:
+        expr: Any = func.statement_timestamp()
+        if seconds:
+            expr = expr + literal(timedelta(seconds=seconds), Interval())
+        return type_coerce(expr, UTCDateTime())
+    return type_coerce(func.strftime(SQLITE_NOW, "now", f"{seconds:+.3f} seconds"), UTCDateTime())
+
+
 class LostRound(Exception):
     """The round was moved by another transition; this coordinator must leave it alone."""
 
@@ -103,8 +138,14 @@ def guard(stmt: Any, round_id: int, attempt: int, instance: str) -> Any:
 def cas(db: Database, round_id: int, attempt: int, instance: str, **values: Any) -> int:
     """Update the round if ``instance`` still holds it in attempt ``attempt``; rows matched."""
     with db.write() as s:
-        stmt = guard(update(Round), round_id, attempt, instance).values(updated_at=utcnow(), **values)
+        stmt = guard(update(Round), round_id, attempt, instance).values(updated_at=db_clock(db), **values)
         return rowcount(s.execute(stmt))
+
+
+def renew(db: Database, h: Held, instance: str, leases: Leases, **values: Any) -> int:
+    """Extend the lease ``instance`` holds on ``h`` to ``lease_s`` from now on the database's clock,
+    writing ``values`` (progress) with it; rows matched (0: the lease was lost)."""
+    return cas(db, h.round_id, h.attempt, instance, lease_expires_at=db_clock(db, leases.lease_s), **values)
 
 
 def release(db: Database, h: Held, instance: str) -> bool:
@@ -116,7 +157,7 @@ def release(db: Database, h: Held, instance: str) -> bool:
             lease_expires_at=None,
             progress=0.0,
             stage="released (a service process stopped)",
-            updated_at=utcnow(),
+            updated_at=db_clock(db),
         )
         return rowcount(s.execute(stmt)) == 1
 
@@ -129,7 +170,7 @@ def claim_one(
 
     Returns the round held, a ``Held`` with ``attempt == 0`` when the candidate was failed (too many
     expired leases) or taken by another process first, or None when nothing is claimable."""
-    now = utcnow()
+    now = db_clock(db)
     claimable = or_(
         Round.status == "pending",
         and_(Round.status == "running", or_(Round.lease_expires_at.is_(None), Round.lease_expires_at < now)),
@@ -153,7 +194,7 @@ def claim_one(
             "status": "running",
             "attempts": row.attempts + 1,
             "claimed_by": instance,
-            "lease_expires_at": now + timedelta(seconds=leases.lease_s),
+            "lease_expires_at": db_clock(db, leases.lease_s),
             "progress": 0.05,
             "stage": "claimed",
             "error": None,
@@ -189,3 +230,79 @@ def _fail_expired(s: Any, cas_: Any, row: Any, expiries: int, now: Any) -> None:
         )
     )
     log.warning("round %s failed: %s", row.id, msg)
+
+
+# -- the operator's actions on a stuck round -----------------------------------------------------------
+def _locked_round(db: Database, s: Any, rid: int, attempt: int | None, action: str) -> Round:
+    """The round, its row locked (PostgreSQL; SQLite's write transaction holds the database), after
+    the operator's compare-and-set: :class:`Conflict` when ``attempt`` is given and the round is in
+    another attempt (it was claimed again since the operator looked)."""
+    q = select(Round).where(Round.id == rid)
+    if db.postgres:
+        q = q.with_for_update()
+    r = s.execute(q).scalar_one_or_none()
+    if r is None:
+        get_or_404(s, Round, rid, "round")  # raises NotFound
+    assert r is not None
+    if attempt is not None and r.attempts != attempt:
+        raise Conflict(
+            f"round {rid} is in attempt {r.attempts}, not {attempt}: look again before you {action}"
+        )
+    return r
+
+
+def _moved(db: Database, s: Any, r: Round, **values: Any) -> Round:
+    """One compare-and-set on the lease as the operator saw it; the round as it is now."""
+    if r.status == "running":
+        stmt = guard(update(Round), r.id, r.attempts, str(r.claimed_by))
+    else:  # pending: nobody holds it
+        stmt = update(Round).where(Round.id == r.id, Round.status == "pending", Round.attempts == r.attempts)
+    if rowcount(s.execute(stmt.values(updated_at=db_clock(db), **values))) != 1:
+        raise Conflict(f"round {r.id} moved meanwhile; look again")
+    s.refresh(r)
+    return r
+
+
+def operator_release(db: Database, rid: int, attempt: int | None = None) -> Round:
+    """``running -> pending`` for a round whose holder hangs or died: its lease ends now and any
+    process claims it again (a new attempt, which does not count as an expired lease). The old
+    holder, if it still runs, matches no row from then on: it renews nothing and books nothing.
+
+    Idempotent: a ``pending`` round is returned as it is. :class:`Conflict` for a round that is no
+    longer in progress, or that is not in ``attempt`` (when given: the attempt the operator saw)."""
+    with db.write() as s:
+        r = _locked_round(db, s, rid, attempt, "release it")
+        if r.status == "pending":
+            return r
+        if r.status != "running":
+            raise Conflict(f"round {rid} is {r.status}; only a running round can be released")
+        log.warning("round %s: the operator released attempt %s of %s", rid, r.attempts, r.claimed_by)
+        stage = f"released by the operator (attempt {r.attempts} of {r.claimed_by})"
+        return _moved(
+            db,
+            s,
+            r,
+            status="pending",
+            claimed_by=None,
+            lease_expires_at=None,
+            progress=0.0,
+            stage=stage[:100],
+        )
+
+
+def operator_fail(db: Database, rid: int, attempt: int | None = None, reason: str | None = None) -> Round:
+    """``pending``/``running`` -> ``failed`` by the operator: nothing is booked and the round's inputs
+    stay unconsumed (they are consumed only by the booking, which the old holder can no longer do); it
+    can be retried (``failed -> pending``) or another round opened.
+
+    Idempotent: a ``failed`` round is returned as it is. :class:`Conflict` for a cleared or
+    unverified round, or one that is not in ``attempt`` (when given)."""
+    with db.write() as s:
+        r = _locked_round(db, s, rid, attempt, "fail it")
+        if r.status == "failed":
+            return r
+        if r.status not in ("pending", "running"):
+            raise Conflict(f"round {rid} is {r.status}; only a pending or running round can be failed")
+        log.warning("round %s: the operator failed attempt %s (%s)", rid, r.attempts, reason or "no reason")
+        error = "failed by the operator" + (f": {reason}" if reason else "") + "; nothing was booked"
+        return _moved(db, s, r, status="failed", stage="failed", error=error[:2000], lease_expires_at=None)

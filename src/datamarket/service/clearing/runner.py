@@ -40,6 +40,16 @@ by any of several service processes sharing the database.
    releases the others (``running -> pending``, guarded by the lease) so that another process
    claims them at once. A failed round can be retried (``POST /rounds/{id}/retry``: compare-and-set
    ``failed -> pending``); a cleared one cannot (409).
+6. The operator can end a stuck round at once instead of waiting for its lease: ``POST
+   /rounds/{id}/release`` (``running -> pending``: any process claims it again) or ``POST
+   /rounds/{id}/fail`` (``pending``/``running -> failed``: nothing booked, inputs unconsumed), each
+   one compare-and-set on the lease (and on the attempt the operator saw, when given), idempotent
+   (:func:`~datamarket.service.clearing.leases.operator_release`,
+   :func:`~datamarket.service.clearing.leases.operator_fail`). A holder that wakes up afterwards
+   matches no row: it books nothing.
+
+Lease times come from the database's clock, never a process's own
+(:mod:`datamarket.service.clearing.leases`, "Clocks").
 """
 
 from __future__ import annotations
@@ -51,7 +61,6 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -60,7 +69,7 @@ from datamarket.core.errors import DatamarketError
 from datamarket.core.progress import scaled
 from datamarket.core.types import Outcome
 from datamarket.ledger.chain import append_round
-from datamarket.ledger.models import Deliverable, Market, Participant, Round, Submission, utcnow
+from datamarket.ledger.models import Deliverable, Market, Participant, Round, Submission
 from datamarket.ledger.money import Posting, outcome_postings
 from datamarket.service.adapters import Adapter
 from datamarket.service.auth import Principal
@@ -70,9 +79,13 @@ from datamarket.service.clearing.leases import (
     LostRound,
     cas,
     claim_one,
+    db_clock,
     guard,
     instance_id,
+    operator_fail,
+    operator_release,
     release,
+    renew,
 )
 from datamarket.service.clearing.worker import WorkerPool
 from datamarket.service.store import rounds
@@ -191,8 +204,8 @@ class RoundRunner:
             for h in self._held.values():
                 h.dirty = False
         for rid, attempt, stage, progress in due:
-            expires = utcnow() + timedelta(seconds=self.leases.lease_s)
-            n = self._cas(rid, attempt, stage=stage[:100], progress=progress, lease_expires_at=expires)
+            held = Held(rid, attempt)
+            n = renew(self.db, held, self.instance, self.leases, stage=stage[:100], progress=progress)
             with self._held_lock:
                 mine = self._held.get(rid)
                 if mine is not None:
@@ -332,7 +345,7 @@ class RoundRunner:
                     outcome=result["outcome"],
                     certificate=certificate,
                     lease_expires_at=None,
-                    updated_at=utcnow(),
+                    updated_at=db_clock(self.db),
                 )
             )
             if rowcount(moved) != 1:
@@ -391,3 +404,21 @@ def retry_round(runner: RoundRunner, who: Principal, rid: int) -> dict[str, Any]
     view = rounds.retry(runner.db, who, rid)
     runner.submit(rid)
     return view
+
+
+def release_round(
+    runner: RoundRunner, who: Principal, rid: int, attempt: int | None = None
+) -> dict[str, Any]:
+    """The operator releases a stuck running round (:func:`~datamarket.service.clearing.leases.
+    operator_release`); the claim loop wakes to take it again."""
+    view = rounds.round_view(operator_release(runner.db, rid, attempt), who)
+    runner.submit(rid)
+    return view
+
+
+def fail_round(
+    runner: RoundRunner, who: Principal, rid: int, attempt: int | None = None, reason: str | None = None
+) -> dict[str, Any]:
+    """The operator fails a pending or running round (:func:`~datamarket.service.clearing.leases.
+    operator_fail`): nothing booked, its inputs stay unconsumed."""
+    return rounds.round_view(operator_fail(runner.db, rid, attempt, reason), who)

@@ -12,6 +12,9 @@ help from the ``description`` and the default. A nested model (the collaborative
 drawn field by field, named ``model__kind`` and sent as ``{"model": {"kind": ...}}``. The form checks
 only that a field can be read (a number is a number); the bounds and rules are the adapter's, whose
 message is shown beside the field it names. An empty field is left out, so the model's default applies.
+A JSON field is measured before it is parsed (:func:`json_depth`, one linear pass): nested deeper than
+the JSON API's :data:`~datamarket.service.api.schemas.MAX_DEPTH` it is refused beside the field (422),
+before ``json.loads`` could recurse.
 
 The unit ``money`` is drawn as the market's currency.
 """
@@ -31,6 +34,7 @@ from pydantic import BaseModel, Field
 from pydantic_core import PydanticUndefined
 
 from datamarket.service.adapters import params_model_of, registered_adapter, submission_model_of
+from datamarket.service.api.schemas import MAX_DEPTH
 
 
 class JsonData(BaseModel):
@@ -150,6 +154,47 @@ def fields(model: type[BaseModel], currency: str = "") -> list[FormField]:
     return out
 
 
+_JSON_TOKENS = re.compile(r'[\[\]{}"\\]')
+
+
+def json_depth(text: str) -> int:
+    r"""The deepest nesting of arrays and objects in JSON ``text`` (brackets inside strings do not
+    count), in one pass over its structural characters, without recursion.
+
+    >>> json_depth('{"a": [1, "]]]"]}'), json_depth(r'[""]", 1]'), json_depth("[" * 50_000)
+    (2, 1, 50000)
+    """
+    depth = most = 0
+    in_string, escaped = False, -1
+    for m in _JSON_TOKENS.finditer(text):
+        ch, at = m.group(), m.start()
+        if at == escaped:
+            continue
+        if in_string:
+            if ch == "\\":
+                escaped = at + 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            most = max(most, depth)
+        elif ch in "]}":
+            depth -= 1
+    return most
+
+
+def load_json_object(raw: str) -> dict[str, Any]:
+    """``raw`` parsed as a JSON object nested at most :data:`MAX_DEPTH` deep (``ValueError`` else)."""
+    if json_depth(raw) > MAX_DEPTH:
+        raise ValueError(f"must be a JSON object nested at most {MAX_DEPTH} deep")
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    return value
+
+
 def _number(raw: str) -> float:
     v = float(raw)
     if not math.isfinite(v):
@@ -172,10 +217,7 @@ def _convert(widget: str, raw: str) -> Any:
             raise ValueError("must be numbers separated by commas")
         return [int(p) for p in parts] if widget == "list_int" else [_number(p) for p in parts]
     if widget == "json":
-        value = json.loads(raw)
-        if not isinstance(value, dict):
-            raise ValueError("must be a JSON object")
-        return value
+        return load_json_object(raw)
     return raw  # choice: the adapter checks it is one of the choices
 
 

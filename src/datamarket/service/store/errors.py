@@ -1,5 +1,5 @@
 """What a store operation refuses, by reason: the HTTP layer maps each to its status
-(:mod:`datamarket.service.errors`: 404, 403, 409, 413), the portal to its error page.
+(:mod:`datamarket.service.errors`: 404, 403, 409, 413, 503), the portal to its error page.
 
 Bad input is not here: it is a :class:`~datamarket.core.errors.InvalidInputError` (422) raised by the
 adapters, the uploads or the store itself.
@@ -41,3 +41,12 @@ class NotReady(Conflict):
 
 class TooLarge(StoreError):
     """A body over the size limit."""
+
+
+class Busy(StoreError):
+    """The service is at capacity for this request now (as many uploads parsing as the process's
+    budget admits): nothing was done; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

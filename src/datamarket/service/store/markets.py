@@ -1,18 +1,26 @@
 """Markets: creation (parameters validated by the kind's adapter, currency and scale checked), reading,
-and the plan (what the mechanism asks of participants given the inputs so far)."""
+and the plan (what the mechanism asks of participants given the inputs so far).
+
+The operator sees the adapter's plan as it is. A participant sees its own row of it and aggregates
+(:func:`participant_plan`), never another participant's name or row: the filter works on any plan
+dict, knowing only the names of the market's participants and, where the adapter declares them
+(``plan_rows``), the lists that hold one value per participant of a list of names.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
 
-from datamarket.core.errors import InvalidMarketError
+from datamarket.core.errors import InvalidInputError, InvalidMarketError
 from datamarket.ledger.models import Market
 from datamarket.ledger.money import Currency
-from datamarket.service.adapters import Adapter
+from datamarket.service.adapters import Adapter, plan_rows_of
+from datamarket.service.auth import Principal
 from datamarket.service.store.db import Database
+from datamarket.service.store.errors import NotReady
 from datamarket.service.store.rows import get_or_404
 from datamarket.service.store.submissions import load_inputs, unconsumed_ids
 from datamarket.service.uploads import UploadLimits
@@ -27,7 +35,7 @@ def market_view(m: Market) -> dict[str, Any]:
         "params": m.params,
         "scale": m.scale,
         "currency": m.currency,
-        "exponent": Currency.parse(m.currency).exponent,
+        "exponent": Currency.parse(m.currency, stored=True).exponent,
         "created_at": m.created_at,
     }
 
@@ -72,10 +80,115 @@ def get_market(db: Database, mid: int) -> dict[str, Any]:
         return market_view(get_or_404(s, Market, mid, "market"))
 
 
-def plan(db: Database, adapters: Mapping[str, Adapter], limits: UploadLimits, mid: int) -> dict[str, Any]:
-    """The adapter's plan for the market's unconsumed inputs (e.g. the broker's ``N*_i``); an
-    :class:`~datamarket.core.errors.InvalidInputError` while the inputs do not determine it."""
+def plan(
+    db: Database, adapters: Mapping[str, Adapter], limits: UploadLimits, mid: int, who: Principal
+) -> dict[str, Any]:
+    """The adapter's plan for the market's unconsumed inputs (e.g. the broker's ``N*_i``), as ``who``
+    may see it (module docstring); :class:`NotReady` (409) while the inputs do not determine it: the
+    request is fine, the market's state is not."""
     with db.read() as s:
         m = get_or_404(s, Market, mid, "market")
         inputs = load_inputs(s, unconsumed_ids(s, mid), limits)
-    return adapters[m.kind].plan(m.params, inputs)
+    adapter = adapters[m.kind]
+    try:
+        full = adapter.plan(m.params, inputs)
+    except InvalidInputError as exc:
+        raise NotReady(str(exc), getattr(exc, "field", None)) from None
+    if who.is_admin:
+        return full
+    return participant_plan(full, who.name, {i.participant for i in inputs}, plan_rows_of(adapter))
+
+
+def participant_plan(
+    plan: Mapping[str, Any],
+    me: str,
+    names: Collection[str],
+    rows: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """``plan`` as participant ``me`` may see it, ``names`` being the market's participants.
+
+    1. a list of names keeps ``me`` only; a dict keyed by names keeps ``me``'s key only;
+    2. a list holding one value per name of such a list (``rows``: name-list key -> those keys;
+       without a declaration, any list as long as a list of names) keeps ``me``'s values only, and
+       is emptied when its owners are ambiguous (undeclared, two lists of names of its length);
+    3. any other string that is another participant's name becomes ``None``;
+    4. ``aggregates``: per filtered key, ``counts`` (rows before filtering) and ``totals`` (the sum
+       of numeric rows).
+
+    >>> plan = {"buyers": ["a", "b"], "prices": [1.5, 2.0], "n_star": {"x": 3, "y": 4},
+    ...         "first": "x", "curve": [0.0, 1.0, 3.0]}
+    >>> seen = participant_plan(plan, "a", {"a", "b", "x", "y"}, {"buyers": ("prices",)})
+    >>> seen["buyers"], seen["prices"], seen["n_star"], seen["first"], seen["curve"]
+    (['a'], [1.5], {}, None, [0.0, 1.0, 3.0])
+    >>> seen["aggregates"]
+    {'counts': {'buyers': 2, 'prices': 2, 'n_star': 2}, 'totals': {'prices': 3.5, 'n_star': 7}}
+    """
+    names = set(names)
+    others = names - {me}
+    owners = _owners(plan, names, rows)
+    out: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    totals: dict[str, Any] = {}
+    for key, value in plan.items():
+        if key in owners and isinstance(value, list):
+            who = owners[key] or []
+            out[key] = [v for v, n in zip(value, who, strict=False) if n == me]
+            counts[key] = len(value)
+            _total(totals, key, value)
+        elif isinstance(value, Mapping) and names & set(value):
+            out[key] = {k: _scrub(v, others) for k, v in value.items() if k not in others}
+            counts[key] = sum(1 for k in value if k in names)
+            _total(totals, key, [v for k, v in value.items() if k in names])
+        else:
+            out[key] = _scrub(value, others)
+    out["aggregates"] = {"counts": counts, "totals": totals}
+    return out
+
+
+def _name_lists(plan: Mapping[str, Any], names: Collection[str]) -> dict[str, list[str]]:
+    """The values of ``plan`` that are non-empty lists of participant names."""
+    return {
+        k: v
+        for k, v in plan.items()
+        if isinstance(v, list) and v and all(isinstance(n, str) and n in names for n in v)
+    }
+
+
+def _owners(
+    plan: Mapping[str, Any], names: Collection[str], rows: Mapping[str, Sequence[str]] | None
+) -> dict[str, list[str] | None]:
+    """Per key of a list of names or of a per-name list: the owner of each item (``None``: unknown)."""
+    lists = _name_lists(plan, names)
+    owners: dict[str, list[str] | None] = dict(lists)
+    if rows is not None:
+        for key, cols in rows.items():
+            for col in cols:
+                value = plan.get(col)
+                ok = key in lists and isinstance(value, list) and len(value) == len(lists[key])
+                owners[col] = lists[key] if ok else None
+        return owners
+    for col, value in plan.items():
+        if col in lists or not isinstance(value, list):
+            continue
+        match = [who for who in lists.values() if len(who) == len(value)]
+        if match:
+            owners[col] = match[0] if len(match) == 1 else None
+    return owners
+
+
+def _total(totals: dict[str, Any], key: str, values: Sequence[Any]) -> None:
+    nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if nums and len(nums) == len(values):
+        totals[key] = sum(nums)
+
+
+def _scrub(value: Any, others: Collection[str]) -> Any:
+    """``value`` with every string that is another participant's name replaced by ``None`` (and
+    dropped as a key)."""
+    if isinstance(value, str):
+        return None if value in others else value
+    if isinstance(value, Mapping):
+        return {k: _scrub(v, others) for k, v in value.items() if k not in others}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, others) for v in value]
+    return value

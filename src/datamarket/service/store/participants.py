@@ -22,7 +22,7 @@ def participant_view(s: Session, p: Participant) -> dict[str, Any]:
     """A participant's record with one balance per currency (never summed across currencies)."""
     per = chain.balances(s, p.name).get(p.name, {})
     rows = [
-        {"currency": c, "balance_minor": v, "balance": Currency.parse(c).format(v)}
+        {"currency": c, "balance_minor": v, "balance": Currency.parse(c, stored=True).format(v)}
         for c, v in sorted(per.items())
     ]
     single = None if len(per) > 1 else sum(per.values())

@@ -1,5 +1,13 @@
 """Receipts of cleared rounds (a participant's ledger entries, net amount, deliverable, checkpoint and
-the revealed seed) and the deliverables (models, estimates) participants received."""
+the revealed seed) and the deliverables (models, estimates) participants received.
+
+A receipt reveals nothing of the other participants' entries (:mod:`datamarket.ledger.receipts`):
+it carries the participant's own entries with their salts, the Merkle proofs of those entries, the
+round's root and size and the chain head after the round, all hashes over salted entries. A round
+booked before revision 0007 (unsalted entries) gets a receipt without any hash: the participant's
+entries and amounts only. A participant reads receipts only of rounds it took part in
+(:func:`took_part`); for any other round the answer is the 404 of a round that does not exist.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from datamarket.ledger.audit import checkpoint_of
 from datamarket.ledger.chain import EntryRecord
-from datamarket.ledger.models import Deliverable, LedgerEntry, Market, Participant, Round
+from datamarket.ledger.models import Deliverable, LedgerEntry, Market, Participant, Round, Submission
 from datamarket.ledger.money import Currency, format_minor
+from datamarket.ledger.receipts import checkpoint_of, salted
 from datamarket.service.auth import Principal
 from datamarket.service.store.db import Database
 from datamarket.service.store.errors import Conflict, NotFound
@@ -26,21 +34,52 @@ def cleared_round(s: Session, rid: int) -> Round:
     return r
 
 
-def _entry(e: EntryRecord, scale: int) -> dict[str, Any]:
+def took_part(s: Session, r: Round, pid: int | None) -> bool:
+    """Whether participant ``pid`` took part in round ``r``: one of its submissions is an input of the
+    round, or the round booked an entry or a deliverable for it."""
+    if pid is None:
+        return False
+    ids = [int(i) for i in r.input_ids or []]
+    checks = [
+        select(LedgerEntry.seq).where(LedgerEntry.round_id == r.id, LedgerEntry.participant_id == pid),
+        select(Deliverable.id).where(Deliverable.round_id == r.id, Deliverable.participant_id == pid),
+    ]
+    if ids:
+        checks.append(select(Submission.id).where(Submission.id.in_(ids), Submission.participant_id == pid))
+    return any(s.execute(q.limit(1)).first() is not None for q in checks)
+
+
+def round_for(s: Session, who: Principal, rid: int) -> Round:
+    """Round ``rid`` for ``who``: :class:`NotFound` (as for a round that does not exist) when a
+    participant took no part in it."""
+    r = get_or_404(s, Round, rid, "round")
+    if not who.is_admin and not took_part(s, r, who.participant_id):
+        raise NotFound(f"round {rid} not found")
+    return r
+
+
+def _entry(e: EntryRecord, scale: int, hashes: bool) -> dict[str, Any]:
     amount = int(e.amount_minor)
-    return {**e.to_dict(), "amount_minor": amount, "amount": format_minor(amount, scale)}
+    d = {**e.to_dict(), "amount_minor": amount, "amount": format_minor(amount, scale)}
+    if not hashes:
+        d.update(hash=None, prev_hash=None)
+    return d
 
 
 def receipt_view(s: Session, r: Round, p: Participant) -> dict[str, Any]:
-    """Ledger format 2: every hashed field of the participant's entries, the round's currency and the
-    checkpoint (chain head after the round, entry hashes, Merkle root, inclusion proofs)."""
+    """The participant's entries (every hashed field, salts included), the round's currency and the
+    checkpoint (chain head after the round, Merkle root and size, the entries' inclusion proofs); no
+    hash at all for a round of unsalted entries (module docstring)."""
     m = s.get(Market, r.market_id)
-    cur = Currency.parse(m.currency if m is not None else "USD")
+    cur = Currency.parse(m.currency if m is not None else "USD", stored=True)
     rows = s.execute(
-        select(LedgerEntry).where(LedgerEntry.round_id == r.id).order_by(LedgerEntry.seq)
+        select(LedgerEntry)
+        .where(LedgerEntry.round_id == r.id, LedgerEntry.participant_id == p.id)
+        .order_by(LedgerEntry.seq)
     ).scalars()
-    all_rows = [EntryRecord.from_row(e) for e in rows]
-    mine = [e for e in all_rows if e.participant_id == p.id]
+    mine = [EntryRecord.from_row(e) for e in rows]
+    private = salted(s, r.id)
+    cp = checkpoint_of(s, r.id, p.id) if private else None
     d = s.execute(
         select(Deliverable).where(Deliverable.round_id == r.id, Deliverable.participant_id == p.id)
     ).scalar_one_or_none()
@@ -50,13 +89,13 @@ def receipt_view(s: Session, r: Round, p: Participant) -> dict[str, Any]:
         "market_id": r.market_id,
         "participant_id": p.id,
         "participant": p.name,
-        "entries": [_entry(e, cur.scale) for e in mine],
+        "entries": [_entry(e, cur.scale, private) for e in mine],
         "net_minor": net,
         "net": format_minor(net, cur.scale),
         "currency": cur.code,
         "deliverable": None if d is None else d.payload,
-        "round_hash": all_rows[-1].hash if all_rows else None,
-        "checkpoint": checkpoint_of(s, r.id, p.id),
+        "round_hash": None if cp is None or cp["size"] == 0 else cp["hash"],
+        "checkpoint": cp,
         "seed": r.seed,
         "seed_salt": r.seed_salt,
         "seed_commit": r.seed_commit,
@@ -79,6 +118,7 @@ def get_receipt(db: Database, who: Principal, rid: int, pid: int) -> dict[str, A
     check_owner(who, pid, "participant", pid)
     with db.read() as s:
         p = get_or_404(s, Participant, pid, "participant")
+        round_for(s, who, rid)
         return receipt_view(s, cleared_round(s, rid), p)
 
 
@@ -86,6 +126,7 @@ def get_model(db: Database, who: Principal, rid: int, pid: int) -> dict[str, Any
     """What participant ``pid`` received from round ``rid`` (model, estimate, gain)."""
     check_owner(who, pid, "participant", pid)
     with db.read() as s:
+        round_for(s, who, rid)
         cleared_round(s, rid)
         d = s.execute(
             select(Deliverable).where(Deliverable.round_id == rid, Deliverable.participant_id == pid)

@@ -12,18 +12,23 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from datamarket.core.errors import InvalidInputError
 from datamarket.ledger.models import Market, Participant, Round, Submission, utcnow
-from datamarket.service.adapters import Adapter, Input, require_kind
+from datamarket.service.adapters import Adapter, Input, documented, require_kind
 from datamarket.service.auth import Principal
 from datamarket.service.store.db import Database, rowcount
-from datamarket.service.store.errors import Conflict, TooLarge
+from datamarket.service.store.errors import Busy, Conflict, NotReady, TooLarge
 from datamarket.service.store.idempotency import PAYLOAD_KEY, Keyed, create_once, request_hash
 from datamarket.service.store.rows import check_owner, get_or_404
 from datamarket.service.uploads import (
     UploadLimits,
+    check_columns,
+    check_filename,
     dataset_summary,
     detect_format,
     pack_dataset,
+    parse_budget,
+    parse_cost,
     parse_dataset,
     unpack_dataset,
 )
@@ -114,7 +119,10 @@ def _fits(s: Session, adapter: Adapter, limits: UploadLimits, who: Principal, m:
             Submission.excluded_at.is_(None),
         )
     ).scalars()
-    check(m.params, load_inputs(s, list(mine), limits, datasets=False), new)
+    try:
+        check(m.params, load_inputs(s, list(mine), limits, datasets=False), new)
+    except InvalidInputError as exc:  # a fine input that the participant's earlier ones exclude
+        raise NotReady(str(exc), getattr(exc, "field", None)) from None
 
 
 def _store(
@@ -159,10 +167,25 @@ def submit_json(
     key: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Store a JSON input (a bid, a cost, a task...) validated by the market's adapter:
-    ``(submission, created)``; ``created`` is False for a replay of ``key``."""
+    ``(submission, created)``; ``created`` is False for a replay of ``key``.
+
+    An input of a kind this market does not take, but another kind of market does, is
+    :class:`NotReady` (409), and so is data that this market refuses (its parameters) but another
+    market kind's model takes (the OpenAPI schema documents the union): the request is well formed,
+    the market refuses it. Data that no market kind's model takes is invalid (422)."""
     m, adapter = _market(db, adapters, mid)
-    require_kind(adapter, kind, has_dataset=False)
-    valid = adapter.validate_submission(m.params, kind, data, None)
+    try:
+        require_kind(adapter, kind, has_dataset=False)
+    except InvalidInputError as exc:  # another kind of market's input
+        if any(kind in a.submission_kinds and kind not in a.dataset_kinds for a in adapters.values()):
+            raise NotReady(f"market {mid} ({m.kind}): {exc}", getattr(exc, "field", None)) from None
+        raise
+    try:
+        valid = adapter.validate_submission(m.params, kind, data, None)
+    except InvalidInputError as exc:
+        if documented(adapters, kind, data):
+            raise NotReady(f"market {mid} ({m.kind}): {exc}", getattr(exc, "field", None)) from None
+        raise
     content = json.dumps(valid, sort_keys=True).encode()
     row = Submission(
         market_id=mid,
@@ -203,16 +226,53 @@ def upload_dataset(
     up: Upload,
     key: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Parse, validate and store an uploaded dataset with its parsed form: ``(submission, created)``."""
+    """Parse, validate and store an uploaded dataset with its parsed form: ``(submission, created)``.
+
+    The names are checked first (:func:`~datamarket.service.uploads.check_filename`); the parse and
+    the storing hold an admission of the process's parse budget (:class:`Busy` when it is full:
+    nothing is parsed or stored)."""
     check_size(len(up.data), limits)
-    fmt = detect_format(up.format, up.content_type, up.filename)
-    media_type = (up.content_type or "").split(";", 1)[0].strip()[:100] or None
+    filename = check_filename(up.filename)
+    check_columns(up.label_column, up.group_column)
+    fmt = detect_format(up.format, up.content_type, filename)
     m, adapter = _market(db, adapters, mid)
-    require_kind(adapter, up.kind, has_dataset=True)
+    try:
+        require_kind(adapter, up.kind, has_dataset=True)
+    except InvalidInputError as exc:
+        if any(up.kind in a.dataset_kinds for a in adapters.values()):
+            raise NotReady(f"market {mid} ({m.kind}): {exc}", getattr(exc, "field", None)) from None
+        raise
+    admission = parse_budget(limits).admit(lambda: parse_cost(up.data, fmt, limits))
+    if admission is None:
+        raise Busy(
+            f"the server is parsing as many uploads as its memory allows: nothing was stored, "
+            f"retry after {limits.busy_retry_after} s",
+            limits.busy_retry_after,
+        )
+    with admission:
+        return _parse_and_store(db, adapter, limits, who, m, up, fmt, key)
+
+
+def _parse_and_store(
+    db: Database,
+    adapter: Adapter,
+    limits: UploadLimits,
+    who: Principal,
+    m: Market,
+    up: Upload,
+    fmt: str,
+    key: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """The rest of :func:`upload_dataset`, once admitted: parse, the adapter's check, store."""
+    mid = m.id
+    media_type = (up.content_type or "").split(";", 1)[0].strip()[:100] or None
     ds = parse_dataset(
         up.data, fmt, label_column=up.label_column, group_column=up.group_column, limits=limits
     )
-    extra = adapter.validate_submission(m.params, up.kind, {}, ds)
+    try:
+        extra = adapter.validate_submission(m.params, up.kind, {}, ds)
+    except InvalidInputError as exc:  # the file reads: this market does not take it
+        raise NotReady(f"market {mid} ({m.kind}): {exc}", getattr(exc, "field", None)) from None
     digest = hashlib.sha256(up.data).hexdigest()
     payload = {
         "format": fmt,
@@ -229,7 +289,7 @@ def upload_dataset(
         blob=up.data,
         parsed=pack_dataset(ds),  # outside the write transaction, like every computation
         media_type=media_type,
-        filename=up.filename,
+        filename=up.filename or None,
         content_hash=digest,
         size_bytes=len(up.data),
     )

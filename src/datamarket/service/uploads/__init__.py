@@ -14,24 +14,40 @@ here while decompressing (:class:`UploadLimits`: header-declared sizes are check
 inflated). :func:`pack_dataset` is the parsed form the service stores with each upload, so that
 rounds never parse an upload again.
 
-Modules: :mod:`.limits` (the caps), :mod:`.formats` (which format a request carries),
+Together, uploads share one budget per process (:mod:`.budget`): at most
+``UploadLimits.max_parallel_parses`` are parsed at once, holding at most ``parse_memory`` bytes;
+beyond it an upload is refused at once (the service answers 503 with ``Retry-After``). Parsing is
+linear in the body's size (no backtracking regular expression reads a cell), and the service runs it
+in a worker thread, so that the event loop keeps answering. A file name or column name that is too
+long or holds a control character is refused (:mod:`.names`).
+
+Modules: :mod:`.limits` (the caps), :mod:`.budget` (uploads parsed at once and their memory),
+:mod:`.names` (file and column names), :mod:`.formats` (which format a request carries),
 :mod:`.csv_reader`, :mod:`.parquet_reader`, :mod:`.npz_reader` (one reader per format),
 :mod:`.parse` (bytes -> dataset), :mod:`.packing` (the stored parsed form and its summary). Nothing
 here imports FastAPI or the database.
 """
 
+from datamarket.service.uploads.budget import Admission, ParseBudget, parse_budget, parse_cost
 from datamarket.service.uploads.formats import FORMATS, MEDIA_TYPES, detect_format
 from datamarket.service.uploads.limits import UploadLimits
+from datamarket.service.uploads.names import check_columns, check_filename
 from datamarket.service.uploads.packing import dataset_summary, pack_dataset, unpack_dataset
 from datamarket.service.uploads.parse import parse_dataset
 
 __all__ = [
     "FORMATS",
     "MEDIA_TYPES",
+    "Admission",
+    "ParseBudget",
     "UploadLimits",
+    "check_columns",
+    "check_filename",
     "dataset_summary",
     "detect_format",
     "pack_dataset",
+    "parse_budget",
+    "parse_cost",
     "parse_dataset",
     "unpack_dataset",
 ]

@@ -20,7 +20,8 @@ def read_npz(data: bytes, limits: UploadLimits) -> Dataset:
     """Read an NPZ member by member, each bounded by its header before it is decompressed.
 
     Only stored or deflated members named ``features.npy``, ``labels.npy``, ``groups.npy`` are read;
-    each ``.npy`` header must declare a numeric dtype and at most ``limits.max_cells`` elements, and
+    each ``.npy`` header must declare a numeric dtype and at most ``limits.max_cells`` elements
+    (``labels`` and ``groups``: at most ``limits.max_rows``, one a row), and
     exactly that many bytes are decompressed (never more: the zip reader stops at the declared size,
     and a member that holds less or fails its CRC is malformed).
     """
@@ -74,8 +75,9 @@ def _read_npy(f: IO[bytes], name: str, limits: UploadLimits) -> np.ndarray:
     if dtype.hasobject or dtype.kind not in "biuf":
         raise UploadError("file", f"array {name[:-4]!r} must be numeric, got dtype {dtype}")
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if count > limits.max_cells:
-        raise UploadError("file", f"array {name[:-4]!r} has {count} elements (limit {limits.max_cells})")
+    cap = limits.max_cells if name == "features.npy" else limits.max_rows  # labels, groups: one a row
+    if count > cap:
+        raise UploadError("file", f"array {name[:-4]!r} has {count} elements (limit {cap})")
     nbytes = count * dtype.itemsize
     buf = f.read(nbytes)
     if len(buf) != nbytes or f.read(1):

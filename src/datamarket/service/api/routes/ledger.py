@@ -28,11 +28,23 @@ def verify(_: Admin, st: State) -> S.VerifyOut:
     return S.VerifyOut(**store.verify(st.db))
 
 
-@router.post("/ledger/checkpoint", response_model=S.VerifyOut)
+@router.get("/ledger/checkpoint", response_model=S.CheckpointOut)
+def head(_: Admin, st: State) -> S.CheckpointOut:
+    """The chain head now, as a checkpoint to publish or keep (operator only: it tells the ledger's
+    length)."""
+    return S.CheckpointOut(**store.head(st.db))
+
+
+@router.post(
+    "/ledger/checkpoint",
+    response_model=S.VerifyOut,
+    responses={404: {"model": S.ErrorOut, "description": "a round the participant took no part in"}},
+)
 def verify_checkpoint(body: S.CheckpointOut, who: Who, st: State) -> S.VerifyOut:
     """Check that the ledger still extends a checkpoint kept from a receipt (the chain head after
-    a round, the round's entry hashes, Merkle root and proofs). A participant sees the
-    checkpoint's problems and only the number of other problems."""
+    a round, the round's Merkle root and size, proofs). The operator checks any checkpoint. A
+    participant checks only one of a round it took part in (404 otherwise), against what its receipt
+    holds, and sees the checkpoint's problems and only the number of other problems."""
     return S.VerifyOut(**store.verify_checkpoint(st.db, who, body.model_dump()))
 
 

@@ -35,8 +35,13 @@ def get_market(mid: Id, _: Who, st: State) -> S.MarketOut:
     return S.MarketOut(**store.get_market(st.db, mid))
 
 
-@router.get("/markets/{mid}/plan")
-def plan(mid: Id, _: Who, st: State) -> dict[str, Any]:
+@router.get(
+    "/markets/{mid}/plan",
+    responses={409: {"model": S.ErrorOut, "description": "the inputs do not determine a plan yet"}},
+)
+def plan(mid: Id, who: Who, st: State) -> dict[str, Any]:
     """What the market's mechanism asks of participants given the inputs so far (e.g. the broker's
-    sample sizes ``N*_i`` and posted prices); 422 while the inputs do not determine it."""
-    return store.plan(st.db, st.adapters, st.limits, mid)
+    sample sizes ``N*_i`` and posted prices); 409 while the inputs do not determine it. The operator
+    sees the whole plan; a participant its own row and ``aggregates`` (counts and totals of the
+    rows), never another participant's name or row."""
+    return store.plan(st.db, st.adapters, st.limits, mid, who)

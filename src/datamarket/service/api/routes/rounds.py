@@ -1,5 +1,5 @@
 """Routes of rounds: opening one over a market's inputs (idempotent with an ``Idempotency-Key``),
-status and progress, retry of a failed round."""
+status and progress, retry of a failed round, and the operator's release or failure of a stuck one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Admin, Id, IdemKey, State, Who
-from datamarket.service.clearing.runner import open_round, retry_round
+from datamarket.service.clearing.runner import fail_round, open_round, release_round, retry_round
 from datamarket.service.store import rounds as store
 
 router = APIRouter(tags=["rounds"])
@@ -53,3 +53,23 @@ def retry(rid: Id, who: Admin, st: State) -> S.RoundOut:
     """Run a failed round again on the same inputs (409 unless it failed, its inputs are all still
     unconsumed and no other round of the market is in progress)."""
     return S.RoundOut(**retry_round(st.runner, who, rid))
+
+
+@router.post("/rounds/{rid}/release", response_model=S.RoundOut)
+def release(rid: Id, who: Admin, st: State, body: S.ReleaseIn | None = None) -> S.RoundOut:
+    """End the lease of a stuck running round now (operator only): it goes back to ``pending`` and
+    any service process claims it again; the process that held it books nothing even if it wakes up
+    (compare-and-set on the lease). Idempotent: a pending round is returned as it is. 409 for a round
+    no longer in progress, or not in ``attempt`` when given."""
+    attempt = body.attempt if body is not None else None
+    return S.RoundOut(**release_round(st.runner, who, rid, attempt))
+
+
+@router.post("/rounds/{rid}/fail", response_model=S.RoundOut)
+def fail(rid: Id, who: Admin, st: State, body: S.FailIn | None = None) -> S.RoundOut:
+    """Fail a pending or running round now (operator only): nothing is booked, its inputs stay
+    unconsumed, and it can be retried; the process that held it books nothing even if it wakes up.
+    Idempotent: a failed round is returned as it is. 409 for a cleared or unverified round, or one
+    not in ``attempt`` when given."""
+    attempt, reason = (body.attempt, body.reason) if body is not None else (None, None)
+    return S.RoundOut(**fail_round(st.runner, who, rid, attempt, reason))

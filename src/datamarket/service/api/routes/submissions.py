@@ -17,11 +17,21 @@ router = APIRouter(tags=["submissions"])
 REPLAY: dict[int | str, dict[str, Any]] = {
     200: {"model": S.SubmissionOut, "description": "idempotent replay"}
 }
+# What JSON Schema can say of a file: a one-column numeric CSV (a header, then 1 to 20 plain decimal
+# numbers) reads as a dataset; NPZ and Parquet files are bytes no schema describes. Any file the upload
+# route reads may still be refused by the market (409: its kind takes other columns, the participant's
+# earlier inputs); a file that does not read is 422.
+CSV_BODY = {
+    "type": "string",
+    "pattern": r"^x[0-9]{0,3}(\r?\n-?[0-9]{1,6}(\.[0-9]{1,6})?){1,20}\r?\n?$",
+    "description": "a CSV file: a header row naming every column once, then rows of plain decimal numbers "
+    "(the pattern is the simplest such file: one feature column)",
+}
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "text/csv": {"schema": {"type": "string"}},
+            "text/csv": {"schema": CSV_BODY},
             "application/x-npz": {"schema": {"type": "string", "format": "binary"}},
             "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
         },
@@ -45,8 +55,22 @@ def submit(
     )
 
 
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": S.ErrorOut,
+        "description": "as many uploads parsing as the server's memory budget admits: nothing stored, "
+        "retry after the Retry-After seconds",
+        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
+    }
+}
+
+
 @router.post(
-    "/markets/{mid}/datasets", status_code=201, response_model=S.SubmissionOut, openapi_extra=UPLOAD_BODY
+    "/markets/{mid}/datasets",
+    status_code=201,
+    response_model=S.SubmissionOut,
+    openapi_extra=UPLOAD_BODY,
+    responses=BUSY,
 )
 async def upload(
     mid: Id,
@@ -56,13 +80,19 @@ async def upload(
     kind: Annotated[
         str, Query(max_length=30, pattern=S.PRINTABLE, description="submission kind (see /kinds)")
     ] = "dataset",
-    format: Annotated[str | None, Query(max_length=10, description="csv, npz or parquet")] = None,
+    format: Annotated[str | None, Query(max_length=10, include_in_schema=False)] = None,
     filename: Annotated[str | None, Query(max_length=255, pattern=S.PRINTABLE)] = None,
     label_column: Printable = "label",
     group_column: Printable = "group",
     idempotency_key: IdemKey = None,
 ) -> Response:
-    """Upload a dataset (request body: the file); 413 beyond the size limit, 422 if malformed."""
+    """Upload a dataset (request body: the file, its format named by the Content-Type: ``text/csv``,
+    ``application/x-npz``, ``application/vnd.apache.parquet``; or by the file name's suffix; an
+    undocumented ``?format=csv|npz|parquet`` overrides both); 413 beyond the size limit, 422 if the
+    file does not read or ``filename`` is too long or holds a control character, 409 for a file that
+    reads but this market does not take (its kind wants other columns, another submission kind, or
+    the participant's earlier inputs exclude it), 503 with ``Retry-After`` while the server parses as
+    many uploads as its memory budget admits. The parse runs in a worker thread."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

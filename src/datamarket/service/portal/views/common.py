@@ -1,7 +1,8 @@
 """What every portal page shares: rendering (:func:`page`, with :data:`SECURITY_HEADERS`), errors as
-HTML pages (:class:`PortalRoute`, :class:`Problem`), the signed-in visitor and its role
-(:func:`visitor`, :func:`operator`, :func:`participant`), CSRF-checked forms (:func:`posted`) and the
-store's data as the JSON API renders it (:func:`as_json`)."""
+HTML pages and the same-origin check of state-changing requests (:class:`PortalRoute`,
+:class:`Problem`), the signed-in visitor and its role (:func:`visitor`, :func:`operator`,
+:func:`participant`), CSRF-checked forms (:func:`posted`) and the store's data as the JSON API
+renders it (:func:`as_json`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,15 @@ from pydantic import BaseModel, ValidationError
 from datamarket.core.errors import DatamarketError
 from datamarket.service.api.deps import service_state
 from datamarket.service.errors import status_of
-from datamarket.service.portal.session import COOKIE, Visitor, check_csrf, find_session
+from datamarket.service.portal.headers import SECURITY_HEADERS
+from datamarket.service.portal.session import (
+    COOKIE,
+    SessionSettings,
+    Visitor,
+    check_csrf,
+    find_session,
+    same_origin,
+)
 from datamarket.service.state import ServiceState
 from datamarket.service.store.errors import NotReady, StoreError
 
@@ -34,17 +43,8 @@ DONE = {
     "created": "Market created.",
     "signed-out": "You are signed out.",
 }
-
-# Pages hold private amounts (never cached), use only the app's own CSS and script (no inline code),
-# and are never framed by another site.
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+CROSS_ORIGIN = "cross-origin request refused: submit the form from the portal's own pages"
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,17 @@ def _invalid_request(exc: RequestValidationError) -> Problem:
 
 
 class PortalRoute(APIRoute):
-    """A portal route: errors become HTML pages (the JSON API keeps its JSON errors)."""
+    """A portal route: errors become HTML pages (the JSON API keeps its JSON errors), and a
+    state-changing request from another origin is refused (403) before its body is read
+    (:func:`~datamarket.service.portal.session.same_origin`)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         inner = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
             try:
+                if request.method not in SAFE_METHODS and not same_origin(request):
+                    raise Problem(403, CROSS_ORIGIN)
                 return await inner(request)
             except SignInRequired:
                 return RedirectResponse("/portal/login", status_code=303)
@@ -141,9 +145,17 @@ def as_json(model: type[BaseModel], data: Any) -> Any:
     return model.model_validate(data).model_dump(mode="json")
 
 
+def session_rules(request: Request) -> SessionSettings:
+    """The app's portal session rules (``ServiceSettings.sessions``)."""
+    rules = getattr(request.app.state, "portal_sessions", None)
+    return rules if isinstance(rules, SessionSettings) else SessionSettings()
+
+
 def visitor(request: Request) -> Visitor:
-    """The signed-in visitor (else :class:`SignInRequired`: to the sign-in page)."""
-    v = find_session(state(request).db, request.cookies.get(COOKIE))
+    """The signed-in visitor (else :class:`SignInRequired`: to the sign-in page): a live session
+    opened with the key its owner still holds (:func:`~datamarket.service.portal.session.find_session`)."""
+    st = state(request)
+    v = find_session(st.db, request.cookies.get(COOKIE), st.admin_hash, session_rules(request))
     if v is None:
         raise SignInRequired
     return v

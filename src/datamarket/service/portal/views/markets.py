@@ -25,6 +25,7 @@ from datamarket.service.portal.views.common import (
     state,
 )
 from datamarket.service.store import markets, participants, rounds, submissions
+from datamarket.service.store.errors import NotReady
 
 router = portal_router()
 
@@ -95,12 +96,12 @@ async def market_create(request: Request, v: Visitor = Operator) -> Response:
     return RedirectResponse(f"/portal/markets/{m['id']}?done=created", status_code=303)
 
 
-def _plan(request: Request, mid: int) -> tuple[Any, str | None]:
-    """The market's plan, or the problem that keeps the inputs from determining it."""
+def _plan(request: Request, v: Visitor, mid: int) -> tuple[Any, str | None]:
+    """The market's plan as ``v`` may see it, or the problem that keeps the inputs from determining it."""
     st = state(request)
     try:
-        return markets.plan(st.db, st.adapters, st.limits, mid), None
-    except DatamarketError as exc:
+        return markets.plan(st.db, st.adapters, st.limits, mid, v.who), None
+    except (DatamarketError, NotReady) as exc:
         return None, problem_of(exc).message
 
 
@@ -134,7 +135,7 @@ def market_page(
     ``errors`` when one is shown again."""
     st, who = state(request), v.who
     m = as_json(S.MarketOut, markets.get_market(st.db, mid))
-    plan, plan_problem = _plan(request, mid)
+    plan, plan_problem = _plan(request, v, mid)
     adapter = st.adapters.get(m["kind"])
     ctx: dict[str, Any] = dict(
         m=m,

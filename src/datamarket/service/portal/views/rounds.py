@@ -19,6 +19,7 @@ from datamarket.service.portal.views.common import (
     Anyone,
     Operator,
     Participant,
+    Problem,
     as_json,
     page,
     portal_router,
@@ -31,6 +32,7 @@ from datamarket.service.store import ledger, markets, receipts, rounds
 from datamarket.service.store.errors import StoreError
 
 router = portal_router()
+MAX_ID = 2**31 - 1  # as the API's path ids (datamarket.service.api.deps.Id)
 
 
 @router.post("/markets/{mid}/rounds")
@@ -111,11 +113,21 @@ def a_receipt(request: Request, rid: Id, pid: Id, v: Visitor = Operator) -> HTML
     return receipt_page(request, v, rid, pid)
 
 
+def form_id(form: dict[str, Any], name: str) -> int:
+    """Form field ``name`` as a row id (the API's path ids: 1 to 2^31 - 1, decimal digits only), else
+    a 422 :class:`Problem` naming it (``abc``, ``1e3``, ``-1``, ``0x10``, 400 digits...)."""
+    raw = str(form.get(name) or "").strip()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= MAX_ID):
+        raise Problem(422, f"{name}: must be a row id (an integer from 1 to {MAX_ID})", name)
+    return int(raw)
+
+
 @router.post("/rounds/{rid}/receipt/verify")
 async def verify_receipt(request: Request, rid: Id, v: Visitor = Anyone) -> Response:
-    """Check the receipt's checkpoint against the ledger and show the receipt with the result."""
+    """Check the receipt's checkpoint against the ledger and show the receipt with the result. A
+    participant's ``pid`` field is ignored (its own receipt); the operator's must be a row id."""
     form = await posted(request, v)
-    pid = (v.who.participant_id if not v.who.is_admin else int(str(form.get("pid") or 0))) or 0
+    pid = form_id(form, "pid") if v.who.is_admin else v.who.participant_id or 0
     db = state(request).db
 
     def work() -> HTMLResponse:

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from datamarket.service.api.deps import principal
+from datamarket.service.auth import hash_key
 from datamarket.service.portal.session import (
     LOGIN_COOKIE,
     Visitor,
@@ -19,7 +20,14 @@ from datamarket.service.portal.session import (
     secure_cookie,
     set_session_cookie,
 )
-from datamarket.service.portal.views.common import Anyone, page, portal_router, posted, state
+from datamarket.service.portal.views.common import (
+    Anyone,
+    page,
+    portal_router,
+    posted,
+    session_rules,
+    state,
+)
 
 router = portal_router()
 
@@ -30,7 +38,12 @@ def login_page(request: Request) -> HTMLResponse:
     token = secrets.token_urlsafe(32)
     resp = page(request, None, "login.html", login_csrf=token)
     resp.set_cookie(
-        LOGIN_COOKIE, token, path="/portal", httponly=True, samesite="strict", secure=secure_cookie(request)
+        LOGIN_COOKIE,
+        token,
+        path="/portal",
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookie(request, session_rules(request)),
     )
     return resp
 
@@ -53,7 +66,7 @@ def _refused(request: Request, exc: HTTPException) -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the key exactly as the JSON API does and open a session."""
+    """Check the key exactly as the JSON API does and open a session bound to it."""
     form = await request.form()
     if not same_token(str(form.get("csrf") or ""), request.cookies.get(LOGIN_COOKIE)):
         raise HTTPException(403, "missing or wrong CSRF token: reload the sign-in page")
@@ -62,9 +75,10 @@ async def login(request: Request) -> Response:
         who = await run_in_threadpool(principal, request, key or None, None)
     except HTTPException as exc:
         return _refused(request, exc)
-    token, _ = await run_in_threadpool(open_session, state(request).db, who)
+    rules = session_rules(request)
+    token, _ = await run_in_threadpool(open_session, state(request).db, who, hash_key(key), rules)
     resp = RedirectResponse("/portal/", status_code=303)
-    set_session_cookie(resp, request, token)
+    set_session_cookie(resp, request, token, rules)
     resp.delete_cookie(LOGIN_COOKIE, path="/portal")
     return resp
 
@@ -75,5 +89,5 @@ async def logout(request: Request, v: Visitor = Anyone) -> Response:
     await posted(request, v)
     await run_in_threadpool(close_session, state(request).db, v.token_hash)
     resp = RedirectResponse("/portal/login?done=signed-out", status_code=303)
-    clear_session_cookie(resp, request)
+    clear_session_cookie(resp, request, session_rules(request))
     return resp

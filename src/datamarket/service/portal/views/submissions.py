@@ -28,6 +28,7 @@ from datamarket.service.portal.views.common import (
 )
 from datamarket.service.portal.views.markets import market_page
 from datamarket.service.store import markets, submissions
+from datamarket.service.store.errors import Busy
 
 router = portal_router()
 
@@ -61,7 +62,9 @@ async def submit(request: Request, mid: Id, kind: str, v: Visitor = Participant)
 
 
 async def _upload(request: Request, mid: int, v: Visitor, form: Any) -> None:
-    """Store the form's file as a dataset upload (the same rules as ``POST /markets/{id}/datasets``)."""
+    """Store the form's file as a dataset upload (the same rules as ``POST /markets/{id}/datasets``,
+    the multipart file name included: too long or with a control character, a 422): parsed and
+    stored in a worker thread, so that the event loop keeps answering."""
     st = state(request)
     file = form.get("file")
     content = await file.read() if file is not None and not isinstance(file, str) else b""
@@ -89,16 +92,19 @@ async def upload(request: Request, mid: Id, v: Visitor = Participant) -> Respons
         await _upload(request, mid, v, form)
     except Exception as exc:
         p = problem_of(exc)
-        field = "file"  # the upload form shows every problem (kind, format, content) by its file
+        field = "file"  # the upload form shows every problem (kind, format, names, content) by its file
+        retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else {}
         if wants_json:
             body = json.dumps({"errors": {field: p.message}, "status": p.status})
-            return Response(body, status_code=p.status, media_type="application/json")
+            return Response(body, status_code=p.status, media_type="application/json", headers=retry)
         values = {k: form.get(k) for k in form if k != "file"}
-        return await run_in_threadpool(
+        page = await run_in_threadpool(
             lambda: market_page(
                 request, v, mid, values=values, errors={field: p.message}, form_kind="upload", status=p.status
             )
         )
+        page.headers.update(retry)
+        return page
     target = f"/portal/markets/{mid}?done=uploaded"
     if wants_json:
         return Response(json.dumps({"redirect": target}), media_type="application/json")
