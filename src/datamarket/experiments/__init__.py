@@ -11,6 +11,7 @@ from datamarket.experiments._figure import (
     reproduce,
     write_records,
 )
+from datamarket.experiments._gallery import cached_pngs, figure_key
 from datamarket.experiments._report import csv_text, markdown_table, write_scenario_report
 from datamarket.experiments._style import PALETTE, integer_ticks, label_problems, legend_outside, style
 
@@ -19,9 +20,11 @@ __all__ = [
     "FigureSpec",
     "Records",
     "available_experiments",
+    "cached_pngs",
     "columns",
     "csv_text",
     "draw",
+    "figure_key",
     "figures",
     "integer_ticks",
     "label_problems",

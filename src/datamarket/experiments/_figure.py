@@ -30,7 +30,26 @@ Records = list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """One figure: a name (file stem), a title, a compute function and a plot function."""
+    """One figure: a name (file stem), a title, a compute function, a plot function and what it shows.
+
+    Parameters
+    ----------
+    name : the file stem (``datamarket reproduce KIND --figure NAME``).
+    title : the figure's title, drawn above it.
+    compute : ``compute(quick, seed) -> records`` (never plots).
+    plot : ``plot(records, axes)`` (never computes).
+    panels, figsize : the number of axes side by side and the size of one.
+    in_demo : drawn (in quick mode) by ``datamarket demo``.
+    reproduces : the paper's figure and panel numbers (``"Fig. 3b, 3c"``), or what the figure
+        illustrates when the paper has no such figure (``"Lemma 4.1 (no figure in the paper)"``).
+    claim : the paper's claim the figure reproduces, citing the paper by its authors.
+    agreement : what matches the paper and what does not, with links to the errata entries (Markdown,
+        relative to the docs folder: ``[errata](errata.md#chen-w)``).
+    quick_size : what ``--quick`` shrinks, stated under a quick rendering (``""``: quick is the full
+        run).
+
+    The last four are the figure's entry in the documentation's gallery of reproduced figures.
+    """
 
     name: str
     title: str
@@ -38,7 +57,11 @@ class FigureSpec:
     plot: Callable[[Records, Sequence[Any]], None]
     panels: int = 1
     figsize: tuple[float, float] = (6.4, 4.2)
-    in_demo: bool = False  # drawn (in quick mode) by ``datamarket demo``
+    in_demo: bool = False
+    reproduces: str = ""
+    claim: str = ""
+    agreement: str = ""
+    quick_size: str = ""
 
 
 def experiment_modules() -> dict[str, str]:

@@ -311,12 +311,70 @@ def _mark_undefined(ax: Any, x: np.ndarray, p: np.ndarray, color: str) -> None:
         )
 
 
+_GRID = "68 values of x1 (full run: 440)"
+_EXAMPLE = "the Section IV example (sources at x1 and x2 = 1, two identical buyers fitting a line)"
+
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
-        "fig1_gamma", "Westenbroek et al., Fig. 1: $\\gamma$ vs $x_1$", compute_gamma, plot_gamma, panels=2
+        "fig1_gamma",
+        "Westenbroek et al., Fig. 1: $\\gamma$ vs $x_1$",
+        compute_gamma,
+        plot_gamma,
+        panels=2,
+        reproduces="Fig. 1",
+        claim=(
+            f"Westenbroek et al., Fig. 1: in {_EXAMPLE} the variance weights gamma diverge as x1 -> 1, "
+            "because a line is ever harder to estimate from two close points."
+        ),
+        agreement=(
+            "Matches the caption, with the sources' weights computed from the estimator: the printed "
+            "formula for gamma gives each source the other's weight (at x1 = 0 source 1's weight is 4/3 "
+            "and source 2's 1/3, the printed formula swaps them, [errata](errata.md#westenbroek-gamma)); "
+            "if the paper's figure was drawn from its formula, its two curves carry each other's labels. "
+            "The second panel adds the rate the paper does not state, gamma ~ (1 - x1)^-2. The x1 grid "
+            "is chosen here (the paper gives none)."
+        ),
+        quick_size=_GRID,
     ),
-    FigureSpec("fig2_xi", "Westenbroek et al., Fig. 2: $\\xi$ vs $x_1$", compute_xi, plot_xi),
-    FigureSpec("fig3_d", "Westenbroek et al., Fig. 3: equilibrium $d$ vs $x_1$", compute_d, plot_d, panels=2),
+    FigureSpec(
+        "fig2_xi",
+        "Westenbroek et al., Fig. 2: $\\xi$ vs $x_1$",
+        compute_xi,
+        plot_xi,
+        reproduces="Fig. 2",
+        claim=(
+            f"Westenbroek et al., Fig. 2: in {_EXAMPLE} all the leave-one-out weights xi converge to 1 as "
+            "x1 -> 1, so the matrix B of eq. (31) becomes singular and the equilibrium penalties d break "
+            "down."
+        ),
+        agreement=(
+            "Matches: every xi tends to 1 as x1 -> 1. On the way they are not bounded by 1: xi_{2,1} peaks "
+            "at (3 + 2 sqrt 2)/4 = 1.457 at x1 = sqrt 2 - 1. The weights come from the minimum-norm "
+            "one-point fit the paper assumes ([errata](errata.md#westenbroek-section-iv))."
+        ),
+        quick_size=_GRID,
+    ),
+    FigureSpec(
+        "fig3_d",
+        "Westenbroek et al., Fig. 3: equilibrium $d$ vs $x_1$",
+        compute_d,
+        plot_d,
+        panels=2,
+        reproduces="Fig. 3",
+        claim=(
+            f"Westenbroek et al., Fig. 3: in {_EXAMPLE} the buyers' equilibrium penalties d go to infinity "
+            "as x1 -> 1, much faster than gamma, so the Nash equilibrium between the buyers becomes "
+            "increasingly inefficient."
+        ),
+        agreement=(
+            "Matches the caption, with the corrected system (31): the printed matrix B has a wrong unknown "
+            "vector and a wrong row and would give the two identical buyers different penalties "
+            "([errata](errata.md#westenbroek-matrix-b)); here d = (I - A)^-1 gamma from the general "
+            "eq. (25), equal for both buyers (d_1 = 2.2222 at x1 = 0). The second panel shows how much "
+            "faster: d ~ (1 - x1)^-4 against gamma ~ (1 - x1)^-2."
+        ),
+        quick_size=_GRID,
+    ),
     FigureSpec(
         "fig4_poa",
         "Westenbroek et al., Fig. 4: price of anarchy vs $x_1$",
@@ -324,6 +382,19 @@ FIGURES: tuple[FigureSpec, ...] = (
         plot_poa,
         panels=2,
         in_demo=True,
+        reproduces="Fig. 4",
+        claim=(
+            f"Westenbroek et al., Fig. 4: in {_EXAMPLE} the price of anarchy is 1 at x1 = -1, where the "
+            "payments are decoupled, and, the caption says, diverges to infinity as x1 -> 1."
+        ),
+        agreement=(
+            "Does not match the caption: the price of anarchy is 1 at x1 = -1 and increases, as in the "
+            "paper, but tends to 2, not to infinity (1.807 at x1 = 0.99, 1.9245 at 0.999999): both losses "
+            "grow like the logarithm of the penalties, D ~ (1 - x1)^-4 against Gamma ~ (1 - x1)^-2 "
+            "([errata](errata.md#westenbroek-poa-limit)). Whether the printed curve itself shows a limit "
+            "cannot be told from the paper's text; the caption's claim is what is compared."
+        ),
+        quick_size=_GRID,
     ),
     FigureSpec(
         "poa_competition",
@@ -331,5 +402,23 @@ FIGURES: tuple[FigureSpec, ...] = (
         compute_competition,
         plot_competition,
         panels=2,
+        reproduces="Theorem 1 on the Section IV market, with competition (beyond the paper; no figure in it)",
+        claim=(
+            "Westenbroek et al., Theorem 1 and Section V: a generalized Nash equilibrium between the buyers "
+            "exists iff the spectral radius of the Leontief matrix A is below 1, and such equilibria are "
+            "frequently socially inefficient; the paper does not vary the competition level delta or the "
+            "number of buyers numerically."
+        ),
+        agreement=(
+            "Beyond the paper, so nothing to compare: on the Section IV market with effort sensitivity "
+            "alpha = 6 instead of 1 (so that the feasibility condition 2 alpha D >= 1, missing from "
+            "Theorem 1, never removes a point at delta = 0, [errata](errata.md#westenbroek-feasibility)), "
+            "the price of anarchy grows with delta (at x1 = 0.5 from 1.26 at delta = 0 to 1.58 at 0.95), "
+            "and with M identical buyers rho(A) = (M - 1) sqrt(xi_12 xi_21), so the equilibrium disappears "
+            "at M = 3 for x1 = 0 and 0.3 and at M = 11 for x1 = -0.5 (full run). Points without an "
+            "equilibrium or with a non-positive social loss are marked "
+            "([errata](errata.md#westenbroek-social-loss))."
+        ),
+        quick_size="20 values of delta and 1 to 6 buyers (full run: 96 values, 1 to 13 buyers)",
     ),
 )

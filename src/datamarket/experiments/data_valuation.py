@@ -149,12 +149,36 @@ def plot_detection(records: Records, axes: Sequence[Any]) -> None:
     bx.legend(fontsize=8)
 
 
-FIGURES = (
+FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "noisy_label_detection",
         "Point valuation on digits with 10% flipped labels",
         compute_detection,
         plot_detection,
         panels=2,
+        reproduces=(
+            "Kwon and Zou's evaluation protocol (Section 4.2: noisy-label detection and point removal) on "
+            "one data set; not one printed figure"
+        ),
+        claim=(
+            "Kwon and Zou (Data-OOB), Section 4: good data values rank mislabeled points lowest, so "
+            "flagging the lowest-valued points detects label noise (F1) and removing them first keeps or "
+            "improves a model's test accuracy; Data-OOB does this competitively with other methods, "
+            "KNN-Shapley (Jia et al.) among them, at a small cost."
+        ),
+        agreement=(
+            "Qualitative, on another data set: scikit-learn's digits with 10% of the 1,000 training labels "
+            "flipped, not the paper's data sets, so the paper's numbers are not compared. Every method is "
+            "far above random (full run, seed 0: F1 0.95 for KNN-Shapley, 0.92 for Data-OOB with SVMs, "
+            "0.88 with decision trees, 0.08 for random values; AUC 0.996 or more for the three methods), "
+            "and removing the lowest-valued points first raises test accuracy from 0.932 to 0.964 at "
+            "10-15% removed. OpenDataVal's implementations of the same estimators, run on the same splits "
+            "by a separate benchmark, give mean F1 scores within 0.01 of these over five seeds; see the "
+            "[valuation guide](valuation.md)."
+        ),
+        quick_size=(
+            "500 training points, 50 trees or SVMs per Data-OOB ensemble, removal of 0, 15 and 30% "
+            "(full run: 1,000 points, 400 trees and 200 SVMs, 0-30% in steps of 5%)"
+        ),
     ),
 )
