@@ -123,7 +123,9 @@ class LiveServer:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        # proxy_headers=False as in `datamarket serve`: the app trusts only its forwarded_allow_ips
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -248,11 +250,11 @@ def setup_broker(srv: LiveServer, admin: httpx.Client, kind: str = "broker", see
     for name, cost in BROKER_COSTS.items():
         r = clients[name].post(f"/markets/{mid}/submissions", json={"kind": "cost", "data": {"cost": cost}})
         assert r.status_code == 201, r.text
-    plan = clients["seller_x"].get(f"/markets/{mid}/plan")
+    plan = admin.get(f"/markets/{mid}/plan")  # the whole plan: a participant sees only its own row
     assert plan.status_code == 200, plan.text
     rng = np.random.default_rng(seed)
     for name in BROKER_COSTS:
-        n = plan.json()["n_star"][f"{name}_{mid}"]
+        n = clients[name].get(f"/markets/{mid}/plan").json()["n_star"][f"{name}_{mid}"]
         body = csv_bytes(rng.normal(2.0, 1.0, (n, 1)))
         r = clients[name].post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=body)
         assert r.status_code == 201, r.text

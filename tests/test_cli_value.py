@@ -71,13 +71,14 @@ def test_exact_on_csv_prints_json_and_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[sellers]\nn = 0\n", "error: sellers.n: Input should be greater than or equal to 1"),
+        ("[sellers]\nn = 0\n", "bad.toml: sellers.n: Input should be greater than or equal to 1"),
         ('[method]\nname = "exact_shapley"\n[sellers]\nn = 30\n', "use at most 20 sellers"),
-        ("[stopping]\nmax_evaluations = -5\n", "error: stopping.max_evaluations"),
-        ('[dataset]\nname = "mnist"\n', "error: dataset.name"),
+        ("[stopping]\nmax_evaluations = -5\n", "bad.toml: stopping.max_evaluations"),
+        ('[dataset]\nname = "mnist"\n', "bad.toml: dataset.name"),
         ('[dataset]\ncsv = "missing.csv"\n', "error: dataset.csv: no such file"),
-        ("[stopping]\nmax_time = nan\n", "error: stopping.max_time"),
-        ("bogus = 1\n", "error: bogus: Extra inputs are not permitted"),
+        ("[stopping]\nmax_time = nan\n", "bad.toml: stopping.max_time"),
+        ("bogus = 1\n", "bad.toml: bogus: unknown key"),
+        ("[stopping]\nmax_evals = 3\n", "stopping.max_evals: unknown key (did you mean 'max_evaluations'?)"),
     ],
 )
 def test_bad_config_is_one_line(tmp_path: Path, text: str, message: str) -> None:

@@ -1,16 +1,19 @@
 """Command-line interface: parse, call one library function, print or write files.
 
 Exit codes: 0 success; 2 bad input (a malformed scenario, an unknown kind, NaN or negative costs...:
-one line ``error: FIELD: message`` on standard error, never a traceback), and also a command that needs
-an optional extra which is not installed (``serve`` and ``ledger`` need ``[service]``, a Dask scheduler
-needs ``[dask]``: the line names the extra to install); 3 with ``--fail-on-audit`` when a property the
-mechanism guarantees fails; 4 when the market has no equilibrium (the result, with its ``reason``, is
-still printed), and with ``--fail-on-audit`` also when the result's certificate fails (status
-``unverified`` or ``no_equilibrium_found``: an answer whose claim the engine could not check).
+one line ``error: FILE: FIELD: message`` on standard error, never a traceback; FIELD counts list
+positions from 1, ``sellers[1].cost``, and an unknown key or kind gets a "did you mean"), and also a
+command that needs an optional extra which is not installed (``serve`` and ``ledger`` need
+``[service]``, a Dask scheduler needs ``[dask]``: the line names the extra to install); 3 with
+``--fail-on-audit`` when a property the mechanism guarantees fails; 4 when the market has no
+equilibrium (the result, with its ``reason``, is still printed), and with ``--fail-on-audit`` also when
+the result's certificate fails (status ``unverified`` or ``no_equilibrium_found``: an answer whose
+claim the engine could not check).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import sys
@@ -29,8 +32,33 @@ EXIT_BAD_INPUT = 2
 EXIT_AUDIT_FAILED = 3
 EXIT_NO_EQUILIBRIUM = 4
 
+
+class _Group(typer.core.TyperGroup):
+    """The root command: once the command tree is built, no flag shows a ``<bool>`` type in any help."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        _plain_flags(self)
+
+
+def _plain_flags(cmd: Any) -> None:
+    """Give every flag (``--json``, ``--help``...) of ``cmd`` and its subcommands an empty metavar.
+
+    Typer prints each option's type beside it, ``<bool>`` for a flag, which takes no value. The help
+    option is made on first use and then cached on the command (click's ``_help_option``), so making
+    it here, with a plain context, is the one every later help uses.
+    """
+    params = [*cmd.params, cmd.get_help_option(typer.Context(cmd))]
+    for param in params:
+        if isinstance(param, typer.core.TyperOption) and param.is_flag and not param.count:
+            param.metavar = ""
+    for sub in getattr(cmd, "commands", {}).values():
+        _plain_flags(sub)
+
+
 app = typer.Typer(
     name="datamarket",
+    cls=_Group,
     help="Data markets: truthful payments, Shapley revenue division, envy-free pricing, exact ledger.\n\n"
     "Exit codes: 0 success, 2 bad input, 3 a guaranteed property fails (run --fail-on-audit), "
     "4 no equilibrium.",
@@ -78,7 +106,7 @@ def _read_scenario(path: Path, seed: int | None) -> Any:
     try:
         return parse_scenario(text, fmt, seed=seed)
     except DatamarketError as exc:
-        raise fail(str(exc)) from None
+        raise fail(f"{path}: {exc}") from None
 
 
 def _print_result(result: Any) -> None:
@@ -134,19 +162,51 @@ def _exit_code(result: Any, fail_on_audit: bool) -> int:
     return 0
 
 
+def _cell(value: Any) -> str:
+    """A table cell: floats to 6 significant digits, ``None`` (no claim, no value) as ``-``."""
+    if value is None:
+        return "-"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=title, show_lines=False)
+    """A table of records; long cells wrap or fold, never ``...``. On a terminal too narrow for its
+    columns' longest words it is printed as one block of ``column  value`` lines per record."""
     from datamarket.experiments import columns
 
     cols = columns(rows)
-    for c in cols:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in (r.get(c, "") for c in cols)))
+    cells = [[_cell(r.get(c, "")) for c in cols] for r in rows]
+    if console.is_terminal and len(cols) > 2 and _min_width(cols, cells) > console.width:
+        return _record_table(title, rows, cols)
+    table = Table(title=title, show_lines=False)
+    for j, c in enumerate(cols):  # the first column names the row: kept whole where it fits
+        table.add_column(c, overflow="fold", no_wrap=j == 0)
+    for row in cells:
+        table.add_row(*row)
     if not console.is_terminal:
         table.min_width = None
         for col in table.columns:
             col.no_wrap = True
+    return table
+
+
+def _min_width(cols: list[str], cells: list[list[str]]) -> int:
+    """Width a table needs for no word of a header or cell to be cut (borders and padding included)."""
+    words = [
+        max((len(w) for t in (c, *(row[j] for row in cells)) for w in t.split()), default=1)
+        for j, c in enumerate(cols)
+    ]
+    return sum(words) + 3 * len(cols) + 1
+
+
+def _record_table(title: str, rows: list[dict[str, Any]], cols: list[str]) -> Table:
+    """``rows`` transposed for a narrow terminal: two columns, one section per record."""
+    table = Table(title=title, show_header=False)
+    table.add_column("column", style="bold", overflow="fold")
+    table.add_column("value", overflow="fold")
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            table.add_row(c, _cell(r.get(c, "")), end_section=j == len(cols) - 1 and i < len(rows) - 1)
     return table
 
 
@@ -188,29 +248,52 @@ def available_examples() -> dict[str, Path]:
 
 
 def _describe(path: Path) -> str:
+    """The example's opening comment up to the end of a line that ends a sentence (no command line)."""
+    found: list[str] = []
     for line in path.read_text().splitlines():
         text = line.lstrip("# ").strip()
-        if line.startswith("#") and text and not text.startswith("datamarket "):
-            return text
-    return ""
+        if not line.startswith("#") or (found and not text):
+            break
+        if text and not text.startswith("datamarket "):
+            found.append(text)
+            if text.endswith("."):  # its first sentence(s), up to the line that ends one
+                break
+    return " ".join(found)
 
 
-@app.command(name="example")
+class _EpilogCommand(typer.core.TyperCommand):
+    """A command whose help ends with a list made when the help is shown (not at import)."""
+
+    make_epilog: Any = None
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.epilog = type(self).make_epilog()
+        super().format_help(ctx, formatter)
+
+
+class _ExampleCommand(_EpilogCommand):
+    make_epilog = staticmethod(lambda: "Examples: " + ", ".join(available_examples()) + ".")
+
+
+@app.command(name="example", cls=_ExampleCommand)
 def example_cmd(
-    kind: Annotated[
-        str | None, typer.Argument(metavar="KIND", help="Example name; omit to list them.")
+    name: Annotated[
+        str | None,
+        typer.Argument(metavar="NAME", help="Example name (listed below); omit to list them."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file (default: stdout).")] = None,
 ) -> None:
     """List the example scenarios, or print (or write with --out) one of them."""
     found = available_examples()
-    if kind is None:
-        rows = [{"example": name, "about": _describe(path)} for name, path in found.items()]
-        console.print(_rich_table("examples (datamarket example KIND --out FILE)", rows))
+    if name is None:
+        rows = [{"example": key, "about": _describe(path)} for key, path in found.items()]
+        console.print(_rich_table("examples (datamarket example NAME --out FILE)", rows))
         return
-    if kind not in found:
-        raise fail(f"example: unknown example {kind!r}; one of {', '.join(found)}")
-    text = found[kind].read_text()
+    if name not in found:
+        close = difflib.get_close_matches(name, list(found), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise fail(f"example: unknown example {name!r}{hint}; one of {', '.join(found)}")
+    text = found[name].read_text()
     if out is None:
         sys.stdout.write(text)
         return
@@ -223,12 +306,17 @@ def example_cmd(
 
 @app.command()
 def run(
-    scenario: Annotated[Path, typer.Argument(help="Scenario file (.toml or .json).")],
+    scenario: Annotated[Path, typer.Argument(metavar="SCENARIO", help="Scenario file (.toml or .json).")],
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (same as --format json).")
     ] = False,
     fmt: Annotated[
-        str, typer.Option("--format", help="table (default), json (one object) or csv (every table).")
+        str,
+        typer.Option(
+            "--format",
+            metavar="[table|json|csv]",
+            help="table (rich tables), json (one object) or csv (every table).",
+        ),
     ] = "table",
     out: Annotated[Path | None, typer.Option("--out", help="Write a report directory.")] = None,
     fail_on_audit: Annotated[
@@ -244,10 +332,8 @@ def run(
 ) -> None:
     """Run a scenario file and print its outcome and audits.
 
-    Exit codes: 0 success, 2 bad input, 3 a guaranteed property fails (with --fail-on-audit),
-    4 the market has no equilibrium (the result and its reason are printed), or, with
-    --fail-on-audit, the result's certificate fails (status unverified or no_equilibrium_found).
-    """
+    Exit codes: 0 success, 2 bad input, 3 a guaranteed property fails (with --fail-on-audit), 4 the market has no equilibrium (the result and its reason are printed), or, with --fail-on-audit, the result's certificate fails (status unverified or no_equilibrium_found).
+    """  # noqa: E501 (typer's rich help keeps a docstring's line breaks: one paragraph, one line)
     from datamarket.experiments import write_scenario_report
     from datamarket.scenarios import run_scenario
 
@@ -376,22 +462,39 @@ def _demo_serve(out: Path, seed: int, port: int) -> None:
     report_service_demo(console, out, seed=seed, hold=hold, port=port)
 
 
-@app.command(name="reproduce")
+def _reproduce_epilog() -> str:
+    """The kinds ``reproduce`` takes and the figures of each, from the registry (one paragraph each)."""
+    from datamarket.experiments import available_experiments, figures
+
+    lines = ["Kinds and their figures (--figure NAME):"]
+    lines += [f"{k}: {', '.join(f.name for f in figures(k))}" for k in available_experiments()]
+    return "\n\n".join(lines)
+
+
+class _ReproduceCommand(_EpilogCommand):
+    make_epilog = staticmethod(_reproduce_epilog)
+
+
+@app.command(name="reproduce", cls=_ReproduceCommand)
 def reproduce_cmd(
-    kind: Annotated[str, typer.Argument(help="Paper family (e.g. broker, collaborative).")],
+    kind: Annotated[str, typer.Argument(metavar="KIND", help="Paper family: one of the kinds listed below.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("reproduce-out"),
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes (for tests).")] = False,
     figure: Annotated[
         list[str] | None,
-        typer.Option("--figure", help="Only this figure (file stem; repeat the option for several)."),
+        typer.Option(
+            "--figure",
+            metavar="NAME",
+            help="Only this figure of KIND (listed below; repeat the option for several).",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every random stream.")] = 0,
     verbose: Verbose = 0,
 ) -> None:
     """Regenerate a paper's figures (PNG) with the data behind them (CSV, JSON), one figure at a time.
 
-    Prints ``[i/n] kind/figure`` before each figure and its time after it; -v logs each stage.
-    """
+    On standard error, each figure's number, kind and name (computing 2/5 broker/profit_vs_n) before it and its time after it; -v logs each stage.
+    """  # noqa: E501 (one paragraph, one line: typer's rich help keeps line breaks)
     from datamarket.experiments import reproduce
 
     _setup_logging(verbose)
@@ -426,7 +529,10 @@ def _valuation_inputs(
     if not config_path.is_file():
         raise fail(f"config: no such file {str(config_path)!r}")
     fmt = "json" if config_path.suffix.lower() == ".json" else "toml"
-    config = vc.parse_valuation_config(config_path.read_text(), fmt, seed=seed)
+    try:
+        config = vc.parse_valuation_config(config_path.read_text(), fmt, seed=seed)
+    except DatamarketError as exc:
+        raise fail(f"{config_path}: {exc}") from None
     if scheduler is not None:
         config = config.model_copy(update={"backend": vc.BackendSpec(name="dask", scheduler=scheduler)})
     ds = config.dataset
@@ -537,7 +643,13 @@ def _print_valuation_table(config: Any, game: Any, result: Any, dataset_read: di
 @app.command(name="value")
 def value_cmd(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Valuation config (.toml or .json).")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (same as --format json).")
+    ] = False,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", metavar="[table|json]", help="table (rich tables) or json (one object)."),
+    ] = "table",
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786.")
     ] = None,
@@ -549,6 +661,9 @@ def value_cmd(
 ) -> None:
     """Value each seller's data (exact/Monte Carlo Shapley, LOO, Banzhaf) with a progress bar."""
     _setup_logging(verbose)
+    if fmt not in ("table", "json"):
+        raise fail(f"--format: must be table or json, got {fmt!r}")
+    json_out = json_out or fmt == "json"
     try:
         config, x, y, dataset_read = _valuation_inputs(config_path, scheduler, seed)
         cache_dir = (

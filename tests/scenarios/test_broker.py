@@ -57,9 +57,9 @@ def test_scenario_is_seeded() -> None:
     ("old", "new", "field"),
     [
         ("sigma = 1.0", "sigma = -1.0", "sigma: Input should be greater than 0"),
-        ("cost = 0.04", "cost = 0.0", "contributors.1.cost: Input should be greater than 0"),
-        ("t = 0.3", "t = nan", "buyers.0.t"),
-        ("tau = 1.0", "", "buyers.2: Value error, valuation 'exponential' needs 'tau'"),
+        ("cost = 0.04", "cost = 0.0", r"contributors\[2\]\.cost: Input should be greater than 0"),
+        ("t = 0.3", "t = nan", r"buyers\[1\]\.t"),
+        ("tau = 1.0", "", r"buyers\[3\]: valuation 'exponential' needs 'tau'"),
         ("reps = 20000", "reps = 1", "reps"),
     ],
 )

@@ -4,7 +4,7 @@ from datamarket.scenarios import ScenarioError, available_kinds, parse_scenario
 
 
 def test_malformed_toml_is_one_clear_error() -> None:
-    with pytest.raises(ScenarioError, match="malformed TOML"):
+    with pytest.raises(ScenarioError, match="malformed TOML at line 1, column 8"):
         parse_scenario("kind = = 3")
 
 
@@ -75,3 +75,15 @@ def test_a_family_from_an_entry_point_is_discovered(monkeypatch) -> None:  # typ
         assert registry.family("plug_market").adapter == "datamarket.service.adapters.plug_market:ADAPTER"
     finally:
         registry._plugins.cache_clear()
+
+
+def test_misspelt_kind_and_key_get_suggestions_with_1_based_locations() -> None:
+    with pytest.raises(ScenarioError, match=r"kind 'brokr' \(did you mean 'broker'\?\)"):
+        parse_scenario('kind = "brokr"')
+    text = 'kind = "broker"\nsigam = 1.0\n[[contributors]]\nname = "a"\ncots = 1.0\n'
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text)
+    message = str(info.value)
+    assert "sigam: unknown key (did you mean 'sigma'?)" in message
+    assert "contributors[1].cots: unknown key (did you mean 'cost'?)" in message
+    assert "contributors[1].cost: missing" in message and "Value error" not in message

@@ -61,12 +61,12 @@ def test_without_sweep_has_no_sweep_field() -> None:
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
-        ("costs = [1.0, -2.0]", "costs.1"),
-        ("costs = [1.0, nan]", "costs.1"),
-        ("variances = [0.5, 0.0]", "mean_estimation.variances.1"),
+        ("costs = [1.0, -2.0]", "costs[2]"),
+        ("costs = [1.0, nan]", "costs[2]"),
+        ("variances = [0.5, 0.0]", "mean_estimation.variances[2]"),
         ("covariance = [[1.0, 1.0], [1.0, 1.0]]", "mean_estimation.covariance: must be positive definite"),
         ("covariance = [[1.0, 2.0], [2.0, 1.0]]", "mean_estimation.covariance: must be positive definite"),
-        ("buyer_means = [[1.0, nan]]", "mean_estimation.buyer_means.0.1"),
+        ("buyer_means = [[1.0, nan]]", "mean_estimation.buyer_means[1][2]"),
         ("costs = [1.0]", "costs: need one cost per seller"),
     ],
 )

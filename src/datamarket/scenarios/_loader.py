@@ -16,6 +16,7 @@ from datamarket.core.errors import DatamarketError
 from datamarket.families import families
 from datamarket.mechanisms import registered_mechanisms
 from datamarket.scenarios._base import ScenarioConfig, ScenarioResult
+from datamarket.scenarios._errors import format_validation_error, suggest
 
 
 class ScenarioError(DatamarketError):
@@ -37,17 +38,10 @@ def scenario_module(kind: Any) -> ModuleType:
     """The scenario module of ``kind``: ``Config``, ``default_config()``, ``run(config)``."""
     modules = scenario_modules()
     if not isinstance(kind, str) or not re.fullmatch(r"[a-z0-9_]+", kind) or kind not in modules:
-        raise ScenarioError(f"kind: unknown scenario kind {kind!r} (available: {', '.join(modules)})")
+        hint = suggest(kind, modules) if isinstance(kind, str) else ""
+        available = ", ".join(modules)
+        raise ScenarioError(f"kind: unknown scenario kind {kind!r}{hint} (available: {available})")
     return importlib.import_module(modules[kind])
-
-
-def format_validation_error(exc: pydantic.ValidationError) -> str:
-    """One line naming each offending field, e.g. ``sellers.0.cost: Input should be ...``."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "scenario"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 def validate_scenario(data: Any) -> ScenarioConfig:
@@ -60,16 +54,28 @@ def validate_scenario(data: Any) -> ScenarioConfig:
     try:
         config: ScenarioConfig = module.Config.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ScenarioError(format_validation_error(exc)) from None
+        raise ScenarioError(format_validation_error(exc, module.Config)) from None
     return config
 
 
+def _decode_error(exc: tomllib.TOMLDecodeError | json.JSONDecodeError) -> str:
+    """``at line L, column C: message`` from either parser (TOML's position is in its message)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    text = str(exc)
+    found = re.search(r"\s*\(at (line \d+, column \d+|end of document)\)$", text)
+    if found is None:
+        return text
+    return f"at {found.group(1)}: {text[: found.start()]}"
+
+
 def load_mapping(text: str, fmt: str, what: str, *, require_table: bool = True) -> Any:
-    """Parse TOML or JSON text; one-line :class:`ScenarioError` naming ``what`` when malformed."""
+    """Parse TOML or JSON text; one-line :class:`ScenarioError` naming ``what`` (and the line) when
+    malformed, e.g. ``scenario: malformed TOML at line 3, column 8: Invalid value``."""
     try:
         data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ScenarioError(f"{what}: malformed {fmt.upper()}: {exc}") from None
+        raise ScenarioError(f"{what}: malformed {fmt.upper()} {_decode_error(exc)}") from None
     if require_table and not isinstance(data, dict):
         raise ScenarioError(f"{what}: top level must be a table/object")
     return data

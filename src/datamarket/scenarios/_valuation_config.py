@@ -219,7 +219,7 @@ def parse_valuation_config(text: str, fmt: str = "toml", *, seed: int | None = N
     try:
         return ValuationConfig.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ScenarioError(format_validation_error(exc)) from None
+        raise ScenarioError(format_validation_error(exc, ValuationConfig)) from None
 
 
 def bundled_dataset(name: str) -> tuple[NDArray[np.float64], NDArray[Any]]:

@@ -179,12 +179,12 @@ class Config(Market, ScenarioConfig):
 
         for i, b in enumerate(self.buyers):
             if len(b.values) != g:
-                raise InvalidMarketError(f"buyers.{i}.values", f"need one value per group ({g})")
+                raise InvalidMarketError(f"buyers[{i + 1}].values", f"need one value per group ({g})")
             if b.curves is not None and len(b.curves) != g:
-                raise InvalidMarketError(f"buyers.{i}.curves", f"need one curve per group ({g})")
+                raise InvalidMarketError(f"buyers[{i + 1}].curves", f"need one curve per group ({g})")
         for j, s in enumerate(self.sellers):
             if len(s.costs) != g:
-                raise InvalidMarketError(f"sellers.{j}.costs", f"need one cost per group ({g})")
+                raise InvalidMarketError(f"sellers[{j + 1}].costs", f"need one cost per group ({g})")
         if len(self.gamma) != g:
             raise InvalidMarketError("gamma", f"need one entry per group ({g})")
         curves = [[(c.Z, c.alpha, c.beta) for c in (b.curves or [self.curve] * g)] for b in self.buyers]

@@ -133,7 +133,7 @@ buyers = [{ name = "b", values = [1.0] }]
     parse_scenario(text)
     with pytest.raises(ScenarioError, match="gamma"):
         parse_scenario(text.replace("gamma = [1.0]", "gamma = [0.5]"))
-    with pytest.raises(ScenarioError, match=r"sellers\.0\.costs\.0"):
+    with pytest.raises(ScenarioError, match=r"sellers\[1\]\.costs\[1\]"):
         parse_scenario(text.replace("costs = [0.1]", "costs = [0.0]"))
     with pytest.raises(ScenarioError, match=r"curve\.beta"):
         parse_scenario(text + "curve = { beta = -1.0 }\n")

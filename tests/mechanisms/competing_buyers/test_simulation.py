@@ -218,7 +218,7 @@ def test_bad_competition_is_a_named_error(snippet: str, field: str) -> None:
 
 def test_bad_alpha_and_coincident_locations() -> None:
     base = 'kind = "competing_buyers"\n[[buyers]]\n'
-    with pytest.raises(ScenarioError, match=r"sources\.0\.effort_alpha"):
+    with pytest.raises(ScenarioError, match=r"sources\[1\]\.effort_alpha"):
         parse_scenario(
             base + "[[sources]]\nlocation = 0.0\neffort_alpha = -1.0\n[[sources]]\nlocation = 1.0\n"
         )
