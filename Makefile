@@ -58,7 +58,7 @@ lock:
 	$(BIN)/python -m pip install --quiet uv
 	mkdir -p requirements
 	$(UV_COMPILE) pyproject.toml --extra all --extra dev -o $(LOCK)
-	$(UV_COMPILE) pyproject.toml benchmarks/requirements.txt -o $(BENCH_LOCK)
+	$(UV_COMPILE) pyproject.toml --extra all benchmarks/requirements.txt -o $(BENCH_LOCK)
 
 # The documentation site (MkDocs Material); --strict turns a broken link or a failing example into an error.
 # No --quiet: it drops warnings before strict mode counts them, so a code block that raised built "fine"

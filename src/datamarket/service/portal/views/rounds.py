@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from datamarket.core.errors import DatamarketError
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Id
-from datamarket.service.clearing.runner import open_round
+from datamarket.service.clearing.runner import fail_round, open_round, release_round
 from datamarket.service.portal import figures
 from datamarket.service.portal.session import Visitor
 from datamarket.service.portal.views.common import (
@@ -75,6 +75,43 @@ def round_page(request: Request, rid: Id, v: Visitor = Anyone) -> HTMLResponse:
     cleared = v.who.is_admin and rnd["status"] == "cleared"
     rows = as_json(S.ReceiptOut, receipts.receipts(state(request).db, rid)) if cleared else []
     return page(request, v, "round.html", rnd=rnd, m=m, receipts=rows)
+
+
+def _attempt(form: Any) -> int | None:
+    """The attempt the operator saw on the page (compare-and-set), or None when the form has none."""
+    raw = str(form.get("attempt") or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) <= 9 else None
+
+
+@router.post("/rounds/{rid}/release")
+async def release(request: Request, rid: Id, v: Visitor = Operator) -> Response:
+    """End the lease of a stuck running round now: any process claims it again (nothing booked twice)."""
+    form = await posted(request, v)
+    return await _operator_action(request, v, rid, release_round, _attempt(form))
+
+
+@router.post("/rounds/{rid}/fail")
+async def fail(request: Request, rid: Id, v: Visitor = Operator) -> Response:
+    """Fail a pending or running round: nothing booked, its inputs stay unconsumed."""
+    form = await posted(request, v)
+    reason = str(form.get("reason") or "").strip()[:500] or None
+
+    def act(runner: Any, who: Any, rid: int, attempt: int | None) -> Any:
+        return fail_round(runner, who, rid, attempt, reason)
+
+    return await _operator_action(request, v, rid, act, _attempt(form))
+
+
+async def _operator_action(
+    request: Request, v: Visitor, rid: int, action: Any, attempt: int | None
+) -> Response:
+    try:
+        await run_in_threadpool(action, state(request).runner, v.who, rid, attempt)
+    except (StoreError, DatamarketError) as exc:
+        p = problem_of(exc)
+        rnd, m = await run_in_threadpool(_round, request, v, rid)
+        return page(request, v, "round.html", status=p.status, rnd=rnd, m=m, receipts=[], message=p.message)
+    return RedirectResponse(f"/portal/rounds/{rid}", status_code=303)
 
 
 @router.get("/rounds/{rid}/status")
