@@ -10,8 +10,8 @@ relaxed: no check is disabled and no operation accepts another status than the c
 The schema documents each market kind's parameters and submissions (``MarketIn``/``SubmissionIn``
 per kind, :mod:`datamarket.service.api.openapi`), so what it calls valid is what the adapters take.
 
-Bounded: ``EXAMPLES`` per operation and phase, a fixed seed (the same cases each run); about 40 s for
-the three callers on a laptop, hence ``slow`` (CI runs it). Fast checks of the same rules:
+Bounded: ``EXAMPLES`` per operation and phase, a fixed seed; about 40-80 s for the three callers on
+each database (SQLite and PostgreSQL), hence ``slow`` (CI runs it). Fast checks of the same rules:
 ``tests/service/api/test_openapi.py``.
 """
 
@@ -27,7 +27,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 
-from tests.service_support import Serve, register, setup_broker
+from tests.service_support import Serve, db_url, register, setup_broker  # noqa: F401  (fixture)
 
 EXAMPLES = 5
 SEED = 29
@@ -72,11 +72,11 @@ def _failure(event: Any, node: Any) -> str:
 
 
 @pytest.mark.slow
-def test_schemathesis_with_all_checks_finds_nothing(tmp_path: Path) -> None:
+def test_schemathesis_with_all_checks_finds_nothing(tmp_path: Path, db_url: str) -> None:  # noqa: F811
     load_all_checks()
     names = {check.__name__ for check in CHECKS.get_all()}  # all run: the config disables none
     assert len(names) >= 14 and {"positive_data_acceptance", "allow_header_conformance"} <= names
-    url = f"sqlite:///{tmp_path}/schema.db"
+    url = db_url  # SQLite and PostgreSQL
     # the fuzzer sends thousands of unknown keys from one address: the throttle (its own tests in
     # tests/service/test_throttle.py) would answer the rest of the run 429
     srv = Serve(url, tmp_path / "serve.log", ["--executor", "thread", "--auth-failures", "0"]).up()

@@ -127,3 +127,27 @@ def test_portal_column_names(live: LiveServer, portal: Any) -> None:
             r = c.post(f"/portal/markets/{mid}/datasets", content=body, headers={"content-type": ctype})
             assert r.status_code == 422 and 'id="upload-file-error"' in r.text, (column, bad, r.status_code)
     assert _stored(live, mid) == []
+
+
+def test_the_schema_pattern_accepts_exactly_the_names_the_check_accepts() -> None:
+    """The OpenAPI schema declares NAME_PATTERN for ``filename`` and the column names: over every code
+    point (surrogates aside: UTF-8 cannot carry them), the pattern and ``check_name`` agree, so the
+    schema promises no name the service refuses (schemathesis' positive-data check)."""
+    import re
+
+    from datamarket.core.errors import UploadError
+    from datamarket.service.uploads.names import NAME_PATTERN, check_name
+
+    rx = re.compile(NAME_PATTERN)
+    disagree = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        s = f"a{chr(cp)}b"
+        try:
+            accepted = check_name("f", s, 3) == s
+        except UploadError:
+            accepted = False
+        if (rx.fullmatch(s) is not None) != accepted:
+            disagree.append(f"U+{cp:04X}")
+    assert disagree == []

@@ -63,3 +63,37 @@ def check_columns(label_column: str, group_column: str) -> None:
     """The label and group column names (:func:`check_name`, fields ``label_column``, ``group_column``)."""
     check_name("label_column", label_column, MAX_COLUMN_NAME)
     check_name("group_column", group_column, MAX_COLUMN_NAME)
+
+
+def _escape(cp: int) -> str:
+    return f"\\u{cp:04X}" if cp <= 0xFFFF else f"\\U{cp:08X}"
+
+
+def _forbidden_ranges() -> list[tuple[int, int]]:
+    """The code points of :data:`FORBIDDEN` categories as ranges (surrogates left out: a name arrives
+    as UTF-8, which cannot carry one, and regular-expression engines refuse them in a class)."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF or unicodedata.category(chr(cp)) not in FORBIDDEN:
+            continue
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
+    return ranges
+
+
+NAME_PATTERN = (
+    "^[^"
+    + "".join(_escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in _forbidden_ranges())
+    + "]*$"
+)
+"""A regular expression (Python, Rust and ECMAScript syntax for the basic plane) matching exactly the
+names :func:`check_name` accepts, apart from the length: the JSON API's query parameters declare it, so
+the OpenAPI schema promises no name the service refuses.
+
+>>> import re
+>>> names = ("data.csv", "\\u00cd\\u0080", "evil\\u202egpj", "\\u00e9t\\u00e9")
+>>> [bool(re.fullmatch(NAME_PATTERN, s)) for s in names]
+[True, False, False, True]
+"""

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Admin, Id, IdemKey, ParticipantOnly, State, Who
 from datamarket.service.store import submissions as store
+from datamarket.service.uploads.names import MAX_COLUMN_NAME, MAX_FILENAME, NAME_PATTERN
 
 router = APIRouter(tags=["submissions"])
 REPLAY: dict[int | str, dict[str, Any]] = {
@@ -37,7 +38,7 @@ UPLOAD_BODY = {
         },
     }
 }
-Printable = Annotated[str, Query(max_length=100, pattern=S.PRINTABLE)]
+ColumnName = Annotated[str, Query(max_length=MAX_COLUMN_NAME, pattern=NAME_PATTERN)]
 
 
 def stored(view: dict[str, Any], created: bool) -> JSONResponse:
@@ -81,9 +82,9 @@ async def upload(
         str, Query(max_length=30, pattern=S.PRINTABLE, description="submission kind (see /kinds)")
     ] = "dataset",
     format: Annotated[str | None, Query(max_length=10, include_in_schema=False)] = None,
-    filename: Annotated[str | None, Query(max_length=255, pattern=S.PRINTABLE)] = None,
-    label_column: Printable = "label",
-    group_column: Printable = "group",
+    filename: Annotated[str | None, Query(max_length=MAX_FILENAME, pattern=NAME_PATTERN)] = None,
+    label_column: ColumnName = "label",
+    group_column: ColumnName = "group",
     idempotency_key: IdemKey = None,
 ) -> Response:
     """Upload a dataset (request body: the file, its format named by the Content-Type: ``text/csv``,
