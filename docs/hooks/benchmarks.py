@@ -4,10 +4,11 @@ Every script ``benchmarks/<name>.py`` (those not starting with ``_``, as ``make 
 writes ``benchmarks/results/<name>.json`` through ``benchmarks/_support.py``'s ``Recorder``: an
 envelope of the same fields for every script (:data:`ENVELOPE`; the claim, the target and whether it
 was met, the table's rows, the command that reruns it, the hardware class, the UTC date and the load
-average). At build time :func:`on_page_markdown` replaces :data:`MARKER` on ``benchmarks.md`` with one
-section per script (:func:`render`): the claim and target, the result table, the command, the hardware
-class and the date, or a line saying that no result file exists yet and how to make one. No number on
-that page is typed by hand: a number changes when a result file is rerun and committed.
+figures, which stay in the file). At build time :func:`on_page_markdown` replaces :data:`MARKER` on
+``benchmarks.md`` with one section per script (:func:`render`): the claim and target, the result
+table, the command, the hardware class and the date, or a line saying that no result file exists yet
+and how to make one. No number on that page is typed by hand: a number changes when a result file is
+rerun and committed.
 
 A result file that is not valid JSON or lacks a field of the envelope is logged as a warning, which
 fails the strict build (``make docs``).
@@ -112,6 +113,16 @@ def _verdict(data: Mapping[str, Any]) -> str:
     return "**met**" if met else "**not met**"
 
 
+def _shared_note(load: Mapping[str, Any], hw: Mapping[str, Any]) -> list[str]:
+    """One line when the run shared its cores with other work (its times are then upper bounds); the
+    load figures themselves stay in the result file, not on the page."""
+    cores = hw.get("logical_cores") or 0
+    busy = [v for v in (load.get("start"), load.get("end")) if isinstance(v, int | float)]
+    if cores and busy and max(busy) > cores:
+        return ["* The cores were shared with other work during the run: its times are upper bounds"]
+    return []
+
+
 def result_text(name: str, data: Mapping[str, Any]) -> str:
     """The body of one benchmark's section, from its result file."""
     load = data.get("load") or {}
@@ -129,9 +140,7 @@ def result_text(name: str, data: Mapping[str, Any]) -> str:
             [
                 f"* **Date:** {data['date']} (UTC); {'quick' if data.get('quick') else 'full'} sizes",
                 f"* **Hardware:** {hardware_class(hw)}",
-                f"* **Load:** 1-minute load average {cell(load.get('start'))} at the start and "
-                f"{cell(load.get('end'))} at the end, on {hw.get('logical_cores')} logical cores (above the "
-                "core count, the run shared the machine and its times are upper bounds)",
+                *_shared_note(load, hw),
             ]
         ),
     ]
