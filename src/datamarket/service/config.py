@@ -10,6 +10,8 @@ Environment
                              (``forwarded_allow_ips``; default: none, not even loopback)
 ``DATAMARKET_COOKIE_SECURE`` ``1``/``true`` or ``0``/``false``: force the portal cookies' ``Secure`` flag
                              (default: from the request's scheme; ``sessions.cookie_secure``)
+``DATAMARKET_LOCALE``        how the portal writes amounts: a CLDR locale (``en_US``, the default;
+                             ``de_DE``...) for the decimal mark, grouping and sign (``display.locale``)
 
 Every other setting comes from its keyword (the CLI's options) or the defaults below. Invalid
 settings raise :class:`~datamarket.core.errors.ConfigurationError` (lease timings:
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from datamarket.core.display import Formatter
 from datamarket.core.errors import ConfigurationError
 from datamarket.ledger.db import DEFAULT_URL
 from datamarket.ledger.db import ENV_VAR as DATABASE_ENV
@@ -37,6 +40,7 @@ from datamarket.service.uploads import UploadLimits
 ADMIN_ENV = "DATAMARKET_ADMIN_KEY"
 FORWARDED_ENV = "FORWARDED_ALLOW_IPS"  # uvicorn's name for it
 COOKIE_SECURE_ENV = "DATAMARKET_COOKIE_SECURE"
+LOCALE_ENV = "DATAMARKET_LOCALE"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class ServiceSettings:
         ``Secure`` flag (:class:`~datamarket.service.portal.session.SessionSettings`).
     adapters : market kind -> ``module:attribute`` of its adapter; default every built-in kind whose
         mechanism is importable (:func:`~datamarket.service.adapters.builtin_adapters`).
+    display : how the portal writes amounts and quantities (locale, currency code or symbol;
+        :class:`~datamarket.core.display.Formatter`). The JSON API is not affected: it carries
+        ``amount_minor`` integers and exact strings.
     """
 
     database_url: str = DEFAULT_URL
@@ -78,6 +85,7 @@ class ServiceSettings:
     forwarded_allow_ips: str = ""
     sessions: SessionSettings = field(default_factory=SessionSettings)
     adapters: Mapping[str, str] = field(default_factory=builtin_adapters)
+    display: Formatter = field(default_factory=Formatter)
 
     def __post_init__(self) -> None:
         check_executor(self.executor, self.max_workers, self.dask_address)
@@ -97,7 +105,8 @@ class ServiceSettings:
     def from_env(cls, **overrides: Any) -> ServiceSettings:
         """The settings from ``$DATAMARKET_DATABASE_URL`` and ``$DATAMARKET_ADMIN_KEY``, then
         ``overrides`` (a keyword per attribute; ``None`` keeps the environment's value or the default);
-        ``$DATAMARKET_COOKIE_SECURE`` fills ``sessions.cookie_secure`` where that is ``None``.
+        ``$DATAMARKET_COOKIE_SECURE`` fills ``sessions.cookie_secure`` where that is ``None``, and
+        ``$DATAMARKET_LOCALE`` the locale of ``display`` where ``display`` is not given.
 
         >>> ServiceSettings.from_env(admin_key="k", executor="thread", port=None).port
         8000
@@ -108,6 +117,9 @@ class ServiceSettings:
             raise ConfigurationError(unknown[0], f"unknown setting (known: {', '.join(sorted(names))})")
         values: dict[str, Any] = _environment()
         secure = _cookie_secure()
+        locale = os.environ.get(LOCALE_ENV, "")
+        if locale:
+            values["display"] = Formatter(locale)
         values.update({k: v for k, v in overrides.items() if v is not None})
         sessions = values.get("sessions", SessionSettings())
         if secure is not None and sessions.cookie_secure is None:

@@ -1,5 +1,6 @@
 """What one app holds while it runs (:class:`ServiceState`, at ``app.state.service``): the database,
-the adapters, the operator's key hash, the upload limits, the round runner and the auth throttle."""
+the adapters, the operator's key hash, the upload limits, the round runner, the auth throttle and the
+formatter of amounts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from datamarket.core.display import Formatter
 from datamarket.service.adapters import Adapter, load_adapter
 from datamarket.service.auth import hash_key
 from datamarket.service.clearing.runner import RoundRunner
@@ -28,6 +30,7 @@ class ServiceState:
     limits: UploadLimits
     runner: RoundRunner
     throttle: AuthThrottle
+    display: Formatter
 
     @classmethod
     def build(cls, settings: ServiceSettings, engine: Engine) -> ServiceState:
@@ -40,4 +43,13 @@ class ServiceState:
         )
         runner = RoundRunner(db, pool, refs, settings.limits, settings.leases)
         adapters = {k: load_adapter(r) for k, r in refs.items()}
-        return cls(db, adapters, refs, hash_key(key), settings.limits, runner, settings.throttle.build())
+        return cls(
+            db,
+            adapters,
+            refs,
+            hash_key(key),
+            settings.limits,
+            runner,
+            settings.throttle.build(),
+            settings.display,
+        )

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from datamarket.core.errors import DatamarketError
 from datamarket.service.api.deps import service_state
 from datamarket.service.errors import status_of
+from datamarket.service.portal import display
 from datamarket.service.portal.headers import SECURITY_HEADERS
 from datamarket.service.portal.session import (
     COOKIE,
@@ -35,6 +36,7 @@ from datamarket.service.store.errors import NotReady, StoreError
 
 HERE = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+display.install(templates.env)
 DONE = {
     "submitted": "Submission stored.",
     "uploaded": "Dataset uploaded and stored.",
@@ -127,6 +129,7 @@ def page(request: Request, visitor: Visitor | None, name: str, status: int = 200
         who=None if visitor is None else visitor.who,
         csrf="" if visitor is None else visitor.csrf,
         done=DONE.get(request.query_params.get("done", "")),
+        fmt=state(request).display,
     )
     resp = templates.TemplateResponse(request, name, ctx, status_code=status)
     resp.headers.update(SECURITY_HEADERS)
