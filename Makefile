@@ -15,7 +15,7 @@ export MKL_NUM_THREADS ?= 1
 # failure with `make test PYTEST_ARGS=--hypothesis-seed=N`.
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-serve test test-thorough lint docs docs-check bench lock wheel clean
+.PHONY: demo demo-serve test test-thorough lint docs docs-check bench lock wheel clean portal-screenshots
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test: lint docs-check
 # Ten times the hypothesis examples (not in CI): run before a release or after touching a theorem.
 test-thorough: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --hypothesis-profile=thorough $(PYTEST_ARGS)
+
+# The portal guide's pictures (docs/assets/portal/*.png), taken by the browser tests (Chromium, SQLite).
+portal-screenshots: $(STAMP)
+	DATAMARKET_PORTAL_GUIDE=docs/assets/portal $(BIN)/python -m pytest -q -p no:cacheprovider -k sqlite \
+		tests/service/portal/test_browser.py tests/service/portal/test_browser_families.py
 
 # The wheel, and a check of what it holds (LICENSE, py.typed, the example scenarios; also in make test).
 wheel: $(STAMP)

@@ -13,11 +13,15 @@ claim the engine could not check).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
 import json
 import logging
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -163,10 +167,22 @@ def _exit_code(result: Any, fail_on_audit: bool) -> int:
 
 
 def _cell(value: Any) -> str:
-    """A table cell: floats to 6 significant digits, ``None`` (no claim, no value) as ``-``."""
+    """A table cell: numbers by the one formatter (:class:`~datamarket.core.display.Formatter`, 6
+    significant digits, the locale's grouping), ``None`` (no claim, no value) as ``-``; the JSON and
+    CSV exports keep full precision."""
     if value is None:
         return "-"
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _numbers().quantity(value)
+    return str(value)
+
+
+@functools.cache
+def _numbers() -> Any:
+    """The formatter of the CLI's tables (made on first use: babel stays out of ``--help``)."""
+    from datamarket.core.display import Formatter
+
+    return Formatter(digits=6)
 
 
 def _rich_table(title: str, rows: list[dict[str, Any]]) -> Table:
@@ -417,11 +433,14 @@ def demo(
         bool,
         typer.Option(
             "--serve",
-            help="Run only the service demo, then keep the service running on its data and print the "
-            "sign-in keys of the portal (Ctrl-C stops it and removes the data).",
+            help="Run only the service demo, write its report into --out, then keep the service running "
+            "on its data and print the sign-in keys of the portal (Ctrl-C or SIGTERM stops it and "
+            "removes the data).",
         ),
     ] = False,
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port of --serve.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port of --serve (0: a free one).")
+    ] = 8000,
     verbose: Verbose = 0,
 ) -> None:
     """The main job: run a small complete market of each family and write a report directory."""
@@ -441,7 +460,8 @@ def demo(
 
 
 def _demo_serve(out: Path, seed: int, port: int) -> None:
-    """``demo --serve``: the service demo, then the service kept running until Ctrl-C."""
+    """``demo --serve``: the service demo (its report written into ``out``), then the service kept
+    running until Ctrl-C or SIGTERM, which stop it and remove its temporary data (exit code 0)."""
     err = missing_extra("service")
     if err is not None:
         raise fail(err)
@@ -453,13 +473,35 @@ def _demo_serve(out: Path, seed: int, port: int) -> None:
         console.print(f"  operator   {admin_key}")
         for name, key in keys.items():
             console.print(f"  {name:<10} {key}")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            console.print("stopped; the demo's data are removed")
+        while True:
+            time.sleep(3600)
 
-    report_service_demo(console, out, seed=seed, hold=hold, port=port)
+    try:
+        with _interrupted_by_signals():
+            report_service_demo(console, out, seed=seed, hold=hold, port=port)
+    except KeyboardInterrupt:
+        console.print("stopped; the demo's data are removed")
+
+
+@contextlib.contextmanager
+def _interrupted_by_signals() -> Iterator[None]:
+    """Within the block, SIGTERM stops the process as Ctrl-C (SIGINT) does: :class:`KeyboardInterrupt`
+    in the main thread, so every ``with`` and ``finally`` on the way out runs (the server stops, the
+    temporary directory is removed). Only the first signal interrupts: later ones are ignored until
+    the block is left, so that the clean-up is not cut short; the previous handlers come back then."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        for s in signals:
+            signal.signal(s, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, interrupt) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _reproduce_epilog() -> str:
@@ -522,8 +564,8 @@ def reproduce_cmd(
 
 def _valuation_inputs(
     config_path: Path, scheduler: str | None, seed: int | None
-) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """The valuation config (``--scheduler`` applied), its dataset ``(x, y)`` and what was read."""
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The valuation config (``--scheduler`` applied), its table (``TabularData``) and what was read."""
     from datamarket import scenarios as vc  # the valuation-config functions of its public face
 
     if not config_path.is_file():
@@ -535,26 +577,37 @@ def _valuation_inputs(
         raise fail(f"{config_path}: {exc}") from None
     if scheduler is not None:
         config = config.model_copy(update={"backend": vc.BackendSpec(name="dask", scheduler=scheduler)})
+    data, dataset_read = _valuation_table(config, config_path)
+    dataset_read.update(rows=int(data.x.shape[0]), columns=int(data.x.shape[1]))
+    return config, data, dataset_read
+
+
+def _valuation_table(config: Any, config_path: Path) -> tuple[Any, dict[str, Any]]:
+    """The config's dataset (a bundled set, or the CSV/Parquet file beside the config), what was read."""
+    from datamarket import _value_files
+    from datamarket import scenarios as vc
+
     ds = config.dataset
-    if ds.csv is not None:
-        csv_path = (config_path.parent / ds.csv).resolve()
-        if not csv_path.is_file():
-            raise fail(f"dataset.csv: no such file {str(csv_path)!r}")
-        x, y = vc.dataset_from_csv_text(csv_path.read_text(), ds.target)
-        dataset_read: dict[str, Any] = {"source": "csv", "path": str(csv_path), "name": csv_path.name}
-    else:
-        x, y = vc.bundled_dataset(ds.name or "breast_cancer")
-        dataset_read = {"source": "bundled", "name": ds.name or "breast_cancer"}
-    dataset_read.update(rows=int(x.shape[0]), columns=int(x.shape[1]))
-    return config, x, y, dataset_read
+    if ds.file is None:
+        name = ds.name or "breast_cancer"
+        return vc.TabularData(*vc.bundled_dataset(name)), {"source": "bundled", "name": name}
+    kind = "csv" if ds.csv is not None else "parquet"
+    path = (config_path.parent / ds.file).resolve()
+    if not path.is_file():
+        raise fail(f"dataset.{kind}: no such file {str(path)!r}")
+    if kind == "parquet" and (missing := missing_extra("parquet")) is not None:
+        raise fail(f"dataset.parquet: {missing}")
+    columns = _value_files.parquet_columns(path) if kind == "parquet" else vc.csv_columns(path.read_text())
+    data = vc.dataset_from_columns(columns, ds.target, config.sellers.column, fmt=kind)
+    return data, {"source": kind, "path": str(path), "name": path.name}
 
 
-def _valuation_game(config: Any, x: Any, y: Any, cache_dir: Path | None) -> Any:
-    """The config's game on ``(x, y)``, with its persistent coalition cache in ``cache_dir``."""
+def _valuation_game(config: Any, data: Any, cache_dir: Path | None) -> Any:
+    """The config's game on the table ``data``, with its persistent coalition cache in ``cache_dir``."""
     from datamarket import scenarios as vc
     from datamarket.valuation.cache import PersistentCache
 
-    game = vc.build_game(config, x, y)
+    game = vc.build_game(config, data.x, data.y, data.sources)
     if cache_dir is not None:
         game.cache = PersistentCache(cache_dir, game.fingerprint())
     return game
@@ -600,7 +653,11 @@ def _run_valuation(config: Any, game: Any, json_out: bool) -> Any:
                 game.cache.close()
 
 
-def _print_valuation_json(config: Any, game: Any, result: Any, dataset_read: dict[str, Any]) -> None:
+def _print_valuation_json(
+    config: Any, result: Any, dataset_read: dict[str, Any], fields: dict[str, Any]
+) -> None:
+    """One JSON object: the config, the result, what was read and ``fields`` (per-seller rows and model
+    fits, or the points' rows, labels and sources)."""
     from datamarket.core.certificates import status_for
 
     data: dict[str, Any] = {
@@ -611,16 +668,13 @@ def _print_valuation_json(config: Any, game: Any, result: Any, dataset_read: dic
     # the method as the config names it; the estimator that computed it is ``estimator``
     data["method"], data["estimator"] = config.method.name, result.method
     data["dataset_read"] = dataset_read
-    data["rows"] = [d.n_samples for d in game.datasets]
-    data["model_fits"] = game.n_fits
+    data.update(fields)
     # "certificate" (from result.to_dict) holds the checks; the status follows it
     data["status"] = status_for(result.certificate)
     sys.stdout.write(json.dumps(data) + "\n")
 
 
 def _print_valuation_table(config: Any, game: Any, result: Any, dataset_read: dict[str, Any]) -> None:
-    from datamarket.core.certificates import status_for
-
     sizes = [d.n_samples for d in game.datasets]
     rows = [
         {"seller": n, "rows": k, "value": float(v), "stderr": float(e)}
@@ -635,9 +689,74 @@ def _print_valuation_table(config: Any, game: Any, result: Any, dataset_read: di
         f"{result.evaluations} evaluations, {result.cache_hits} cache hits, stop: {result.stop_reason}, "
         f"converged: {result.converged}, {result.elapsed:.2f} s"
     )
+    _print_valuation_certificate(result)
+
+
+def _print_valuation_certificate(result: Any) -> None:
+    from datamarket.core.certificates import status_for
+
     cert = result.certificate
     console.print(_rich_table("certificate", cert.rows()))
     console.print(f"status: {status_for(cert)} ({cert.summary()})", highlight=False, markup=False)
+
+
+def _print_valuation_points(config: Any, points: Any, dataset_read: dict[str, Any]) -> None:
+    """The points' table: all of them up to 20, else the 10 lowest and the 10 highest values."""
+    from datamarket import scenarios as vc
+
+    table, r = vc.point_table(points), points.result
+    n = len(r.names)
+    order = sorted(range(n), key=lambda i: (table["value"][i], i))
+    shown = order if n <= 20 else order[:10] + order[-10:]
+    which = f"{n} points" + (", the 10 lowest and 10 highest values (all: --out, --json)" if n > 20 else "")
+    title = (
+        f"{config.method.name} ({dataset_read['name']}: {dataset_read['rows']} rows, "
+        f"{dataset_read['columns']} columns): {which}"
+    )
+    console.print(_rich_table(title, [{k: table[k][i] for k in table} for i in shown]))
+    console.print(f"{r.evaluations} model fits, stop: {r.stop_reason}, {r.elapsed:.2f} s")
+    _print_valuation_certificate(r)
+
+
+def _check_valuation_out(out: Path | None) -> None:
+    """``--out`` must name a .csv or .parquet file (Parquet needs the 'parquet' extra)."""
+    from datamarket import _value_files
+
+    if out is None:
+        return
+    if out.suffix.lower() not in _value_files.OUT_SUFFIXES:
+        raise fail(f"--out: must end in .csv or .parquet, got {out.name!r}")
+    if out.suffix.lower() == ".parquet" and (missing := missing_extra("parquet")) is not None:
+        raise fail(f"--out: {missing}")
+
+
+def _write_valuation_out(table: dict[str, list[Any]], out: Path | None) -> None:
+    from datamarket import _value_files
+
+    if out is None:
+        return
+    try:
+        _value_files.write_table(table, out)
+    except OSError as exc:
+        raise fail(f"--out: cannot write {str(out)!r} ({exc.strerror or exc})") from None
+    n = len(next(iter(table.values()), []))
+    err_console.print(f"wrote {out} ({n} rows)", highlight=False, markup=False)
+
+
+def _value_points(
+    config: Any, data: Any, dataset_read: dict[str, Any], json_out: bool, out: Path | None
+) -> None:
+    """Value every data point with the config's point-level method; print, and write ``out``."""
+    from datamarket import scenarios as vc
+
+    points = vc.value_points(config, data)
+    table = vc.point_table(points)
+    _write_valuation_out(table, out)
+    if json_out:
+        fields = {"points": {k: v for k, v in table.items() if k not in ("value", "stderr")}}
+        _print_valuation_json(config, points.result, dataset_read, fields)
+    else:
+        _print_valuation_points(config, points, dataset_read)
 
 
 @app.command(name="value")
@@ -656,25 +775,41 @@ def value_cmd(
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Persistent coalition cache directory (resume, no refits).")
     ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Also write the values (per seller or per point) to FILE.csv or FILE.parquet."
+        ),
+    ] = None,
     seed: SeedOpt = None,
     verbose: Verbose = 0,
 ) -> None:
-    """Value each seller's data (exact/Monte Carlo Shapley, LOO, Banzhaf) with a progress bar."""
+    """Value each seller's data (Shapley, LOO, Banzhaf...) or each data point (K-NN Shapley, Data-OOB)."""
+    from datamarket import scenarios as vc
+
     _setup_logging(verbose)
     if fmt not in ("table", "json"):
         raise fail(f"--format: must be table or json, got {fmt!r}")
     json_out = json_out or fmt == "json"
+    _check_valuation_out(out)
     try:
-        config, x, y, dataset_read = _valuation_inputs(config_path, scheduler, seed)
+        config, data, dataset_read = _valuation_inputs(config_path, scheduler, seed)
+        if vc.is_point_method(config.method.name):
+            if cache is not None:
+                raise fail(f"--cache: {config.method.name} values data points, it has no coalitions to cache")
+            _value_points(config, data, dataset_read, json_out, out)
+            return
         cache_dir = (
             cache if cache is not None else (config_path.parent / config.cache if config.cache else None)
         )
-        game = _valuation_game(config, x, y, cache_dir)
+        game = _valuation_game(config, data, cache_dir)
         result = _run_valuation(config, game, json_out)
     except DatamarketError as exc:
         raise fail(str(exc)) from None
+    sizes = [d.n_samples for d in game.datasets]
+    _write_valuation_out(vc.seller_table(result, sizes), out)
     if json_out:
-        _print_valuation_json(config, game, result, dataset_read)
+        _print_valuation_json(config, result, dataset_read, {"rows": sizes, "model_fits": game.n_fits})
     else:
         _print_valuation_table(config, game, result, dataset_read)
 

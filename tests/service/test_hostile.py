@@ -51,10 +51,19 @@ def test_no_accepted_input_can_block_a_market(live) -> None:  # type: ignore[no-
             r = spoiler.post(url, content=body, headers={"content-type": "application/json"})
             assert r.status_code == 422, (raw[:8], r.status_code, r.text)
         # an accepted but unwelcome contributor changes the plan: the round cannot open (409, not 422:
-        # the request is fine, the market's state is not) until the operator excludes its inputs
+        # the request is fine, the market's state is not) until the operator excludes its inputs; its
+        # data must have the size the plan asks of it (409 otherwise, naming both numbers)
         c = spoiler.post(url, json={"kind": "cost", "data": {"cost": 0.01}})
         assert c.status_code == 201
         d = spoiler.post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=b"x0\n1\n2\n")
+        n = spoiler.get(f"/markets/{mid}/plan").json()["n_star"][f"spoiler_{mid}"]
+        assert (
+            d.status_code == 409
+            and d.json()["detail"] == f"the plan asks you for {n} points; this file has 2"
+        )
+        d = spoiler.post(
+            f"/markets/{mid}/datasets", params={"format": "csv"}, content=csv_bytes(np.ones((n, 1)))
+        )
         assert d.status_code == 201
         assert admin.post(f"/markets/{mid}/rounds").status_code == 409
         assert spoiler.post(f"/submissions/{c.json()['id']}/exclude", json={"reason": "x"}).status_code == 403

@@ -8,24 +8,33 @@ import json
 from pathlib import Path
 from typing import Any
 
+from datamarket.core.display import Formatter
 from datamarket.core.types import json_safe
 from datamarket.experiments._figure import columns
 from datamarket.scenarios import ScenarioResult
 
+_NUMBERS = Formatter(digits=6)  # how the Markdown tables write numbers (en_US)
+
 
 def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
+    """A Markdown cell: numbers by the one formatter (6 significant digits, the locale's grouping),
+    ``None`` as ``-``."""
+    if v is None:
+        return "-"
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return _NUMBERS.quantity(v)
     return str(v)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """Rows of dicts as a GitHub Markdown table.
+    """Rows of dicts as a GitHub Markdown table, numbers written for people by
+    :class:`~datamarket.core.display.Formatter` (6 significant digits; the CSV and JSON exports keep
+    full precision), ``None`` (no value, no claim) as ``-``.
 
-    >>> print(markdown_table([{"a": 1, "b": 0.5}]))
-    | a | b |
-    |---|---|
-    | 1 | 0.5 |
+    >>> print(markdown_table([{"a": 1234, "b": 0.1 + 0.2, "c": None}]))
+    | a | b | c |
+    |---|---|---|
+    | 1,234 | 0.3 | - |
     """
     if not rows:
         return "(empty)"

@@ -165,6 +165,8 @@ class Deliverable(Base):
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the explanation of each of the participant's receipt lines (revision 0009; NULL before)
+    charges: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True, default=None)
 
 
 class LedgerEntry(Base):

@@ -1,7 +1,8 @@
 """Configuration of ``datamarket value``: a data-valuation run over sellers.
 
-A TOML/JSON file names a model, a dataset (a scikit-learn bundled set or a CSV file), how the training
-rows are split among sellers, the method, the stopping rule and the backend::
+A TOML/JSON file names a model, a dataset (a scikit-learn bundled set, a CSV or a Parquet file), how
+the training rows are split among sellers (equal or Dirichlet shares, or one seller per value of a
+source column), the method, the stopping rule and the backend::
 
     seed = 0
     [model]
@@ -16,15 +17,15 @@ rows are split among sellers, the method, the stopping rule and the backend::
     [stopping]
     max_evaluations = 1000
 
-The leading underscore keeps this module out of the scenario kinds. No file is read here: the CLI
-reads a CSV and passes its text to :func:`dataset_from_csv_text`.
+The point-level methods (``knn_shapley``, ``data_oob``) value every row instead of sellers
+(:mod:`._valuation_points`). The leading underscore keeps this module out of the scenario kinds. No
+file is read here: the CLI reads the file and passes its columns to
+:func:`~._valuation_data.dataset_from_columns`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -38,6 +39,9 @@ from datamarket.core.random import make_rng
 from datamarket.core.types import Dataset
 from datamarket.scenarios._base import StrictModel
 from datamarket.scenarios._loader import ScenarioError, format_validation_error, load_mapping
+from datamarket.scenarios._valuation_data import Split, TabularData, source_parts, split_rows
+from datamarket.scenarios._valuation_data import bundled_dataset as bundled_dataset  # re-exported
+from datamarket.scenarios._valuation_data import dataset_from_csv_text as dataset_from_csv_text
 from datamarket.valuation import (
     MaxEvaluations,
     MaxTime,
@@ -61,6 +65,10 @@ from datamarket.valuation import (
 BUNDLED = ("breast_cancer", "iris", "wine", "digits", "diabetes")
 MODELS = ("logistic_regression", "knn", "decision_tree", "gaussian_nb", "ridge", "linear_regression")
 Param = int | float | str | bool | None
+POINT_METHODS = ("knn_shapley", "data_oob")
+"""Methods that value every data point (row) instead of sellers."""
+MAX_EXACT_SELLERS = 20
+"""Exact Shapley and Banzhaf fit a model on each of the 2^M coalitions: 2^20 is about a million fits."""
 
 
 class ModelSpec(StrictModel):
@@ -89,21 +97,51 @@ class ModelSpec(StrictModel):
 class DatasetSpec(StrictModel):
     name: Literal["breast_cancer", "iris", "wine", "digits", "diabetes"] | None = "breast_cancer"
     csv: str | None = Field(default=None, min_length=1, description="CSV path, relative to the config")
-    target: str | None = Field(default=None, min_length=1, description="CSV label column (default: last)")
+    parquet: str | None = Field(
+        default=None, min_length=1, description="Parquet path, relative to the config (the 'parquet' extra)"
+    )
+    target: str | None = Field(
+        default=None,
+        min_length=1,
+        description="label column of the CSV/Parquet file (default: the last one other than sellers.column)",
+    )
     test_size: float = Field(default=0.3, gt=0.0, lt=1.0)
     max_rows: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
-        if self.csv is not None and "name" in self.model_fields_set:
-            raise ValueError("give either a bundled dataset name or a csv path, not both")
+        given = [k for k in ("name", "csv", "parquet") if k in self.model_fields_set and getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError("give one of a bundled dataset name, a csv path or a parquet path, not several")
+        if self.csv is not None and self.csv.lower().endswith((".parquet", ".pq")):
+            raise ValueError(f"{self.csv!r} is a Parquet file: give it as dataset.parquet")
         return self
+
+    @property
+    def file(self) -> str | None:
+        """The CSV or Parquet path, if the dataset is a file."""
+        return self.csv if self.csv is not None else self.parquet
 
 
 class SellersSpec(StrictModel):
-    n: int = Field(default=10, ge=1, le=60)
+    n: int = Field(default=10, ge=1, description="number of sellers (at most the training rows)")
     split: Literal["equal", "dirichlet"] = "equal"
     alpha: PositiveFloat = Field(default=1.0, description="Dirichlet concentration of seller shares")
+    column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="column of the CSV/Parquet file naming each row's seller (one seller per value, in "
+        "order of first appearance; the column is not a feature); replaces n, split and alpha",
+    )
+
+    @model_validator(mode="after")
+    def _column_or_split(self) -> SellersSpec:
+        given = sorted(self.model_fields_set & {"n", "split", "alpha"})
+        if self.column is not None and given:
+            raise ValueError(
+                f"sellers.column makes one seller per source: drop {', '.join('sellers.' + g for g in given)}"
+            )
+        return self
 
 
 SAMPLED = (
@@ -126,15 +164,25 @@ class MethodSpec(StrictModel):
         "stratified_shapley",
         "beta_shapley",
         "msr_banzhaf",
+        "knn_shapley",
+        "data_oob",
     ] = "monte_carlo_shapley"
     antithetic: bool = True
     sampler: Literal["cyclic", "random", "leverage", "kernel"] = "cyclic"
     truncation_tol: NonNegativeFloat | None = None
     alpha: PositiveFloat = Field(default=16.0, description="Beta Shapley alpha")
     beta: PositiveFloat = Field(default=1.0, description="Beta Shapley beta")
+    k: PositiveInt = Field(default=5, description="knn_shapley: neighbours of the K-NN utility")
+    n_estimators: PositiveInt = Field(default=200, description="data_oob: bootstrap learners")
+    score: Literal["accuracy", "probability", "squared_error"] | None = Field(
+        default=None, description="data_oob: score of an out-of-bag prediction (default: the task's)"
+    )
 
     @model_validator(mode="after")
     def _sampler_fits_method(self) -> MethodSpec:
+        for param, method in (("k", "knn_shapley"), ("n_estimators", "data_oob"), ("score", "data_oob")):
+            if param in self.model_fields_set and self.name != method:
+                raise ValueError(f"method.{param} is a parameter of {method}, not of {self.name}")
         if self.name == "monte_carlo_shapley" and self.sampler not in ("cyclic", "random"):
             raise ValueError("monte_carlo_shapley samplers are 'cyclic' and 'random'")
         if self.name == "regression_shapley" and "sampler" in self.model_fields_set:
@@ -191,8 +239,13 @@ class ValuationConfig(StrictModel):
 
     @model_validator(mode="after")
     def _checks(self) -> ValuationConfig:
-        if self.method.name in ("exact_shapley", "banzhaf") and self.sellers.n > 20:
-            raise ValueError("exact methods enumerate 2^n coalitions: use at most 20 sellers")
+        if self.method.name in POINT_METHODS:
+            return self._point_checks()
+        if self.sellers.column is not None and self.dataset.file is None:
+            raise ValueError("sellers.column needs a dataset.csv or dataset.parquet file")
+        problem = None if self.sellers.column is not None else seller_problem(self, self.sellers.n)
+        if problem is not None:
+            raise ValueError(problem[1])
         if self.backend.name == "dask" and self.backend.scheduler is None:
             raise ValueError("the dask backend needs backend.scheduler (or --scheduler)")
         s = self.stopping
@@ -203,6 +256,49 @@ class ValuationConfig(StrictModel):
         if self.method.name in SAMPLED and s.max_evaluations is None:
             raise ValueError(f"{self.method.name} needs stopping.max_evaluations (its budget)")
         return self
+
+    def _point_checks(self) -> ValuationConfig:
+        """A point-level method values every row, in this process, without coalitions."""
+        name = self.method.name
+        unused = [f"sellers.{k}" for k in sorted(self.sellers.model_fields_set - {"column"})]
+        unused += [f"stopping.{k}" for k in sorted(self.stopping.model_fields_set)]
+        unused += ["backend"] * ("backend" in self.model_fields_set) + ["cache"] * (self.cache is not None)
+        if name == "data_oob" and "test_size" in self.dataset.model_fields_set:
+            unused.append("dataset.test_size")
+        if unused:
+            raise ValueError(
+                f"{name} values every data point (no sellers, coalitions or test split to configure): "
+                f"drop {', '.join(unused)}"
+            )
+        if self.sellers.column is not None and self.dataset.file is None:
+            raise ValueError("sellers.column needs a dataset.csv or dataset.parquet file")
+        return self
+
+
+def seller_problem(config: ValuationConfig, m: int) -> tuple[str, str] | None:
+    """Why the configured method cannot value ``m`` sellers, as ``(field, message)``; ``None`` if it can.
+
+    The caps and their reasons: exact Shapley and Banzhaf fit a model on each of the 2^M coalitions
+    (at most :data:`MAX_EXACT_SELLERS` sellers). An untruncated Monte Carlo run needs a budget that
+    holds one sampling unit, a permutation and its reverse (2M evaluations; M + 1 without
+    ``antithetic``): with less it samples nothing. The other methods take any M (each seller needs a
+    training row); the estimators check their own minimum budgets (control variates: two antithetic
+    pairs; stratified and Beta Shapley: 2M + 2).
+    """
+    method, budget = config.method, config.stopping.max_evaluations
+    if method.name in ("exact_shapley", "banzhaf") and m > MAX_EXACT_SELLERS:
+        return "sellers", (
+            f"{method.name} fits a model on each of the 2^M coalitions: use at most {MAX_EXACT_SELLERS} "
+            f"sellers (got {m}), or a sampled method"
+        )
+    need = 2 * m if method.antithetic else m + 1
+    unit = "a permutation and its reverse" if method.antithetic else "one permutation"
+    if method.name == "monte_carlo_shapley" and method.truncation_tol is None and (budget or need) < need:
+        return "stopping.max_evaluations", (
+            f"monte_carlo_shapley needs at least {need} evaluations to sample {unit} of {m} sellers "
+            f"(got {budget})"
+        )
+    return None
 
 
 def parse_valuation_config(text: str, fmt: str = "toml", *, seed: int | None = None) -> ValuationConfig:
@@ -220,35 +316,6 @@ def parse_valuation_config(text: str, fmt: str = "toml", *, seed: int | None = N
         return ValuationConfig.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ScenarioError(format_validation_error(exc, ValuationConfig)) from None
-
-
-def bundled_dataset(name: str) -> tuple[NDArray[np.float64], NDArray[Any]]:
-    """Features and labels of a scikit-learn bundled dataset."""
-    import sklearn.datasets as skd
-
-    loader: Callable[..., Any] = getattr(skd, f"load_{name}")
-    x, y = loader(return_X_y=True)
-    return np.asarray(x, dtype=np.float64), np.asarray(y)
-
-
-def dataset_from_csv_text(text: str, target: str | None) -> tuple[NDArray[np.float64], NDArray[Any]]:
-    """Parse a CSV with a header row; ``target`` names the label column (default: the last one)."""
-    rows = list(csv.reader(io.StringIO(text)))
-    if len(rows) < 2:
-        raise InvalidMarketError("dataset.csv", "needs a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
-    col = len(header) - 1 if target is None else (header.index(target) if target in header else -1)
-    if col < 0:
-        raise InvalidMarketError("dataset.target", f"no column {target!r} in the CSV header")
-    try:
-        body = np.array([[float(v) for v in r] for r in rows[1:] if r], dtype=np.float64)
-    except ValueError as exc:
-        raise InvalidMarketError("dataset.csv", f"non-numeric value ({exc})") from None
-    if body.ndim != 2 or body.shape[1] != len(header):
-        raise InvalidMarketError("dataset.csv", "every row must have as many values as the header")
-    if not np.all(np.isfinite(body)):
-        raise InvalidMarketError("dataset.csv", "must be finite (no NaN or inf)")
-    return np.delete(body, col, axis=1), body[:, col]
 
 
 def _estimator(spec: ModelSpec, seed: int) -> Any:
@@ -278,56 +345,70 @@ def _estimator(spec: ModelSpec, seed: int) -> Any:
         raise InvalidMarketError("model.params", str(exc)) from None
 
 
-def build_game(config: ValuationConfig, x: NDArray[np.float64], y: NDArray[Any]) -> ModelGame:
-    """Seeded train/test split, standardisation on the training rows, sellers' shares, the game."""
-    from sklearn.model_selection import train_test_split
+def build_game(
+    config: ValuationConfig,
+    x: NDArray[np.float64],
+    y: NDArray[Any],
+    sources: Sequence[str] | None = None,
+) -> ModelGame:
+    """Seeded train/test split, standardisation on the training rows, the sellers, the game.
 
-    rng = make_rng(config.seed)
-    if config.dataset.max_rows is not None and x.shape[0] > config.dataset.max_rows:
-        keep = np.sort(rng.choice(x.shape[0], config.dataset.max_rows, replace=False))
-        x, y = x[keep], y[keep]
+    The sellers are ``sellers.n`` equal or Dirichlet shares of the shuffled training rows or, with
+    ``sellers.column``, one per distinct value of ``sources`` (each row's source; sellers in order of
+    first appearance, each with its training rows in table order).
+    """
     from sklearn.base import is_classifier
 
+    rng = make_rng(config.seed)
     estimator = _estimator(config.model, config.seed)
-    classify = is_classifier(estimator)
-    try:
-        xtr, xte, ytr, yte = train_test_split(
-            x,
-            y,
-            test_size=config.dataset.test_size,
-            random_state=config.seed,
-            stratify=y if classify else None,
-        )
-    except ValueError as exc:
-        raise InvalidMarketError("dataset", str(exc)) from None
-    if config.model.standardize:
-        mu, sd = xtr.mean(axis=0), xtr.std(axis=0)
-        sd[sd == 0] = 1.0
-        xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
-    n = config.sellers.n
-    if xtr.shape[0] < n:
-        raise InvalidMarketError("sellers.n", f"{n} sellers but only {xtr.shape[0]} training rows")
-    perm = rng.permutation(xtr.shape[0])
+    data = TabularData(np.asarray(x, dtype=np.float64), np.asarray(y))
+    split = split_rows(
+        data,
+        seed=config.seed,
+        rng=rng,
+        test_size=config.dataset.test_size,
+        max_rows=config.dataset.max_rows,
+        stratify=is_classifier(estimator),
+        standardize=config.model.standardize,
+    )
+    names, parts = _seller_parts(config, split, sources, rng)
+    problem = seller_problem(config, len(parts))
+    if problem is not None:
+        raise InvalidMarketError(*problem)
+    return ModelGame(
+        estimator,
+        [Dataset(split.x_train[p], split.y_train[p]) for p in parts],
+        Dataset(split.x_test, split.y_test),
+        scorer=config.scorer,
+        empty_score=config.empty_score,
+        names=names,
+        on_fit_error=config.on_fit_error,
+    )
+
+
+def _seller_parts(
+    config: ValuationConfig, split: Split, sources: Sequence[str] | None, rng: np.random.Generator
+) -> tuple[Sequence[str], list[NDArray[np.intp]]]:
+    """Seller names and each seller's positions in the training arrays."""
+    if config.sellers.column is not None:
+        if sources is None or len(sources) <= int(split.train_rows.max(initial=0)):
+            raise InvalidMarketError("sellers.column", "needs the source of every row of the table")
+        return source_parts(sources, split.train_rows)
+    n, n_train = config.sellers.n, split.x_train.shape[0]
+    if n_train < n:
+        raise InvalidMarketError("sellers.n", f"{n} sellers but only {n_train} training rows")
+    perm = rng.permutation(n_train)
     if config.sellers.split == "equal":
         parts = np.array_split(perm, n)
     else:
         shares = rng.dirichlet(np.full(n, config.sellers.alpha))
         # no training row is dropped: the rounding remainder goes to the largest fractions
-        raw = shares * (xtr.shape[0] - n)
+        raw = shares * (n_train - n)
         sizes = 1 + np.floor(raw).astype(int)
-        rest = xtr.shape[0] - int(sizes.sum())
+        rest = n_train - int(sizes.sum())
         sizes[np.argsort(np.floor(raw) - raw, kind="stable")[:rest]] += 1
         parts = np.split(perm, np.cumsum(sizes)[:-1])
-    datasets = [Dataset(xtr[p], ytr[p]) for p in parts]
-    return ModelGame(
-        estimator,
-        datasets,
-        Dataset(xte, yte),
-        scorer=config.scorer,
-        empty_score=config.empty_score,
-        names=[f"seller_{i}" for i in range(n)],
-        on_fit_error=config.on_fit_error,
-    )
+    return [f"seller_{i}" for i in range(n)], parts
 
 
 def stopping_rule(spec: StoppingSpec) -> StoppingRule | None:

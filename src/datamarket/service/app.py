@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from datamarket import __version__
@@ -69,4 +70,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     declare_errors(app, ROUTERS)
     document_kinds(app, state.adapters)  # MarketIn and SubmissionIn per market kind
     install_portal(app, settings)  # the web pages, under /portal (not in the OpenAPI schema)
+    app.add_api_route("/", _to_portal, methods=["GET"], include_in_schema=False)
     return app
+
+
+def _to_portal() -> RedirectResponse:
+    """``GET /``: a person opening the service's address is sent to the portal (303)."""
+    return RedirectResponse("/portal/", status_code=303)

@@ -11,9 +11,12 @@ talking HTTP (httpx):
    shared validation task; the operator clears a round;
 
 polls each round until it is cleared, collects every receipt, verifies the hash-chained ledger and
-checks each round sums to zero minor units. Nothing persists: the temporary directory is removed.
-Clearing runs on a thread pool here (``executor="thread"``) to keep the demo short; ``datamarket
-serve`` uses worker processes.
+checks each round sums to zero minor units. Amounts in the report are written by the service's
+formatter (:class:`~datamarket.core.display.Formatter`, ``ServiceSettings.display``) with each
+market's currency. Nothing persists: the temporary directory is removed, also when ``datamarket demo
+--serve`` is stopped by Ctrl-C or SIGTERM (the CLI turns both into :class:`KeyboardInterrupt`, which
+unwinds the server and the directory). Clearing runs on a thread pool here (``executor="thread"``) to
+keep the demo short; ``datamarket serve`` uses worker processes.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+from datamarket.core.display import Formatter
 from datamarket.core.random import make_rng
-from datamarket.ledger.money import format_minor
+from datamarket.ledger.money import Currency
 
 
 @contextmanager
@@ -179,36 +183,44 @@ def _receives(d: dict[str, Any]) -> str:
     return f"sold {d.get('points_requested', 0)} pts"
 
 
-def _receipt_rows(admin: httpx.Client, rounds: dict[str, int]) -> list[dict[str, Any]]:
-    """One row per receipt of each round (major units; paid negative = refund)."""
+def _money(fmt: Formatter, amount_minor: int, code: str) -> str:
+    """``amount_minor`` minor units of currency ``code``, as the portal writes it."""
+    return fmt.money(int(amount_minor), code, Currency.parse(code, stored=True).scale)
+
+
+def _receipt_rows(admin: httpx.Client, rounds: dict[str, int], fmt: Formatter) -> list[dict[str, Any]]:
+    """One row per receipt of each round (paid negative = refund)."""
     rows: list[dict[str, Any]] = []
     for kind, rid in rounds.items():
         for rec in _ok(admin.get(f"/rounds/{rid}/receipts")):
             by_memo = {e["memo"]: int(e["amount_minor"]) for e in rec["entries"]}
+            code = str(rec["currency"])
             rows.append(
                 {
                     "round": rid,
                     "market": kind,
                     "participant": rec["participant"],
-                    "paid": format_minor(-by_memo.get("price", 0)),
-                    "received": format_minor(by_memo.get("payment", 0)),
-                    "net": rec["net"],
+                    "paid": _money(fmt, -by_memo.get("price", 0), code),
+                    "received": _money(fmt, by_memo.get("payment", 0), code),
+                    "net": _money(fmt, rec["net_minor"], code),
                     "receives": _receives(rec["deliverable"] or {}),
                 }
             )
     return rows
 
 
-def _platform_rows(entries: list[dict[str, Any]], rounds: dict[str, int]) -> list[dict[str, Any]]:
+def _platform_rows(
+    entries: list[dict[str, Any]], rounds: dict[str, int], fmt: Formatter
+) -> list[dict[str, Any]]:
     """One row per entry of the platform's account (its take)."""
     return [
         {
             "round": e["round_id"],
             "market": next(k for k, r in rounds.items() if r == e["round_id"]),
             "participant": "platform",
-            "paid": format_minor(0),
-            "received": format_minor(e["amount_minor"]),
-            "net": format_minor(e["amount_minor"]),
+            "paid": _money(fmt, 0, e["currency"]),
+            "received": _money(fmt, e["amount_minor"], e["currency"]),
+            "net": _money(fmt, e["amount_minor"], e["currency"]),
             "receives": "platform take",
         }
         for e in entries
@@ -216,14 +228,36 @@ def _platform_rows(entries: list[dict[str, Any]], rounds: dict[str, int]) -> lis
     ]
 
 
+def _drive(admin: httpx.Client, base: str, seed: int, fmt: Formatter) -> dict[str, Any]:
+    """Both rounds, their receipts and the ledger's checks (:func:`run_service_demo`'s result)."""
+    rng = make_rng(seed)
+    rounds = {
+        "broker": _broker_round(admin, base, rng, seed),
+        "collaborative": _collaborative_round(admin, base, rng, seed),
+    }
+    entries = _ok(admin.get("/ledger/entries"))["entries"]
+    rows = _receipt_rows(admin, rounds, fmt) + _platform_rows(entries, rounds, fmt)
+    sums = {rid: sum(e["amount_minor"] for e in entries if e["round_id"] == rid) for rid in rounds.values()}
+    report = _ok(admin.get("/ledger/verify"))
+    if any(s != 0 for s in sums.values()):
+        raise RuntimeError(f"a round does not balance: {sums}")
+    if not report["ok"]:
+        raise RuntimeError(f"ledger verification failed: {report['problems']}")
+    return {"receipts": rows, "verify": report, "round_sums": sums}
+
+
 def run_service_demo(
-    seed: int = 0, hold: Callable[[str, str, dict[str, str]], None] | None = None, port: int = 0
+    seed: int = 0,
+    hold: Callable[[str, str, dict[str, str]], None] | None = None,
+    port: int = 0,
+    ready: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run the demo; returns ``{"receipts": rows, "verify": report, "round_sums": {...}, "seconds": t}``.
 
-    With ``hold``, the service keeps running once the rounds are cleared: ``hold(url, admin_key,
-    participant_keys)`` is called while it serves (on ``port``; 0: a free one) and the demo's data are
-    removed when it returns (``datamarket demo --serve``).
+    ``ready(result)`` is called with that result once the rounds are cleared and checked, while the
+    service still runs (the report is written then). With ``hold``, the service keeps running after
+    that: ``hold(url, admin_key, participant_keys)`` is called while it serves (on ``port``; 0: a free
+    one) and the demo's data are removed when it returns or raises (``datamarket demo --serve``).
 
     Raises :class:`RuntimeError` when a request fails, a round fails, a round does not sum to zero or
     the ledger does not verify.
@@ -233,33 +267,21 @@ def run_service_demo(
 
     t0 = time.perf_counter()
     KEYS.clear()
-    rng = make_rng(seed)
     key = "dm_admin_" + secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="datamarket-demo-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'ledger.db'}"
-        app = create_app(ServiceSettings(database_url=url, admin_key=key, executor="thread"))
+        settings = ServiceSettings(database_url=url, admin_key=key, executor="thread")
         with (
-            serve_in_thread(app, port) as base,
+            serve_in_thread(create_app(settings), port) as base,
             httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=120) as admin,
         ):
-            rounds = {
-                "broker": _broker_round(admin, base, rng, seed),
-                "collaborative": _collaborative_round(admin, base, rng, seed),
-            }
-            entries = _ok(admin.get("/ledger/entries"))["entries"]
-            rows = _receipt_rows(admin, rounds) + _platform_rows(entries, rounds)
-            sums = {
-                rid: sum(e["amount_minor"] for e in entries if e["round_id"] == rid)
-                for rid in rounds.values()
-            }
-            report = _ok(admin.get("/ledger/verify"))
+            result = _drive(admin, base, seed, settings.display)
+            result["seconds"] = time.perf_counter() - t0
+            if ready is not None:
+                ready(result)
             if hold is not None:
                 hold(base, key, dict(KEYS))
-    if any(s != 0 for s in sums.values()):
-        raise RuntimeError(f"a round does not balance: {sums}")
-    if not report["ok"]:
-        raise RuntimeError(f"ledger verification failed: {report['problems']}")
-    return {"receipts": rows, "verify": report, "round_sums": sums, "seconds": time.perf_counter() - t0}
+    return result
 
 
 def report_service_demo(
@@ -270,14 +292,21 @@ def report_service_demo(
     port: int = 0,
 ) -> dict[str, Any]:
     """Run :func:`run_service_demo`, print the receipts table and the ledger check on ``console`` (rich)
-    and write them to ``out/service-receipts.md``; what ``datamarket demo`` calls last (``hold`` and
-    ``port``: as :func:`run_service_demo`)."""
+    and write them to ``out/service-receipts.md`` as soon as the rounds are cleared (before ``hold``
+    holds the service: ``demo --serve`` writes its report too); what ``datamarket demo`` calls last
+    (``hold`` and ``port``: as :func:`run_service_demo`)."""
+    console.print("[bold]== service[/bold] (HTTP API, temporary SQLite ledger)")
+    return run_service_demo(seed, hold=hold, port=port, ready=lambda result: _report(console, out, result))
+
+
+def _report(console: Any, out: Path, result: dict[str, Any]) -> None:
+    """Print the receipts and the ledger check, and write them to ``out/service-receipts.md``."""
     from rich.table import Table
 
-    console.print("[bold]== service[/bold] (HTTP API, temporary SQLite ledger)")
-    result = run_service_demo(seed, hold=hold, port=port)
+    from datamarket.experiments import markdown_table
+
     rows = result["receipts"]
-    table = Table(title="receipts (major units; paid negative = refund)")
+    table = Table(title="receipts (paid negative = refund)")
     for col in rows[0]:
         table.add_column(col)
     for r in rows:
@@ -290,8 +319,6 @@ def report_service_demo(
     )
     console.print(line)
     out.mkdir(parents=True, exist_ok=True)
-    cols = list(rows[0])
-    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    (out / "service-receipts.md").write_text("# Service demo: receipts\n\n" + "\n".join(md) + f"\n\n{line}\n")
-    return result
+    path = out / "service-receipts.md"
+    path.write_text(f"# Service demo: receipts\n\n{markdown_table(rows)}\n\n{line}\n")
+    console.print(f"service report written to {path}")

@@ -272,6 +272,7 @@ def test_truthful_payments_round_end_to_end(live, db_url) -> None:  # type: igno
         assert _round_sums(db_url) == {done["id"]: 0}
         est = clients["b1"].get(f"/rounds/{done['id']}/models/{ids['b1']}").json()["deliverable"]
         assert est["kind"] == "estimate" and len(est["estimate"]) == 2
+        assert set(est["weights"]) == {"seller 1 of 3", "seller 2 of 3", "seller 3 of 3"}  # no names
         assert clients["b1"].get(f"/rounds/{done['id']}/models/{ids['s1']}").status_code == 404
 
 
@@ -357,7 +358,9 @@ def test_competing_buyers_round_end_to_end(live, db_url) -> None:  # type: ignor
         # Westenbroek et al., Section IV, with the parameters it leaves implicit (errata: Section IV's
         # implicit
         # parameters): d_1 = 2.2222 for the sources at x = 0 and 1
-        assert abs(contracts["contracts"]["buyer1"]["d"] - 20 / 9) < 1e-9
+        # contracts are keyed by the buyers' positions (name order), never by their names
+        assert set(contracts["contracts"]) == {"buyer 1 of 2", "buyer 2 of 2"}
+        assert abs(contracts["contracts"]["buyer 1 of 2"]["d"] - 20 / 9) < 1e-9
         assert clients["src2"].get(f"/rounds/{done['id']}/receipts/{ids['src1']}").status_code == 404
 
 

@@ -100,18 +100,38 @@ def server(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:  # noqa: 
 
 
 class Shots:
-    """Numbered full-page screenshots in the artifacts folder."""
+    """Numbered full-page screenshots in the artifacts folder; with ``$DATAMARKET_PORTAL_GUIDE`` set to a
+    folder (``make portal-screenshots``: ``docs/assets/portal``), the pages named in ``guide`` are also
+    written there as ``NAME.png``: the portal guide's pictures come from these tests."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, guide: tuple[str, ...] = ()):
         self.folder = folder
         self.n = 0
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("*.png"):
             old.unlink()
+        where = os.environ.get("DATAMARKET_PORTAL_GUIDE")
+        self.guide_folder = Path(where) if where else None
+        self.guide = guide
+        if self.guide_folder is not None:
+            self.guide_folder.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, page: Any, name: str) -> None:
         self.n += 1
         page.screenshot(path=str(self.folder / f"{self.n:02d}-{name}.png"), full_page=True)
+        if self.guide_folder is not None and name in self.guide:
+            page.screenshot(path=str(self.guide_folder / f"{name}.png"), full_page=True)
+
+
+GUIDE = (
+    "operator-home",
+    "operator-broker-market",
+    "participant-bid-stored",
+    "operator-round-collaborative",
+    "receipt-lab_a",
+    "operator-ledger",
+)
+"""The pages docs/portal.md shows (``make portal-screenshots``)."""
 
 
 def sign_in(browser: Any, base: str, key: str, *, keyboard: bool = False, **ctx: Any) -> Any:
@@ -182,7 +202,10 @@ def clear_round(op: Any, mid: int) -> int:
 def test_portal_end_to_end_in_chromium(server: tuple[str, Path], tmp_path: Path) -> None:
     sync_api = _need_browser()
     base, log = server
-    shots = Shots(Path(os.environ.get("DATAMARKET_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "portal")
+    shots = Shots(
+        Path(os.environ.get("DATAMARKET_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "portal",
+        guide=GUIDE,
+    )
     rng = np.random.default_rng(0)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)

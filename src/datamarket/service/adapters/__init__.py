@@ -13,7 +13,14 @@ The service is mechanism-agnostic. For each market kind an :class:`Adapter` says
   broker asks each contributor for). A participant sees only its own row of the plan and aggregates
   (:func:`datamarket.service.store.markets.participant_plan`): names of participants are found by
   value; a list holding one value per name of another list is declared in the optional attribute
-  ``plan_rows`` (key of the list of names -> keys of its per-name lists; :func:`plan_rows_of`);
+  ``plan_rows`` (key of the list of names -> keys of its per-name lists; :func:`plan_rows_of`).
+  How the plan reads and what it asks of each participant are optional declarations too
+  (:mod:`datamarket.service.adapters.plans`): ``plan_labels`` and ``plan_money`` (labels of its
+  keys, which values are money), ``plan_quota`` (upload kind -> the plan key of the rows it asks of
+  each participant: an upload of another size is refused), ``cumulative_kinds`` (the kinds of which
+  every waiting submission counts; of the others only each participant's latest, :func:`latest_by`,
+  and the store marks the earlier ones superseded) and ``next_steps(params, plan, me, mine)`` (what
+  a participant should do next; a default is derived from ``submission_kinds`` and ``plan_quota``);
 * optionally, whether a new submission fits with the participant's earlier unconsumed ones
   (``check_submission(params, mine, new)``, in the request: e.g. a broker participant cannot both
   bid and report a cost), so that no accepted input can make a round fail;
@@ -27,6 +34,12 @@ The service is mechanism-agnostic. For each market kind an :class:`Adapter` says
 
 Optionally, ``round_figure(outcome, names, paid, received)`` returns the title and the bar series of
 a cleared round's figure (the portal draws it; without it, the amounts booked).
+
+Receipts explain every line (:mod:`datamarket.service.adapters.charges`): ``clear`` returns, in
+:attr:`Clearing.charges`, each participant's price and payment as a rule of the adapter's ``rules``
+(id -> :class:`~datamarket.service.adapters.charges.Rule`: the paper's equation and what it means),
+the exact amount, the terms it adds up to and the inputs it used (the participant's own submission,
+posted prices, quantities). The worker checks that they reconcile with the outcome.
 
 Built-in adapters are found through the family registry (:mod:`datamarket.families`: each family's
 ``adapter`` reference, ``datamarket.service.adapters.<kind>:ADAPTER`` by convention;
@@ -49,6 +62,7 @@ from datamarket.core.certificates import Certificate
 from datamarket.core.errors import InvalidInputError, InvalidMarketError
 from datamarket.core.types import Dataset, Outcome
 from datamarket.families import families
+from datamarket.service.adapters.charges import Charge
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,13 +79,16 @@ class Input:
 
 @dataclass(frozen=True)
 class Clearing:
-    """What :meth:`Adapter.clear` returns: the outcome, per-participant deliverables (JSON-safe) and
-    the certificate of the outcome's claims (:mod:`datamarket.core.certificates`): a round whose
-    certificate fails (or is empty) is recorded with status ``unverified`` and books nothing."""
+    """What :meth:`Adapter.clear` returns: the outcome, per-participant deliverables (JSON-safe), the
+    certificate of the outcome's claims (:mod:`datamarket.core.certificates`: a round whose
+    certificate fails, or is empty, is recorded with status ``unverified`` and books nothing) and,
+    per participant, the explanation of each of its receipt lines
+    (:class:`~datamarket.service.adapters.charges.Charge`, rules in the adapter's ``rules``)."""
 
     outcome: Outcome
     deliverables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     certificate: Certificate = field(default_factory=Certificate)
+    charges: Mapping[str, Sequence[Charge]] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -79,8 +96,11 @@ class Adapter(Protocol):
     """A market kind the service can clear (module docstring).
 
     Optional members (read with ``getattr``): ``params_model`` and ``submission_models`` (the input
-    models), ``plan_rows`` (the plan's per-participant lists), ``check_submission(params, mine,
-    new)`` and ``round_figure(outcome, names, paid, received)``.
+    models), ``plan_rows`` (the plan's per-participant lists), ``plan_labels``, ``plan_money``,
+    ``plan_quota``, ``cumulative_kinds`` and ``next_steps(params, plan, me, mine)``
+    (:mod:`datamarket.service.adapters.plans`), ``check_submission(params, mine, new)``,
+    ``round_figure(outcome, names, paid, received)`` and ``rules`` (the rules of
+    :attr:`Clearing.charges`).
     """
 
     kind: str

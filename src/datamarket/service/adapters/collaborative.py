@@ -16,6 +16,9 @@ the others take the model's defaults. Clearing calls
 :func:`~datamarket.mechanisms.collaborative.clear_round`: each party pays its fee ``A_i`` and receives
 ``t_i`` (the ledger books both), and its deliverable is the delivered model's description and accuracy.
 The clearing carries the round's certificate (:func:`~datamarket.mechanisms.collaborative.certified_round`).
+Receipts explain both lines (:data:`RULES`): the fee as ``c_i - c_i g_i`` and the amount returned as
+``A_i - a_i + b_i``, with the party's own accuracies, Shapley value and share, and the pot ``a`` (with two
+parties the pot and one's own improvement give the other's: the payout rule ``b_i = a ψ̂_i`` needs it).
 """
 
 from __future__ import annotations
@@ -30,6 +33,38 @@ from datamarket.core.progress import Progress
 from datamarket.core.types import Dataset
 from datamarket.scenarios.inputs.collaborative import SUBMISSIONS, Params
 from datamarket.service.adapters import Clearing, Input, ModelAdapter, latest_by, validate_input
+from datamarket.service.adapters.charges import Charge, Rule
+
+__all__ = ["ADAPTER", "RULES", "CollaborativeAdapter"]
+
+_PAPER = (
+    "Ohrimenko, Tople, Tschiatschek, "
+    "Collaborative Machine Learning Markets with Data-Replication-Robust Payments"
+)
+RULES = {
+    "fee": Rule(
+        title="A party's participation fee (Sec. 3, step 3)",
+        formula="A_i = c_i (1 - g_i),  c_i = c s_i,  g_i = G(V_i; M(X_i))",
+        source=f"{_PAPER}, Sec. 3 step 3",
+        text="You pay the market's price of accuracy c_i (the fee constant c times your fee scale s_i) for "
+        "the accuracy that a model trained on your data alone lacks on your validation task, 1 - g_i: the "
+        "better your own data, the smaller the fee. Part of it comes back to you (the payment line).",
+    ),
+    "payment": Rule(
+        title="The amount returned to a party (Sec. 3 step 5, Sec. 4.1-4.2)",
+        formula="t_i = (A_i - a_i) + b_i,  a_i = c_i (G_i - g_i),  b_i = a ψ̂_i,  a = Σ_k a_k,  "
+        "ψ̂_i = ψ(f, i) / Σ_k ψ(f, k),  ψ the Shapley value (1) of f = v, w or u",
+        source=f"{_PAPER}, Sec. 3 step 5 (minus signs restored), Sec. 4.1 payment division, "
+        "Sec. 4.2, eq. (1)",
+        text="Your fee comes back minus your improvement a_i: the accuracy your delivered model G_i adds to "
+        "your own g_i, priced at c_i, is what you pay for the better model. Every party's improvement goes "
+        "into a pot a, divided in proportion to the normalised Shapley values of the market's "
+        "characteristic function (v: one task, w: many tasks, u: plain accuracy): your payout b_i = a ψ̂_i "
+        "is what your data are worth to the market, and your net gain is b_i - a_i. Under the "
+        "zero-element guard (the default) negative shares count as zero and your delivered model is never "
+        "worse than your own, so you get at least your fee back when nobody's data help you.",
+    ),
+}
 
 
 def _integral_labels(ds: Dataset | None) -> Dataset | None:
@@ -53,6 +88,13 @@ class CollaborativeAdapter(ModelAdapter):
     dataset_kinds = frozenset({"dataset", "task"})
     params_model = Params
     submission_models = SUBMISSIONS
+    plan_labels: ClassVar[dict[str, str]] = {
+        "parties": "parties",
+        "tasks": "validation tasks",
+        "task_of": "validation task of the party",
+        "classes": "class labels",
+    }
+    rules: ClassVar[dict[str, Rule]] = RULES
 
     def _config(self, params: Mapping[str, Any]) -> Any:
         from datamarket.learning.models import ModelSpec
@@ -137,12 +179,14 @@ class CollaborativeAdapter(ModelAdapter):
         from datamarket.mechanisms.collaborative import certified_round
 
         config = self._config(params)
-        r, certificate = certified_round(self._parties(inputs), config, seed=seed, progress=progress)
+        parties = self._parties(inputs)
+        r, certificate = certified_round(parties, config, seed=seed, progress=progress)
         deliverables = {
             name: {
                 "kind": "model",
                 "model": asdict(config.model),
-                "trained_on": [r.names[j] for j in r.selected[i]],
+                # how many parties' data trained the model, never their names (a party sees only its own)
+                "trained_on_parties": len(r.selected[i]),
                 "own_accuracy": float(r.own_accuracy[i]),
                 "delivered_accuracy": float(r.delivered_accuracy[i]),
                 "fee": float(r.fee[i]),
@@ -155,7 +199,9 @@ class CollaborativeAdapter(ModelAdapter):
             }
             for i, name in enumerate(r.names)
         }
-        return Clearing(r.outcome, deliverables, certificate=certificate)
+        return Clearing(
+            r.outcome, deliverables, certificate=certificate, charges=_charges(config, parties, r)
+        )
 
     def round_figure(
         self,
@@ -170,6 +216,81 @@ class CollaborativeAdapter(ModelAdapter):
             "fee A_i paid": [paid[n] for n in names],
             "payment t_i received": [received[n] for n in names],
         }
+
+
+_POT = "a (pot: the improvements of all parties)"
+_MONEY = (
+    "c (fee constant)",
+    "c_i = c s_i",
+    "A_i (your fee)",
+    "a_i = c_i (G_i - g_i) (your improvement)",
+    _POT,
+)
+
+
+def _charges(config: Any, parties: Sequence[Any], r: Any) -> dict[str, list[Charge]]:
+    """Each party's fee ``A_i`` (rule ``fee``) and the amount ``t_i`` returned to it (rule ``payment``),
+    as the terms :func:`~datamarket.mechanisms.collaborative.divide_payments` computed them (``r``: the
+    round's :class:`~datamarket.mechanisms.collaborative.CollaborativeRound`, aligned with ``parties``).
+    Inputs: the party's own data, fee scale and accuracies, the market's constants, its own Shapley
+    value and share, and the pot ``a`` (an aggregate of every party's improvement). A line that is zero
+    is not booked and gets no charge."""
+    prices, payments = np.asarray(r.outcome.prices, float), np.asarray(r.outcome.payments, float)
+    pot = float(np.sum(r.gain))  # a, exactly as divide_payments sums it
+    out: dict[str, list[Charge]] = {}
+    for i, p in enumerate(parties):
+        c_i, g_i = float(config.c) * float(p.fee_scale), float(r.own_accuracy[i])
+        own: dict[str, Any] = {
+            "your training data (rows)": int(p.train.n_samples),
+            "s_i (your fee scale)": float(p.fee_scale),
+            "c (fee constant)": float(config.c),
+            "c_i = c s_i": c_i,
+            "g_i (accuracy of a model on your data alone)": g_i,
+        }
+        lines = []
+        terms: tuple[tuple[str, float], ...]
+        if prices[i] != 0.0:
+            terms = (
+                ("c_i (price of full accuracy)", c_i),
+                ("- c_i g_i (what your own data already reach)", -c_i * g_i),
+            )
+            lines.append(Charge("price", "fee", float(prices[i]), terms, own, _MONEY[:2]))
+        if payments[i] != 0.0:
+            fee, gain, reward = float(r.fee[i]), float(r.gain[i]), float(r.reward[i])
+            terms = (
+                ("your fee A_i returned", fee),
+                ("- your improvement a_i = c_i (G_i - g_i)", -gain),
+                ("your payout b_i = a ψ̂_i", reward),
+            )
+            used = own | _payment_inputs(config, r, i, pot)
+            lines.append(Charge("payment", "payment", float(payments[i]), terms, used, _MONEY))
+        out[p.name] = lines  # empty when nothing is booked: explained, with nothing to explain
+    return out
+
+
+def _payment_inputs(config: Any, r: Any, i: int, pot: float) -> dict[str, Any]:
+    """What the payment of party ``i`` used besides its fee's inputs: its accuracies, improvement,
+    Shapley value and share, how the shares were computed, and the aggregates: the pot and counts of
+    parties."""
+    d: dict[str, Any] = {
+        "A_i (your fee)": float(r.fee[i]),
+        "G_i (accuracy of your delivered model)": float(r.delivered_accuracy[i]),
+        "a_i = c_i (G_i - g_i) (your improvement)": float(r.gain[i]),
+        "characteristic function f": str(r.characteristic),
+        f"ψ_i (your Shapley value of {r.characteristic})": float(r.shapley[i]),
+        "ψ̂_i (your share of the pot)": float(r.share[i]),
+        _POT: pot,
+        "Shapley values": str(r.method),
+        "zero-element guard": bool(config.guard),
+        "M (parties)": len(r.names),
+        "parties whose data trained your model": len(r.selected[i]),
+        "your validation task": "your own" if r.characteristic == "w" else "the market's common task",
+    }
+    if r.method == "monte_carlo":
+        d["standard error of ψ_i"] = float(r.shapley_stderr[i])
+    if config.guard:
+        d["ψ̂_i before clipping negative shares"] = float(r.raw_share[i])
+    return d
 
 
 ADAPTER = CollaborativeAdapter()

@@ -199,7 +199,16 @@ class SubmissionOut(BaseModel):
     filename: str | None
     consumed_round_id: int | None
     excluded_at: datetime | None = None
-    excluded_reason: str | None = Field(default=None, description="operator's exclusion or withdrawal")
+    excluded_reason: str | None = Field(
+        default=None,
+        description="operator's exclusion, withdrawal, or 'superseded by #N, ignored': a later submission "
+        "of the same kind by the same participant replaced this one while it waited",
+    )
+    superseded_by: int | None = Field(
+        default=None,
+        description="the id of the later submission of the same kind that replaced this one (the "
+        "mechanism reads only a participant's latest submission of a kind); null otherwise",
+    )
     created_at: datetime
 
 
@@ -302,6 +311,26 @@ class CheckpointOut(BaseModel):
     )
 
 
+class TermOut(BaseModel):
+    label: str
+    value: float = Field(description="major units; the terms of a line add up to its amount")
+
+
+class ChargeOut(BaseModel):
+    """Why one receipt line is what it is (datamarket.service.adapters.charges)."""
+
+    memo: Literal["price", "payment"] = Field(description="the ledger line it explains")
+    rule: str = Field(description="id of the rule; the portal's guide explains it at /portal/guide#GUIDE")
+    guide: str = Field(description="anchor of the rule in the portal's guide: <kind>-<rule>")
+    amount: float = Field(description="exact amount in major units before rounding (paid or received)")
+    terms: list[TermOut] = Field(description="what the amount adds up to")
+    inputs: dict[str, Any] = Field(description="what the rule used: your submission, prices, quantities")
+    money_inputs: list[str] = Field(description="which inputs are amounts of money (major units)")
+    reconciled: bool = Field(description="the amount is the outcome's and the terms add up to it")
+    booked_minor: int = Field(description="the line as booked, minor units (negative for a price)")
+    sign: Literal[-1, 1] = Field(description="-1 for a price (paid), 1 for a payment (received)")
+
+
 class ReceiptOut(BaseModel):
     round_id: int
     market_id: int
@@ -312,6 +341,10 @@ class ReceiptOut(BaseModel):
     net: str
     currency: str
     deliverable: dict[str, Any] | None
+    charges: list[ChargeOut] | None = Field(
+        default=None,
+        description="the explanation of each line (null for a round cleared before receipts explained them)",
+    )
     round_hash: str | None = Field(
         description="hash of the round's last ledger entry (null for a round booked before salted entries)"
     )

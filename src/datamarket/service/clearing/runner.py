@@ -350,15 +350,22 @@ class RoundRunner:
             )
             if rowcount(moved) != 1:
                 raise LostRound(round_id)
-            names = _participant_ids(s, {*outcome.participants, *result["deliverables"]})
+            delivered, charges = result["deliverables"], result.get("charges") or {}
+            names = _participant_ids(s, {*outcome.participants, *delivered, *charges})
             unknown = [p for p in outcome.participants if p not in names]
             if unknown:
                 raise DatamarketError(f"outcome: unknown participants {unknown}")
             _consume(s, round_id, ids)
             append_round(s, round_id, postings, names, currency=currency)
-            for name, payload in result["deliverables"].items():
-                if name in names:
-                    s.add(Deliverable(round_id=round_id, participant_id=names[name], payload=payload))
+            for name in sorted({*delivered, *charges} & set(names)):
+                s.add(
+                    Deliverable(
+                        round_id=round_id,
+                        participant_id=names[name],
+                        payload=delivered.get(name, {}),
+                        charges=charges.get(name),
+                    )
+                )
 
 
 def _participant_ids(s: Any, wanted: set[str]) -> dict[str, int]:

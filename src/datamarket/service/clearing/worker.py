@@ -44,6 +44,7 @@ from datamarket.core.errors import ConfigurationError
 from datamarket.core.progress import Progress
 from datamarket.core.types import json_safe
 from datamarket.service.adapters import Input, load_adapter
+from datamarket.service.adapters.charges import reconcile
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("process", "thread", "dask")
@@ -56,7 +57,8 @@ def clear_with(
     ref: str, params: Mapping[str, Any], inputs: Sequence[Input], seed: int, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Clear one round; returns ``{"outcome": Outcome.to_dict(), "deliverables": {...}, "certificate":
-    Certificate.to_dict()}``.
+    Certificate.to_dict(), "charges": {participant: [charge, ...]}}`` (charges reconciled with the
+    outcome: :func:`~datamarket.service.adapters.charges.reconcile`).
 
     ``progress`` reaches the adapter when its ``clear`` takes that keyword."""
     from threadpoolctl import threadpool_limits
@@ -71,6 +73,7 @@ def clear_with(
         "outcome": result.outcome.to_dict(),
         "deliverables": {str(k): json_safe(dict(v)) for k, v in result.deliverables.items()},
         "certificate": result.certificate.to_dict(),
+        "charges": json_safe(reconcile(result.outcome, result.charges)),
     }
 
 

@@ -49,6 +49,16 @@ def took_part(s: Session, r: Round, pid: int | None) -> bool:
     return any(s.execute(q.limit(1)).first() is not None for q in checks)
 
 
+def participated(db: Database, who: Principal, rid: int) -> bool:
+    """Whether ``who`` may read round ``rid``'s receipt and figure: the operator, or a participant
+    that took part in it (:func:`took_part`)."""
+    if who.is_admin:
+        return True
+    with db.read() as s:
+        r = s.get(Round, rid)
+        return r is not None and took_part(s, r, who.participant_id)
+
+
 def round_for(s: Session, who: Principal, rid: int) -> Round:
     """Round ``rid`` for ``who``: :class:`NotFound` (as for a round that does not exist) when a
     participant took no part in it."""
@@ -64,6 +74,20 @@ def _entry(e: EntryRecord, scale: int, hashes: bool) -> dict[str, Any]:
     if not hashes:
         d.update(hash=None, prev_hash=None)
     return d
+
+
+def explained(charges: list[dict[str, Any]], mine: list[EntryRecord], kind: str) -> list[dict[str, Any]]:
+    """The recorded explanation of each receipt line (:mod:`datamarket.service.adapters.charges`)
+    with the line as booked: ``booked_minor`` (the entry's amount, negative for a price: the exact
+    ``amount`` rounded to minor units by the largest-remainder rule that keeps the round balanced),
+    ``sign`` (-1 for a price) and the ``guide`` anchor of its rule (``<kind>-<rule>``)."""
+    booked = {e.memo: int(e.amount_minor) for e in mine}
+    out = []
+    for c in charges:
+        sign = -1 if c.get("memo") == "price" else 1
+        minor = booked.get(str(c.get("memo")), 0)
+        out.append({**c, "booked_minor": minor, "guide": f"{kind}-{c.get('rule')}", "sign": sign})
+    return out
 
 
 def receipt_view(s: Session, r: Round, p: Participant) -> dict[str, Any]:
@@ -84,6 +108,7 @@ def receipt_view(s: Session, r: Round, p: Participant) -> dict[str, Any]:
         select(Deliverable).where(Deliverable.round_id == r.id, Deliverable.participant_id == p.id)
     ).scalar_one_or_none()
     net = sum(int(e.amount_minor) for e in mine)
+    kind = m.kind if m is not None else ""
     return {
         "round_id": r.id,
         "market_id": r.market_id,
@@ -93,7 +118,8 @@ def receipt_view(s: Session, r: Round, p: Participant) -> dict[str, Any]:
         "net_minor": net,
         "net": format_minor(net, cur.scale),
         "currency": cur.code,
-        "deliverable": None if d is None else d.payload,
+        "deliverable": None if d is None or not d.payload else d.payload,
+        "charges": None if d is None or d.charges is None else explained(d.charges, mine, kind),
         "round_hash": None if cp is None or cp["size"] == 0 else cp["hash"],
         "checkpoint": cp,
         "seed": r.seed,

@@ -1,10 +1,20 @@
 """Submissions: JSON inputs and dataset uploads (stored once per ``Idempotency-Key``), reading them
-back, exclusion and withdrawal, and the adapter's view of a market's inputs (:func:`load_inputs`)."""
+back, exclusion and withdrawal, and the adapter's view of a market's inputs (:func:`load_inputs`).
+
+Adapters read only each participant's latest waiting submission of a kind
+(:func:`~datamarket.service.adapters.latest_by`; kinds the adapter declares ``cumulative_kinds``
+excepted, :mod:`datamarket.service.adapters.plans`). So a new submission excludes its owner's earlier
+waiting ones of its kind, in the transaction that stores it, with the reason ``superseded by #N,
+ignored`` (:func:`submission_view`'s ``superseded_by``): nothing is used without a word. An input of
+a round in progress is left to that round. An upload whose number of rows differs from what the
+determined plan asks of the participant (the adapter's ``plan_quota``) is refused before it is stored.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,9 +22,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from datamarket.core.errors import InvalidInputError
+from datamarket.core.errors import DatamarketError, InvalidInputError
 from datamarket.ledger.models import Market, Participant, Round, Submission, utcnow
 from datamarket.service.adapters import Adapter, Input, documented, require_kind
+from datamarket.service.adapters.plans import plan_quota_of, quota_problem, supersedes
 from datamarket.service.auth import Principal
 from datamarket.service.store.db import Database, rowcount
 from datamarket.service.store.errors import Busy, Conflict, NotReady, TooLarge
@@ -33,9 +44,14 @@ from datamarket.service.uploads import (
     unpack_dataset,
 )
 
+SUPERSEDED = "superseded by #{}, ignored"
+_SUPERSEDED = re.compile(r"superseded by #(\d+), ignored")
+
 
 def submission_view(x: Submission) -> dict[str, Any]:
-    """A submission's metadata (the stored request hash left out)."""
+    """A submission's metadata (the stored request hash left out); ``superseded_by``: the id of the
+    later submission of its kind that replaced it while it waited (module docstring), else None."""
+    replaced = _SUPERSEDED.fullmatch(x.excluded_reason or "")
     return {
         "id": x.id,
         "market_id": x.market_id,
@@ -49,6 +65,7 @@ def submission_view(x: Submission) -> dict[str, Any]:
         "consumed_round_id": x.consumed_round_id,
         "excluded_at": x.excluded_at,
         "excluded_reason": x.excluded_reason,
+        "superseded_by": int(replaced.group(1)) if replaced else None,
         "created_at": x.created_at,
     }
 
@@ -139,15 +156,67 @@ def _store(
     new = Input(who.name or "", row.kind, row.payload.get("data", {}) if row.blob is None else row.payload)
     market: list[Market] = []
 
-    def prepare(s: Session) -> None:
+    def prepare(s: Session) -> None:  # the market row first, as opening a round and excluding do
         market.append(get_or_404(s, Market, row.market_id, "market"))
+        s.execute(select(Market.id).where(Market.id == row.market_id).with_for_update())
 
     def build(s: Session) -> Submission:
         _fits(s, adapter, limits, who, market[0], new)
+        if supersedes(adapter, row.kind):
+            s.add(row)
+            s.flush()  # its id names it in the reason of the ones it supersedes
+            _supersede(s, row)
         return row
 
     keyed = Keyed(Submission, Submission.participant_id == who.participant_id, key, digest)
     return create_once(db, keyed, build, submission_view, prepare)
+
+
+def _supersede(s: Session, row: Submission) -> None:
+    """Exclude the owner's earlier waiting submissions of ``row``'s kind in its market (not those of
+    a round in progress), with the reason :data:`SUPERSEDED`; the caller holds the market's lock."""
+    busy = s.execute(
+        select(Round.input_ids).where(
+            Round.market_id == row.market_id, Round.status.in_(("pending", "running"))
+        )
+    ).scalars()
+    held = {int(i) for ids in busy for i in ids or []}
+    earlier = s.execute(
+        select(Submission.id).where(
+            Submission.market_id == row.market_id,
+            Submission.participant_id == row.participant_id,
+            Submission.kind == row.kind,
+            Submission.id < row.id,
+            Submission.consumed_round_id.is_(None),
+            Submission.excluded_at.is_(None),
+        )
+    ).scalars()
+    stale = [i for i in earlier if i not in held]
+    if stale:
+        s.execute(
+            update(Submission)
+            .where(Submission.id.in_(stale))
+            .values(excluded_at=utcnow(), excluded_reason=SUPERSEDED.format(row.id))
+        )
+
+
+def _check_quota(
+    db: Database, adapter: Adapter, limits: UploadLimits, who: Principal, m: Market, kind: str, n_rows: int
+) -> None:
+    """:class:`NotReady` when the plan that the market's waiting inputs determine asks ``who`` for
+    another number of rows of ``kind`` (the adapter's ``plan_quota``); nothing to check while the
+    inputs do not determine it (the round's check then compares the plan with the upload)."""
+    if kind not in plan_quota_of(adapter):
+        return
+    with db.read() as s:
+        inputs = load_inputs(s, unconsumed_ids(s, m.id), limits)
+    try:
+        plan = adapter.plan(m.params, inputs)
+    except DatamarketError:
+        return
+    problem = quota_problem(adapter, plan, kind, who.name, n_rows)
+    if problem is not None:
+        raise NotReady(problem, "file")
 
 
 def _market(db: Database, adapters: Mapping[str, Adapter], mid: int) -> tuple[Market, Adapter]:
@@ -273,6 +342,7 @@ def _parse_and_store(
         extra = adapter.validate_submission(m.params, up.kind, {}, ds)
     except InvalidInputError as exc:  # the file reads: this market does not take it
         raise NotReady(f"market {mid} ({m.kind}): {exc}", getattr(exc, "field", None)) from None
+    _check_quota(db, adapter, limits, who, m, up.kind, ds.n_samples)
     digest = hashlib.sha256(up.data).hexdigest()
     payload = {
         "format": fmt,

@@ -42,6 +42,8 @@ def get_market(mid: Id, _: Who, st: State) -> S.MarketOut:
 def plan(mid: Id, who: Who, st: State) -> dict[str, Any]:
     """What the market's mechanism asks of participants given the inputs so far (e.g. the broker's
     sample sizes ``N*_i`` and posted prices); 409 while the inputs do not determine it. The operator
-    sees the whole plan; a participant its own row and ``aggregates`` (counts and totals of the
-    rows), never another participant's name or row."""
+    sees the whole plan; a participant its own row, ``aggregates`` (counts and totals of the rows)
+    and ``next_steps`` (a list of sentences: what it should submit or upload next, e.g. "Upload
+    exactly 7 data points", or that it waits for the round), never another participant's name or
+    row."""
     return store.plan(st.db, st.adapters, st.limits, mid, who)

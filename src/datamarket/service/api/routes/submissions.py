@@ -91,8 +91,10 @@ async def upload(
     ``application/x-npz``, ``application/vnd.apache.parquet``; or by the file name's suffix; an
     undocumented ``?format=csv|npz|parquet`` overrides both); 413 beyond the size limit, 422 if the
     file does not read or ``filename`` is too long or holds a control character, 409 for a file that
-    reads but this market does not take (its kind wants other columns, another submission kind, or
-    the participant's earlier inputs exclude it), 503 with ``Retry-After`` while the server parses as
+    reads but this market does not take (its kind wants other columns, another submission kind, the
+    participant's earlier inputs exclude it, or the plan asks for another number of rows: "the plan
+    asks you for k points; this file has n"); a new upload of a kind replaces the participant's
+    earlier waiting one (``superseded_by``), 503 with ``Retry-After`` while the server parses as
     many uploads as its memory budget admits. The parse runs in a worker thread."""
     chunks, size = [], 0
     async for chunk in request.stream():

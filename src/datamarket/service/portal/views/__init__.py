@@ -1,6 +1,7 @@
 """The portal's pages, one router per area, each calling :mod:`datamarket.service.store` (the rules
 of the JSON API live there, once): :mod:`.signin`, :mod:`.home`, :mod:`.markets`, :mod:`.participants`,
-:mod:`.ledger`, :mod:`.submissions`, :mod:`.rounds` (with receipts); :mod:`.common` holds rendering,
+:mod:`.ledger`, :mod:`.submissions`, :mod:`.rounds` (with receipts), :mod:`.guide` (the rules
+receipts link to); :mod:`.common` holds rendering,
 errors as pages and the visitor's role.
 
 Participants: home (my markets, balance), a market (its plan, a form per submission kind, the upload,
@@ -18,7 +19,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from datamarket.service.portal.views import home, ledger, markets, participants, rounds, signin, submissions
+from datamarket.service.portal.views import (
+    guide,
+    home,
+    ledger,
+    markets,
+    participants,
+    rounds,
+    signin,
+    submissions,
+)
 
 # ``/portal/markets/new`` comes before ``/portal/markets/{mid}`` (both in :mod:`.markets`)
 ROUTERS: tuple[APIRouter, ...] = (
@@ -29,4 +39,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     ledger.router,
     submissions.router,
     rounds.router,
+    guide.router,
 )

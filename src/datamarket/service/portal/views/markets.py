@@ -1,5 +1,11 @@
 """Market pages: the operator's form to create a market of any kind, and a market's page (its plan,
-its submissions and rounds; for a participant a form per submission kind and the upload)."""
+its submissions and rounds; for a participant a form per submission kind and the upload).
+
+The plan (:func:`datamarket.service.store.markets.plan_page`) reads, for the operator, as a table of
+one row per participant and the values shared by all; for a participant, as its own row, the
+aggregates of everyone's rows, the shared values and "What to do next". Keys are written with the
+adapter's ``plan_labels``, numbers with ``qty``, the ``plan_money`` values with ``major``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from datamarket.core.errors import DatamarketError
+from datamarket.service.adapters.plans import plan_labels_of, plan_money_of, plan_quota_of, quota
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Id
 from datamarket.service.portal import forms
@@ -25,7 +31,6 @@ from datamarket.service.portal.views.common import (
     state,
 )
 from datamarket.service.store import markets, participants, rounds, submissions
-from datamarket.service.store.errors import NotReady
 
 router = portal_router()
 
@@ -96,13 +101,24 @@ async def market_create(request: Request, v: Visitor = Operator) -> Response:
     return RedirectResponse(f"/portal/markets/{m['id']}?done=created", status_code=303)
 
 
-def _plan(request: Request, v: Visitor, mid: int) -> tuple[Any, str | None]:
-    """The market's plan as ``v`` may see it, or the problem that keeps the inputs from determining it."""
+def _plan(request: Request, v: Visitor, m: dict[str, Any]) -> dict[str, Any]:
+    """The template's view of market ``m``'s plan as ``v`` may see it: ``plan``, ``plan_problem``,
+    ``plan_table``, ``next_steps``, the adapter's ``plan_labels`` and ``plan_money``, and ``my_n``
+    (the rows the plan asks of a participant for the first upload kind with a quota)."""
     st = state(request)
-    try:
-        return markets.plan(st.db, st.adapters, st.limits, mid, v.who), None
-    except (DatamarketError, NotReady) as exc:
-        return None, problem_of(exc).message
+    view = markets.plan_page(st.db, st.adapters, st.limits, m["id"], v.who)
+    adapter = st.adapters.get(m["kind"])
+    quotas = list(plan_quota_of(adapter).values()) if adapter is not None else []
+    mine = view["plan"] if not v.who.is_admin else None
+    return {
+        "plan": view["plan"],
+        "plan_problem": view["problem"],
+        "plan_table": view["table"],
+        "next_steps": view["next_steps"],
+        "plan_labels": plan_labels_of(adapter) if adapter is not None else {},
+        "plan_money": plan_money_of(adapter) if adapter is not None else frozenset(),
+        "my_n": quota(mine, quotas[0], v.who.name) if quotas and mine else None,
+    }
 
 
 def _participant_forms(request: Request, m: dict[str, Any]) -> tuple[list[Any], list[Any]]:
@@ -135,12 +151,10 @@ def market_page(
     ``errors`` when one is shown again."""
     st, who = state(request), v.who
     m = as_json(S.MarketOut, markets.get_market(st.db, mid))
-    plan, plan_problem = _plan(request, v, mid)
     adapter = st.adapters.get(m["kind"])
     ctx: dict[str, Any] = dict(
         m=m,
-        plan=plan,
-        plan_problem=plan_problem,
+        **_plan(request, v, m),
         subs=as_json(S.SubmissionOut, submissions.list_submissions(st.db, who, mid)),
         rounds=as_json(S.RoundOut, rounds.list_rounds(st.db, who, mid)),
         values=values or {},
@@ -153,7 +167,6 @@ def market_page(
         names = {p["id"]: p["name"] for p in participants.list_participants(st.db)}
         return page(request, v, "market_operator.html", status=status, names=names, **ctx)
     json_kinds, upload_kinds = _participant_forms(request, m)
-    mine = (plan or {}).get("n_star", {}).get(who.name) if isinstance(plan, dict) else None
     return page(
         request,
         v,
@@ -162,7 +175,6 @@ def market_page(
         json_kinds=json_kinds,
         upload_kinds=upload_kinds,
         max_bytes=st.limits.max_bytes,
-        my_n=mine,
         **ctx,
     )
 

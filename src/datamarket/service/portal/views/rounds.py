@@ -10,8 +10,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from datamarket.core.errors import DatamarketError
+from datamarket.service.adapters.charges import rules_of
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Id
+from datamarket.service.auth import Principal
 from datamarket.service.clearing.runner import fail_round, open_round, release_round
 from datamarket.service.portal import figures
 from datamarket.service.portal.session import Visitor
@@ -74,7 +76,8 @@ def round_page(request: Request, rid: Id, v: Visitor = Anyone) -> HTMLResponse:
     rnd, m = _round(request, v, rid)
     cleared = v.who.is_admin and rnd["status"] == "cleared"
     rows = as_json(S.ReceiptOut, receipts.receipts(state(request).db, rid)) if cleared else []
-    return page(request, v, "round.html", rnd=rnd, m=m, receipts=rows)
+    mine = receipts.participated(state(request).db, v.who, rid)
+    return page(request, v, "round.html", rnd=rnd, m=m, receipts=rows, took_part=mine)
 
 
 def _attempt(form: Any) -> int | None:
@@ -122,12 +125,34 @@ def round_status(request: Request, rid: Id, v: Visitor = Anyone) -> HTMLResponse
 
 
 @router.get("/rounds/{rid}/figure.svg")
-def round_figure(request: Request, rid: Id, v: Visitor = Operator) -> Response:
-    """The round's key figure (SVG, drawn on the server)."""
-    rnd, m = _round(request, v, rid)
-    rows = as_json(S.ReceiptOut, receipts.receipts(state(request).db, rid))
-    svg = figures.draw(m, rnd["outcome"], rows)
+def round_figure(request: Request, rid: Id, v: Visitor = Anyone) -> Response:
+    """A cleared round's figure (SVG, drawn on the server): for the operator every participant's
+    allocation and amounts with the certificate and the audits; for a participant of the round its
+    own allocation and net amount against the means of its role (a participant of another round:
+    404, as for a round that does not exist)."""
+    st = state(request)
+    if v.who.is_admin:
+        rnd, m = _round(request, v, rid)
+        rows = as_json(S.ReceiptOut, receipts.receipts(st.db, rid))
+        svg = figures.draw(m, rnd, rows, st.display)
+    else:
+        svg = _participant_figure(request, v, rid)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+SERVER = Principal(is_admin=True, name="portal figure")
+"""Whom the participant's figure reads the round's outcome as: the outcome and every receipt are
+reduced on the server to the participant's :class:`~datamarket.service.portal.figures.Standing`
+(its own values and the means of its role), and only that is drawn."""
+
+
+def _participant_figure(request: Request, v: Visitor, rid: int) -> str:
+    st = state(request)
+    me = as_json(S.ReceiptOut, receipts.get_receipt(st.db, v.who, rid, v.who.participant_id or 0))
+    m = as_json(S.MarketOut, markets.get_market(st.db, me["market_id"]))
+    outcome = rounds.get_round(st.db, SERVER, rid)["outcome"]
+    everyone = as_json(S.ReceiptOut, receipts.receipts(st.db, rid))
+    return figures.draw_participant(m, rid, figures.standing(outcome, everyone, me), st.display)
 
 
 def receipt_page(request: Request, v: Visitor, rid: int, pid: int, check: Any = None) -> HTMLResponse:
@@ -135,7 +160,8 @@ def receipt_page(request: Request, v: Visitor, rid: int, pid: int, check: Any = 
     db = state(request).db
     rec = as_json(S.ReceiptOut, receipts.get_receipt(db, v.who, rid, pid))
     m = as_json(S.MarketOut, markets.get_market(db, rec["market_id"]))
-    return page(request, v, "receipt.html", rec=rec, m=m, check=check)
+    rules = rules_of(state(request).adapters.get(m["kind"]))
+    return page(request, v, "receipt.html", rec=rec, m=m, check=check, rules=rules)
 
 
 @router.get("/rounds/{rid}/receipt")
