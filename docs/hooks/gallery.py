@@ -39,7 +39,7 @@ Render = Callable[[Path], Mapping[tuple[str, str], Path]]
 
 INTRO = """# Reproduced figures
 
-Every figure that `datamarket reproduce` draws from the five papers (and from the valuation engine's
+Every figure that `datamarket reproduce` draws from the papers (and from the valuation engine's
 benchmark), regenerated when this site was built. The figures here are drawn in **quick mode**, with
 smaller grids, fewer splits or fewer Monte Carlo realisations (each caption says what is smaller), and
 seed {seed}. Under each figure: what it reproduces, the paper's claim, what agrees and what does not,

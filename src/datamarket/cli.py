@@ -825,6 +825,7 @@ EXTRAS = {
     "multipart": "service",
     "jinja2": "service",
     "python_multipart": "service",
+    "tenacity": "service",
     "dask": "dask",
     "distributed": "dask",
     "pyarrow": "parquet",

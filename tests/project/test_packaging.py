@@ -52,7 +52,7 @@ def test_core_modules_import_without_any_extra() -> None:
         """
         import importlib, pkgutil
         import datamarket
-        extras_only = ("datamarket.service", "datamarket.ledger")
+        extras_only = ("datamarket.service", "datamarket.ledger", "datamarket.client")
         names = [m.name for m in pkgutil.walk_packages(datamarket.__path__, "datamarket.")]
         core = [n for n in names if not n.startswith(extras_only)]
         for n in core:

@@ -1,6 +1,6 @@
 """Property audits over outcomes, and mechanisms' declared guarantees.
 
-The five papers check the same handful of properties (their abbreviations in brackets):
+The papers check the same handful of properties (their abbreviations in brackets):
 
 * individual rationality of buyers (IRB, Chen et al.) and of sellers (IRC / seller IR, Fan et al. and
   Chen et al.): no participant who reports truthfully ends with negative utility;

@@ -1,6 +1,6 @@
 """Immutable domain values: participants, datasets and the outcome of a market round.
 
-Every mechanism family of the five papers maps onto the same vocabulary:
+Every mechanism family of the papers maps onto the same vocabulary:
 
 * a **seller** (contributor, data source) is paid for data and may incur a cost;
 * a **buyer** pays a price for a model, an estimate or a prediction and values what it receives;

@@ -17,7 +17,7 @@ Each posting then differs from its exact value by less than one minor unit and t
 ``T`` exactly. :func:`outcome_postings` applies it to an outcome: buyers are debited their price,
 sellers credited their payment and the platform books the difference
 ``sum(prices) - sum(payments)`` computed exactly, so the round's postings sum to zero to the unit.
-This is bookkeeping, not a formula from the five papers; it realises the issue's requirement that
+This is bookkeeping, not a formula from the papers; it realises the issue's requirement that
 "every round balances to the unit".
 
 **Currencies.** Every market and every ledger entry names its unit (:class:`Currency`): an ISO 4217

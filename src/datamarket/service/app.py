@@ -5,7 +5,10 @@ It migrates the database to the newest schema, builds the shared state
 (:class:`~datamarket.service.state.ServiceState`), installs the error handlers
 (:mod:`datamarket.service.errors`) and the body limit, includes one router per resource
 (:mod:`datamarket.service.api.routes`) and mounts the portal under ``/portal``. The round runner
-starts with the app and stops gracefully with it.
+starts with the app and stops gracefully with it. Every request goes through
+:class:`~datamarket.service.observability.http.Observe` (request id, metrics, access log);
+``/ready`` answers 503 from the start of the shutdown, and the separate metrics bind
+(``settings.metrics_port``) lives as long as the app (:mod:`datamarket.service.observability`).
 
 Idempotency: ``POST`` of submissions and rounds accept an ``Idempotency-Key`` header, bound to a
 SHA-256 of the request: repeating a request with the same key and body returns the first response
@@ -30,6 +33,8 @@ from datamarket.service.api.openapi import document_kinds
 from datamarket.service.api.routes import ROUTERS
 from datamarket.service.config import ServiceSettings
 from datamarket.service.errors import declare_errors, install_error_handlers
+from datamarket.service.observability import metrics
+from datamarket.service.observability.http import Observe
 from datamarket.service.portal import install as install_portal
 from datamarket.service.state import ServiceState
 
@@ -45,12 +50,18 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     state = ServiceState.build(settings, engine)
+    metrics.declare(state.adapters, state.runner.instance)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        port = settings.metrics_port
+        stop_metrics = metrics.serve(settings.metrics_host, port) if port is not None else None
         state.runner.start()  # claims pending rounds and rounds whose lease expired (no start-up sweep)
         yield
+        state.readiness.stop()
         state.runner.shutdown()
+        if stop_metrics is not None:
+            stop_metrics()
         engine.dispose()
 
     app = FastAPI(
@@ -71,6 +82,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     document_kinds(app, state.adapters)  # MarketIn and SubmissionIn per market kind
     install_portal(app, settings)  # the web pages, under /portal (not in the OpenAPI schema)
     app.add_api_route("/", _to_portal, methods=["GET"], include_in_schema=False)
+    app.add_middleware(Observe, access_log=settings.access_log)  # the outermost: sees every answer
     return app
 
 

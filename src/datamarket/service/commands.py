@@ -246,6 +246,57 @@ ForwardedOpt = Annotated[
         "127.0.0.1).",
     ),
 ]
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="auto, json or human ($DATAMARKET_LOG_FORMAT; auto: human on a terminal, JSON otherwise).",
+    ),
+]
+LogLevelOpt = Annotated[
+    str | None,
+    typer.Option("--log-level", help="debug, info, warning or error ($DATAMARKET_LOG_LEVEL; default info)."),
+]
+AccessLogOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--access-log/--no-access-log",
+        help="One log line per request: method, route, path without the query, status, duration "
+        "(default: off; the metrics count every request).",
+    ),
+]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Also serve /metrics without a key on this port (a separate bind; GET /metrics on the "
+        "service asks for the admin key).",
+    ),
+]
+MetricsHostOpt = Annotated[
+    str | None, typer.Option("--metrics-host", help="Interface of --metrics-port (default 127.0.0.1).")
+]
+DrainOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--drain",
+        min=0,
+        help="On SIGTERM, seconds to keep serving while /ready answers 503, so load balancers drain "
+        "the process, before stopping (default 5; 0: stop at once).",
+    ),
+]
+
+
+ReusePortOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--reuse-port",
+        help="Listen with SO_REUSEPORT: several processes on this host share --host:--port and the "
+        "kernel spreads connections over them (the deployment of docs/service.md, Performance).",
+    ),
+]
 
 
 def serve(
@@ -264,6 +315,13 @@ def serve(
     auth_failures: FailuresOpt = None,
     auth_window: WindowOpt = None,
     forwarded_allow_ips: ForwardedOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+    access_log: AccessLogOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = None,
+    drain: DrainOpt = None,
+    reuse_port: ReusePortOpt = None,
 ) -> None:
     """Run the marketplace HTTP API (OpenAPI at /docs) on the ledger database.
 
@@ -274,26 +332,74 @@ def serve(
     finish for --grace seconds and releases the rest. A client address that presents --auth-failures
     unknown keys within --auth-window seconds is answered 429 until the oldest of them leaves the
     window (per process). The client address is the TCP peer's unless the peer is one of
-    --forwarded-allow-ips: a proxy listed there names the client in X-Forwarded-For."""
-    import uvicorn
+    --forwarded-allow-ips: a proxy listed there names the client in X-Forwarded-For.
 
+    Operations: /health is liveness, /ready readiness (database, schema; 503 while draining after
+    SIGTERM); /metrics is Prometheus' (admin key, or no key on --metrics-port). Logs go to stderr,
+    JSON or human (--log-format), each line with its request's id (X-Request-ID)."""
     from datamarket.core.errors import DatamarketError
     from datamarket.service.app import create_app
+    from datamarket.service.observability.logs import configure_logging
 
     options = {
         "database_url": db, "host": host, "port": port, "admin_key": admin_key, "executor": executor,
         "max_workers": workers, "dask_address": dask_address, "forwarded_allow_ips": forwarded_allow_ips,
+        "log_format": log_format, "log_level": log_level, "access_log": access_log,
+        "metrics_port": metrics_port, "metrics_host": metrics_host, "drain_s": drain,
+        "reuse_port": reuse_port,
     }  # fmt: skip
     leases = {"lease_s": lease, "poll_s": poll, "max_attempts": max_attempts, "grace_s": grace}
     throttle = {"limit": auth_failures, "window_s": auth_window}
     try:
         settings = serve_settings(options, leases, throttle, adapter or [])
+        configure_logging(settings.log_format, settings.log_level, secrets=[settings.operator_key()])
         app = create_app(settings)
     except (DatamarketError, ValueError, ImportError, AttributeError, TypeError) as exc:
         raise _fail(str(exc)) from None
+    _run(app, settings)
+
+
+def _run(app: Any, settings: ServiceSettings) -> None:
+    """Serve ``app`` with uvicorn until stopped; the first SIGTERM drains for ``settings.drain_s``
+    (:class:`~datamarket.service.observability.readiness.DrainingServer`)."""
+    import uvicorn
+
+    from datamarket.service.observability.readiness import DrainingServer
+
     # proxy_headers=False: uvicorn would trust X-Forwarded-For from 127.0.0.1; the app trusts only
-    # settings.forwarded_allow_ips (create_app)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
+    # settings.forwarded_allow_ips (create_app). log_config=None: the logging configured above stays;
+    # access_log=False: the app writes its own access lines, without query strings
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=False,
+        log_config=None,
+        access_log=False,
+    )
+    server = DrainingServer(config, app.state.service.readiness, settings.drain_s)
+    server.run(sockets=[shared_socket(settings.host, settings.port)] if settings.reuse_port else None)
+    if not server.started:
+        raise typer.Exit(code=3)  # as uvicorn.run: the server did not start (port taken...)
+
+
+def shared_socket(host: str, port: int) -> Any:
+    """A socket bound to ``host:port`` with ``SO_REUSEPORT`` (and ``SO_REUSEADDR``), which other
+    processes of this user may bind too (``--reuse-port``); uvicorn listens on it."""
+    import socket
+
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise _fail("--reuse-port: this platform has no SO_REUSEPORT")
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        raise _fail(f"--reuse-port: cannot bind {host}:{port}: {exc.strerror}") from None
+    return sock
 
 
 def serve_settings(

@@ -12,6 +12,8 @@ Environment
                              (default: from the request's scheme; ``sessions.cookie_secure``)
 ``DATAMARKET_LOCALE``        how the portal writes amounts: a CLDR locale (``en_US``, the default;
                              ``de_DE``...) for the decimal mark, grouping and sign (``display.locale``)
+``DATAMARKET_LOG_FORMAT``    ``json``, ``human`` or ``auto`` (``log_format``)
+``DATAMARKET_LOG_LEVEL``     ``debug``, ``info``, ``warning`` or ``error`` (``log_level``)
 
 Every other setting comes from its keyword (the CLI's options) or the defaults below. Invalid
 settings raise :class:`~datamarket.core.errors.ConfigurationError` (lease timings:
@@ -33,6 +35,7 @@ from datamarket.ledger.db import ENV_VAR as DATABASE_ENV
 from datamarket.service.adapters import builtin_adapters
 from datamarket.service.clearing.leases import Leases
 from datamarket.service.clearing.worker import check_executor
+from datamarket.service.observability.logs import check as check_logging
 from datamarket.service.portal.session import SessionSettings
 from datamarket.service.throttle import ThrottleSettings, forwarded_allow_ips
 from datamarket.service.uploads import UploadLimits
@@ -41,6 +44,8 @@ ADMIN_ENV = "DATAMARKET_ADMIN_KEY"
 FORWARDED_ENV = "FORWARDED_ALLOW_IPS"  # uvicorn's name for it
 COOKIE_SECURE_ENV = "DATAMARKET_COOKIE_SECURE"
 LOCALE_ENV = "DATAMARKET_LOCALE"
+LOG_FORMAT_ENV = "DATAMARKET_LOG_FORMAT"
+LOG_LEVEL_ENV = "DATAMARKET_LOG_LEVEL"
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,18 @@ class ServiceSettings:
     display : how the portal writes amounts and quantities (locale, currency code or symbol;
         :class:`~datamarket.core.display.Formatter`). The JSON API is not affected: it carries
         ``amount_minor`` integers and exact strings.
+    log_format, log_level : how ``datamarket serve`` logs: ``auto`` (human on a terminal, JSON
+        otherwise), ``json`` or ``human``; ``debug``, ``info``, ``warning`` or ``error``
+        (:mod:`datamarket.service.observability.logs`). ``access_log``: one line per request (off by
+        default: it costs several times the metrics' work per request).
+    metrics_port, metrics_host : when a port is given, ``/metrics`` is also served there without a
+        key (a separate bind, default host 127.0.0.1, for Prometheus on a private network); the
+        service's own ``GET /metrics`` asks for the admin key.
+    drain_s : on SIGTERM, seconds to keep serving while ``/ready`` answers 503 (load balancers
+        drain the process), before stopping (:mod:`datamarket.service.observability.readiness`).
+    reuse_port : ``datamarket serve`` listens with ``SO_REUSEPORT`` (Linux, BSD), so that several
+        processes on one host share ``host:port`` and the kernel spreads the connections over them
+        (two processes use both cores of a 2-core host; ``benchmarks/service_load.py``).
     """
 
     database_url: str = DEFAULT_URL
@@ -86,9 +103,21 @@ class ServiceSettings:
     sessions: SessionSettings = field(default_factory=SessionSettings)
     adapters: Mapping[str, str] = field(default_factory=builtin_adapters)
     display: Formatter = field(default_factory=Formatter)
+    log_format: str = "auto"
+    log_level: str = "info"
+    access_log: bool = False
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    drain_s: float = 5.0
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         check_executor(self.executor, self.max_workers, self.dask_address)
+        check_logging(self.log_format, self.log_level)
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            raise ConfigurationError("metrics_port", f"must be in 1..65535, got {self.metrics_port}")
+        if not self.drain_s >= 0:
+            raise ConfigurationError("drain_s", f"must be non-negative, got {self.drain_s}")
         if not 1 <= self.port <= 65535:
             raise ConfigurationError("port", f"must be in 1..65535, got {self.port}")
         if self.admin_key is not None and not self.admin_key:
@@ -145,6 +174,8 @@ def _environment() -> dict[str, str]:
             ("database_url", DATABASE_ENV),
             ("admin_key", ADMIN_ENV),
             ("forwarded_allow_ips", FORWARDED_ENV),
+            ("log_format", LOG_FORMAT_ENV),
+            ("log_level", LOG_LEVEL_ENV),
         )
     }
     return {name: value for name, value in found.items() if value}

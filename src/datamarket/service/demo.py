@@ -3,20 +3,21 @@
 Starts the app (:func:`~datamarket.service.app.create_app` with
 :class:`~datamarket.service.config.ServiceSettings`) under uvicorn on 127.0.0.1 (a free port,
 a background thread) against a temporary SQLite file, then, as an operator and several participants
-talking HTTP (httpx):
+talking HTTP, each with its own :class:`~datamarket.client.Client`:
 
 1. a **broker** market (Chen et al.): two buyers bid, two contributors report costs, read the plan
    (``N*_i``), upload their points as CSV; the operator clears a round;
 2. a **collaborative** market (Ohrimenko et al.): three parties upload training data (CSV), one uploads the
    shared validation task; the operator clears a round;
 
-polls each round until it is cleared, collects every receipt, verifies the hash-chained ledger and
-checks each round sums to zero minor units. Amounts in the report are written by the service's
-formatter (:class:`~datamarket.core.display.Formatter`, ``ServiceSettings.display``) with each
-market's currency. Nothing persists: the temporary directory is removed, also when ``datamarket demo
---serve`` is stopped by Ctrl-C or SIGTERM (the CLI turns both into :class:`KeyboardInterrupt`, which
-unwinds the server and the directory). Clearing runs on a thread pool here (``executor="thread"``) to
-keep the demo short; ``datamarket serve`` uses worker processes.
+follows each round until it is cleared (``Client.wait``), collects every receipt, verifies the
+hash-chained ledger and checks each round sums to zero minor units. Amounts in the report are
+written by the service's formatter (:class:`~datamarket.core.display.Formatter`,
+``ServiceSettings.display``) with each market's currency. Nothing persists: the temporary directory
+is removed, also when ``datamarket demo --serve`` is stopped by Ctrl-C or SIGTERM (the CLI turns both
+into :class:`KeyboardInterrupt`, which unwinds the server and the directory). Clearing runs on a
+thread pool here (``executor="thread"``) to keep the demo short; ``datamarket serve`` uses worker
+processes.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
+from datamarket.client import Client, ClientError
 from datamarket.core.display import Formatter
 from datamarket.core.random import make_rng
 from datamarket.ledger.money import Currency
@@ -75,38 +76,24 @@ def _csv(features: np.ndarray, labels: np.ndarray | None = None) -> bytes:
     return buf.getvalue().encode()
 
 
-def _ok(resp: httpx.Response, *codes: int) -> Any:
-    if resp.status_code not in (codes or (200, 201, 202)):
-        raise RuntimeError(f"{resp.request.method} {resp.request.url.path}: {resp.status_code} {resp.text}")
-    return resp.json()
-
-
-def _wait(admin: httpx.Client, rid: int, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        body: dict[str, Any] = _ok(admin.get(f"/rounds/{rid}"))
-        if body["status"] in ("cleared", "failed", "unverified"):
-            if body["status"] != "cleared":
-                raise RuntimeError(f"round {rid} failed: {body['error']}")
-            return body
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"round {rid} did not finish in {timeout} s")
-        time.sleep(0.05)
-
-
 KEYS: dict[str, str] = {}  # the demo participants' keys, for ``datamarket demo --serve`` (not logged)
 
 
-def _participant(admin: httpx.Client, base: str, name: str) -> tuple[int, httpx.Client]:
-    body = _ok(admin.post("/participants", json={"name": name}), 201)
-    KEYS[name] = body["api_key"]
-    return body["id"], httpx.Client(base_url=base, headers={"X-API-Key": body["api_key"]}, timeout=120)
+def _participant(admin: Client, name: str) -> Client:
+    """Register ``name``; a client acting for it."""
+    reg = admin.register_participant(name)
+    KEYS[name] = reg.api_key
+    return admin.participant(reg)
 
 
-def _broker_round(admin: httpx.Client, base: str, rng: np.random.Generator, seed: int) -> int:
-    mid = _ok(
-        admin.post("/markets", json={"kind": "broker", "name": "mean estimation", "params": {"sigma": 1.0}})
-    )["id"]
+def _clear(admin: Client, mid: int, seed: int) -> int:
+    """Open a round of market ``mid`` and wait until it is cleared (else
+    :class:`~datamarket.client.RoundFailed`)."""
+    return admin.wait(admin.open_round(mid, seed=seed), timeout=120).id
+
+
+def _broker_round(admin: Client, rng: np.random.Generator, seed: int) -> int:
+    mid = admin.create_market("broker", {"sigma": 1.0}, name="mean estimation").id
     bids = {
         "lab_a": {"valuation": "gaussian", "width": 0.5},
         "lab_b": {"valuation": "threshold", "width": 0.4, "scale": 0.9},
@@ -115,36 +102,24 @@ def _broker_round(admin: httpx.Client, base: str, rng: np.random.Generator, seed
     costs = {"sensor_x": 0.05, "sensor_y": 0.06, "sensor_z": 0.09}
     clients = {}
     for name, bid in bids.items():
-        _, clients[name] = _participant(admin, base, name)
-        _ok(clients[name].post(f"/markets/{mid}/submissions", json={"kind": "bid", "data": bid}), 201)
+        clients[name] = _participant(admin, name)
+        clients[name].submit(mid, bid, "bid")
     for name, cost in costs.items():
-        _, clients[name] = _participant(admin, base, name)
-        _ok(
-            clients[name].post(f"/markets/{mid}/submissions", json={"kind": "cost", "data": {"cost": cost}}),
-            201,
-        )
+        clients[name] = _participant(admin, name)
+        clients[name].submit(mid, {"cost": cost}, "cost")
     mu = float(rng.normal(2.0, 0.5))
     for name in costs:  # each contributor reads its own N*_i: the plan shows a participant its row only
-        n = int(_ok(clients[name].get(f"/markets/{mid}/plan"))["n_star"][name])
+        n = int(clients[name].get_plan(mid)["n_star"][name])
         if n:
-            body = _csv(rng.normal(mu, 1.0, (n, 1)))
-            _ok(clients[name].post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=body), 201)
+            clients[name].upload(mid, _csv(rng.normal(mu, 1.0, (n, 1))), format="csv")
     for c in clients.values():
         c.close()
-    rid = int(
-        _ok(admin.post(f"/markets/{mid}/rounds", json={"seed": seed}, headers={"Idempotency-Key": "b1"}))[
-            "id"
-        ]
-    )
-    _wait(admin, rid)
-    return rid
+    return _clear(admin, mid, seed)
 
 
-def _collaborative_round(admin: httpx.Client, base: str, rng: np.random.Generator, seed: int) -> int:
+def _collaborative_round(admin: Client, rng: np.random.Generator, seed: int) -> int:
     params = {"characteristic": "v", "c": 10.0, "model": {"kind": "logreg", "max_iter": 100}}
-    mid = _ok(admin.post("/markets", json={"kind": "collaborative", "name": "hospitals", "params": params}))[
-        "id"
-    ]
+    mid = admin.create_market("collaborative", params, name="hospitals").id
 
     def blobs(n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
         y = np.arange(n) % 2
@@ -152,25 +127,13 @@ def _collaborative_round(admin: httpx.Client, base: str, rng: np.random.Generato
 
     parties = {"clinic_1": (6, 0.6), "clinic_2": (20, 0.8), "clinic_3": (40, 1.0)}
     for k, (name, (n, noise)) in enumerate(parties.items()):
-        _, c = _participant(admin, base, name)
-        x, y = blobs(n, noise)
-        _ok(c.post(f"/markets/{mid}/datasets", params={"format": "csv"}, content=_csv(x, y)), 201)
-        if k == 0:
-            tx, ty = blobs(60, 0.8)
-            _ok(
-                c.post(
-                    f"/markets/{mid}/datasets", params={"format": "csv", "kind": "task"}, content=_csv(tx, ty)
-                ),
-                201,
-            )
-        c.close()
-    rid = int(
-        _ok(admin.post(f"/markets/{mid}/rounds", json={"seed": seed}, headers={"Idempotency-Key": "c1"}))[
-            "id"
-        ]
-    )
-    _wait(admin, rid)
-    return rid
+        with _participant(admin, name) as c:
+            x, y = blobs(n, noise)
+            c.upload(mid, _csv(x, y), format="csv")
+            if k == 0:
+                tx, ty = blobs(60, 0.8)
+                c.upload(mid, _csv(tx, ty), format="csv", kind="task")
+    return _clear(admin, mid, seed)
 
 
 def _receives(d: dict[str, Any]) -> str:
@@ -188,22 +151,22 @@ def _money(fmt: Formatter, amount_minor: int, code: str) -> str:
     return fmt.money(int(amount_minor), code, Currency.parse(code, stored=True).scale)
 
 
-def _receipt_rows(admin: httpx.Client, rounds: dict[str, int], fmt: Formatter) -> list[dict[str, Any]]:
+def _receipt_rows(admin: Client, rounds: dict[str, int], fmt: Formatter) -> list[dict[str, Any]]:
     """One row per receipt of each round (paid negative = refund)."""
     rows: list[dict[str, Any]] = []
     for kind, rid in rounds.items():
-        for rec in _ok(admin.get(f"/rounds/{rid}/receipts")):
-            by_memo = {e["memo"]: int(e["amount_minor"]) for e in rec["entries"]}
-            code = str(rec["currency"])
+        for rec in admin.list_receipts(rid):
+            by_memo = {e.memo: e.amount_minor for e in rec.entries}
+            code = rec.currency
             rows.append(
                 {
                     "round": rid,
                     "market": kind,
-                    "participant": rec["participant"],
+                    "participant": rec.participant,
                     "paid": _money(fmt, -by_memo.get("price", 0), code),
                     "received": _money(fmt, by_memo.get("payment", 0), code),
-                    "net": _money(fmt, rec["net_minor"], code),
-                    "receives": _receives(rec["deliverable"] or {}),
+                    "net": _money(fmt, rec.net_minor, code),
+                    "receives": _receives(rec.deliverable or {}),
                 }
             )
     return rows
@@ -228,17 +191,25 @@ def _platform_rows(
     ]
 
 
-def _drive(admin: httpx.Client, base: str, seed: int, fmt: Formatter) -> dict[str, Any]:
-    """Both rounds, their receipts and the ledger's checks (:func:`run_service_demo`'s result)."""
+def _drive(admin: Client, seed: int, fmt: Formatter) -> dict[str, Any]:
+    """Both rounds, their receipts and the ledger's checks (:func:`run_service_demo`'s result); a
+    request or a round that fails is a :class:`RuntimeError`."""
+    try:
+        return _rounds_and_checks(admin, seed, fmt)
+    except ClientError as exc:
+        raise RuntimeError(str(exc)) from exc
+
+
+def _rounds_and_checks(admin: Client, seed: int, fmt: Formatter) -> dict[str, Any]:
     rng = make_rng(seed)
     rounds = {
-        "broker": _broker_round(admin, base, rng, seed),
-        "collaborative": _collaborative_round(admin, base, rng, seed),
+        "broker": _broker_round(admin, rng, seed),
+        "collaborative": _collaborative_round(admin, rng, seed),
     }
-    entries = _ok(admin.get("/ledger/entries"))["entries"]
+    entries = admin.ledger_entries()["entries"]
     rows = _receipt_rows(admin, rounds, fmt) + _platform_rows(entries, rounds, fmt)
     sums = {rid: sum(e["amount_minor"] for e in entries if e["round_id"] == rid) for rid in rounds.values()}
-    report = _ok(admin.get("/ledger/verify"))
+    report = admin.verify_ledger().model_dump()
     if any(s != 0 for s in sums.values()):
         raise RuntimeError(f"a round does not balance: {sums}")
     if not report["ok"]:
@@ -273,9 +244,9 @@ def run_service_demo(
         settings = ServiceSettings(database_url=url, admin_key=key, executor="thread")
         with (
             serve_in_thread(create_app(settings), port) as base,
-            httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=120) as admin,
+            Client(base, key, timeout=120) as admin,
         ):
-            result = _drive(admin, base, seed, settings.display)
+            result = _drive(admin, seed, settings.display)
             result["seconds"] = time.perf_counter() - t0
             if ready is not None:
                 ready(result)

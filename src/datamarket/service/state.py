@@ -1,6 +1,6 @@
 """What one app holds while it runs (:class:`ServiceState`, at ``app.state.service``): the database,
-the adapters, the operator's key hash, the upload limits, the round runner, the auth throttle and the
-formatter of amounts."""
+the adapters, the operator's key hash, the upload limits, the round runner, the auth throttle, the
+formatter of amounts and the readiness (``/ready``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from datamarket.service.auth import hash_key
 from datamarket.service.clearing.runner import RoundRunner
 from datamarket.service.clearing.worker import WorkerPool
 from datamarket.service.config import ServiceSettings
+from datamarket.service.observability.readiness import Readiness
 from datamarket.service.store.db import Database
 from datamarket.service.throttle import AuthThrottle
 from datamarket.service.uploads import UploadLimits
@@ -31,6 +32,7 @@ class ServiceState:
     runner: RoundRunner
     throttle: AuthThrottle
     display: Formatter
+    readiness: Readiness
 
     @classmethod
     def build(cls, settings: ServiceSettings, engine: Engine) -> ServiceState:
@@ -52,4 +54,5 @@ class ServiceState:
             runner,
             settings.throttle.build(),
             settings.display,
+            Readiness(engine),
         )

@@ -19,6 +19,9 @@ first), each with at most ``limit`` times and a key of at most :data:`MAX_ADDRES
 15 MB at the defaults, measured). A flood of fresh addresses can push an address out of that table (it then
 starts afresh), so ``max_clients`` should exceed the addresses that fail within one window.
 
+Every unknown key admitted and every refusal is counted (``datamarket_auth_failures_total``,
+``datamarket_throttle_rejections_total``: :mod:`datamarket.service.observability.metrics`).
+
 The address is the TCP peer's (``request.client.host``), never a header a client chose. Behind a
 reverse proxy that is the proxy's address, and every client shares one budget, unless the proxy is
 trusted (``--forwarded-allow-ips``, :func:`forwarded_allow_ips`): only then does the service take the
@@ -39,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from datamarket.core.errors import ConfigurationError
+from datamarket.service.observability import metrics
 
 MAX_ADDRESS = 64
 """Characters of a client address kept as the throttle's key (an IPv6 address has at most 45); a
@@ -156,13 +160,17 @@ class AuthThrottle:
             return None
         with self._lock:
             now = self.clock()
-            return self._wait(self._recent(client[:MAX_ADDRESS], now), now)
+            wait = self._wait(self._recent(client[:MAX_ADDRESS], now), now)
+        if wait is not None:
+            metrics.throttled()
+        return wait
 
     def failure(self, client: str) -> int | None:
         """Count one unknown key presented by ``client`` if its budget admits it: None (answer 401),
         else the seconds to wait (answer 429; not counted). Checked and counted under one lock, so
         concurrent guesses cannot overrun the limit."""
         if self.limit == 0:
+            metrics.auth_failed()
             return None
         client = client[:MAX_ADDRESS]
         with self._lock:
@@ -170,6 +178,7 @@ class AuthThrottle:
             fails = self._recent(client, now)
             wait = self._wait(fails, now)
             if wait is not None:
+                metrics.throttled()
                 return wait
             if fails is None:
                 fails = self._fails[client] = deque(maxlen=self.limit)
@@ -177,4 +186,5 @@ class AuthThrottle:
             self._fails.move_to_end(client)
             while len(self._fails) > self.max_clients:
                 self._fails.popitem(last=False)
-            return None
+        metrics.auth_failed()
+        return None

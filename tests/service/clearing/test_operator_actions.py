@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from datamarket.ledger.models import LedgerEntry, LedgerRound
 from datamarket.service.clearing.leases import Leases, operator_fail, operator_release
+from datamarket.service.observability.metrics import REGISTRY
 from datamarket.service.store.db import Database
 from datamarket.service.store.errors import Conflict, NotFound
 from tests.service.clearing.test_leases import StubPool, row, runner, world  # noqa: F401  (fixture)
@@ -176,9 +177,13 @@ def test_release_and_fail_over_http_book_each_round_once(
         hold.touch()
         r2 = admin.post(f"/markets/{m2['market']}/rounds").json()["id"]
         _running(admin, r2, tmp_path)
+        failed = {"kind": "gated_broker", "status": "failed"}
+        counted = REGISTRY.get_sample_value("datamarket_rounds_total", failed) or 0.0
         for _ in range(2):
             r = admin.post(f"/rounds/{r2}/fail", json={"reason": "the worker hangs"})
             assert r.status_code == 200 and r.json()["status"] == "failed", r.text
+        # the metrics count the operator's fail once (this process served it)
+        assert REGISTRY.get_sample_value("datamarket_rounds_total", failed) == counted + 1
         hold.unlink()  # the old worker returns and tries to book
         runner = srv.app.state.service.runner
         deadline = time.monotonic() + 60

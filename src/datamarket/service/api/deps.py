@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from datamarket.service.auth import Principal, hash_key, same_hash
 from datamarket.service.state import ServiceState
@@ -25,7 +26,13 @@ def service_state(request: Request) -> ServiceState:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-State = Annotated[ServiceState, Depends(service_state)]
+async def _state(request: Request) -> ServiceState:
+    """:func:`service_state` as a dependency, on the event loop (a plain function would cost every
+    request a trip through the thread pool)."""
+    return service_state(request)
+
+
+State = Annotated[ServiceState, Depends(_state)]
 
 
 def principal(
@@ -50,7 +57,9 @@ def principal(
     h = hash_key(key)
     if same_hash(h, st.admin_hash):
         return Principal(True)
-    who = principal_of_key(st.db, h)
+    # a participant's key names it for good: the process remembers it (store.db.Memo), so that a
+    # request opens no transaction just to authenticate; an unknown key is looked up every time
+    who = st.db.memo.get(("key", h), lambda: principal_of_key(st.db, h))
     if who is None:
         _throttled(st.throttle.failure(client))  # checked and counted at once: the limit is exact
         raise HTTPException(401, "invalid API key")
@@ -67,17 +76,34 @@ def _throttled(wait: int | None) -> None:
         )
 
 
-Who = Annotated[Principal, Depends(principal)]
+async def caller(
+    request: Request,
+    x_api_key: Annotated[str | None, Header(description="API key")] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """:func:`principal` as the routes' dependency: on the event loop when it needs no database (the
+    operator's key, a participant's key the process remembers), else in a worker thread."""
+    st = service_state(request)
+    key = x_api_key
+    if key is None and authorization and authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
+    h = hash_key(key) if key else ""
+    if h and (same_hash(h, st.admin_hash) or st.db.memo.known(("key", h))):
+        return principal(request, x_api_key, authorization)
+    return await run_in_threadpool(principal, request, x_api_key, authorization)
 
 
-def admin(who: Who) -> Principal:
+Who = Annotated[Principal, Depends(caller)]
+
+
+async def admin(who: Who) -> Principal:
     """403 unless the caller is the operator."""
     if not who.is_admin:
         raise HTTPException(403, "operator (admin key) only")
     return who
 
 
-def participant_only(who: Who) -> Principal:
+async def participant_only(who: Who) -> Principal:
     """403 for the operator on routes that act for a participant."""
     if who.is_admin:
         raise HTTPException(403, "the operator cannot submit inputs; use a participant's key")
@@ -90,4 +116,4 @@ ParticipantOnly = Annotated[Principal, Depends(participant_only)]
 
 def needs_auth(dependant: Any) -> bool:
     """Whether a route (its FastAPI dependant) authenticates the caller."""
-    return any(d.call is principal or needs_auth(d) for d in dependant.dependencies)
+    return any(d.call in (principal, caller) or needs_auth(d) for d in dependant.dependencies)

@@ -173,6 +173,12 @@ class KindOut(BaseModel):
     submission_kinds: dict[str, str]
 
 
+class ReadyOut(BaseModel):
+    """``GET /ready`` while the process is ready (a 503 carries an ``ErrorOut`` saying why)."""
+
+    status: Literal["ready"]
+
+
 class SubmissionIn(Strict):
     kind: str = Field(min_length=1, max_length=30, pattern=PRINTABLE)
     data: dict[str, Any] = Field(default_factory=dict)

@@ -32,7 +32,7 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,7 @@ from sqlalchemy import ColumnElement, Interval, and_, func, literal, or_, select
 
 from datamarket.core.errors import LeaseSettingsError
 from datamarket.ledger.models import Market, Round, UTCDateTime
+from datamarket.service.observability import metrics
 from datamarket.service.store.db import Database, rowcount
 from datamarket.service.store.errors import Conflict
 from datamarket.service.store.rows import get_or_404
@@ -115,7 +116,8 @@ class LostRound(Exception):
 
 @dataclass
 class Held:
-    """A round this process holds: its attempt and the last progress the worker reported."""
+    """A round this process holds: its attempt, the last progress the worker reported, its market's
+    kind (once the coordinator read it) and when it was claimed (monotonic)."""
 
     round_id: int
     attempt: int
@@ -123,6 +125,8 @@ class Held:
     progress: float = 0.05
     written: float = 0.0  # monotonic time of the last heartbeat write
     dirty: bool = True
+    kind: str = ""
+    claimed: float = field(default_factory=time.monotonic)
 
 
 def guard(stmt: Any, round_id: int, attempt: int, instance: str) -> Any:
@@ -169,7 +173,23 @@ def claim_one(
     the rounds this process holds), taken by one conditional ``UPDATE``.
 
     Returns the round held, a ``Held`` with ``attempt == 0`` when the candidate was failed (too many
-    expired leases) or taken by another process first, or None when nothing is claimable."""
+    expired leases) or taken by another process first, or None when nothing is claimable. An expired
+    lease found, a takeover and a round failed for its expiries are counted once committed
+    (:mod:`datamarket.service.observability.metrics`)."""
+    held, expired = _claim(db, kinds, leases, instance, mine)
+    if expired is not None:
+        taken_over, failed_kind = expired
+        metrics.lease_expired(taken_over)
+        if failed_kind is not None:
+            metrics.round_finished(failed_kind, "failed", None)
+    return held
+
+
+def _claim(
+    db: Database, kinds: Sequence[str], leases: Leases, instance: str, mine: Sequence[int]
+) -> tuple[Held | None, tuple[bool, str | None] | None]:
+    """:func:`claim_one`'s transaction: the round held (as there) and, when the candidate's lease had
+    expired, ``(taken over, kind of its market if it was failed instead)``."""
     now = db_clock(db)
     claimable = or_(
         Round.status == "pending",
@@ -188,7 +208,7 @@ def claim_one(
             q = q.with_for_update(skip_locked=True, of=Round)
         row = s.execute(q).first()
         if row is None:
-            return None
+            return None, None
         cas_ = update(Round).where(Round.id == row.id, Round.attempts == row.attempts, claimable)
         values: dict[str, Any] = {
             "status": "running",
@@ -203,23 +223,25 @@ def claim_one(
         if row.status == "running":
             expiries = int(row.lease_expiries or 0) + 1
             if expiries >= leases.max_attempts:
-                _fail_expired(s, cas_, row, expiries, now)
-                return Held(row.id, 0)
+                kind = _fail_expired(s, cas_, row, expiries, now)
+                return Held(row.id, 0), (None if kind is None else (False, kind))
             values.update(lease_expiries=expiries, stage=f"taken over (lease of {row.claimed_by} expired)")
         if rowcount(s.execute(cas_.values(**values))) != 1:
-            return Held(row.id, 0)
-        log.info("claimed round %s (attempt %s)", row.id, row.attempts + 1)
-        return Held(
+            return Held(row.id, 0), None
+        log.info("claimed round %s (attempt %s)", row.id, row.attempts + 1, extra={"round_id": row.id})
+        held = Held(
             row.id, row.attempts + 1, stage=str(values["stage"]), written=time.monotonic(), dirty=False
         )
+        return held, ((True, None) if row.status == "running" else None)
 
 
-def _fail_expired(s: Any, cas_: Any, row: Any, expiries: int, now: Any) -> None:
+def _fail_expired(s: Any, cas_: Any, row: Any, expiries: int, now: Any) -> str | None:
+    """Fail the round ``row`` for its expired leases; the kind of its market when it moved."""
     msg = (
         f"lease expired {expiries} time(s) (last holder {row.claimed_by}): the processes "
         "clearing it stopped or hung; retry it when the cause is fixed"
     )
-    s.execute(
+    moved = s.execute(
         cas_.values(
             status="failed",
             stage="failed",
@@ -229,7 +251,12 @@ def _fail_expired(s: Any, cas_: Any, row: Any, expiries: int, now: Any) -> None:
             updated_at=now,
         )
     )
-    log.warning("round %s failed: %s", row.id, msg)
+    if rowcount(moved) != 1:
+        return None
+    log.warning("round %s failed: %s", row.id, msg, extra={"round_id": row.id})
+    return str(
+        s.scalar(select(Market.kind).join(Round, Round.market_id == Market.id).where(Round.id == row.id))
+    )
 
 
 # -- the operator's actions on a stuck round -----------------------------------------------------------

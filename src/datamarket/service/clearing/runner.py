@@ -50,6 +50,12 @@ by any of several service processes sharing the database.
 
 Lease times come from the database's clock, never a process's own
 (:mod:`datamarket.service.clearing.leases`, "Clocks").
+
+Observability: a round opened, retried or released through this process's API is cleared with the
+id of that request in every log line (the runner's thread and the worker, thread or process;
+:mod:`datamarket.service.observability.logs`), and the end of every attempt this process runs is
+counted by kind and status with its duration, the ledger entries it booked once committed
+(:mod:`datamarket.service.observability.metrics`).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -88,6 +95,7 @@ from datamarket.service.clearing.leases import (
     renew,
 )
 from datamarket.service.clearing.worker import WorkerPool
+from datamarket.service.observability import logs, metrics
 from datamarket.service.store import rounds
 from datamarket.service.store.db import Database, rowcount
 from datamarket.service.store.submissions import load_inputs
@@ -97,6 +105,7 @@ log = logging.getLogger(__name__)
 
 # the slice of the round's progress the worker's own reports cover (loading before, booking after)
 WORK_LO, WORK_HI = 0.2, 0.95
+MAX_ORIGINS = 1024  # request ids kept for rounds submitted here and not yet claimed here
 
 
 class RoundRunner:
@@ -130,6 +139,7 @@ class RoundRunner:
         self._closing = threading.Event()  # stop claiming
         self._stopped = threading.Event()  # stop heartbeats (after the release)
         self._loops: list[threading.Thread] = []
+        self._origins: OrderedDict[int, str] = OrderedDict()  # round -> id of the request that submitted it
 
     # -- the two background loops ------------------------------------------------------------------
     def start(self) -> None:
@@ -142,8 +152,20 @@ class RoundRunner:
             self._loops.append(t)
 
     def submit(self, round_id: int) -> None:
-        """A round was opened or retried here: look for work now (any process may claim it)."""
+        """A round was opened or retried here: look for work now (any process may claim it); the
+        request id of the caller's context goes with the round, if this process claims it."""
+        origin = logs.REQUEST_ID.get()
+        if origin is not None:
+            with self._held_lock:
+                self._origins[round_id] = origin
+                while len(self._origins) > MAX_ORIGINS:
+                    self._origins.popitem(last=False)
         self._wake.set()
+
+    def _origin(self, round_id: int) -> str | None:
+        """The id of the request that last submitted ``round_id`` here (None: another process's)."""
+        with self._held_lock:
+            return self._origins.pop(round_id, None)
 
     def held(self) -> list[int]:
         """Ids of the rounds this process holds."""
@@ -250,30 +272,38 @@ class RoundRunner:
 
     def _process(self, h: Held) -> None:
         round_id, attempt = h.round_id, h.attempt
-        try:
-            self._clear(h)
-        except LostRound:
-            log.warning("round %s attempt %s was moved by another transition", round_id, attempt)
-        except Exception as exc:  # the worker's or the database's error: fail the round, keep going
-            if not self._stopped.is_set():  # shutting down: the round was released (or its lease expires)
-                self._fail(round_id, attempt, exc)
-        finally:
-            with self._held_lock:
-                if self._held.get(round_id) is h:
-                    del self._held[round_id]
-            self._wake.set()
+        status: str | None = None
+        with logs.bound(self._origin(round_id), round_id):
+            log.info("round %s: attempt %s starts", round_id, attempt)
+            try:
+                status = self._clear(h)
+            except LostRound:
+                log.warning("round %s attempt %s was moved by another transition", round_id, attempt)
+            except Exception as exc:  # the worker's or the database's error: fail the round, keep going
+                if not self._stopped.is_set():  # shutting down: released (or its lease expires)
+                    status = self._fail(round_id, attempt, exc)
+            finally:
+                with self._held_lock:
+                    if self._held.get(round_id) is h:
+                        del self._held[round_id]
+                self._wake.set()
+            if status is not None:
+                metrics.round_finished(h.kind or "unknown", status, time.monotonic() - h.claimed)
 
-    def _fail(self, round_id: int, attempt: int, exc: Exception) -> None:
+    def _fail(self, round_id: int, attempt: int, exc: Exception) -> str | None:
+        """Mark the round failed with ``exc``'s message; ``"failed"`` when it moved, else None."""
         log.warning("round %s failed: %s", round_id, exc)
         msg = str(exc) or type(exc).__name__
         if not isinstance(exc, DatamarketError):
             msg = f"{type(exc).__name__}: {msg}"
         try:
-            self._cas(
+            moved = self._cas(
                 round_id, attempt, status="failed", stage="failed", error=msg[:2000], lease_expires_at=None
             )
         except Exception:  # database gone: the lease expires and another process takes it over
             log.exception("could not mark round %s failed", round_id)
+            return None
+        return "failed" if moved == 1 else None
 
     def _unverified(
         self, round_id: int, attempt: int, result: dict[str, Any], certificate: dict[str, Any]
@@ -297,13 +327,15 @@ class RoundRunner:
             raise LostRound(round_id)
         log.warning("round %s unverified: %s", round_id, why)
 
-    def _clear(self, h: Held) -> None:
+    def _clear(self, h: Held) -> str:
+        """Steps 3 and 4 for the round held: ``"cleared"`` or ``"unverified"`` (else it raises)."""
         round_id, attempt = h.round_id, h.attempt
         with self.db.read() as s:
             rnd = s.get(Round, round_id)
             market = s.get(Market, rnd.market_id) if rnd is not None else None
             assert rnd is not None and market is not None
             kind, params, scale, market_id = market.kind, dict(market.params), market.scale, market.id
+            h.kind = kind
             currency = market.currency
             ids, seed = list(rnd.input_ids), int(rnd.seed)
             inputs = load_inputs(s, ids, self.limits)
@@ -317,9 +349,10 @@ class RoundRunner:
         certificate = result.get("certificate") or {"passed": False, "checks": {}}
         if not certificate.get("passed"):
             self._unverified(round_id, attempt, result, certificate)
-            return
+            return "unverified"
         postings = outcome_postings(outcome, scale)
         self._book(h, (market_id, currency), ids, outcome, result, certificate, postings)
+        return "cleared"
 
     def _book(
         self,
@@ -356,7 +389,7 @@ class RoundRunner:
             if unknown:
                 raise DatamarketError(f"outcome: unknown participants {unknown}")
             _consume(s, round_id, ids)
-            append_round(s, round_id, postings, names, currency=currency)
+            entries = append_round(s, round_id, postings, names, currency=currency)
             for name in sorted({*delivered, *charges} & set(names)):
                 s.add(
                     Deliverable(
@@ -366,6 +399,8 @@ class RoundRunner:
                         charges=charges.get(name),
                     )
                 )
+        metrics.ledger_booked(len(entries))  # committed
+        log.info("round %s cleared: %d ledger entries booked", round_id, len(entries))
 
 
 def _participant_ids(s: Any, wanted: set[str]) -> dict[str, int]:
@@ -401,6 +436,7 @@ def open_round(
     the claim loop for a new one."""
     view, created = rounds.open_round(runner.db, adapters, runner.limits, who, mid, seed, key)
     if created:
+        log.info("round %s opened on market %s", view["id"], mid, extra={"round_id": view["id"]})
         runner.submit(int(view["id"]))
     return view, created
 
@@ -427,5 +463,14 @@ def fail_round(
     runner: RoundRunner, who: Principal, rid: int, attempt: int | None = None, reason: str | None = None
 ) -> dict[str, Any]:
     """The operator fails a pending or running round (:func:`~datamarket.service.clearing.leases.
-    operator_fail`): nothing booked, its inputs stay unconsumed."""
-    return rounds.round_view(operator_fail(runner.db, rid, attempt, reason), who)
+    operator_fail`): nothing booked, its inputs stay unconsumed; counted as a ``failed`` round of its
+    kind by the process that failed it."""
+    with runner.db.read() as s:
+        before = s.get(Round, rid)
+        was = None if before is None else before.status
+    view = rounds.round_view(operator_fail(runner.db, rid, attempt, reason), who)
+    if was != "failed":  # a repeated fail of a failed round is answered, not counted again
+        with runner.db.read() as s:
+            m = s.get(Market, view["market_id"])
+        metrics.round_finished(m.kind if m is not None else "unknown", "failed", None)
+    return view

@@ -23,10 +23,18 @@ processes (handed to each worker by the initializer, :func:`init_worker`), at mo
 :data:`PROGRESS_EVERY_S` per stage; a reader thread of the service hands each report to the
 listener the coordinator registered for that run. On threads the callback is called directly. Dask
 workers report nothing (the coordinator's coarse stages only).
+
+Logs
+----
+The worker logs with the request id and round id of the coordinator that handed it the round (a
+thread runs in a copy of the coordinator's context; a process or Dask worker gets them with the job,
+:func:`run_clearing`), and a worker process logs in the service's format (:func:`init_worker`
+configures it as the service's logging was: :func:`datamarket.service.observability.logs.worker_setup`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import itertools
 import logging
@@ -45,6 +53,7 @@ from datamarket.core.progress import Progress
 from datamarket.core.types import json_safe
 from datamarket.service.adapters import Input, load_adapter
 from datamarket.service.adapters.charges import reconcile
+from datamarket.service.observability import logs
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("process", "thread", "dask")
@@ -67,8 +76,11 @@ def clear_with(
     kwargs: dict[str, Any] = {}
     if progress is not None and "progress" in inspect.signature(adapter.clear).parameters:
         kwargs["progress"] = progress
+    log.debug("clearing with %s: %d inputs (worker pid %d)", ref, len(inputs), os.getpid())
+    started = time.monotonic()
     with threadpool_limits(limits=1):
         result = adapter.clear(params, inputs, seed, **kwargs)
+    log.debug("cleared with %s in %.3f s", ref, time.monotonic() - started)
     return {
         "outcome": result.outcome.to_dict(),
         "deliverables": {str(k): json_safe(dict(v)) for k, v in result.deliverables.items()},
@@ -92,9 +104,22 @@ def throttled(send: Callable[[str, float], None], every_s: float = PROGRESS_EVER
 
 
 def run_clearing(
-    ref: str, params: Mapping[str, Any], inputs: Sequence[Input], seed: int, token: int | None = None
+    ref: str,
+    params: Mapping[str, Any],
+    inputs: Sequence[Input],
+    seed: int,
+    token: int | None = None,
+    context: tuple[str | None, int | None] = (None, None),
 ) -> dict[str, Any]:
-    """Clear one round in a worker process; progress goes to the pool's queue tagged with ``token``."""
+    """Clear one round in a worker process; progress goes to the pool's queue tagged with ``token``,
+    log lines carry ``context`` (request id, round id)."""
+    with logs.bound(*context):
+        return _run_clearing(ref, params, inputs, seed, token)
+
+
+def _run_clearing(
+    ref: str, params: Mapping[str, Any], inputs: Sequence[Input], seed: int, token: int | None
+) -> dict[str, Any]:
     progress = None
     q = _QUEUE
     if token is not None and q is not None:
@@ -133,10 +158,14 @@ def watch_parent(parent_pid: int, poll_s: float = PARENT_POLL_S) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def init_worker(parent_pid: int, progress_queue: Any) -> None:
-    """Worker initializer: the parent watchdog (:func:`watch_parent`) and the progress queue."""
+def init_worker(parent_pid: int, progress_queue: Any, log_setup: dict[str, Any] | None = None) -> None:
+    """Worker initializer: the parent watchdog (:func:`watch_parent`), the progress queue, and the
+    service's logging (``log_setup``: :func:`~datamarket.service.observability.logs.configure_logging`'s
+    arguments; None: left as it is)."""
     global _QUEUE
     _QUEUE = progress_queue
+    if log_setup is not None:
+        logs.configure_logging(log_setup["fmt"], log_setup["level"], secrets=log_setup["secrets"])
     watch_parent(parent_pid)
 
 
@@ -176,7 +205,7 @@ class WorkerPool:
                         self.max_workers,
                         mp_context=ctx,
                         initializer=init_worker,
-                        initargs=(os.getpid(), self._reader.queue),
+                        initargs=(os.getpid(), self._reader.queue, logs.worker_setup()),
                     )
                 else:
                     self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="clearing")
@@ -197,7 +226,9 @@ class WorkerPool:
                 from distributed import Client
 
                 self._client = Client(self.dask_address)  # type: ignore[no-untyped-call]
-            fut = self._client.submit(run_clearing, ref, dict(params), list(inputs), seed, pure=False)
+            fut = self._client.submit(
+                run_clearing, ref, dict(params), list(inputs), seed, None, logs.context(), pure=False
+            )
             return dict(fut.result())
         executor = self._get()
         future: Future[dict[str, Any]]
@@ -207,7 +238,13 @@ class WorkerPool:
                 self._listeners[token] = (progress, done)
             try:
                 future = executor.submit(
-                    run_clearing, ref, dict(params), list(inputs), seed, None if progress is None else token
+                    run_clearing,
+                    ref,
+                    dict(params),
+                    list(inputs),
+                    seed,
+                    None if progress is None else token,
+                    logs.context(),
                 )
                 out = future.result()
                 if progress is not None:  # the reports still in the queue reach the listener first
@@ -219,7 +256,8 @@ class WorkerPool:
             finally:
                 self._listeners.pop(token, None)
         report = None if progress is None else throttled(progress)
-        future = executor.submit(clear_with, ref, dict(params), list(inputs), seed, report)
+        ctx = contextvars.copy_context()  # the thread logs with the coordinator's request and round
+        future = executor.submit(ctx.run, clear_with, ref, dict(params), list(inputs), seed, report)
         return future.result()
 
     def _reset(self, broken: Executor) -> None:

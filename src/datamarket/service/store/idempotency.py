@@ -81,7 +81,9 @@ def find(s: Session, keyed: Keyed) -> Any:
     if keyed.key is None:
         return None
     model: Any = keyed.model
-    old = s.execute(select(model).where(keyed.scope, model.idempotency_key == keyed.key)).scalar_one_or_none()
+    found = s.connection().execute(select(model.id).where(keyed.scope, model.idempotency_key == keyed.key))
+    ident = found.scalar_one_or_none()  # the id alone: the whole row is loaded only for a replay
+    old = None if ident is None else s.get(model, ident)
     if old is None:
         return None
     if stored_hash(old) not in (None, keyed.digest):
@@ -95,23 +97,34 @@ def create_once(
     build: Callable[[Session], Any],
     view: Callable[[Any], V],
     prepare: Callable[[Session], None] | None = None,
+    after: Callable[[Session, Any], None] | None = None,
 ) -> tuple[V, bool]:
-    """``(view of the row, created)``: in one write transaction ``prepare`` (checks, locks), then the
-    replay of an earlier row with the same key, else ``build`` a new row (its checks included), which
-    is stamped with the request hash and inserted."""
+    """``(view of the row, created)``: in one write transaction the replay of an earlier row with the
+    same key, else ``prepare`` (checks, locks: taken after the replay's lookup, so that a replay takes
+    none and a lock is held one statement less), ``build`` a new row (its checks included), which is
+    stamped with the request hash and inserted (one ``INSERT``), then ``after(session, row)`` (what the
+    new row's id decides, in the same transaction). A row inserted under the same key after the lookup
+    fails the unique constraint, and the winner's row is answered as the replay. The transaction may
+    be committed together with other threads' (:meth:`~datamarket.service.store.db.Database.batched`);
+    it is committed when this returns."""
+
+    def once(s: Session) -> tuple[V, bool]:
+        old = find(s, keyed)
+        if old is not None:
+            return view(old), False
+        if prepare is not None:
+            prepare(s)
+        row = build(s)
+        row.idempotency_key = keyed.key
+        stamp(row, keyed.digest)
+        s.add(row)
+        s.flush()
+        if after is not None:
+            after(s, row)
+        return view(row), True
+
     try:
-        with db.write() as s:
-            if prepare is not None:
-                prepare(s)
-            old = find(s, keyed)
-            if old is not None:
-                return view(old), False
-            row = build(s)
-            row.idempotency_key = keyed.key
-            stamp(row, keyed.digest)
-            s.add(row)
-            s.flush()
-            return view(row), True
+        return db.batched(once)
     except IntegrityError:  # a concurrent request with the same key won the race (or another constraint)
         with db.read() as s:
             old = find(s, keyed)

@@ -7,6 +7,9 @@ that round, the round's root and size, its own entries' proofs. So the check can
 oracle for guesses of other entries (a guessed hash at another sequence number, a proof of another
 participant's entry), and its answer carries no global count: the round's entry count and the
 checkpoint's own head, with the number of problems found elsewhere.
+
+Every verification is counted by scope (``ledger``: the whole chain; ``checkpoint``) and result
+(``datamarket_ledger_verifications_total``: :mod:`datamarket.service.observability.metrics`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from datamarket.ledger.chain import GENESIS
 from datamarket.ledger.models import LedgerEntry, LedgerHead, LedgerRound
 from datamarket.ledger.receipts import check_checkpoint, salted
 from datamarket.service.auth import Principal
+from datamarket.service.observability import metrics
 from datamarket.service.store.db import Database
 from datamarket.service.store.errors import Conflict, Forbidden, NotFound
 from datamarket.service.store.receipts import round_for
@@ -32,7 +36,9 @@ MAX_ID = 2**31 - 1  # row ids are 32-bit (the API's path ids have the same bound
 def verify(db: Database) -> dict[str, Any]:
     """The hash chain recomputed and checked against rounds, submissions and deliverables."""
     with db.read() as s:
-        return audit.verify(s).to_dict()
+        report = audit.verify(s).to_dict()
+    metrics.ledger_verified("ledger", bool(report["ok"]))
+    return report
 
 
 def head(db: Database) -> dict[str, Any]:
@@ -50,10 +56,13 @@ def verify_checkpoint(db: Database, who: Principal, checkpoint: Mapping[str, Any
     cp = dict(checkpoint)
     with db.read() as s:
         if who.is_admin:
-            return audit.verify_checkpoints(s, [cp]).to_dict()
+            report = audit.verify_checkpoints(s, [cp]).to_dict()
+            metrics.ledger_verified("checkpoint", bool(report["ok"]))
+            return report
         own, size = _participant_check(s, who, cp)
         rep = audit.verify(s)
     hidden = len(rep.problems)
+    metrics.ledger_verified("checkpoint", rep.ok and not own)
     return {
         "ok": rep.ok and not own,
         "entries": size,

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from datamarket.core.errors import DatamarketError, InvalidInputError
@@ -28,10 +28,11 @@ from datamarket.service.adapters import Adapter, Input, documented, require_kind
 from datamarket.service.adapters.plans import plan_quota_of, quota_problem, supersedes
 from datamarket.service.auth import Principal
 from datamarket.service.store.db import Database, rowcount
-from datamarket.service.store.errors import Busy, Conflict, NotReady, TooLarge
+from datamarket.service.store.errors import Busy, Conflict, NotFound, NotReady, TooLarge
 from datamarket.service.store.idempotency import PAYLOAD_KEY, Keyed, create_once, request_hash
 from datamarket.service.store.rows import check_owner, get_or_404
 from datamarket.service.uploads import (
+    Admission,
     UploadLimits,
     check_columns,
     check_filename,
@@ -121,82 +122,95 @@ def load_inputs(s: Session, ids: list[int], limits: UploadLimits, *, datasets: b
 
 
 # -- storing ------------------------------------------------------------------------------------------
-def _fits(s: Session, adapter: Adapter, limits: UploadLimits, who: Principal, m: Market, new: Input) -> None:
-    """The adapter's check of ``new`` against the caller's unconsumed inputs in the market, under a
-    lock of the participant's row (so that two concurrent submissions see each other)."""
+# One write transaction per submission (idempotency.create_once): the key's earlier row looked up, the
+# market row locked, the caller's waiting inputs read once under that lock (the adapter's check and
+# what the new input supersedes both come from them), the INSERT, and only when something is
+# superseded the rounds in progress and the UPDATE. The market (kind, parameters: never changed once
+# created) comes from the process's memo (store.db.Memo), not from another transaction. The statements
+# are built once, with bound parameters, and run on the session's connection (building one, or running
+# it through the ORM, costs about as much as running it).
+_LOCK_MARKET = select(Market.id).where(Market.id == bindparam("mid")).with_for_update()
+_WAITING = (
+    select(Submission.id, Submission.kind, Submission.payload, Submission.blob.is_not(None).label("upload"))
+    .where(
+        Submission.market_id == bindparam("mid"),
+        Submission.participant_id == bindparam("pid"),
+        Submission.consumed_round_id.is_(None),
+        Submission.excluded_at.is_(None),
+    )
+    .order_by(Submission.id)
+)
+_IN_PROGRESS = select(Round.input_ids).where(
+    Round.market_id == bindparam("mid"), Round.status.in_(("pending", "running"))
+)
+_SUPERSEDE = (  # none of the rows is loaded in the session: nothing there to synchronise
+    update(Submission)
+    .where(Submission.id.in_(bindparam("ids", expanding=True)))
+    .values(excluded_at=bindparam("at"), excluded_reason=bindparam("reason"))
+)
+
+
+def _waiting(s: Session, market_id: int, participant_id: int | None) -> list[Any]:
+    """The caller's submissions in the market that no round consumed and nobody excluded, in order:
+    id, kind, payload and whether it is an upload."""
+    return list(s.connection().execute(_WAITING, {"mid": market_id, "pid": participant_id}))
+
+
+def _fits(adapter: Adapter, who: Principal, m: Market, waiting: list[Any], new: Input) -> None:
+    """The adapter's check of ``new`` against the caller's ``waiting`` inputs in the market (read
+    under the market's lock, so that two concurrent submissions see each other)."""
     check = getattr(adapter, "check_submission", None)
     if check is None:
         return
-    s.execute(select(Participant.id).where(Participant.id == who.participant_id).with_for_update())
-    mine = s.execute(
-        select(Submission.id).where(
-            Submission.market_id == m.id,
-            Submission.participant_id == who.participant_id,
-            Submission.consumed_round_id.is_(None),
-            Submission.excluded_at.is_(None),
-        )
-    ).scalars()
+    name = who.name or ""
+    mine = [
+        Input(name, w.kind, dict(w.payload or {}) if w.upload else (w.payload or {}).get("data", {}))
+        for w in waiting
+    ]
     try:
-        check(m.params, load_inputs(s, list(mine), limits, datasets=False), new)
+        check(m.params, mine, new)
     except InvalidInputError as exc:  # a fine input that the participant's earlier ones exclude
         raise NotReady(str(exc), getattr(exc, "field", None)) from None
 
 
 def _store(
-    db: Database,
-    adapter: Adapter,
-    limits: UploadLimits,
-    who: Principal,
-    key: str | None,
-    row: Submission,
-    digest: str,
+    db: Database, adapter: Adapter, who: Principal, m: Market, key: str | None, row: Submission, digest: str
 ) -> tuple[dict[str, Any], bool]:
     """Insert ``row`` (or replay the one stored under ``key``, created by the request ``digest``)
-    after the adapter's check."""
+    after the adapter's check, superseding the caller's earlier waiting inputs of its kind."""
     new = Input(who.name or "", row.kind, row.payload.get("data", {}) if row.blob is None else row.payload)
-    market: list[Market] = []
+    replaces = supersedes(adapter, row.kind)
+    reads = replaces or getattr(adapter, "check_submission", None) is not None
+    stale: list[int] = []
 
     def prepare(s: Session) -> None:  # the market row first, as opening a round and excluding do
-        market.append(get_or_404(s, Market, row.market_id, "market"))
-        s.execute(select(Market.id).where(Market.id == row.market_id).with_for_update())
+        if s.connection().execute(_LOCK_MARKET, {"mid": m.id}).first() is None:
+            raise NotFound(f"market {m.id} not found")
 
     def build(s: Session) -> Submission:
-        _fits(s, adapter, limits, who, market[0], new)
-        if supersedes(adapter, row.kind):
-            s.add(row)
-            s.flush()  # its id names it in the reason of the ones it supersedes
-            _supersede(s, row)
+        waiting = _waiting(s, m.id, who.participant_id) if reads else []
+        _fits(adapter, who, m, waiting, new)
+        stale.extend(w.id for w in waiting if replaces and w.kind == row.kind)
         return row
 
+    def after(s: Session, stored: Submission) -> None:
+        if stale:
+            _supersede(s, stored, stale)
+
     keyed = Keyed(Submission, Submission.participant_id == who.participant_id, key, digest)
-    return create_once(db, keyed, build, submission_view, prepare)
+    return create_once(db, keyed, build, submission_view, prepare, after)
 
 
-def _supersede(s: Session, row: Submission) -> None:
-    """Exclude the owner's earlier waiting submissions of ``row``'s kind in its market (not those of
-    a round in progress), with the reason :data:`SUPERSEDED`; the caller holds the market's lock."""
-    busy = s.execute(
-        select(Round.input_ids).where(
-            Round.market_id == row.market_id, Round.status.in_(("pending", "running"))
-        )
-    ).scalars()
+def _supersede(s: Session, row: Submission, earlier: list[int]) -> None:
+    """Exclude ``earlier`` (the owner's waiting submissions of ``row``'s kind in its market), except
+    the inputs of a round in progress, with the reason :data:`SUPERSEDED`; the caller holds the
+    market's lock."""
+    busy = s.connection().execute(_IN_PROGRESS, {"mid": row.market_id}).scalars()
     held = {int(i) for ids in busy for i in ids or []}
-    earlier = s.execute(
-        select(Submission.id).where(
-            Submission.market_id == row.market_id,
-            Submission.participant_id == row.participant_id,
-            Submission.kind == row.kind,
-            Submission.id < row.id,
-            Submission.consumed_round_id.is_(None),
-            Submission.excluded_at.is_(None),
-        )
-    ).scalars()
     stale = [i for i in earlier if i not in held]
     if stale:
-        s.execute(
-            update(Submission)
-            .where(Submission.id.in_(stale))
-            .values(excluded_at=utcnow(), excluded_reason=SUPERSEDED.format(row.id))
+        s.connection().execute(
+            _SUPERSEDE, {"ids": stale, "at": utcnow(), "reason": SUPERSEDED.format(row.id)}
         )
 
 
@@ -220,8 +234,15 @@ def _check_quota(
 
 
 def _market(db: Database, adapters: Mapping[str, Adapter], mid: int) -> tuple[Market, Adapter]:
-    with db.read() as s:
-        m = get_or_404(s, Market, mid, "market")
+    """Market ``mid`` (remembered by the process: a market never changes) and its adapter."""
+
+    def read() -> Market | None:
+        with db.read() as s:
+            return s.get(Market, mid)
+
+    m = db.memo.get(("market", mid), read)
+    if m is None:
+        raise NotFound(f"market {mid} not found")
     return m, adapters[m.kind]
 
 
@@ -264,7 +285,7 @@ def submit_json(
         content_hash=hashlib.sha256(content).hexdigest(),
         size_bytes=len(content),
     )
-    return _store(db, adapter, limits, who, key, row, request_hash("json", mid, kind, valid))
+    return _store(db, adapter, who, m, key, row, request_hash("json", mid, kind, valid))
 
 
 @dataclass(frozen=True)
@@ -311,7 +332,7 @@ def upload_dataset(
         if any(up.kind in a.dataset_kinds for a in adapters.values()):
             raise NotReady(f"market {mid} ({m.kind}): {exc}", getattr(exc, "field", None)) from None
         raise
-    admission = parse_budget(limits).admit(lambda: parse_cost(up.data, fmt, limits))
+    admission = parse_budget(limits).admit(lambda: parse_cost(up.data, fmt, limits), size=len(up.data))
     if admission is None:
         raise Busy(
             f"the server is parsing as many uploads as its memory allows: nothing was stored, "
@@ -319,7 +340,7 @@ def upload_dataset(
             limits.busy_retry_after,
         )
     with admission:
-        return _parse_and_store(db, adapter, limits, who, m, up, fmt, key)
+        return _parse_and_store(db, adapter, limits, who, m, up, fmt, key, admission)
 
 
 def _parse_and_store(
@@ -331,8 +352,10 @@ def _parse_and_store(
     up: Upload,
     fmt: str,
     key: str | None,
+    admission: Admission,
 ) -> tuple[dict[str, Any], bool]:
-    """The rest of :func:`upload_dataset`, once admitted: parse, the adapter's check, store."""
+    """The rest of :func:`upload_dataset`, once admitted: parse, the adapter's check, store (the
+    parse's slot given back before waiting for the database, its bytes still held)."""
     mid = m.id
     media_type = (up.content_type or "").split(";", 1)[0].strip()[:100] or None
     ds = parse_dataset(
@@ -364,7 +387,8 @@ def _parse_and_store(
         size_bytes=len(up.data),
     )
     rh = request_hash(up.kind, mid, digest, fmt, up.label_column, up.group_column)
-    return _store(db, adapter, limits, who, key, row, rh)
+    admission.parsed()
+    return _store(db, adapter, who, m, key, row, rh)
 
 
 # -- reading and excluding ------------------------------------------------------------------------

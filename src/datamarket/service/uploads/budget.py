@@ -12,11 +12,17 @@ budget per process:
 3. it is admitted only if that cost fits in what ``parse_memory`` leaves after the parses in
    progress; otherwise its slot is given back.
 
+A small upload (a body of at most :data:`SMALL_BODY` bytes whose cost is at most :data:`LIGHT_COST`)
+skips step 1: it holds too little to need a slot, and under load a few milliseconds of parsing by
+dozens of such uploads at once otherwise filled the slots and answered 1 kB uploads with 503s.
+
 Admission never waits: a refused upload is answered 503 with ``Retry-After`` by the caller and
-nothing is stored, so that a burst of uploads holds neither memory nor server threads. The slot and
-the bytes are returned when the upload is stored or refused (:class:`Admission` is a context
-manager). The budget is per process (:func:`parse_budget`, one per limits value): N processes may
-hold N times ``parse_memory``. Bodies still arriving are bounded by ``max_bytes`` each, not by this
+nothing is stored, so that a burst of uploads holds neither memory nor server threads. The slot is
+returned when the parse is over (:meth:`Admission.parsed`: the upload then only waits to be stored,
+which takes no slot), the bytes when the upload is stored or refused (:class:`Admission` is a
+context manager), so that what waits for the database still counts against ``parse_memory``.
+The budget is per process (:func:`parse_budget`, one per limits value): N processes may hold N
+times ``parse_memory``. Bodies still arriving are bounded by ``max_bytes`` each, not by this
 budget.
 """
 
@@ -75,6 +81,14 @@ def _parquet_values(data: bytes, limits: UploadLimits) -> int:
     return int(min(limits.max_cells, md.num_rows * md.num_columns))
 
 
+SMALL_BODY = 64 * 1024
+"""Bytes of a body up to which an upload's cost is computed before it takes a slot
+(:meth:`ParseBudget.admit`)."""
+LIGHT_COST = 4 * 2**20
+"""Bytes a parse may hold and still take no slot, only its bytes: a 1 kB CSV is not refused because
+``max_parallel_parses`` large files are parsing (``parse_memory`` still bounds all of them)."""
+
+
 class ParseBudget:
     """At most ``max_parallel`` parses at once, whose costs add up to at most ``max_bytes``.
 
@@ -99,9 +113,24 @@ class ParseBudget:
         self.peak = 0
         self._lock = threading.Lock()
 
-    def admit(self, cost: Callable[[], int]) -> Admission | None:
+    def admit(self, cost: Callable[[], int], size: int | None = None) -> Admission | None:
         """An :class:`Admission` for a parse costing ``cost()`` bytes (called once a slot is taken),
-        or None when every slot is taken or the bytes do not fit; never waits."""
+        or None when every slot is taken or the bytes do not fit; never waits. An upload whose body
+        (``size``) is at most :data:`SMALL_BODY` bytes has its cost computed first (cheap at that
+        size), and takes no slot when that is at most :data:`LIGHT_COST`: only its bytes.
+
+        >>> budget = ParseBudget(max_parallel=1, max_bytes=100)
+        >>> big = budget.admit(lambda: 60)
+        >>> budget.admit(lambda: 10) is None, budget.admit(lambda: 10, size=100) is None  # a slot, or none
+        (True, False)
+        >>> budget.running, budget.reserved
+        (1, 70)
+        """
+        if size is not None and size <= SMALL_BODY:
+            nbytes = cost()
+            if nbytes <= LIGHT_COST:
+                return self._reserve(nbytes, slot=False)
+            cost = lambda: nbytes  # noqa: E731
         with self._lock:
             if self.running >= self.max_parallel:
                 return None
@@ -111,27 +140,49 @@ class ParseBudget:
         except BaseException:
             self.release(0)
             raise
+        return self._reserve(nbytes, slot=True)
+
+    def _reserve(self, nbytes: int, slot: bool) -> Admission | None:
+        """Reserve ``nbytes`` if they fit (else give back the ``slot`` taken, if one was)."""
         with self._lock:
             if self.reserved + nbytes <= self.max_bytes:
                 self.reserved += nbytes
                 self.peak = max(self.peak, self.reserved)
-                return Admission(self, nbytes)
-            self.running -= 1
+                return Admission(self, nbytes, slot)
+            self.running -= int(slot)
         return None
 
-    def release(self, nbytes: int) -> None:
-        """Give back a slot and ``nbytes`` (what :meth:`Admission.__exit__` calls)."""
+    def release(self, nbytes: int, slot: bool = True) -> None:
+        """Give back ``nbytes`` and, with ``slot``, a slot (what :class:`Admission` calls)."""
         with self._lock:
-            self.running -= 1
+            self.running -= int(slot)
             self.reserved -= nbytes
 
 
 class Admission:
-    """A parse admitted by a :class:`ParseBudget`: its slot and ``nbytes`` are given back on exit."""
+    """A parse admitted by a :class:`ParseBudget`: its slot is given back by :meth:`parsed` or on
+    exit, its ``nbytes`` on exit.
 
-    def __init__(self, budget: ParseBudget, nbytes: int) -> None:
+    >>> budget = ParseBudget(max_parallel=1, max_bytes=100)
+    >>> with budget.admit(lambda: 60) as admission:
+    ...     admission.parsed()
+    ...     budget.running, budget.reserved, budget.admit(lambda: 50) is None  # a slot, not the bytes
+    (0, 60, True)
+    >>> budget.running, budget.reserved
+    (0, 0)
+    """
+
+    def __init__(self, budget: ParseBudget, nbytes: int, slot: bool = True) -> None:
         self.budget = budget
         self.nbytes = nbytes
+        self.parsing = slot  # holding a slot
+
+    def parsed(self) -> None:
+        """The parse is over: its slot goes back to the next upload, the bytes stay reserved until
+        exit (the body and the parsed form are held until they are stored)."""
+        if self.parsing:
+            self.parsing = False
+            self.budget.release(0)
 
     def __enter__(self) -> Admission:
         return self
@@ -139,7 +190,7 @@ class Admission:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.budget.release(self.nbytes)
+        self.budget.release(self.nbytes, slot=self.parsing)
 
 
 _BUDGETS: dict[UploadLimits, ParseBudget] = {}

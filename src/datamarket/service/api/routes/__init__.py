@@ -1,12 +1,22 @@
 """One module-level ``router`` per resource: :mod:`.public` (health, kinds), :mod:`.participants`,
 :mod:`.markets` (with the plan), :mod:`.ledger`, :mod:`.submissions` (with dataset uploads),
-:mod:`.rounds`, :mod:`.receipts` (with deliverables); :data:`ROUTERS` in the order they are included."""
+:mod:`.rounds`, :mod:`.receipts` (with deliverables), :mod:`.metrics` (the operator's Prometheus
+metrics); :data:`ROUTERS` in the order they are included."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from datamarket.service.api.routes import ledger, markets, participants, public, receipts, rounds, submissions
+from datamarket.service.api.routes import (
+    ledger,
+    markets,
+    metrics,
+    participants,
+    public,
+    receipts,
+    rounds,
+    submissions,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     public.router,
@@ -16,4 +26,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     submissions.router,
     rounds.router,
     receipts.router,
+    metrics.router,
 )
