@@ -72,7 +72,19 @@ def server(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:  # noqa: 
     env = {**os.environ, "DATAMARKET_ADMIN_KEY": ADMIN}
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
-        [*cmd, "serve", "--db", db_url, "--host", "127.0.0.1", "--port", str(port), "--executor", "thread"],
+        [
+            *cmd,
+            "serve",
+            "--db",
+            db_url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--executor",
+            "thread",
+            "--access-log",  # so the test sees that requests are logged by path, keys never
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
