@@ -550,17 +550,23 @@ def main() -> None:
 
 
 def postgres_settings(url: str) -> str:
-    """The PostgreSQL server's version and the settings that weigh on a commit, in words."""
+    """The PostgreSQL server's version and the settings that weigh on a commit, in words (and its
+    niceness, when it runs on this machine at another than 0)."""
     import psycopg
 
+    names = ("server_version", "fsync", "synchronous_commit", "max_connections")
     with psycopg.connect(url) as conn:
-        got = {
-            k: conn.execute(f"SHOW {k}").fetchone()[0]
-            for k in ("server_version", "fsync", "synchronous_commit", "max_connections")
-        }  # type: ignore[index]
+        got = {k: str(conn.execute(f"SHOW {k}").fetchone()[0]) for k in names}  # type: ignore[index]
+        pid = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+        local = urlsplit(url).hostname in (None, "", "127.0.0.1", "localhost", "::1")
+        try:  # while the connection's backend process lives
+            nice = os.getpriority(os.PRIO_PROCESS, pid) if local else 0
+        except OSError:
+            nice = 0
     return (
-        f"PostgreSQL {got['server_version']} on the same machine, fsync {got['fsync']}, synchronous_commit "
-        f"{got['synchronous_commit']}, max_connections {got['max_connections']}"
+        f"PostgreSQL {got['server_version']} {'on the same machine' if local else 'on another machine'}, "
+        f"fsync {got['fsync']}, synchronous_commit {got['synchronous_commit']}, max_connections "
+        f"{got['max_connections']}" + (f", at niceness {nice}" if nice else "")
     )
 
 
