@@ -8,8 +8,9 @@ product and quotient of two of them (two different positions); none of these may
 relative, a non-zero money field (price, payment, value, cost, utility) of the outcome's row of
 **one** other participant, unless it also equals one of the participant's own amounts: its own money
 fields (a budget-balanced round makes a price another's payment: with one buyer and one seller they
-are the same amount) and the amounts the caller states it owns anyway (``own``: the expected
-payments of its own contracts). An aggregate over at least two others does not equal any one of
+are the same amount), the inputs its charges label as its own submission ("your reported cost c_j")
+and the amounts the caller states it owns anyway (``own``: the expected payments of its own
+contracts). An aggregate over at least two others does not equal any one of
 them, except by coincidence, so it passes; one that reduces to a single other's amount does not.
 Products and quotients find a share shown beside its product (eta_ij and eta_ij P_j give P_j); in a
 symmetric market (two identical sources, a report of 0.5) they also meet another's amount by the
@@ -61,6 +62,13 @@ def shown(charges: Sequence[Mapping[str, Any]]) -> list[float]:
     return out
 
 
+def stated_own(charges: Sequence[Mapping[str, Any]]) -> list[float]:
+    """The numbers of the inputs a charge labels as the participant's own submission ("your ..."):
+    its reported cost or target, which it knows anyway (two sellers who both report the same cost
+    would otherwise "leak" each other's)."""
+    return [x for c in charges for k, v in c["inputs"].items() if k.startswith("your ") for x in numbers(v)]
+
+
 def _derived(xs: list[float], combined: bool) -> np.ndarray:
     a = np.abs(np.array([x for x in xs if x != 0.0], dtype=float))
     if a.size == 0 or not combined:
@@ -88,7 +96,7 @@ def leaked_amounts(
     ``me``'s charges give away (module docstring); ``rows`` are the outcome's participant rows,
     ``own`` amounts ``me`` owns besides its own row's."""
     mine = [float(r[f]) for r in rows if r["name"] == me for f in MONEY_FIELDS]
-    owned = np.abs(np.array([*mine, *own], dtype=float))
+    owned = np.abs(np.array([*mine, *own, *stated_own(charges)], dtype=float))
     owned = owned[owned > 0]
     derived = _derived(shown(charges), combined)
     derived = derived[~_near(owned, derived)]  # equal to one of my own amounts: nothing new

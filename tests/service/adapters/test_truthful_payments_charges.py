@@ -161,6 +161,26 @@ def test_every_booked_line_has_one_reconciled_charge(
         assert leaked_amounts(charges, name, rows, combined=False) == [], (name, charges)
 
 
+def test_a_seller_reporting_anothers_cost_amount_does_not_leak_it() -> None:
+    """A seller whose reported cost equals another seller's cost amount c_j f_j sees its own report in
+    its explanation: that is its own submission, not the other's amount given away (hypothesis found
+    it with two sellers reporting the smallest subnormal, where c_j f_j rounds back to the report).
+    The report is found as the fixed point of c_1 = c_0 f_0(c_0, c_1), a contraction here."""
+    rng = np.random.default_rng(0)
+    rows = [rng.normal(0.0, 1.0, (6, 2)), rng.normal(0.5, 1.0, (8, 2))]
+    c1, previous = 0.5, math.inf
+    for _ in range(50):
+        result = clear_with(
+            REF, {"rule": "vcg", "myerson_method": "auto"}, _inputs([1.0, c1], rows, [[3, -2]]), seed=0
+        )
+        outcome = result["outcome"]["participants"]
+        previous, c1 = c1, next(float(r["costs"]) for r in outcome if r["name"] == "seller0")
+        if abs(c1 - previous) <= 1e-13 * c1:
+            break
+    assert abs(c1 - previous) <= 1e-9 * c1  # within the leak check's tolerance of the other's amount
+    assert leaked_amounts(result["charges"]["seller1"], "seller1", outcome, combined=False) == []
+
+
 def test_myerson_terms_agree_with_quadrature_and_vcg() -> None:
     """The closed-form integral term of (9) equals QUADPACK's integral of the share curve (1e-8, the
     tolerance the quadrature tests use) and the VCG externality term (Theorem 4.2, 1e-9 relative)."""
