@@ -69,14 +69,23 @@ class AsyncClient(ClientBase):
             raise api_error(response)
         return response
 
-    async def _run(self, call: Call[T]) -> T:
-        """Send ``call`` (again, unchanged, as long as the retry policy allows) and read its answer."""
+    async def _send(self, call: Call[T]) -> httpx.Response:
+        """Send ``call`` (again, unchanged, as long as the retry policy allows)."""
         retrying = self.retry.async_retrying(call.route.safety, call.describe(), self._sleep)
         try:
             response: httpx.Response = await retrying(self._attempt, call)
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"{call.describe()}: {type(exc).__name__}: {exc}") from exc
-        return call.spec.parse(response)
+        return response
+
+    async def _run(self, call: Call[T]) -> T:
+        """Send ``call`` and read its answer, every page of it (:meth:`Call.next_page`)."""
+        response = await self._send(call)
+        answer = call.spec.parse(response)
+        while (page := call.next_page(response)) is not None and call.spec.join is not None:
+            response = await self._send(page)
+            answer = call.spec.join(answer, page.spec.parse(response))
+        return answer
 
     def participant(self, key: ParticipantCreated | str, participant_id: Ref | None = None) -> AsyncClient:
         """A client of the same service acting for a participant: its registration (as

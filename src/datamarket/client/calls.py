@@ -11,6 +11,10 @@ against the service's schema).
 
 A call that carries an idempotency key draws it when the call is **built**, that is once per logical
 call, and every retry of that call sends the same key (:mod:`datamarket.client.retry`).
+
+A list the service pages (:mod:`datamarket.service.api.paging`: a ``Link: rel="next"`` header while
+more rows follow) is read whole: the spec says how two pages join (``join``), and the clients follow
+:meth:`Call.next_page` until the last page, each page retried on its own.
 """
 
 from __future__ import annotations
@@ -81,19 +85,31 @@ class Spec(Generic[T]):
     json: Any = None
     content: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    join: Callable[[T, T], T] | None = None
+    """How the answer of a next page joins the answer so far (None: the route does not page)."""
 
 
 @dataclass(frozen=True)
 class Call(Generic[T]):
-    """A request ready to send (and to send again, unchanged, on a retry)."""
+    """A request ready to send (and to send again, unchanged, on a retry); ``target`` is the URL of
+    a next page (path and query, as the service's ``Link`` header gives it)."""
 
     route: Route
     spec: Spec[T]
     headers: Mapping[str, str]
+    target: str | None = None
 
     @property
     def url(self) -> str:
-        return self.route.path.format(**self.spec.path_params)
+        return self.target or self.route.path.format(**self.spec.path_params)
+
+    def next_page(self, response: httpx.Response) -> Call[T] | None:
+        """The call of the page after ``response``'s, or None after the last page (or for a route
+        that does not page)."""
+        link = response.links.get("next")
+        if self.spec.join is None or link is None:
+            return None
+        return Call(self.route, Spec(self.spec.parse, join=self.spec.join), self.headers, link["url"])
 
     def describe(self) -> str:
         return f"{self.route.method} {self.url}"
@@ -101,7 +117,7 @@ class Call(Generic[T]):
     def request_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``httpx.Client.request`` for this call."""
         out: dict[str, Any] = {"headers": dict(self.headers)}
-        if self.spec.query:
+        if self.spec.query and self.target is None:
             out["params"] = dict(self.spec.query)
         if self.spec.json is not None:
             out["json"] = self.spec.json
@@ -155,6 +171,16 @@ class Many(Generic[M]):
 
     def __call__(self, response: httpx.Response) -> list[M]:
         return [self.model.model_validate(x) for x in response.json()]
+
+
+def concat(first: list[T], then: list[T]) -> list[T]:
+    """Two pages of a list, in order."""
+    return [*first, *then]
+
+
+def more_entries(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    """Two pages of the ledger's entries (``then``'s head: the newest read)."""
+    return {**then, "entries": [*first["entries"], *then["entries"]]}
 
 
 def as_json(response: httpx.Response) -> Any:

@@ -8,7 +8,8 @@ method of the same name. Answers are read into the service's own response models
 at once. Which routes the service reserves to the operator is the service's business: a participant
 calling one gets :class:`~datamarket.client.errors.Forbidden`.
 
-No route of the API pages its answers (every list is whole), so no method pages either.
+The routes that list rows page their answers (:mod:`datamarket.service.api.paging`); the methods
+that call them follow the pages and return the whole list.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from datamarket.client.calls import (
     as_bytes,
     as_json,
     as_text,
+    concat,
     endpoint,
     id_of,
+    more_entries,
 )
 from datamarket.client.payloads import encode_dataset, plain, submission_body
 from datamarket.client.retry import Safety
@@ -46,6 +49,12 @@ from datamarket.service.api.schemas import (
 )
 
 ONCE = Safety.ONCE
+
+
+def _pages(page_size: int | None) -> dict[str, str]:
+    """The query of a paged list: ``page_size`` rows a request (None: the service's default, its
+    largest page); the method follows every page whatever the size."""
+    return {} if page_size is None else {"limit": str(page_size)}
 
 
 # -- public -----------------------------------------------------------------------------------------
@@ -69,9 +78,9 @@ def register_participant(owner: Owner, name: str) -> Spec[ParticipantCreated]:
 
 
 @endpoint("GET", "/participants")
-def list_participants(owner: Owner) -> Spec[list[ParticipantOut]]:
+def list_participants(owner: Owner, *, page_size: int | None = None) -> Spec[list[ParticipantOut]]:
     """Every participant with its balances (operator)."""
-    return Spec(Many(ParticipantOut))
+    return Spec(Many(ParticipantOut), query=_pages(page_size), join=concat)
 
 
 @endpoint("GET", "/participants/me")
@@ -109,9 +118,9 @@ def create_market(
 
 
 @endpoint("GET", "/markets")
-def list_markets(owner: Owner) -> Spec[list[MarketOut]]:
+def list_markets(owner: Owner, *, page_size: int | None = None) -> Spec[list[MarketOut]]:
     """Every market."""
-    return Spec(Many(MarketOut))
+    return Spec(Many(MarketOut), query=_pages(page_size), join=concat)
 
 
 @endpoint("GET", "/markets/{mid}")
@@ -176,9 +185,9 @@ def upload(
 
 
 @endpoint("GET", "/markets/{mid}/submissions")
-def list_submissions(owner: Owner, market: Ref) -> Spec[list[SubmissionOut]]:
+def list_submissions(owner: Owner, market: Ref, *, page_size: int | None = None) -> Spec[list[SubmissionOut]]:
     """The market's submissions: all of them for the operator, your own for a participant."""
-    return Spec(Many(SubmissionOut), {"mid": id_of(market)})
+    return Spec(Many(SubmissionOut), {"mid": id_of(market)}, _pages(page_size), join=concat)
 
 
 @endpoint("GET", "/submissions/{sid}")
@@ -214,9 +223,9 @@ def open_round(owner: Owner, market: Ref, seed: int | None = None) -> Spec[Round
 
 
 @endpoint("GET", "/markets/{mid}/rounds")
-def list_rounds(owner: Owner, market: Ref) -> Spec[list[RoundOut]]:
+def list_rounds(owner: Owner, market: Ref, *, page_size: int | None = None) -> Spec[list[RoundOut]]:
     """Every round of a market (outcomes for the operator only)."""
-    return Spec(Many(RoundOut), {"mid": id_of(market)})
+    return Spec(Many(RoundOut), {"mid": id_of(market)}, _pages(page_size), join=concat)
 
 
 @endpoint("GET", "/rounds/{rid}")
@@ -308,9 +317,9 @@ def export_ledger(owner: Owner) -> Spec[str]:
 
 
 @endpoint("GET", "/ledger/entries")
-def ledger_entries(owner: Owner) -> Spec[dict[str, Any]]:
-    """Every ledger entry and the chain head (operator)."""
-    return Spec(as_json)
+def ledger_entries(owner: Owner, *, page_size: int | None = None) -> Spec[dict[str, Any]]:
+    """Every ledger entry and the chain head (operator), all pages."""
+    return Spec(as_json, query=_pages(page_size), join=more_entries)
 
 
 @endpoint("GET", "/ledger/balances")

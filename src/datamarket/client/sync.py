@@ -72,14 +72,22 @@ class Client(ClientBase):
             raise api_error(response)
         return response
 
-    def _run(self, call: Call[T]) -> T:
-        """Send ``call`` (again, unchanged, as long as the retry policy allows) and read its answer."""
+    def _send(self, call: Call[T]) -> httpx.Response:
+        """Send ``call`` (again, unchanged, as long as the retry policy allows)."""
         retrying = self.retry.retrying(call.route.safety, call.describe(), self._sleep)
         try:
-            response = retrying(self._attempt, call)
+            return retrying(self._attempt, call)  # type: ignore[no-any-return]
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"{call.describe()}: {type(exc).__name__}: {exc}") from exc
-        return call.spec.parse(response)
+
+    def _run(self, call: Call[T]) -> T:
+        """Send ``call`` and read its answer, every page of it (:meth:`Call.next_page`)."""
+        response = self._send(call)
+        answer = call.spec.parse(response)
+        while (page := call.next_page(response)) is not None and call.spec.join is not None:
+            response = self._send(page)
+            answer = call.spec.join(answer, page.spec.parse(response))
+        return answer
 
     def participant(self, key: ParticipantCreated | str, participant_id: Ref | None = None) -> Client:
         """A client of the same service acting for a participant: its registration (as

@@ -191,18 +191,18 @@ def _check_balances(session: Session, postings: Sequence[Posting], currency: str
             )
 
 
-def records(session: Session) -> list[EntryRecord]:
-    """Every entry, in sequence order, as :class:`EntryRecord`."""
-    return [
-        EntryRecord.from_row(e)
-        for e in session.execute(select(LedgerEntry).order_by(LedgerEntry.seq)).scalars()
-    ]
+def records(session: Session, after: int = 0, limit: int | None = None) -> list[EntryRecord]:
+    """The entries in sequence order (those with ``seq > after``, ``limit`` at most), as
+    :class:`EntryRecord`."""
+    q = select(LedgerEntry).where(LedgerEntry.seq > after).order_by(LedgerEntry.seq).limit(limit)
+    return [EntryRecord.from_row(e) for e in session.execute(q).scalars()]
 
 
-def dump(session: Session) -> dict[str, Any]:
-    """Every entry and the head as JSON-safe data (deterministic order)."""
+def dump(session: Session, after: int = 0, limit: int | None = None) -> dict[str, Any]:
+    """The entries (all, or :func:`records`' window) and the head as JSON-safe data (deterministic
+    order)."""
     entries = []
-    for r in records(session):
+    for r in records(session, after, limit):
         d = r.to_dict()
         d["amount_minor"] = int(r.amount_minor)
         entries.append(d)

@@ -21,7 +21,44 @@ DbOpt = Annotated[
     typer.Option("--db", help="Database URL (default $DATAMARKET_DATABASE_URL or sqlite:///datamarket.db)."),
 ]
 
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="DATAMARKET_URL",
+        help="A running service's base URL ($DATAMARKET_URL): read its ledger over the API "
+        "(datamarket.client) instead of a database.",
+    ),
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option("--key", envvar="DATAMARKET_API_KEY", help="API key for --url ($DATAMARKET_API_KEY)."),
+]
+
 ledger_app = typer.Typer(help="Inspect and verify the ledger.", no_args_is_help=True)
+
+
+def _remote(url: str, key: str | None, call: Any) -> Any:
+    """``call(client)`` on a :class:`datamarket.client.Client` of the service at ``url``; its errors as
+    the command's (exit 2, the service's problem detail)."""
+    try:
+        from datamarket.client import Client, ClientError
+    except ImportError as exc:  # httpx or tenacity missing
+        raise _fail(
+            f"--url needs the client extra: pip install 'datamarket[client]' ({exc.name} missing)"
+        ) from None
+    if not key:
+        raise _fail("--url needs an API key: --key or $DATAMARKET_API_KEY")
+    try:
+        with Client(url, key) as client:
+            return call(client)
+    except ClientError as exc:
+        raise _fail(f"{url}: {exc}") from None
+
+
+def _one_source(db: str | None, file: Path | None, url: str | None) -> None:
+    if sum(x is not None for x in (db, file, url)) > 1:
+        raise _fail("give one of --db, --file and --url")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -110,11 +147,18 @@ def verify_cmd(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    url: UrlOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Recompute the hash chain and check it against the rest of the database (rounds, submissions,
     deliverables) and any checkpoints; exit 1 when the ledger was tampered with. With only
-    --receipt, check receipts alone (what a participant can do without the ledger)."""
+    --receipt, check receipts alone (what a participant can do without the ledger). With --url and
+    the operator's key, the service's export is downloaded and checked here, as --file checks one;
+    with a participant's key and --receipt, the service checks that its ledger still extends each
+    receipt's checkpoint (POST /ledger/checkpoint)."""
     from datamarket.ledger import parse_checkpoints
+
+    _one_source(db, file, url)
 
     cps = []
     for path in [*(checkpoint or []), *(receipt or [])]:
@@ -124,10 +168,13 @@ def verify_cmd(
             if path in (checkpoint or []):
                 raise _fail(f"checkpoint: {path}: {exc}") from None
     own = _receipt_problems(receipt or [])
-    if receipt and db is None and file is None:
+    if receipt and db is None and file is None and url is None:
         _report_receipts(own, json_out)
         return
-    report = _ledger_report(db, file, cps)
+    if url is not None and _is_participant(url, key):
+        _remote_receipts(url, key, receipt or [], own, json_out)
+        return
+    report = _ledger_report(db, file, cps, url, key)
     if json_out:
         out = report.to_dict()
         if receipt:
@@ -146,10 +193,48 @@ def verify_cmd(
         raise typer.Exit(code=1)
 
 
-def _ledger_report(db: str | None, file: Path | None, cps: list[dict[str, Any]]) -> Any:
-    """The verification of the database at ``db``, or of the export ``file``, with ``cps``."""
+def _is_participant(url: str, key: str | None) -> bool:
+    """Whether ``key`` is a participant's at ``url`` (``/participants/me`` refuses the operator's)."""
+    from datamarket.client import Forbidden
+
+    def who(client: Any) -> bool:
+        try:
+            client.me()
+        except Forbidden:
+            return False
+        return True
+
+    return bool(_remote(url, key, who))
+
+
+def _remote_receipts(
+    url: str, key: str | None, paths: list[Path], own: dict[Path, list[str]], json_out: bool
+) -> None:
+    """A participant's check at ``url``: each receipt on its own (``own``) and the service's answer
+    that its ledger extends the receipt's checkpoint."""
+    if not paths:
+        raise _fail("--url with a participant's key checks receipts: give --receipt")
+    for path in paths:
+        answer = _remote(url, key, lambda c, p=path: c.verify_checkpoint(_read_json(p, "receipt")))
+        own[path] = [*own[path], *(f"service: {x}" for x in answer.problems)]
+    _report_receipts(own, json_out)
+
+
+def _ledger_report(
+    db: str | None,
+    file: Path | None,
+    cps: list[dict[str, Any]],
+    url: str | None = None,
+    key: str | None = None,
+) -> Any:
+    """The verification of the database at ``db``, of the export ``file``, or of the export the
+    service at ``url`` gives (checked here), with ``cps``."""
+    import io
+
     from datamarket.ledger import verify_checkpoints, verify_export
 
+    if url is not None:
+        return verify_export(io.StringIO(_remote(url, key, lambda c: c.export_ledger())), cps)
     if file is None:
         with _session(db) as s:
             return verify_checkpoints(s, cps)
@@ -186,13 +271,20 @@ def _report_receipts(found: dict[Path, list[str]], json_out: bool, *, exit_on_fa
 def export_cmd(
     db: DbOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file (default: stdout).")] = None,
+    url: UrlOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Write the ledger as JSON Lines: one entry per line with every field and its hash, then the
-    round records and the head; `ledger verify --file` checks it offline."""
+    round records and the head; `ledger verify --file` checks it offline. With --url, the running
+    service's (the operator's key)."""
     from datamarket.ledger import export_lines
 
-    with _session(db) as s:
-        lines = [line + "\n" for line in export_lines(s)]
+    _one_source(db, None, url)
+    if url is not None:
+        lines = _remote(url, key, lambda c: c.export_ledger()).splitlines(keepends=True)
+    else:
+        with _session(db) as s:
+            lines = [line + "\n" for line in export_lines(s)]
     if out is None:
         sys.stdout.writelines(lines)
     else:
@@ -201,12 +293,18 @@ def export_cmd(
 
 
 @ledger_app.command("dump")
-def dump_cmd(db: DbOpt = None) -> None:
-    """Print every ledger entry and the chain head as JSON."""
+def dump_cmd(db: DbOpt = None, url: UrlOpt = None, key: KeyOpt = None) -> None:
+    """Print every ledger entry and the chain head as JSON (with --url, the running service's, every
+    page of it; the operator's key)."""
     from datamarket.ledger import dump
 
-    with _session(db) as s:
-        sys.stdout.write(json.dumps(dump(s), indent=1) + "\n")
+    _one_source(db, None, url)
+    if url is not None:
+        data = _remote(url, key, lambda c: c.ledger_entries())
+    else:
+        with _session(db) as s:
+            data = dump(s)
+    sys.stdout.write(json.dumps(data, indent=1) + "\n")
 
 
 # ``serve``'s options: None when not given (the settings then take the environment or their default)

@@ -120,10 +120,11 @@ def export(db: Database) -> str:
         return "".join(line + "\n" for line in audit.export_lines(s))
 
 
-def entries(db: Database) -> dict[str, Any]:
-    """Every ledger entry and the chain head."""
+def entries(db: Database, after: int = 0, limit: int | None = None) -> dict[str, Any]:
+    """The ledger entries by ``seq`` after ``after`` (``limit + 1`` at most when given) and the chain
+    head."""
     with db.read() as s:
-        return chain.dump(s)
+        return chain.dump(s, after, None if limit is None else limit + 1)
 
 
 def balances(db: Database) -> dict[str, dict[str, int]]:

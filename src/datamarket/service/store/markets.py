@@ -28,7 +28,7 @@ from datamarket.service.adapters.plans import next_steps
 from datamarket.service.auth import Principal
 from datamarket.service.store.db import Database
 from datamarket.service.store.errors import NotReady
-from datamarket.service.store.rows import get_or_404
+from datamarket.service.store.rows import get_or_404, window
 from datamarket.service.store.submissions import load_inputs, unconsumed_ids
 from datamarket.service.uploads import UploadLimits
 
@@ -75,10 +75,10 @@ def create_market(
         return market_view(m)
 
 
-def list_markets(db: Database) -> list[dict[str, Any]]:
-    """Every market, by id."""
+def list_markets(db: Database, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    """The markets by id, after ``after`` (:func:`~datamarket.service.store.rows.window`)."""
     with db.read() as s:
-        return [market_view(m) for m in s.execute(select(Market).order_by(Market.id)).scalars()]
+        return [market_view(m) for m in s.execute(window(select(Market), Market.id, after, limit)).scalars()]
 
 
 def get_market(db: Database, mid: int) -> dict[str, Any]:

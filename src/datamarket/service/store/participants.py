@@ -15,7 +15,7 @@ from datamarket.ledger.money import PLATFORM, Currency
 from datamarket.service.auth import Principal, hash_key, new_api_key
 from datamarket.service.store.db import Database
 from datamarket.service.store.errors import Conflict
-from datamarket.service.store.rows import check_owner, get_or_404
+from datamarket.service.store.rows import check_owner, get_or_404, window
 
 
 def participant_view(s: Session, p: Participant) -> dict[str, Any]:
@@ -45,12 +45,12 @@ def register(db: Database, name: str) -> dict[str, Any]:
     return {"id": pid, "name": name, "api_key": key}
 
 
-def list_participants(db: Database) -> list[dict[str, Any]]:
-    """Every participant with its balances, by id."""
+def list_participants(db: Database, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    """The participants with their balances, by id, after ``after``
+    (:func:`~datamarket.service.store.rows.window`)."""
     with db.read() as s:
-        return [
-            participant_view(s, p) for p in s.execute(select(Participant).order_by(Participant.id)).scalars()
-        ]
+        q = window(select(Participant), Participant.id, after, limit)
+        return [participant_view(s, p) for p in s.execute(q).scalars()]
 
 
 def get_participant(db: Database, who: Principal, pid: int) -> dict[str, Any]:

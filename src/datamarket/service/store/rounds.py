@@ -27,7 +27,7 @@ from datamarket.service.auth import Principal
 from datamarket.service.store.db import Database, rowcount
 from datamarket.service.store.errors import Conflict, NotReady
 from datamarket.service.store.idempotency import Keyed, create_once, find, request_hash
-from datamarket.service.store.rows import get_or_404
+from datamarket.service.store.rows import get_or_404, window
 from datamarket.service.store.submissions import load_inputs, unconsumed_ids
 from datamarket.service.uploads import UploadLimits
 
@@ -173,11 +173,13 @@ def retry(db: Database, who: Principal, rid: int) -> dict[str, Any]:
         raise Conflict(f"another round of round {rid}'s market is in progress") from None
 
 
-def list_rounds(db: Database, who: Principal, mid: int) -> list[dict[str, Any]]:
-    """Every round of a market, by id."""
+def list_rounds(
+    db: Database, who: Principal, mid: int, after: int = 0, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The rounds of a market by id, after ``after`` (:func:`~datamarket.service.store.rows.window`)."""
     with db.read() as s:
         get_or_404(s, Market, mid, "market")
-        q = select(Round).where(Round.market_id == mid).order_by(Round.id)
+        q = window(select(Round).where(Round.market_id == mid), Round.id, after, limit)
         return [round_view(r, who) for r in s.execute(q).scalars()]
 
 

@@ -30,7 +30,7 @@ from datamarket.service.auth import Principal
 from datamarket.service.store.db import Database, rowcount
 from datamarket.service.store.errors import Busy, Conflict, NotFound, NotReady, TooLarge
 from datamarket.service.store.idempotency import PAYLOAD_KEY, Keyed, create_once, request_hash
-from datamarket.service.store.rows import check_owner, get_or_404
+from datamarket.service.store.rows import check_owner, get_or_404, window
 from datamarket.service.uploads import (
     Admission,
     UploadLimits,
@@ -392,13 +392,17 @@ def _parse_and_store(
 
 
 # -- reading and excluding ------------------------------------------------------------------------
-def list_submissions(db: Database, who: Principal, mid: int) -> list[dict[str, Any]]:
-    """The market's submissions: every one for the operator, a participant's own for a participant."""
+def list_submissions(
+    db: Database, who: Principal, mid: int, after: int = 0, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The market's submissions by id, after ``after`` (:func:`~datamarket.service.store.rows.window`):
+    every one for the operator, a participant's own for a participant."""
     with db.read() as s:
         get_or_404(s, Market, mid, "market")
-        q = select(Submission).where(Submission.market_id == mid).order_by(Submission.id)
+        q = select(Submission).where(Submission.market_id == mid)
         if not who.is_admin:
             q = q.where(Submission.participant_id == who.participant_id)
+        q = window(q, Submission.id, after, limit)
         return [submission_view(x) for x in s.execute(q).scalars()]
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Admin, State, Who
+from datamarket.service.api.paging import Page, paged
 from datamarket.service.store import ledger as store
 
 router = APIRouter(tags=["ledger"])
@@ -55,9 +56,12 @@ def export(_: Admin, st: State) -> NDJSONResponse:
 
 
 @router.get("/ledger/entries")
-def entries(_: Admin, st: State) -> dict[str, Any]:
-    """Every ledger entry and the chain head (operator only)."""
-    return store.entries(st.db)
+def entries(_: Admin, st: State, page: Page, request: Request, response: Response) -> dict[str, Any]:
+    """The ledger entries by ``seq`` and the chain head (operator only), a page at a time (``after``
+    a seq, ``limit``; ``Link: rel="next"`` while more follow)."""
+    out = store.entries(st.db, page.after, page.limit)
+    out["entries"] = paged(out["entries"], page, request, response, key=lambda e: e["seq"])
+    return out
 
 
 @router.get("/ledger/balances")

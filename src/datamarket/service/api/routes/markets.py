@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Admin, Id, State, Who
+from datamarket.service.api.paging import Page, paged
 from datamarket.service.store import markets as store
 
 router = APIRouter(tags=["markets"])
@@ -24,9 +25,11 @@ def create_market(body: S.MarketIn, _: Admin, st: State) -> S.MarketOut:
 
 
 @router.get("/markets", response_model=list[S.MarketOut])
-def list_markets(_: Who, st: State) -> list[S.MarketOut]:
-    """Every market."""
-    return [S.MarketOut(**m) for m in store.list_markets(st.db)]
+def list_markets(_: Who, st: State, page: Page, request: Request, response: Response) -> list[S.MarketOut]:
+    """The markets by id, a page at a time (``after``, ``limit``; ``Link: rel="next"`` while more
+    follow)."""
+    rows = store.list_markets(st.db, page.after, page.limit)
+    return [S.MarketOut(**m) for m in paged(rows, page, request, response)]
 
 
 @router.get("/markets/{mid}", response_model=S.MarketOut)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Admin, Id, ParticipantOnly, State, Who
+from datamarket.service.api.paging import Page, paged
 from datamarket.service.store import participants as store
 
 router = APIRouter(tags=["participants"])
@@ -18,9 +19,13 @@ def register(body: S.ParticipantIn, _: Admin, st: State) -> S.ParticipantCreated
 
 
 @router.get("/participants", response_model=list[S.ParticipantOut])
-def list_participants(_: Admin, st: State) -> list[S.ParticipantOut]:
-    """Every participant with its balance (operator only)."""
-    return [S.ParticipantOut(**p) for p in store.list_participants(st.db)]
+def list_participants(
+    _: Admin, st: State, page: Page, request: Request, response: Response
+) -> list[S.ParticipantOut]:
+    """The participants with their balances (operator only), a page at a time (``after``, ``limit``;
+    ``Link: rel="next"`` while more follow)."""
+    rows = store.list_participants(st.db, page.after, page.limit)
+    return [S.ParticipantOut(**p) for p in paged(rows, page, request, response)]
 
 
 @router.get("/participants/me", response_model=S.ParticipantOut)

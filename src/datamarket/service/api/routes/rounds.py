@@ -3,11 +3,12 @@ status and progress, retry of a failed round, and the operator's release or fail
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Admin, Id, IdemKey, State, Who
+from datamarket.service.api.paging import Page, paged
 from datamarket.service.clearing.runner import fail_round, open_round, release_round, retry_round
 from datamarket.service.store import rounds as store
 
@@ -36,9 +37,13 @@ def clear(
 
 
 @router.get("/markets/{mid}/rounds", response_model=list[S.RoundOut])
-def list_rounds(mid: Id, who: Who, st: State) -> list[S.RoundOut]:
-    """Every round of a market (status and progress; outcomes for the operator)."""
-    return [S.RoundOut(**r) for r in store.list_rounds(st.db, who, mid)]
+def list_rounds(
+    mid: Id, who: Who, st: State, page: Page, request: Request, response: Response
+) -> list[S.RoundOut]:
+    """The rounds of a market (status and progress; outcomes for the operator), a page at a time
+    (``after``, ``limit``; ``Link: rel="next"`` while more follow)."""
+    rows = store.list_rounds(st.db, who, mid, page.after, page.limit)
+    return [S.RoundOut(**r) for r in paged(rows, page, request, response)]
 
 
 @router.get("/rounds/{rid}", response_model=S.RoundOut)

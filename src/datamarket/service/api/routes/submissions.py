@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Admin, Id, IdemKey, ParticipantOnly, State, Who
+from datamarket.service.api.paging import Page, paged
 from datamarket.service.store import submissions as store
 from datamarket.service.uploads.names import MAX_COLUMN_NAME, MAX_FILENAME, NAME_PATTERN
 
@@ -117,9 +118,13 @@ async def upload(
 
 
 @router.get("/markets/{mid}/submissions", response_model=list[S.SubmissionOut])
-def list_submissions(mid: Id, who: Who, st: State) -> list[S.SubmissionOut]:
-    """The operator sees every submission of the market, a participant its own."""
-    return [S.SubmissionOut(**x) for x in store.list_submissions(st.db, who, mid)]
+def list_submissions(
+    mid: Id, who: Who, st: State, page: Page, request: Request, response: Response
+) -> list[S.SubmissionOut]:
+    """The operator sees every submission of the market, a participant its own; a page at a time
+    (``after``, ``limit``; ``Link: rel="next"`` while more follow)."""
+    rows = store.list_submissions(st.db, who, mid, page.after, page.limit)
+    return [S.SubmissionOut(**x) for x in paged(rows, page, request, response)]
 
 
 @router.get("/submissions/{sid}", response_model=S.SubmissionOut)
