@@ -18,6 +18,7 @@ from datamarket.scenarios.inputs import (
     broker,
     collaborative,
     competing_buyers,
+    realtime_market,
     truthful_payments,
 )
 from tests.service_support import csv_bytes
@@ -116,10 +117,54 @@ def competing_buyers_market(op: Client, tmp: Path) -> tuple[MarketOut, dict[str,
     return market, cl
 
 
+def realtime_market_market(op: Client, tmp: Path) -> tuple[MarketOut, dict[str, Client]]:
+    """Three sellers upload a feature of scikit-learn's diabetes data each (an ndarray, a DataFrame,
+    a CSV file); two buyers bid (answered at once, the first round opens by itself); the caller opens
+    no round: :func:`wait_for_booking` follows the automatic ones."""
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True)
+    x, y = x[:120], (y[:120] - y[:120].mean()) / y[:120].std()
+    params = realtime_market.Params(horizon="doubling", levels=6, rule="pd_a", max_bid=2.0)
+    market = op.create_market("realtime_market", params, name="diabetes features")
+    cl = join(op, market, ["bmi", "bp", "s5", "clinic_a", "clinic_b"])
+    cl["bmi"].upload(market, x[:, 2], kind="stream")
+    cl["bp"].upload(market, pd.DataFrame({"bp": x[:, 3]}), kind="stream")
+    path = tmp / "s5.csv"
+    pd.DataFrame({"s5": x[:, 8]}).to_csv(path, index=False)
+    cl["s5"].upload(market, path, kind="stream")
+    test = list(range(0, 120, 4))
+    for name, value in (("clinic_a", 1.5), ("clinic_b", 0.8)):
+        order = realtime_market.Order(value=value, labels=y.tolist(), test_rows=test)
+        answered = cl[name].submit(market, order)
+        assert len(answered.payload["answer"]["predictions"]) == len(test), answered.payload
+    return market, cl
+
+
+def booked_rounds(op: Client, market: MarketOut, timeout: float = 120.0) -> list:
+    """The rounds of a market whose rounds open by themselves (the real-time market), once every
+    answered bid was booked: each round waited for, until no bid waits."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for r in op.list_rounds(market):
+            op.wait(r, timeout=timeout)
+        if all(x.consumed_round_id for x in op.list_submissions(market) if x.kind == "bid"):
+            rounds = op.list_rounds(market)  # after the check: every round that booked a bid
+            return [op.wait(r, timeout=timeout) for r in rounds]
+        assert time.monotonic() < deadline, "answered bids were never booked"
+        time.sleep(0.1)
+
+
+AUTOMATIC = {"realtime_market"}
+"""Families whose rounds open by themselves (each answered bid is booked without the operator)."""
+
 FAMILIES: dict[str, Setup] = {
     "broker": broker_market,
     "collaborative": collaborative_market,
     "truthful_payments": truthful_payments_market,
     "balanced_market": balanced_market_market,
     "competing_buyers": competing_buyers_market,
+    "realtime_market": realtime_market_market,
 }

@@ -225,8 +225,9 @@ def default_config() -> Config:
     )
 
 
-def market_config(config: Config) -> MarketConfig:
-    """The library's market configuration of a validated scenario."""
+def market_config(config: Params) -> MarketConfig:
+    """The library's market configuration of a validated scenario (or of a service market's
+    parameters: the fields of :class:`Params`)."""
     return MarketConfig(
         allocation=Allocation(config.form, config.sigma, config.levels, config.monotone),
         division=DivisionSpec(

@@ -22,11 +22,15 @@ Entry points
 ------------
 :class:`Streams`, :class:`Task`, :class:`TaskBuyer`, :class:`Learner` (any scikit-learn estimator),
 :class:`MarketConfig` (:class:`Allocation`, :class:`DivisionSpec`), :func:`run_market` (the rounds, a
-:class:`MarketRun` with an ``Outcome``), :func:`run_closed_form` (:math:`h_p(b) = \min(b/p, 1)`),
+:class:`MarketRun` with an ``Outcome``), :func:`answer_buyer` (one buyer's online answer),
+:func:`engine_shapley`, :func:`run_closed_form` (:math:`h_p(b) = \min(b/p, 1)`),
 :func:`replication_sweep`, :func:`certify_run`, :func:`certify_closed_form`, ``MECHANISMS``.
 
 Modules: ``_data`` (streams, tasks, learner, gain, coalition game), ``_allocation`` (AF*, RF*),
-``_pricing`` (Algorithm 1), ``_division`` (Algorithms 2 and 3), ``_market`` (rounds), ``_replication``,
+``_pricing`` (Algorithm 1), ``_online`` (one buyer answered at once, its charge divided later:
+:func:`answer`, :func:`divide_answer`, :class:`PricerState`), ``_division`` (Algorithms 2 and 3),
+``_fast`` (PD*'s Shapley values by the valuation engine under a stopping rule), ``_market`` (rounds),
+``_replication``,
 ``_certificate``, ``_guarantees``. The deviations from the printed paper are stated in each module and
 on the errata page.
 
@@ -48,10 +52,13 @@ from datamarket.mechanisms.realtime_market._allocation import (
     measure_curve,
 )
 from datamarket.mechanisms.realtime_market._certificate import (
+    balance_check,
     certify_closed_form,
     certify_run,
+    myerson_check,
     regret_check,
     truthfulness_check,
+    unassigned_check,
 )
 from datamarket.mechanisms.realtime_market._data import (
     CoalitionGame,
@@ -73,17 +80,21 @@ from datamarket.mechanisms.realtime_market._division import (
     theorem_5_3_samples,
     theorem_5_4_samples,
 )
+from datamarket.mechanisms.realtime_market._fast import HalfWidth, engine_shapley
 from datamarket.mechanisms.realtime_market._guarantees import MECHANISMS, ic_probes, random_market
 from datamarket.mechanisms.realtime_market._market import (
     PAPER,
+    Answer,
     ClosedFormRun,
     MarketConfig,
     MarketRun,
     Round,
+    answer_buyer,
     closed_form_revenue,
     run_closed_form,
     run_market,
 )
+from datamarket.mechanisms.realtime_market._online import OnlineAnswer, PricerState, answer, divide_answer
 from datamarket.mechanisms.realtime_market._pricing import (
     Pricer,
     PricingTrace,
@@ -102,6 +113,7 @@ __all__ = [
     "MECHANISMS",
     "PAPER",
     "Allocation",
+    "Answer",
     "ClosedFormCurve",
     "ClosedFormRun",
     "CoalitionGame",
@@ -109,10 +121,13 @@ __all__ = [
     "Division",
     "DivisionSpec",
     "GainCurve",
+    "HalfWidth",
     "Learner",
     "MarketConfig",
     "MarketRun",
+    "OnlineAnswer",
     "Pricer",
+    "PricerState",
     "PricingTrace",
     "ReplicationPoint",
     "ReplicationSweep",
@@ -123,15 +138,21 @@ __all__ = [
     "TaskBuyer",
     "algorithm1_parameters",
     "algorithm2",
+    "answer",
+    "answer_buyer",
+    "balance_check",
     "certify_closed_form",
     "certify_run",
     "closed_form_best",
     "closed_form_revenue",
     "content_id",
     "divide",
+    "divide_answer",
+    "engine_shapley",
     "epsilon_net",
     "ic_probes",
     "measure_curve",
+    "myerson_check",
     "random_market",
     "regret_check",
     "replication_sweep",
@@ -142,4 +163,5 @@ __all__ = [
     "theorem_5_3_samples",
     "theorem_5_4_samples",
     "truthfulness_check",
+    "unassigned_check",
 ]

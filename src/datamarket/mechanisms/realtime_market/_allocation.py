@@ -211,12 +211,59 @@ def measure_curve(
     seed: int,
 ) -> tuple[GainCurve, Degrader]:
     """The round's gain curve: the learner on every stream, degraded at each of the ``K + 1`` levels
-    with the round's common random numbers (``K + 1`` fits), and the degrader that made them."""
+    with the round's common random numbers (``K + 1`` fits), and the degrader that made them.
+
+    Least squares under noise (:func:`_least_squares_gains`) shares one set of Gram matrices across the
+    levels; any other learner or form is fitted level by level on the coalition game."""
     degrader = Degrader(streams, allocation, seed)
     grid = allocation.grid(b_max)
+    if learner.alpha is not None and allocation.form == "noise":
+        gains = _least_squares_gains(streams, task, learner.alpha, scorer, degrader, grid)
+        return GainCurve(allocation, grid, gains), degrader
     gains = np.empty(grid.size)
     full = (1 << streams.n_sellers) - 1
     for k, level in enumerate(grid):
         game = CoalitionGame(degrader.apply(float(level)), streams.ids, streams.names, task, learner, scorer)
         gains[k] = game.value(full)
     return GainCurve(allocation, grid, gains), degrader
+
+
+def _least_squares_gains(
+    streams: Streams, task: Task, alpha: float, scorer: Scorer, degrader: Degrader, grid: FloatArray
+) -> FloatArray:
+    r"""The gains of least squares (ridge ``alpha``, intercept) on all distinct streams at every noise
+    level :math:`s`, from three Gram matrices instead of one refit per level.
+
+    The streams at level :math:`s` are :math:`X + sN` (:math:`N = \sigma\,s_j\,\varepsilon_j`, the
+    round's draw), so with centred training rows :math:`X_c, N_c` and target :math:`y_c`:
+    :math:`G_s = X_c^\top X_c + s(X_c^\top N_c + N_c^\top X_c) + s^2 N_c^\top N_c` and
+    :math:`c_s = X_c^\top y_c + s N_c^\top y_c`; the weights solve :math:`(G_s + \alpha I) w = c_s`
+    (minimum norm at :math:`\alpha = 0`), the coalition game's least-squares fit exactly, up to rounding
+    (and, for a rank-deficient :math:`G_s`, up to the rank decision of a pivoted QR instead of an SVD).
+    """
+    keep = sorted({c: j for j, c in reversed(list(enumerate(streams.ids)))}.items())  # first column per id
+    cols = [j for _, j in keep]
+    test, m = task.test, len(cols)
+    noise = degrader.allocation.sigma * degrader.scale[cols]
+    x = np.hstack([streams.values[:, cols], degrader.draws[:, cols] * noise])  # [X, N]
+    y = np.asarray(task.labels[~test], dtype=np.float64)
+    train = x[~test]
+    mean, my = train.mean(axis=0), float(y.mean())
+    train -= mean
+    gram, cross = train.T @ train, train.T @ (y - my)
+    xx, xn, nn = gram[:m, :m], gram[:m, m:], gram[m:, m:]
+    xy, ny = cross[:m], cross[m:]
+    held = x[test] - mean
+    xt, nt = held[:, :m], held[:, m:]
+    from scipy.linalg import lstsq
+
+    eye, cutoff = alpha * np.eye(m), np.finfo(np.float64).eps * m  # numpy's rcond
+    gains = np.empty(grid.size)
+    for k, s in enumerate(grid.tolist()):
+        g, c = xx + s * (xn + xn.T) + (s * s) * nn, xy + s * ny
+        if alpha > 0:
+            w = np.linalg.solve(g + eye, c)
+        else:  # minimum norm by a complete orthogonal factorisation (LAPACK gelsy), not an SVD
+            w = lstsq(g, c, cond=cutoff, lapack_driver="gelsy", check_finite=False)[0]
+        gains[k] = scorer(xt @ w + s * (nt @ w) + my)
+    return gains

@@ -12,6 +12,12 @@ PD*_A, Algorithm 2 (SHAPLEY-APPROX)
     (:func:`theorem_5_3_samples`). For ``M <= exact_up_to`` the values are exact instead, by the
     valuation engine (:func:`datamarket.valuation.value_table` and
     :func:`~datamarket.valuation.shapley_from_table`: ``2^M`` coalitions, each fitted once).
+Fast PD*_A and PD*_B (``shapley = "engine"``, the default above ``exact_up_to`` sellers)
+    The same accuracy target, :math:`\|\hat\psi - \psi\|_\infty < \varepsilon` (PD*_A; Thm 5.4's
+    :math:`\varepsilon/3` for PD*_B) at level :math:`\delta`, by the valuation engine's Monte Carlo
+    estimator, stopped when every seller's Student-t half-width at level :math:`\delta/M` is below it
+    (:mod:`._fast`). A confidence statement from the central limit theorem, not Hoeffding's bound;
+    at most Algorithm 2's ``2MK`` evaluations.
 PD*_B, Algorithm 3 (SHAPLEY-ROBUST)
     :math:`\psi(m) = \hat\psi(m)\exp(-\lambda \sum_{j \ne m} \mathrm{SM}(X_m, X_j))`, not renormalised.
     Thm 5.4: with :math:`K \ge M\log(2/\delta)/(2(\varepsilon/3)^2)` (:func:`theorem_5_4_samples`) and
@@ -53,11 +59,12 @@ from datamarket.core.errors import InvalidMarketError
 from datamarket.core.random import spawn_generators
 from datamarket.core.types import FloatArray
 from datamarket.mechanisms.realtime_market._data import CoalitionGame
+from datamarket.mechanisms.realtime_market._fast import engine_values
 from datamarket.valuation import shapley_from_table, value_table
 
 Rule = Literal["pd_a", "pd_b"]
 Similarity = Literal["cosine", "pearson"]
-ShapleyMethod = Literal["auto", "exact", "sampled"]
+ShapleyMethod = Literal["auto", "exact", "sampled", "engine"]
 
 LOG_2 = math.log(2.0)
 """Thm 5.4's lambda: the least with :math:`c\\,e^{-\\lambda(c-1)} \\le 1` for every integer ``c >= 1``."""
@@ -138,9 +145,10 @@ class Division:
 
     ``shapley`` (raw, summing to ``grand`` = v([M]) - v(empty) when exact), ``shares`` = shapley / grand
     (PD*_A's split), ``paid`` the fractions of the charge paid to each seller (``shares`` under ``pd_a``,
-    ``shares * penalty`` under ``pd_b``), ``unassigned`` = 1 - sum(paid); ``method`` is ``exact`` or
-    ``sampled`` (``samples`` permutations per seller, Algorithm 2), ``calls`` the game evaluations asked
-    for (2 M K when sampled) and ``fits`` the models fitted; ``similarity`` is SM between the clean
+    ``shares * penalty`` under ``pd_b``), ``unassigned`` = 1 - sum(paid); ``method`` is ``exact``,
+    ``sampled`` (``samples`` permutations per seller, Algorithm 2) or ``engine`` (``samples``: the
+    permutations the engine drew, each giving every seller one marginal), ``calls`` the game evaluations
+    asked for (2 M K when sampled) and ``fits`` the models fitted; ``similarity`` is SM between the clean
     streams, ``eps`` the accuracy targeted by Algorithm 2 and ``table`` the game's value on every coalition
     (exact values only, for the certificate).
     """
@@ -171,8 +179,9 @@ class Division:
 @dataclass(frozen=True)
 class DivisionSpec:
     """PD*'s parameters: ``rule``, ``similarity``, ``lam`` (lambda), how Shapley values are computed
-    (``exact`` up to ``exact_up_to`` sellers under ``auto``) and Algorithm 2's accuracy ``eps``,
-    ``delta`` (``samples``: a fixed K instead of the theorem's)."""
+    (``exact``, ``sampled`` by Algorithm 2, ``engine`` by the valuation engine under a stopping rule;
+    ``auto``: exact up to ``exact_up_to`` sellers, else ``engine``) and the accuracy ``eps``, ``delta``
+    (``samples``: a fixed K for Algorithm 2 instead of the theorem's)."""
 
     rule: Rule = "pd_b"
     similarity: Similarity = "cosine"
@@ -186,8 +195,8 @@ class DivisionSpec:
     def __post_init__(self) -> None:
         if self.rule not in ("pd_a", "pd_b"):
             raise InvalidMarketError("division.rule", "must be 'pd_a' or 'pd_b'")
-        if self.shapley not in ("auto", "exact", "sampled"):
-            raise InvalidMarketError("division.shapley", "must be 'auto', 'exact' or 'sampled'")
+        if self.shapley not in ("auto", "exact", "sampled", "engine"):
+            raise InvalidMarketError("division.shapley", "must be 'auto', 'exact', 'sampled' or 'engine'")
         if not (np.isfinite(self.lam) and self.lam >= 0):
             raise InvalidMarketError("division.lam", "must be finite and >= 0")
         _check_accuracy(self.eps, self.delta)
@@ -202,19 +211,32 @@ class DivisionSpec:
     def exact(self, n_sellers: int) -> bool:
         return self.shapley == "exact" or (self.shapley == "auto" and n_sellers <= self.exact_up_to)
 
+    def method(self, n_sellers: int) -> str:
+        """``exact``, ``sampled`` (Algorithm 2) or ``engine`` for a game of ``n_sellers``."""
+        if self.exact(n_sellers):
+            return "exact"
+        return "engine" if self.shapley in ("auto", "engine") else "sampled"
+
+    def target(self) -> float:
+        """The accuracy the Shapley values need: ``eps`` (Thm 5.3, PD*_A) or ``eps / 3`` (Thm 5.4)."""
+        return self.eps if self.rule == "pd_a" else self.eps / 3
+
 
 def divide(game: CoalitionGame, clean: FloatArray, spec: DivisionSpec, seed: int) -> Division:
     """PD*_A or PD*_B (``spec.rule``) of one buyer's game; ``clean`` are the streams before AF*."""
     m = game.n_players
     calls0, fits0 = game.calls, game.fits
     table = None
-    if spec.exact(m):
+    method = spec.method(m)
+    if method == "exact":
         table = value_table(game)  # the valuation engine's exact path: every coalition once
-        values, stderr, method, k = shapley_from_table(table), np.zeros(m), "exact", 0
+        values, stderr, k = shapley_from_table(table), np.zeros(m), 0
+    elif method == "engine":  # at most Algorithm 2's 2MK evaluations
+        cap = 2 * m * spec.sample_count(m)
+        values, stderr, k = engine_values(game, spec.target(), spec.delta, cap, seed)
     else:
         k = spec.sample_count(m)
         values, stderr = algorithm2(game, k, seed)
-        method = "sampled"
     grand = game.value((1 << m) - 1) - game.value(0)
     shares = values / grand if grand > 0 else np.zeros(m)
     sm = similarity_matrix(clean, game.ids, spec.similarity)

@@ -13,8 +13,9 @@ A round, for buyer :math:`n` arriving with its task, value :math:`\mu_n` and bid
 6. :math:`\psi_n = \mathrm{PD}^*(Y_n, \tilde X)` splits :math:`r_n` (Algorithm 2 or 3).
 
 Cost per buyer (Cor. 5.1 counts calls to the learner): ``K + 1`` fits for the curve, ``|C|(K + 1)``
-arithmetic operations for the charges at the net, and ``2^M`` fits (exact) or ``2MK`` calls (Algorithm
-2) for the split. The closed-form market (:func:`run_closed_form`) has no sellers: every buyer's curve
+arithmetic operations for the charges at the net (steps 1-5, :func:`answer_buyer`, the online answer),
+and ``2^M`` fits (exact), ``2MK`` calls (Algorithm 2) or the engine's evaluations until its stopping
+rule fires for the split. The closed-form market (:func:`run_closed_form`) has no sellers: every buyer's curve
 is :math:`h_p(b) = \min(b/p, 1)`; it isolates AF*/RF*/PF*.
 """
 
@@ -40,6 +41,7 @@ from datamarket.mechanisms.realtime_market._data import (
     Learner,
     Scorer,
     Streams,
+    Task,
     TaskBuyer,
 )
 from datamarket.mechanisms.realtime_market._division import Division, DivisionSpec, divide
@@ -170,31 +172,71 @@ def run_market(
     return MarketRun(streams.names, cfg, tuple(rounds), pricer.trace)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The online answer to one buyer (steps 1-5: PF*, AF*, RF*): the posted price, the gain curve, the
+    delivered level and its streams, the gain and the charge; the split (step 6) can follow offline."""
+
+    price: float
+    bid: float
+    level: int
+    gain: float
+    charge: float
+    curve: GainCurve
+    scorer: Scorer
+    allocated: FloatArray
+
+
+def answer_buyer(
+    streams: Streams, buyer: TaskBuyer, learner: Learner, config: MarketConfig, pricer: Pricer, seed: int
+) -> Answer:
+    """Steps 1-5 of the module docstring for one buyer (``seed``: the round's noise draw): the price
+    from ``pricer`` (whose weights it updates), the curve (``K + 1`` fits), the level, gain and charge."""
+    price = pricer.post()
+    a = serve(streams, buyer.task, buyer.b, learner, config, price, seed)
+    pricer.observe(lambda prices: a.curve.payment(prices, a.bid))
+    return a
+
+
+def serve(
+    streams: Streams, task: Task, bid: float, learner: Learner, config: MarketConfig, price: float, seed: int
+) -> Answer:
+    """Steps 3-5 for one buyer at the posted ``price``, whatever chose it (:func:`answer_buyer`'s
+    :class:`Pricer`, or the state the service keeps, :mod:`._online`): the curve with the common random
+    numbers of ``seed`` (``K + 1`` fits), the level ``bid`` affords, the allocated streams, the gain and
+    the charge."""
+    scorer = Scorer.of(task, learner.classifier, config.baseline)
+    curve, degrader = measure_curve(streams, task, learner, scorer, config.allocation, config.max_bid, seed)
+    level = curve.level(price, bid)
+    return Answer(
+        price=price,
+        bid=bid,
+        level=level,
+        gain=float(curve.gain([price], bid)[0]),
+        charge=float(curve.payment([price], bid)[0]),
+        curve=curve,
+        scorer=scorer,
+        allocated=degrader.apply(float(curve.grid[level])),
+    )
+
+
 def _round(
     streams: Streams, buyer: TaskBuyer, learner: Learner, cfg: MarketConfig, pricer: Pricer, seed: Any
 ) -> Round:
     """Steps 1-6 of the module docstring for one buyer."""
     noise_seed, split_seed = (_round_seed(s) for s in seed.spawn(2))
-    price = pricer.post()
-    scorer = Scorer.of(buyer.task, learner.classifier, cfg.baseline)
-    curve, degrader = measure_curve(
-        streams, buyer.task, learner, scorer, cfg.allocation, cfg.max_bid, noise_seed
-    )
-    bid = buyer.b
-    pricer.observe(lambda prices: curve.payment(prices, bid))
-    level = curve.level(price, bid)
-    allocated = degrader.apply(float(curve.grid[level]))
-    game = CoalitionGame(allocated, streams.ids, streams.names, buyer.task, learner, scorer)
+    a = answer_buyer(streams, buyer, learner, cfg, pricer, noise_seed)
+    game = CoalitionGame(a.allocated, streams.ids, streams.names, buyer.task, learner, a.scorer)
     division = divide(game, streams.values, cfg.division, split_seed)
     return Round(
         buyer=buyer.name,
         value=float(buyer.value),
-        bid=bid,
-        price=price,
-        level=level,
-        gain=float(curve.gain([price], bid)[0]),
-        charge=float(curve.payment([price], bid)[0]),
-        curve=curve,
+        bid=a.bid,
+        price=a.price,
+        level=a.level,
+        gain=a.gain,
+        charge=a.charge,
+        curve=a.curve,
         division=division,
     )
 

@@ -98,10 +98,11 @@ class Params(StrictModel):
         description="lambda of Algorithm 3 (log 2 is Thm 5.4's)",
         json_schema_extra={"unit": "1", "symbol": "λ"},
     )
-    shapley: Literal["auto", "exact", "sampled"] = Field(
+    shapley: Literal["auto", "exact", "sampled", "engine"] = Field(
         default="auto",
         title="Shapley values",
-        description="exact values (2^M fits) or Algorithm 2's samples; auto: exact up to exact_up_to sellers",
+        description="exact values (2^M fits), Algorithm 2's samples, or the valuation engine stopped at "
+        "the accuracy epsilon (a CLT confidence bound); auto: exact up to exact_up_to sellers, else engine",
         json_schema_extra={"symbol": "ψ"},
     )
     exact_up_to: int = Field(
@@ -145,6 +146,18 @@ class Params(StrictModel):
     learner: LearnerSpec = Field(default_factory=LearnerSpec, title="learner", description="the learner")
 
 
+class OnlineParams(Params):
+    """Parameters of a market served online (``datamarket serve``): those of :class:`Params`, with
+    Algorithm 1's doubling trick, since a service does not know how many buyers will come."""
+
+    horizon: Literal["doubling"] = Field(  # type: ignore[assignment]
+        default="doubling",
+        title="number of buyers",
+        description="unknown online: Algorithm 1 with the doubling trick",
+        json_schema_extra={"symbol": "N"},
+    )
+
+
 class Bid(StrictModel):
     """A buyer's value per unit of gain and its bid (JSON submission ``bid``)."""
 
@@ -161,4 +174,28 @@ class Bid(StrictModel):
     )
 
 
-SUBMISSIONS: dict[str, type[StrictModel]] = {"bid": Bid}
+MAX_ROWS = 100_000
+"""Rows of a buyer's task the service takes in one order (the streams' length T)."""
+
+
+class Order(Bid):
+    """A buyer's bid with its task, as the service takes it (JSON submission ``bid``): the value and bid
+    of :class:`Bid`, one label per row of the sellers' streams and which rows are test rows (the gain is
+    measured there, and the predictions answered are for them)."""
+
+    labels: list[float] = Field(
+        min_length=2,
+        max_length=MAX_ROWS,
+        title="labels",
+        description="the task Y_n: one label per row of the streams (classes as numbers for a classifier)",
+        json_schema_extra={"symbol": "Y_n"},
+    )
+    test_rows: list[int] = Field(
+        min_length=1,
+        max_length=MAX_ROWS,
+        title="test rows",
+        description="0-based rows whose labels measure the gain; the learner trains on the others",
+    )
+
+
+SUBMISSIONS: dict[str, type[StrictModel]] = {"bid": Order}

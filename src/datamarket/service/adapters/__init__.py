@@ -99,6 +99,8 @@ class Adapter(Protocol):
     models), ``plan_rows`` (the plan's per-participant lists), ``plan_labels``, ``plan_money``,
     ``plan_quota``, ``cumulative_kinds`` and ``next_steps(params, plan, me, mine)``
     (:mod:`datamarket.service.adapters.plans`), ``check_submission(params, mine, new)``,
+    ``answer_kinds`` with ``answer(params, inputs, new, previous)`` (:func:`answer_kinds_of`) and
+    ``standing_kinds`` (:func:`standing_kinds_of`),
     ``round_figure(outcome, names, paid, received)`` and ``rules`` (the rules of
     :attr:`Clearing.charges`).
     """
@@ -311,6 +313,17 @@ def latest_by(inputs: Sequence[Input], kind: str) -> dict[str, Input]:
         if i.kind == kind:
             out[i.participant] = i
     return out
+
+
+def answer_kinds_of(adapter: Adapter) -> frozenset[str]:
+    """The submission kinds ``adapter`` answers at once, in the request that stores them
+    (:mod:`datamarket.service.store.submissions`)."""
+    return frozenset(getattr(adapter, "answer_kinds", None) or ())
+
+
+def standing_kinds_of(adapter: Adapter) -> frozenset[str]:
+    """The submission kinds of ``adapter`` that no round consumes (they stay for every later round)."""
+    return frozenset(getattr(adapter, "standing_kinds", None) or ())
 
 
 def load_adapter(ref: str) -> Adapter:

@@ -20,6 +20,9 @@ from fastapi import Depends, Query, Request, Response
 T = TypeVar("T")
 MAX_PAGE = 1000
 """Rows per page at most (and by default)."""
+MAX_KEY = 2**31 - 1
+"""The largest id or seq (32-bit columns, as the path ids): a larger ``after`` is a 422, not an
+overflow in the database."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class PageParams:
 
 def _page(
     after: Annotated[
-        int, Query(ge=0, le=2**63 - 1, description="the last id (ledger: seq) of the previous page")
+        int, Query(ge=0, le=MAX_KEY, description="the last id (ledger: seq) of the previous page")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="rows on this page")] = MAX_PAGE,
 ) -> PageParams:

@@ -127,6 +127,7 @@ class Held:
     dirty: bool = True
     kind: str = ""
     claimed: float = field(default_factory=time.monotonic)
+    follows: bool = False  # the market opens its rounds by itself: look for the next once booked
 
 
 def guard(stmt: Any, round_id: int, attempt: int, instance: str) -> Any:

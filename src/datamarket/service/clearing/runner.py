@@ -98,6 +98,7 @@ from datamarket.service.clearing.worker import WorkerPool
 from datamarket.service.observability import logs, metrics
 from datamarket.service.store import rounds
 from datamarket.service.store.db import Database, rowcount
+from datamarket.service.store.errors import Conflict, NotReady
 from datamarket.service.store.submissions import load_inputs
 from datamarket.service.uploads import UploadLimits
 
@@ -289,6 +290,22 @@ class RoundRunner:
                 self._wake.set()
             if status is not None:
                 metrics.round_finished(h.kind or "unknown", status, time.monotonic() - h.claimed)
+            if status == "cleared" and h.follows:
+                self.follow(h.kind, round_id)
+
+    def follow(self, kind: str, round_id: int) -> None:
+        """After a round of a market that answers submissions at once: open the next round if answered
+        submissions arrived meanwhile (:func:`open_waiting`)."""
+        from datamarket.service.adapters import load_adapter
+
+        try:
+            with self.db.read() as s:
+                rnd = s.get(Round, round_id)
+                mid = None if rnd is None else rnd.market_id
+            if mid is not None:
+                open_waiting(self, {kind: load_adapter(self.refs[kind])}, mid)
+        except Exception:  # the round is booked; the next answer (or the operator) opens the next one
+            log.exception("round %s: could not open the market's next round", round_id)
 
     def _fail(self, round_id: int, attempt: int, exc: Exception) -> str | None:
         """Mark the round failed with ``exc``'s message; ``"failed"`` when it moved, else None."""
@@ -351,7 +368,10 @@ class RoundRunner:
             self._unverified(round_id, attempt, result, certificate)
             return "unverified"
         postings = outcome_postings(outcome, scale)
-        self._book(h, (market_id, currency), ids, outcome, result, certificate, postings)
+        standing = set(result.get("standing") or ())
+        consumed = [i for i, x in zip(ids, inputs, strict=True) if x.kind not in standing]
+        self._book(h, (market_id, currency), consumed, outcome, result, certificate, postings)
+        h.follows = bool(result.get("answers"))
         return "cleared"
 
     def _book(
@@ -439,6 +459,26 @@ def open_round(
         log.info("round %s opened on market %s", view["id"], mid, extra={"round_id": view["id"]})
         runner.submit(int(view["id"]))
     return view, created
+
+
+def open_waiting(runner: RoundRunner, adapters: Mapping[str, Adapter], mid: int) -> None:
+    """Open a round of market ``mid`` for the operator, if its waiting inputs can be cleared and no
+    round is in progress (then the runner opens the next one when that round clears,
+    :meth:`RoundRunner.follow`): what a market that answers submissions at once does after each answer,
+    so that every answered submission is booked without the operator's hand."""
+    try:
+        open_round(runner, adapters, Principal(True), mid)
+    except (Conflict, NotReady) as exc:
+        log.debug("market %s: no round opened now (%s)", mid, exc)
+
+
+def after_submission(
+    runner: RoundRunner, adapters: Mapping[str, Adapter], view: Mapping[str, Any], created: bool
+) -> None:
+    """What the API and the portal do after storing a submission: a new one that was answered at
+    once gets its round (:func:`open_waiting`)."""
+    if created and "answer" in view["payload"]:
+        open_waiting(runner, adapters, int(view["market_id"]))
 
 
 def retry_round(runner: RoundRunner, who: Principal, rid: int) -> dict[str, Any]:

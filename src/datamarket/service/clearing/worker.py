@@ -51,7 +51,7 @@ from typing import Any
 from datamarket.core.errors import ConfigurationError
 from datamarket.core.progress import Progress
 from datamarket.core.types import json_safe
-from datamarket.service.adapters import Input, load_adapter
+from datamarket.service.adapters import Input, answer_kinds_of, load_adapter, standing_kinds_of
 from datamarket.service.adapters.charges import reconcile
 from datamarket.service.observability import logs
 
@@ -86,6 +86,8 @@ def clear_with(
         "deliverables": {str(k): json_safe(dict(v)) for k, v in result.deliverables.items()},
         "certificate": result.certificate.to_dict(),
         "charges": json_safe(reconcile(result.outcome, result.charges)),
+        "standing": sorted(standing_kinds_of(adapter)),  # inputs the booking leaves waiting
+        "answers": bool(answer_kinds_of(adapter)),  # the market opens its rounds by itself
     }
 
 

@@ -127,6 +127,24 @@ def entries(db: Database, after: int = 0, limit: int | None = None) -> dict[str,
         return chain.dump(s, after, None if limit is None else limit + 1)
 
 
+def market_totals(db: Database, participant_id: int, market_id: int) -> list[dict[str, Any]]:
+    """A participant's money in one market so far, per currency: what it received (payments), what it
+    paid (prices), the net and the number of rounds that booked it, exact minor units (the running
+    revenue a seller of the real-time market sees grow buyer by buyer)."""
+    out: dict[str, dict[str, Any]] = {}
+    with db.read() as s:
+        q = select(LedgerEntry.currency, LedgerEntry.amount_minor, LedgerEntry.round_id).where(
+            LedgerEntry.participant_id == participant_id, LedgerEntry.market_id == market_id
+        )
+        for currency, amount, rid in s.execute(q):
+            t = out.setdefault(currency, {"currency": currency, "received": 0, "paid": 0, "rounds": set()})
+            t["received" if amount > 0 else "paid"] += abs(int(amount))
+            t["rounds"].add(rid)
+    return [
+        {**t, "net": t["received"] - t["paid"], "rounds": len(t["rounds"])} for _, t in sorted(out.items())
+    ]
+
+
 def balances(db: Database) -> dict[str, dict[str, int]]:
     """Net minor units per account and currency, the platform included."""
     with db.read() as s:

@@ -8,6 +8,15 @@ waiting ones of its kind, in the transaction that stores it, with the reason ``s
 ignored`` (:func:`submission_view`'s ``superseded_by``): nothing is used without a word. An input of
 a round in progress is left to that round. An upload whose number of rows differs from what the
 determined plan asks of the participant (the adapter's ``plan_quota``) is refused before it is stored.
+
+**Answered at once.** A submission of a kind the adapter lists in ``answer_kinds`` (the real-time
+market's bid) is answered in the transaction that stores it, under the market's lock
+(:func:`_answer`): the adapter's ``answer(params, inputs, new, previous)`` sees the market's waiting
+inputs and the private part of the market's previous answer, and returns what the participant is
+told (stored as ``payload.answer``, shown in the submission) and what the clearing needs later
+(``payload._answer``: never shown, like every payload key that starts with ``_``). An answered
+submission cannot be withdrawn by its owner (it was delivered); kinds in ``standing_kinds`` stay
+waiting after a round (:mod:`datamarket.service.clearing.runner`).
 """
 
 from __future__ import annotations
@@ -24,12 +33,12 @@ from sqlalchemy.orm import Session
 
 from datamarket.core.errors import DatamarketError, InvalidInputError
 from datamarket.ledger.models import Market, Participant, Round, Submission, utcnow
-from datamarket.service.adapters import Adapter, Input, documented, require_kind
+from datamarket.service.adapters import Adapter, Input, answer_kinds_of, documented, require_kind
 from datamarket.service.adapters.plans import plan_quota_of, quota_problem, supersedes
 from datamarket.service.auth import Principal
 from datamarket.service.store.db import Database, rowcount
 from datamarket.service.store.errors import Busy, Conflict, NotFound, NotReady, TooLarge
-from datamarket.service.store.idempotency import PAYLOAD_KEY, Keyed, create_once, request_hash
+from datamarket.service.store.idempotency import Keyed, create_once, request_hash
 from datamarket.service.store.rows import check_owner, get_or_404, window
 from datamarket.service.uploads import (
     Admission,
@@ -49,16 +58,21 @@ SUPERSEDED = "superseded by #{}, ignored"
 _SUPERSEDED = re.compile(r"superseded by #(\d+), ignored")
 
 
+ANSWER_KEY = "_answer"
+"""Where an answered submission's private part is kept in its payload (module docstring)."""
+
+
 def submission_view(x: Submission) -> dict[str, Any]:
-    """A submission's metadata (the stored request hash left out); ``superseded_by``: the id of the
-    later submission of its kind that replaced it while it waited (module docstring), else None."""
+    """A submission's metadata (the stored request hash and every private ``_`` key left out);
+    ``superseded_by``: the id of the later submission of its kind that replaced it while it waited
+    (module docstring), else None."""
     replaced = _SUPERSEDED.fullmatch(x.excluded_reason or "")
     return {
         "id": x.id,
         "market_id": x.market_id,
         "participant_id": x.participant_id,
         "kind": x.kind,
-        "payload": {k: v for k, v in (x.payload or {}).items() if k != PAYLOAD_KEY},
+        "payload": {k: v for k, v in (x.payload or {}).items() if not k.startswith("_")},
         "content_hash": x.content_hash,
         "size_bytes": x.size_bytes,
         "media_type": x.media_type,
@@ -117,8 +131,16 @@ def load_inputs(s: Session, ids: list[int], limits: UploadLimits, *, datasets: b
                 group_column=str(meta.get("group_column", "group")),
                 limits=limits,
             )
-        out.append(Input(row.name, row.kind, meta if row.is_upload else meta.get("data", {}), ds))
+        out.append(Input(row.name, row.kind, meta if row.is_upload else _json_input(meta), ds))
     return out
+
+
+def _json_input(meta: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A JSON submission's data as its adapter sees it: with its answer, public and private, if any."""
+    data = meta.get("data", {})
+    if "answer" not in meta:
+        return data  # type: ignore[no-any-return]
+    return {**data, "answer": meta["answer"], ANSWER_KEY: meta.get(ANSWER_KEY, {})}
 
 
 # -- storing ------------------------------------------------------------------------------------------
@@ -173,11 +195,40 @@ def _fits(adapter: Adapter, who: Principal, m: Market, waiting: list[Any], new: 
         raise NotReady(str(exc), getattr(exc, "field", None)) from None
 
 
+def _answer(
+    s: Session, adapter: Adapter, m: Market, row: Submission, new: Input, limits: UploadLimits
+) -> None:
+    """Answer ``row`` at once (module docstring): the caller holds the market's lock, so answers are
+    given one at a time, each after the previous one is stored."""
+    inputs = load_inputs(s, unconsumed_ids(s, m.id), limits)
+    kinds = sorted(answer_kinds_of(adapter))
+    last = s.execute(
+        select(Submission.payload)
+        .where(Submission.market_id == m.id, Submission.kind.in_(kinds))
+        .order_by(Submission.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    previous = None if last is None else (last or {}).get(ANSWER_KEY)
+    try:
+        public, private = adapter.answer(m.params, inputs, new, previous)  # type: ignore[attr-defined]
+    except InvalidInputError as exc:  # the market cannot answer yet (no seller): a fine request, refused
+        raise NotReady(f"market {m.id} ({m.kind}): {exc}", getattr(exc, "field", None)) from None
+    row.payload = {**(row.payload or {}), "answer": public, ANSWER_KEY: private}
+
+
 def _store(
-    db: Database, adapter: Adapter, who: Principal, m: Market, key: str | None, row: Submission, digest: str
+    db: Database,
+    adapter: Adapter,
+    who: Principal,
+    m: Market,
+    key: str | None,
+    row: Submission,
+    digest: str,
+    limits: UploadLimits,
 ) -> tuple[dict[str, Any], bool]:
     """Insert ``row`` (or replay the one stored under ``key``, created by the request ``digest``)
-    after the adapter's check, superseding the caller's earlier waiting inputs of its kind."""
+    after the adapter's check, superseding the caller's earlier waiting inputs of its kind, answered
+    at once when its kind is one the adapter answers."""
     new = Input(who.name or "", row.kind, row.payload.get("data", {}) if row.blob is None else row.payload)
     replaces = supersedes(adapter, row.kind)
     reads = replaces or getattr(adapter, "check_submission", None) is not None
@@ -191,6 +242,8 @@ def _store(
         waiting = _waiting(s, m.id, who.participant_id) if reads else []
         _fits(adapter, who, m, waiting, new)
         stale.extend(w.id for w in waiting if replaces and w.kind == row.kind)
+        if row.kind in answer_kinds_of(adapter):
+            _answer(s, adapter, m, row, new, limits)
         return row
 
     def after(s: Session, stored: Submission) -> None:
@@ -285,7 +338,7 @@ def submit_json(
         content_hash=hashlib.sha256(content).hexdigest(),
         size_bytes=len(content),
     )
-    return _store(db, adapter, who, m, key, row, request_hash("json", mid, kind, valid))
+    return _store(db, adapter, who, m, key, row, request_hash("json", mid, kind, valid), limits)
 
 
 @dataclass(frozen=True)
@@ -388,7 +441,7 @@ def _parse_and_store(
     )
     rh = request_hash(up.kind, mid, digest, fmt, up.label_column, up.group_column)
     admission.parsed()
-    return _store(db, adapter, who, m, key, row, rh)
+    return _store(db, adapter, who, m, key, row, rh, limits)
 
 
 # -- reading and excluding ------------------------------------------------------------------------
@@ -464,5 +517,14 @@ def exclude_by_operator(db: Database, who: Principal, sid: int, reason: str) -> 
 
 
 def withdraw(db: Database, who: Principal, sid: int) -> dict[str, Any]:
-    """A participant's withdrawal of one of its unconsumed submissions."""
+    """A participant's withdrawal of one of its unconsumed submissions; :class:`Conflict` for one that
+    was answered at once (module docstring: its owner has the answer; the answer is never removed, so
+    the check needs no lock)."""
+    with db.read() as s:
+        x = get_or_404(s, Submission, sid, "submission")
+        check_owner(who, x.participant_id, "submission", sid)
+        if "answer" in (x.payload or {}):
+            raise Conflict(
+                f"submission {sid} was answered at once (you have its answer): it cannot be withdrawn"
+            )
     return exclude(db, who, sid, "withdrawn by its owner")

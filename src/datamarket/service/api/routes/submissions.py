@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Admin, Id, IdemKey, ParticipantOnly, State, Who
 from datamarket.service.api.paging import Page, paged
+from datamarket.service.clearing.runner import after_submission
 from datamarket.service.store import submissions as store
 from datamarket.service.uploads.names import MAX_COLUMN_NAME, MAX_FILENAME, NAME_PATTERN
 
@@ -51,10 +52,14 @@ def stored(view: dict[str, Any], created: bool) -> JSONResponse:
 def submit(
     mid: Id, body: S.SubmissionIn, who: ParticipantOnly, st: State, idempotency_key: IdemKey = None
 ) -> Response:
-    """Submit a bid, reported cost, task... (JSON); the market's adapter validates ``data``."""
-    return stored(
-        *store.submit_json(st.db, st.adapters, st.limits, who, mid, body.kind, body.data, idempotency_key)
+    """Submit a bid, reported cost, task... (JSON); the market's adapter validates ``data``. A kind the
+    market answers at once (the real-time market's bid) is answered in ``payload.answer``, and a round
+    is opened to book it (or the next one books it, when a round is in progress)."""
+    view, created = store.submit_json(
+        st.db, st.adapters, st.limits, who, mid, body.kind, body.data, idempotency_key
     )
+    after_submission(st.runner, st.adapters, view, created)
+    return stored(view, created)
 
 
 BUSY: dict[int | str, dict[str, Any]] = {

@@ -30,7 +30,7 @@ from datamarket.service.portal.views.common import (
     problem_of,
     state,
 )
-from datamarket.service.store import markets, participants, rounds, submissions
+from datamarket.service.store import ledger, markets, participants, rounds, submissions
 
 router = portal_router()
 
@@ -175,6 +175,7 @@ def market_page(
         json_kinds=json_kinds,
         upload_kinds=upload_kinds,
         max_bytes=st.limits.max_bytes,
+        totals=ledger.market_totals(st.db, int(who.participant_id or 0), mid),
         **ctx,
     )
 

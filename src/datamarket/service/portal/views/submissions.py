@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from datamarket.service.api import schemas as S
 from datamarket.service.api.deps import Id
+from datamarket.service.clearing.runner import after_submission
 from datamarket.service.portal import forms
 from datamarket.service.portal.session import Visitor, check_csrf
 from datamarket.service.portal.views.common import (
@@ -51,9 +52,10 @@ async def submit(request: Request, mid: Id, kind: str, v: Visitor = Participant)
         return await run_in_threadpool(again, errors, "some fields could not be read", 422)
     try:
         body = S.SubmissionIn(kind=kind, data=data)
-        await run_in_threadpool(
+        view, created = await run_in_threadpool(
             submissions.submit_json, st.db, st.adapters, st.limits, v.who, mid, body.kind, body.data
         )
+        await run_in_threadpool(after_submission, st.runner, st.adapters, view, created)
     except Exception as exc:
         p = problem_of(exc)
         f = forms.field_of(p.field, model, p.message)
