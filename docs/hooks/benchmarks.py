@@ -7,8 +7,9 @@ was met, the table's rows, the command that reruns it, the hardware class, the U
 figures, which stay in the file). At build time :func:`on_page_markdown` replaces :data:`MARKER` on
 ``benchmarks.md`` with one section per script (:func:`render`): the claim and target, the result
 table, the command, the hardware class and the date, or a line saying that no result file exists yet
-and how to make one. No number on that page is typed by hand: a number changes when a result file is
-rerun and committed.
+and how to make one. A result file may also list ``figures`` (PNG paths relative to ``docs/``, written
+by the same run), shown under its table. No number on that page is typed by hand: a number changes when
+a result file is rerun and committed.
 
 A result file that is not valid JSON or lacks a field of the envelope is logged as a warning, which
 fails the strict build (``make docs``).
@@ -123,6 +124,11 @@ def _shared_note(load: Mapping[str, Any], hw: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def figure_lines(figures: Sequence[Any]) -> list[str]:
+    """The figures a result file lists (``figures``: paths under ``docs/``, optional), as images."""
+    return [f"![{Path(str(f)).stem}]({Path(str(f)).as_posix()})" for f in figures]
+
+
 def result_text(name: str, data: Mapping[str, Any]) -> str:
     """The body of one benchmark's section, from its result file."""
     load = data.get("load") or {}
@@ -135,6 +141,7 @@ def result_text(name: str, data: Mapping[str, Any]) -> str:
         lines.append(f"**Target.** {target[:1].upper()}{target[1:]}: {_verdict(data)}.")
     lines += [
         table(data.get("results") or []),
+        *figure_lines(data.get("figures") or []),
         f"**Command** (from the repository root):\n\n```sh\n{data['command']}\n```",
         "\n".join(
             [

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datamarket.core.errors import ConfigurationError, InvalidMarketError
 from datamarket.core.types import Dataset
@@ -180,3 +185,37 @@ def test_few_large_tasks_same_values(processes) -> None:
         # exact: every backend evaluates the same coalitions with the same code; values are stored per
         # coalition and combined in the parent in one order, so the chunking cannot change a bit
         np.testing.assert_array_equal(method(processes).values, method(None).values)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 200_000), n_workers=st.integers(1, 64), smallest=st.integers(1, 64))
+def test_guided_sizes_cover_the_batch_largest_first(n: int, n_workers: int, smallest: int) -> None:
+    from datamarket.valuation.backends import GUIDE, guided_sizes
+
+    sizes = guided_sizes(n, n_workers, smallest)
+    gp = GUIDE * n_workers
+    assert sum(sizes) == n and all(s > 0 for s in sizes)
+    assert sizes == sorted(sizes, reverse=True)  # largest first: the last tasks handed out are small
+    assert all(s >= smallest for s in sizes[:-1])
+    assert not sizes or sizes[0] <= max(smallest, -(-n // gp))  # no worker takes more than its share
+    # while R >= g p smallest each task removes at least R / (g p), so R falls below g p smallest
+    # after at most g p ln(n / (g p smallest)) + 1 tasks; at most g p tasks of `smallest` cover the rest
+    assert len(sizes) <= gp * (max(0.0, math.log(max(n, 1) / (gp * smallest))) + 1) + 1
+
+
+def test_dask_guided_tasks_return_each_chunk_asked(dask_client) -> None:
+    from distributed import get_task_stream
+
+    from datamarket.valuation.backends import eval_chunk, guided_sizes
+
+    game = FunctionGame(lambda s: float(sum(s) ** 1.5 + len(s)), 9)
+    masks = list(range(1, 512))
+    cuts = [0, 3, 3, 70, 71, 300, 511]  # chunk boundaries that do not fall on task boundaries; one empty
+    chunks = [masks[a:b] for a, b in itertools.pairwise(cuts)]
+    with DaskBackend(dask_client) as be, get_task_stream(dask_client) as ts:
+        out = list(be.map_values(game, chunks))
+    assert [len(v) for v in out] == [len(c) for c in chunks]
+    # exact: the same function on the same coalitions in every process, results cut in submission order
+    np.testing.assert_array_equal(np.concatenate(out), eval_chunk(game, masks))
+    tasks = [t for t in ts.data if str(t["key"]).startswith("_dask_eval")]
+    assert len(tasks) == len(guided_sizes(len(masks), 2))  # one task per guided size, not per chunk
