@@ -221,13 +221,24 @@ def _csv_with_rare_source(tmp_path: Path) -> None:
         (
             "[method]\nk = 3",
             'csv = "d.csv"',
-            "method.k is a parameter of knn_shapley, not of monte_carlo_shapley",
+            "method.k is a parameter of knn_shapley, not of regression_adjusted_shapley",
         ),
         (
             "[sellers]\nn = 100\n[stopping]\nmax_evaluations = 150",
             'csv = "d.csv"',
+            "regression_adjusted_shapley needs at least 2M + 4 = 204 evaluations for 100 sellers",
+        ),
+        (
+            '[sellers]\nn = 100\n[method]\nname = "monte_carlo_shapley"\n[stopping]\nmax_evaluations = 150',
+            'csv = "d.csv"',
             "monte_carlo_shapley needs at least 200 evaluations to sample a permutation and its reverse "
             "of 100 sellers (got 150)",
+        ),
+        (
+            "[stopping]\nmax_time = 5",
+            'csv = "d.csv"',
+            "regression_adjusted_shapley runs to its budget (stopping.max_evaluations) and does not take "
+            "stopping.max_time",
         ),
         (
             "",

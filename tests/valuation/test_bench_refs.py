@@ -156,6 +156,21 @@ def test_summary_compares_the_same_seeds_and_the_best_peer() -> None:
     assert all(r["seeds"] == 1 for r in rows.values())
     assert rows["datamarket default"]["best_peer"] == "pyDVL TMC"
     assert rows["datamarket default"]["ratio_to_best_peer"] == pytest.approx(3.0)
+    assert not rows["datamarket default"]["reference_limited"]
+    # a reference whose own max error is 0.15 cannot resolve an error of 0.2 (< twice 0.15)
+    limited = suite.summarise({"runs": runs, "reference": {"floor_max_rel": 0.15}})
+    assert next(r for r in limited if r["method"] == "datamarket default")["reference_limited"]
+
+
+def test_reference_floor_is_the_max_error_of_the_reference_alone() -> None:
+    suite = _load("valuation_suite")
+    # one player with standard error 1 and mean |value| 1: the median of |N(0, 1)| is 0.674
+    assert suite.reference_floor(np.array([1.0]), np.array([1.0]), draws=40000) == pytest.approx(
+        0.674, abs=0.02
+    )
+    # more players of the same error: a larger max; zero errors: zero
+    assert suite.reference_floor(np.ones(30), np.ones(30)) > 1.5
+    assert suite.reference_floor(np.zeros(5), np.ones(5)) == 0.0
 
 
 def test_errors_are_relative_to_the_mean_absolute_value() -> None:

@@ -13,7 +13,7 @@ source column), the method, the stopping rule and the backend::
     [sellers]
     n = 10
     [method]
-    name = "monte_carlo_shapley"
+    name = "regression_adjusted_shapley"
     [stopping]
     max_evaluations = 1000
 
@@ -58,6 +58,7 @@ from datamarket.valuation import (
     leave_one_out,
     monte_carlo_shapley,
     msr_banzhaf,
+    regression_adjusted_shapley,
     regression_shapley,
     stratified_semivalue,
 )
@@ -145,6 +146,7 @@ class SellersSpec(StrictModel):
 
 
 SAMPLED = (
+    "regression_adjusted_shapley",
     "control_variate_shapley",
     "regression_shapley",
     "stratified_shapley",
@@ -155,6 +157,7 @@ SAMPLED = (
 
 class MethodSpec(StrictModel):
     name: Literal[
+        "regression_adjusted_shapley",
         "exact_shapley",
         "monte_carlo_shapley",
         "loo",
@@ -166,7 +169,11 @@ class MethodSpec(StrictModel):
         "msr_banzhaf",
         "knn_shapley",
         "data_oob",
-    ] = "monte_carlo_shapley"
+    ] = Field(
+        default="regression_adjusted_shapley",
+        description="the estimator (the default was monte_carlo_shapley until December 2026; "
+        "see docs/valuation.md)",
+    )
     antithetic: bool = True
     sampler: Literal["cyclic", "random", "leverage", "kernel"] = "cyclic"
     truncation_tol: NonNegativeFloat | None = None
@@ -255,6 +262,13 @@ class ValuationConfig(StrictModel):
             raise ValueError("monte_carlo_shapley needs at least one stopping criterion")
         if self.method.name in SAMPLED and s.max_evaluations is None:
             raise ValueError(f"{self.method.name} needs stopping.max_evaluations (its budget)")
+        if self.method.name in SAMPLED:
+            extra = [f"stopping.{k}" for k in ("max_time", "rank_stability") if getattr(s, k) is not None]
+            if extra:
+                raise ValueError(
+                    f"{self.method.name} runs to its budget (stopping.max_evaluations) and does not take "
+                    f'{", ".join(extra)}: drop it, or use method.name = "monte_carlo_shapley"'
+                )
         return self
 
     def _point_checks(self) -> ValuationConfig:
@@ -281,7 +295,8 @@ def seller_problem(config: ValuationConfig, m: int) -> tuple[str, str] | None:
     The caps and their reasons: exact Shapley and Banzhaf fit a model on each of the 2^M coalitions
     (at most :data:`MAX_EXACT_SELLERS` sellers). An untruncated Monte Carlo run needs a budget that
     holds one sampling unit, a permutation and its reverse (2M evaluations; M + 1 without
-    ``antithetic``): with less it samples nothing. The other methods take any M (each seller needs a
+    ``antithetic``): with less it samples nothing. The default, regression-adjusted sampling, needs 2M + 4
+    (the exact ends and one pair). The other methods take any M (each seller needs a
     training row); the estimators check their own minimum budgets (control variates: two antithetic
     pairs; stratified and Beta Shapley: 2M + 2).
     """
@@ -293,6 +308,12 @@ def seller_problem(config: ValuationConfig, m: int) -> tuple[str, str] | None:
         )
     need = 2 * m if method.antithetic else m + 1
     unit = "a permutation and its reverse" if method.antithetic else "one permutation"
+    if method.name == "regression_adjusted_shapley" and budget is not None and budget < 2 * m + 4 < (1 << m):
+        return "stopping.max_evaluations", (
+            f"regression_adjusted_shapley needs at least 2M + 4 = {2 * m + 4} evaluations for {m} sellers "
+            f"(the empty and full coalitions, each seller alone, each left out, and one sampled pair; "
+            f"got {budget})"
+        )
     if method.name == "monte_carlo_shapley" and method.truncation_tol is None and (budget or need) < need:
         return "stopping.max_evaluations", (
             f"monte_carlo_shapley needs at least {need} evaluations to sample {unit} of {m} sellers "
@@ -483,6 +504,8 @@ def _run_sampled(config: ValuationConfig, game: ModelGame, backend: Any) -> Valu
     budget = config.stopping.max_evaluations
     assert budget is not None  # checked by the config validator
     kw: dict[str, Any] = {"seed": config.seed, "max_evaluations": budget, "backend": backend}
+    if m.name == "regression_adjusted_shapley":
+        return regression_adjusted_shapley(game, **kw)
     if m.name == "control_variate_shapley":
         return control_variate_shapley(game, **kw)
     if m.name == "regression_shapley":

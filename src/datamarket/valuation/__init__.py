@@ -23,6 +23,7 @@ from datamarket.valuation.methods import (
     data_oob,
     knn_shapley,
     msr_banzhaf,
+    regression_adjusted_shapley,
     regression_shapley,
     stratified_semivalue,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "monte_carlo_shapley",
     "msr_banzhaf",
     "quantity_game_shapley",
+    "regression_adjusted_shapley",
     "regression_shapley",
     "resolve_backend",
     "shapley_from_table",

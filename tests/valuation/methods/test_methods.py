@@ -13,6 +13,7 @@ from datamarket.valuation.methods import (
     beta_size_weights,
     control_variate_shapley,
     msr_banzhaf,
+    regression_adjusted_shapley,
     regression_shapley,
     semivalue_from_table,
     stratified_semivalue,
@@ -63,6 +64,7 @@ def test_semivalue_weights_reduce_to_shapley_and_banzhaf() -> None:
         lambda g, b: regression_shapley(g, seed=0, max_evaluations=b, sampler="kernel"),
         lambda g, b: regression_shapley(g, seed=0, max_evaluations=b),
         lambda g, b: control_variate_shapley(g, seed=0, max_evaluations=b),
+        lambda g, b: regression_adjusted_shapley(g, seed=0, max_evaluations=b),
     ],
 )
 def test_budget_of_2_to_the_m_switches_to_exact(run) -> None:

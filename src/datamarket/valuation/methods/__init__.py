@@ -1,5 +1,6 @@
 """Sampled estimators that need fewer fits, one module per estimator (pyDVL's ``methods`` layout).
 
+* :mod:`.adjusted` — size-stratified paired sampling adjusted by a fitted additive model (the default).
 * :mod:`.control_variates` — exact Shapley of a fitted learning-curve surrogate + sampled residual.
 * :mod:`.regression` — KernelSHAP (paired) and leverage-score (Musco & Witter 2024) regression.
 * :mod:`.semivalues` — stratified Shapley / Beta Shapley with sample reuse, MSR Banzhaf.
@@ -9,6 +10,7 @@
 Every coalition-game estimator switches to exact enumeration when its budget reaches ``2**M``.
 """
 
+from datamarket.valuation.methods.adjusted import regression_adjusted_shapley
 from datamarket.valuation.methods.control_variates import control_variate_shapley
 from datamarket.valuation.methods.data_oob import data_oob
 from datamarket.valuation.methods.knn_shapley import knn_shapley
@@ -28,6 +30,7 @@ __all__ = [
     "data_oob",
     "knn_shapley",
     "msr_banzhaf",
+    "regression_adjusted_shapley",
     "regression_shapley",
     "semivalue_from_table",
     "stratified_semivalue",
